@@ -1,0 +1,136 @@
+//! `rocmforge inspect`: what a model file holds, in a few lines or as JSON.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::gguf::GgufFile;
+use crate::model::{ModelConfig, ModelError};
+
+/// A model file's shape at a glance. Field names are the `--json` keys.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    pub architecture: String,
+    pub n_layer: u32,
+    pub n_embd: u32,
+    pub n_head: u32,
+    pub n_head_kv: u32,
+    pub head_dim: u32,
+    pub rope_dims: u32,
+    pub rope_base: f32,
+    pub n_ctx_train: u32,
+    pub n_vocab: u32,
+    /// Tensor type name → number of tensors of that type.
+    pub tensor_types: BTreeMap<String, u64>,
+    /// Total elements over all tensors.
+    pub n_params: u64,
+    /// Total bytes of tensor data.
+    pub n_bytes: u64,
+    #[serde(skip)]
+    pub config: ModelConfig,
+}
+
+impl Summary {
+    pub fn of(file: &GgufFile) -> Result<Summary, ModelError> {
+        let config = ModelConfig::from_gguf(file)?;
+        let mut tensor_types = BTreeMap::new();
+        for t in &file.tensors {
+            *tensor_types.entry(t.ty.name().to_string()).or_insert(0) += 1;
+        }
+        Ok(Summary {
+            architecture: config.arch.name().to_string(),
+            n_layer: config.n_layer,
+            n_embd: config.n_embd,
+            n_head: config.n_head,
+            n_head_kv: config.n_head_kv,
+            head_dim: config.head_dim,
+            rope_dims: config.rope_dims,
+            rope_base: config.rope_base,
+            n_ctx_train: config.n_ctx_train,
+            n_vocab: config.n_vocab,
+            tensor_types,
+            n_params: file.tensors.iter().map(|t| t.n_elems).sum(),
+            n_bytes: file.tensors.iter().map(|t| t.n_bytes).sum(),
+            config,
+        })
+    }
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.config;
+        writeln!(f, "architecture   {}", self.architecture)?;
+        writeln!(f, "layers         {}", self.n_layer)?;
+        writeln!(f, "hidden         {} (ffn {})", self.n_embd, c.n_ff)?;
+        writeln!(
+            f,
+            "heads          {} query, {} KV (GQA {}), head_dim {}",
+            self.n_head,
+            self.n_head_kv,
+            c.gqa_ratio(),
+            self.head_dim
+        )?;
+        writeln!(
+            f,
+            "rope           {} dims, base {}, {:?} style",
+            self.rope_dims, self.rope_base, c.rope_style
+        )?;
+        if let Some(w) = c.sliding_window {
+            let n_swa = c.swa_layers.iter().filter(|&&s| s).count();
+            writeln!(
+                f,
+                "sliding window {w} tokens on {n_swa} of {} layers",
+                self.n_layer
+            )?;
+        }
+        writeln!(f, "context        {} (trained)", self.n_ctx_train)?;
+        writeln!(f, "vocabulary     {}", self.n_vocab)?;
+        let types: Vec<String> = self
+            .tensor_types
+            .iter()
+            .map(|(t, n)| format!("{t} ×{n}"))
+            .collect();
+        writeln!(
+            f,
+            "tensor types   {}",
+            if types.is_empty() {
+                "(no tensors)".to_string()
+            } else {
+                types.join(", ")
+            }
+        )?;
+        write!(
+            f,
+            "parameters     {} ({})",
+            human_count(self.n_params),
+            human_bytes(self.n_bytes)
+        )
+    }
+}
+
+fn human_count(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000_000 => format!("{:.2} B", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.1} M", n as f64 / 1e6),
+        n => n.to_string(),
+    }
+}
+
+/// `1.50 GiB`, `98.9 MiB`, `512 B`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    if v < 1024.0 {
+        return format!("{n} B");
+    }
+    let mut unit = "";
+    for u in UNITS {
+        v /= 1024.0;
+        unit = u;
+        if v < 1024.0 {
+            break;
+        }
+    }
+    format!("{v:.2} {unit}")
+}

@@ -1,0 +1,426 @@
+//! `ModelConfig`: the hyper-parameters common to our families, read once from the key table, then
+//! adjusted by the architecture's own file.
+
+use serde::Serialize;
+
+use super::keys::Key;
+use crate::gguf::{GgufError, GgufFile, Metadata, TensorInfo};
+
+/// The architectures rocmforge runs (`general.architecture`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// LLaMA 2/3, Mistral, SmolLM: llama.cpp writes them all as `llama`.
+    Llama,
+    Qwen2,
+    Gemma,
+    Gemma2,
+    Gemma3,
+}
+
+impl Arch {
+    pub const ALL: &'static [Arch] = &[
+        Arch::Llama,
+        Arch::Qwen2,
+        Arch::Gemma,
+        Arch::Gemma2,
+        Arch::Gemma3,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::Llama => "llama",
+            Arch::Qwen2 => "qwen2",
+            Arch::Gemma => "gemma",
+            Arch::Gemma2 => "gemma2",
+            Arch::Gemma3 => "gemma3",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Arch> {
+        Arch::ALL.iter().copied().find(|a| a.name() == name)
+    }
+}
+
+/// How rope pairs dimensions: `Normal` rotates (2i, 2i+1) (GGUF `llama` files, whose Q/K weights
+/// llama.cpp's converter permutes), `Neox` rotates (i, i + dims/2) (qwen2, gemma).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RopeStyle {
+    Normal,
+    Neox,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "type")]
+pub enum RopeScaling {
+    None,
+    /// Positions divided by `factor`.
+    Linear {
+        factor: f32,
+    },
+    Yarn {
+        factor: f32,
+    },
+}
+
+/// The gated activation of the feed-forward block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// SwiGLU: silu(gate) · up.
+    Silu,
+    /// GeGLU with the tanh approximation of GELU.
+    GeluTanh,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("unsupported architecture {arch:?}: rocmforge runs {}", supported())]
+    UnsupportedArch { arch: String },
+    #[error("architecture {arch}: required key {key:?} is missing")]
+    MissingKey { arch: &'static str, key: String },
+    #[error("architecture {arch}: {source}")]
+    BadKey {
+        arch: &'static str,
+        #[source]
+        source: GgufError,
+    },
+    #[error("architecture {arch}: {key} = {value} is invalid: {why}")]
+    Invalid {
+        arch: &'static str,
+        key: String,
+        value: String,
+        why: String,
+    },
+    #[error(transparent)]
+    Gguf(#[from] GgufError),
+}
+
+fn supported() -> String {
+    Arch::ALL
+        .iter()
+        .map(|a| a.name())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every hyper-parameter the forward pass needs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ModelConfig {
+    pub arch: Arch,
+    pub n_layer: u32,
+    /// Hidden size.
+    pub n_embd: u32,
+    /// Feed-forward inner size.
+    pub n_ff: u32,
+    pub n_head: u32,
+    pub n_head_kv: u32,
+    /// Per-head size of queries and keys (`key_length`, else n_embd / n_head).
+    pub head_dim: u32,
+    /// Per-head size of values (`value_length`, else n_embd / n_head).
+    pub head_dim_v: u32,
+    /// Leading dimensions of each head that rope rotates (`rope.dimension_count`, else head_dim).
+    pub rope_dims: u32,
+    pub rope_base: f32,
+    /// Rope base on sliding-window layers, where it differs (gemma3: 10 000 beside 1 000 000).
+    pub rope_base_swa: Option<f32>,
+    pub rope_style: RopeStyle,
+    pub rope_scaling: RopeScaling,
+    pub rms_eps: f32,
+    pub n_ctx_train: u32,
+    pub n_vocab: u32,
+    /// Window of the sliding-window layers, in tokens.
+    pub sliding_window: Option<u32>,
+    /// Per layer: does it attend through the sliding window?
+    pub swa_layers: Vec<bool>,
+    /// Attention logits become `cap·tanh(x/cap)` (gemma2).
+    pub attn_logit_softcap: Option<f32>,
+    /// Output logits become `cap·tanh(x/cap)` (gemma2).
+    pub final_logit_softcap: Option<f32>,
+    /// Scale applied to Q·K (1/√head_dim for most models).
+    pub attention_scale: f32,
+    /// Token embeddings are multiplied by this (gemma: √n_embd).
+    pub embedding_scale: Option<f32>,
+    pub activation: Activation,
+    /// Q, K and V projections carry biases (qwen2).
+    pub qkv_bias: bool,
+    /// Q and K are RMS-normed per head before rope (gemma3).
+    pub qk_norm: bool,
+    /// Extra RMSNorm after attention and after the feed-forward block (gemma2, gemma3).
+    pub post_norms: bool,
+    /// No `output.weight`: the output projection reuses `token_embd.weight`.
+    pub tied_embeddings: bool,
+}
+
+/// Reads keys for one architecture, turning GGUF errors into ones that name it.
+pub(super) struct Params<'a> {
+    pub md: &'a Metadata,
+    pub arch: Arch,
+}
+
+impl Params<'_> {
+    pub fn key(&self, key: Key) -> String {
+        key.name(self.arch.name())
+    }
+
+    fn map(&self, e: GgufError) -> ModelError {
+        match e {
+            GgufError::MissingKey { key } => ModelError::MissingKey {
+                arch: self.arch.name(),
+                key,
+            },
+            other => ModelError::BadKey {
+                arch: self.arch.name(),
+                source: other,
+            },
+        }
+    }
+
+    pub fn u32(&self, key: Key) -> Result<u32, ModelError> {
+        self.md.get_u32(&self.key(key)).map_err(|e| self.map(e))
+    }
+
+    pub fn opt_u32(&self, key: Key) -> Result<Option<u32>, ModelError> {
+        self.md
+            .opt(&self.key(key), Metadata::get_u32)
+            .map_err(|e| self.map(e))
+    }
+
+    pub fn f32(&self, key: Key) -> Result<f32, ModelError> {
+        self.md.get_f32(&self.key(key)).map_err(|e| self.map(e))
+    }
+
+    pub fn opt_f32(&self, key: Key) -> Result<Option<f32>, ModelError> {
+        self.md
+            .opt(&self.key(key), Metadata::get_f32)
+            .map_err(|e| self.map(e))
+    }
+
+    pub fn opt_str(&self, key: Key) -> Result<Option<&str>, ModelError> {
+        let name = self.key(key);
+        match self.md.get(&name) {
+            None => Ok(None),
+            Some(_) => self.md.get_str(&name).map(Some).map_err(|e| self.map(e)),
+        }
+    }
+
+    pub fn invalid(&self, key: Key, value: impl ToString, why: impl Into<String>) -> ModelError {
+        ModelError::Invalid {
+            arch: self.arch.name(),
+            key: self.key(key),
+            value: value.to_string(),
+            why: why.into(),
+        }
+    }
+
+    /// A count that must be at least 1.
+    pub fn positive(&self, key: Key, value: u32) -> Result<u32, ModelError> {
+        if value == 0 {
+            return Err(self.invalid(key, 0, "must be at least 1"));
+        }
+        Ok(value)
+    }
+}
+
+impl ModelConfig {
+    /// Reads the configuration of an opened GGUF file.
+    pub fn from_gguf(file: &GgufFile) -> Result<ModelConfig, ModelError> {
+        Self::from_metadata(&file.metadata, |name| file.tensor(name))
+    }
+
+    /// Reads the configuration from metadata, looking tensors up (for the vocabulary size and
+    /// tied embeddings) through `tensor`.
+    pub fn from_metadata<'t>(
+        md: &Metadata,
+        tensor: impl Fn(&str) -> Option<&'t TensorInfo>,
+    ) -> Result<ModelConfig, ModelError> {
+        let arch_name = md.get_str("general.architecture")?;
+        let arch = Arch::from_name(arch_name).ok_or_else(|| ModelError::UnsupportedArch {
+            arch: arch_name.into(),
+        })?;
+        let p = Params { md, arch };
+
+        let n_layer = p.positive(Key::BlockCount, p.u32(Key::BlockCount)?)?;
+        let n_embd = p.positive(Key::EmbeddingLength, p.u32(Key::EmbeddingLength)?)?;
+        let n_ff = p.positive(Key::FeedForwardLength, p.u32(Key::FeedForwardLength)?)?;
+        let n_head = p.positive(Key::HeadCount, p.u32(Key::HeadCount)?)?;
+        let n_head_kv = p.positive(
+            Key::HeadCountKv,
+            p.opt_u32(Key::HeadCountKv)?.unwrap_or(n_head),
+        )?;
+        if n_head % n_head_kv != 0 {
+            return Err(p.invalid(
+                Key::HeadCountKv,
+                n_head_kv,
+                format!("must divide the {n_head} query heads"),
+            ));
+        }
+
+        // head_dim: key_length / value_length when present, else n_embd / n_head. Never zero.
+        let default_head_dim = || {
+            if n_embd % n_head != 0 {
+                return Err(p.invalid(
+                    Key::HeadCount,
+                    n_head,
+                    format!(
+                        "does not divide {} = {n_embd} and no key_length is given",
+                        p.key(Key::EmbeddingLength)
+                    ),
+                ));
+            }
+            Ok(n_embd / n_head)
+        };
+        let head_dim = match p.opt_u32(Key::KeyLength)? {
+            Some(k) => p.positive(Key::KeyLength, k)?,
+            None => default_head_dim()?,
+        };
+        let head_dim_v = match p.opt_u32(Key::ValueLength)? {
+            Some(v) => p.positive(Key::ValueLength, v)?,
+            None => default_head_dim()?,
+        };
+
+        // rope dims: dimension_count when present, else the whole head. Zero would silently turn
+        // rope off (the head_dim-zero bug that once broke Qwen2 files elsewhere): refuse it.
+        let rope_dims = p.opt_u32(Key::RopeDimensionCount)?.unwrap_or(head_dim);
+        if rope_dims == 0 || rope_dims % 2 != 0 || rope_dims > head_dim {
+            return Err(p.invalid(
+                Key::RopeDimensionCount,
+                rope_dims,
+                format!("must be even, non-zero and at most head_dim ({head_dim})"),
+            ));
+        }
+        let rope_base = p.opt_f32(Key::RopeFreqBase)?.unwrap_or(10_000.0);
+        if !(rope_base.is_finite() && rope_base > 0.0) {
+            return Err(p.invalid(Key::RopeFreqBase, rope_base, "must be a positive number"));
+        }
+        let rope_scaling = read_rope_scaling(&p)?;
+
+        let rms_eps = p.f32(Key::RmsEps)?;
+        let n_ctx_train = p.positive(Key::ContextLength, p.u32(Key::ContextLength)?)?;
+        let n_vocab = read_vocab_size(&p, &tensor)?;
+
+        let mut cfg = ModelConfig {
+            arch,
+            n_layer,
+            n_embd,
+            n_ff,
+            n_head,
+            n_head_kv,
+            head_dim,
+            head_dim_v,
+            rope_dims,
+            rope_base,
+            rope_base_swa: None,
+            rope_style: RopeStyle::Normal,
+            rope_scaling,
+            rms_eps,
+            n_ctx_train,
+            n_vocab,
+            sliding_window: None,
+            swa_layers: vec![false; n_layer as usize],
+            attn_logit_softcap: None,
+            final_logit_softcap: None,
+            attention_scale: 1.0 / (head_dim as f32).sqrt(),
+            embedding_scale: None,
+            activation: Activation::Silu,
+            qkv_bias: false,
+            qk_norm: false,
+            post_norms: false,
+            tied_embeddings: tensor("token_embd.weight").is_some()
+                && tensor("output.weight").is_none(),
+        };
+        match arch {
+            Arch::Llama => super::llama::apply(&mut cfg, &p)?,
+            Arch::Qwen2 => super::qwen2::apply(&mut cfg, &p)?,
+            Arch::Gemma => super::gemma::apply(&mut cfg, &p)?,
+            Arch::Gemma2 => super::gemma2::apply(&mut cfg, &p)?,
+            Arch::Gemma3 => super::gemma3::apply(&mut cfg, &p)?,
+        }
+        Ok(cfg)
+    }
+
+    /// Query heads per KV head.
+    pub fn gqa_ratio(&self) -> u32 {
+        self.n_head / self.n_head_kv
+    }
+
+    /// Does layer `il` attend through the sliding window?
+    pub fn is_swa(&self, il: usize) -> bool {
+        self.swa_layers.get(il).copied().unwrap_or(false)
+    }
+
+    /// The rope base of layer `il`.
+    pub fn rope_base_for_layer(&self, il: usize) -> f32 {
+        match self.rope_base_swa {
+            Some(base) if self.is_swa(il) => base,
+            _ => self.rope_base,
+        }
+    }
+
+    /// Marks sliding-window layers as llama.cpp's `load_swa_pattern` does: a per-layer bool array
+    /// under `sliding_window_pattern`, else a period `n` (from that key, else `default_period`)
+    /// where every layer but each n-th is windowed.
+    pub(super) fn set_swa_pattern(
+        &mut self,
+        p: &Params,
+        default_period: u32,
+    ) -> Result<(), ModelError> {
+        let key = p.key(Key::SlidingWindowPattern);
+        if let Some(crate::gguf::Value::Array(crate::gguf::Array::Bool(flags))) = p.md.get(&key) {
+            if flags.len() != self.n_layer as usize {
+                return Err(p.invalid(
+                    Key::SlidingWindowPattern,
+                    flags.len(),
+                    format!("needs one flag per layer ({})", self.n_layer),
+                ));
+            }
+            self.swa_layers = flags.clone();
+            return Ok(());
+        }
+        let period = p
+            .opt_u32(Key::SlidingWindowPattern)?
+            .unwrap_or(default_period);
+        self.swa_layers = (0..self.n_layer)
+            .map(|il| period == 0 || il % period < period - 1)
+            .collect();
+        Ok(())
+    }
+}
+
+fn read_rope_scaling(p: &Params) -> Result<RopeScaling, ModelError> {
+    let factor = p.opt_f32(Key::RopeScalingFactor)?;
+    Ok(match (p.opt_str(Key::RopeScalingType)?, factor) {
+        (None | Some("none"), _) | (_, None) => RopeScaling::None,
+        (Some(_), Some(f)) if f == 0.0 || f == 1.0 => RopeScaling::None,
+        (Some("linear"), Some(factor)) => RopeScaling::Linear { factor },
+        (Some("yarn"), Some(factor)) => RopeScaling::Yarn { factor },
+        (Some(other), _) => {
+            return Err(p.invalid(Key::RopeScalingType, other, "supported: none, linear, yarn"))
+        }
+    })
+}
+
+/// `{arch}.vocab_size`, else the tokenizer's token count, else the embedding's row count.
+fn read_vocab_size<'t>(
+    p: &Params,
+    tensor: &impl Fn(&str) -> Option<&'t TensorInfo>,
+) -> Result<u32, ModelError> {
+    if let Some(n) = p.opt_u32(Key::VocabSize)? {
+        return p.positive(Key::VocabSize, n);
+    }
+    if let Some(tokens) = p.md.get("tokenizer.ggml.tokens").and_then(|v| v.as_array()) {
+        return u32::try_from(tokens.len())
+            .map_err(|_| p.invalid(Key::VocabSize, tokens.len(), "too many tokens"));
+    }
+    if let Some(embd) = tensor("token_embd.weight") {
+        if let Some(&rows) = embd.shape.get(1) {
+            return u32::try_from(rows)
+                .map_err(|_| p.invalid(Key::VocabSize, rows, "too many rows"));
+        }
+    }
+    Err(ModelError::MissingKey {
+        arch: p.arch.name(),
+        key: p.key(Key::VocabSize),
+    })
+}

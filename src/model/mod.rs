@@ -1,0 +1,14 @@
+//! Model configuration: every hyper-parameter the forward pass needs, read from GGUF metadata
+//! through one key table (`keys.rs`), with the family-specific parts in one file per
+//! architecture.
+
+mod config;
+mod gemma;
+mod gemma2;
+mod gemma3;
+mod keys;
+mod llama;
+mod qwen2;
+
+pub use config::{Activation, Arch, ModelConfig, ModelError, RopeScaling, RopeStyle};
+pub use keys::Key;

@@ -1,0 +1,49 @@
+//! Q4_K: a 256-value super-block of eight 32-value sub-blocks, each with a 6-bit scale and a
+//! 6-bit minimum (packed in 12 bytes), under f16 `d` and `dmin`; w = (d·sc)·q − (dmin·m).
+//! Sub-block 2g takes the low nibbles of `qs[32g..32g+32]`, sub-block 2g+1 the high nibbles.
+
+use super::{f16_le, Block};
+use crate::dtype::{GgmlType, QK_K};
+
+#[repr(C)]
+pub struct BlockQ4K {
+    pub d: [u8; 2],
+    pub dmin: [u8; 2],
+    pub scales: [u8; 12],
+    pub qs: [u8; QK_K / 2],
+}
+const _: () = assert!(std::mem::size_of::<BlockQ4K>() == 2 + 2 + 12 + QK_K / 2);
+
+/// Unpacks the eight 6-bit (scale, min) pairs shared by Q4_K and Q5_K:
+/// bytes 0-3 hold scales 0-3 (low 6 bits) and the top bits of scales 4-7, bytes 4-7 the same for
+/// mins, bytes 8-11 the low nibbles of scales 4-7 (low) and mins 4-7 (high).
+pub fn get_scale_min_k4(scales: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
+    let (mut sc, mut mn) = ([0u8; 8], [0u8; 8]);
+    for j in 0..4 {
+        sc[j] = scales[j] & 0x3F;
+        mn[j] = scales[j + 4] & 0x3F;
+        sc[j + 4] = (scales[j + 8] & 0x0F) | ((scales[j] >> 2) & 0x30);
+        mn[j + 4] = (scales[j + 8] >> 4) | ((scales[j + 4] >> 2) & 0x30);
+    }
+    (sc, mn)
+}
+
+// SAFETY: repr(C) of byte arrays; every bit pattern is a valid block.
+unsafe impl Block for BlockQ4K {
+    const TYPE: GgmlType = GgmlType::Q4_K;
+    const ELEMS: usize = QK_K;
+
+    fn dequantize(&self, out: &mut [f32]) {
+        let (d, dmin) = (f16_le(self.d), f16_le(self.dmin));
+        let (sc, mn) = get_scale_min_k4(&self.scales);
+        for sub in 0..8 {
+            let scale = d * sc[sub] as f32;
+            let min = dmin * mn[sub] as f32;
+            let bytes = &self.qs[(sub / 2) * 32..(sub / 2) * 32 + 32];
+            let shift = 4 * (sub % 2);
+            for (l, &b) in bytes.iter().enumerate() {
+                out[sub * 32 + l] = scale * ((b >> shift) & 0x0F) as f32 - min;
+            }
+        }
+    }
+}
