@@ -91,10 +91,7 @@ impl GgmlType {
 
     /// The type named `name` (case-insensitive), as `inspect` and the CLI print it.
     pub fn from_name(name: &str) -> Option<GgmlType> {
-        GgmlType::ALL
-            .iter()
-            .copied()
-            .find(|t| t.name().eq_ignore_ascii_case(name))
+        GgmlType::ALL.iter().copied().find(|t| t.name().eq_ignore_ascii_case(name))
     }
 }
 
@@ -114,11 +111,7 @@ mod tests {
             assert_eq!(GgmlType::from_id(t as u32), Some(t));
             assert_eq!(GgmlType::from_name(t.name()), Some(t));
         }
-        assert_eq!(
-            GgmlType::from_id(4),
-            None,
-            "ids 4 and 5 (old Q4_2/Q4_3) were removed from ggml"
-        );
+        assert_eq!(GgmlType::from_id(4), None, "ids 4 and 5 (old Q4_2/Q4_3) were removed from ggml");
     }
 
     #[test]

@@ -71,41 +71,16 @@ impl fmt::Display for Summary {
             c.gqa_ratio(),
             self.head_dim
         )?;
-        writeln!(
-            f,
-            "rope           {} dims, base {}, {:?} style",
-            self.rope_dims, self.rope_base, c.rope_style
-        )?;
+        writeln!(f, "rope           {} dims, base {}, {:?} style", self.rope_dims, self.rope_base, c.rope_style)?;
         if let Some(w) = c.sliding_window {
             let n_swa = c.swa_layers.iter().filter(|&&s| s).count();
-            writeln!(
-                f,
-                "sliding window {w} tokens on {n_swa} of {} layers",
-                self.n_layer
-            )?;
+            writeln!(f, "sliding window {w} tokens on {n_swa} of {} layers", self.n_layer)?;
         }
         writeln!(f, "context        {} (trained)", self.n_ctx_train)?;
         writeln!(f, "vocabulary     {}", self.n_vocab)?;
-        let types: Vec<String> = self
-            .tensor_types
-            .iter()
-            .map(|(t, n)| format!("{t} ×{n}"))
-            .collect();
-        writeln!(
-            f,
-            "tensor types   {}",
-            if types.is_empty() {
-                "(no tensors)".to_string()
-            } else {
-                types.join(", ")
-            }
-        )?;
-        write!(
-            f,
-            "parameters     {} ({})",
-            human_count(self.n_params),
-            human_bytes(self.n_bytes)
-        )
+        let types: Vec<String> = self.tensor_types.iter().map(|(t, n)| format!("{t} ×{n}")).collect();
+        writeln!(f, "tensor types   {}", if types.is_empty() { "(no tensors)".to_string() } else { types.join(", ") })?;
+        write!(f, "parameters     {} ({})", human_count(self.n_params), human_bytes(self.n_bytes))
     }
 }
 

@@ -59,12 +59,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
-        Command::Inspect {
-            model,
-            json,
-            metadata,
-            tensors,
-        } => {
+        Command::Inspect { model, json, metadata, tensors } => {
             let file = GgufFile::open(&model)?;
             let summary = Summary::of(&file).map_err(|e| format!("{}: {e}", model.display()))?;
             if json {
@@ -81,11 +76,7 @@ fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     file.alignment
                 );
                 for (key, value) in file.metadata.iter() {
-                    println!(
-                        "  {key:<48} {:<16} {}",
-                        value.type_description(),
-                        value.summary()
-                    );
+                    println!("  {key:<48} {:<16} {}", value.type_description(), value.summary());
                 }
             }
             if tensors {

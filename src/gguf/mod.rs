@@ -80,38 +80,27 @@ impl Metadata {
     }
 
     fn get_with_offset(&self, key: &str) -> Option<(&Value, u64)> {
-        self.index
-            .get(key)
-            .map(|&i| (&self.entries[i].1, self.entries[i].2))
+        self.index.get(key).map(|&i| (&self.entries[i].1, self.entries[i].2))
     }
 
     fn require(&self, key: &str) -> Result<&Value, GgufError> {
-        self.get(key).ok_or_else(|| GgufError::MissingKey {
-            key: key.to_string(),
-        })
+        self.get(key).ok_or_else(|| GgufError::MissingKey { key: key.to_string() })
     }
 
     fn wrong(key: &str, expected: &'static str, found: &Value) -> GgufError {
-        GgufError::WrongType {
-            key: key.to_string(),
-            expected,
-            found: found.type_description(),
-        }
+        GgufError::WrongType { key: key.to_string(), expected, found: found.type_description() }
     }
 
     /// An unsigned integer of any width (GGUF writers differ: u32 in llama.cpp, u64 elsewhere).
     pub fn get_u64(&self, key: &str) -> Result<u64, GgufError> {
         let v = self.require(key)?;
-        v.as_u64()
-            .ok_or_else(|| Self::wrong(key, "an unsigned integer", v))
+        v.as_u64().ok_or_else(|| Self::wrong(key, "an unsigned integer", v))
     }
 
     /// Like `get_u64`, but narrowed to u32 with an error if it does not fit.
     pub fn get_u32(&self, key: &str) -> Result<u32, GgufError> {
         let v = self.require(key)?;
-        v.as_u64()
-            .and_then(|x| u32::try_from(x).ok())
-            .ok_or_else(|| Self::wrong(key, "an integer that fits in u32", v))
+        v.as_u64().and_then(|x| u32::try_from(x).ok()).ok_or_else(|| Self::wrong(key, "an integer that fits in u32", v))
     }
 
     pub fn get_i64(&self, key: &str) -> Result<i64, GgufError> {
@@ -122,8 +111,7 @@ impl Metadata {
     /// f32, or f64 narrowed.
     pub fn get_f32(&self, key: &str) -> Result<f32, GgufError> {
         let v = self.require(key)?;
-        v.as_f32()
-            .ok_or_else(|| Self::wrong(key, "a float (f32 or f64)", v))
+        v.as_f32().ok_or_else(|| Self::wrong(key, "a float (f32 or f64)", v))
     }
 
     pub fn get_bool(&self, key: &str) -> Result<bool, GgufError> {
@@ -148,11 +136,7 @@ impl Metadata {
     }
 
     /// `Ok(None)` when the key is absent; a present key of the wrong type is still an error.
-    pub fn opt<T>(
-        &self,
-        key: &str,
-        get: impl Fn(&Self, &str) -> Result<T, GgufError>,
-    ) -> Result<Option<T>, GgufError> {
+    pub fn opt<T>(&self, key: &str, get: impl Fn(&Self, &str) -> Result<T, GgufError>) -> Result<Option<T>, GgufError> {
         match self.get(key) {
             None => Ok(None),
             Some(_) => get(self, key).map(Some),
@@ -192,10 +176,7 @@ impl GgufFile {
     /// Maps `path` read-only and validates it.
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile, GgufError> {
         let path = path.as_ref();
-        let io = |source| GgufError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io = |source| GgufError::Io { path: path.to_path_buf(), source };
         let file = File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         let bytes = if len == 0 {
@@ -216,12 +197,7 @@ impl GgufFile {
 
     fn from_storage(bytes: Storage) -> Result<GgufFile, GgufError> {
         let header = reader::parse(&bytes)?;
-        let tensor_index = header
-            .tensors
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.name.clone(), i))
-            .collect();
+        let tensor_index = header.tensors.iter().enumerate().map(|(i, t)| (t.name.clone(), i)).collect();
         Ok(GgufFile {
             version: header.version,
             alignment: header.alignment,
@@ -238,9 +214,7 @@ impl GgufFile {
     }
 
     pub fn require_tensor(&self, name: &str) -> Result<&TensorInfo, GgufError> {
-        self.tensor(name).ok_or_else(|| GgufError::MissingTensor {
-            name: name.to_string(),
-        })
+        self.tensor(name).ok_or_else(|| GgufError::MissingTensor { name: name.to_string() })
     }
 
     /// The tensor's bytes, borrowed from the map (no copy).

@@ -47,12 +47,7 @@ impl<'a> Cursor<'a> {
 
     fn take(&mut self, n: u64, what: &'static str) -> Result<&'a [u8], GgufError> {
         if n > self.remaining() {
-            return Err(GgufError::Truncated {
-                offset: self.offset(),
-                what,
-                needed: n,
-                available: self.remaining(),
-            });
+            return Err(GgufError::Truncated { offset: self.offset(), what, needed: n, available: self.remaining() });
         }
         let start = self.pos;
         self.pos += n as usize;
@@ -78,13 +73,7 @@ impl<'a> Cursor<'a> {
         let count = self.u64(what)?;
         let max = self.remaining() / min_len.max(1);
         if count > max {
-            return Err(GgufError::CountTooLarge {
-                offset,
-                what,
-                count,
-                max,
-                available: self.remaining(),
-            });
+            return Err(GgufError::CountTooLarge { offset, what, count, max, available: self.remaining() });
         }
         Ok(count)
     }
@@ -129,10 +118,7 @@ impl<'a> Cursor<'a> {
 
     fn array_value(&mut self, depth: usize) -> Result<Array, GgufError> {
         if depth > MAX_ARRAY_NESTING {
-            return Err(GgufError::NestingTooDeep {
-                offset: self.offset(),
-                max: MAX_ARRAY_NESTING,
-            });
+            return Err(GgufError::NestingTooDeep { offset: self.offset(), max: MAX_ARRAY_NESTING });
         }
         let elem = self.value_type()?;
         let n = self.count("array element count", elem.min_encoded_len())? as usize;
@@ -142,9 +128,7 @@ impl<'a> Cursor<'a> {
                 Array::$variant(
                     bytes
                         .chunks_exact(std::mem::size_of::<$t>())
-                        .map(|c| {
-                            <$t>::from_le_bytes(c.try_into().expect("chunk has the element's size"))
-                        })
+                        .map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk has the element's size")))
                         .collect(),
                 )
             }};
@@ -160,12 +144,7 @@ impl<'a> Cursor<'a> {
             ValueType::U64 => prim!(U64, u64),
             ValueType::I64 => prim!(I64, i64),
             ValueType::F64 => prim!(F64, f64),
-            ValueType::Bool => Array::Bool(
-                self.take(n as u64, "array elements")?
-                    .iter()
-                    .map(|&b| b != 0)
-                    .collect(),
-            ),
+            ValueType::Bool => Array::Bool(self.take(n as u64, "array elements")?.iter().map(|&b| b != 0).collect()),
             ValueType::String => {
                 let mut items = Vec::with_capacity(n);
                 for _ in 0..n {
@@ -188,13 +167,9 @@ impl<'a> Cursor<'a> {
 pub fn parse(buf: &[u8]) -> Result<Header, GgufError> {
     let mut cur = Cursor { buf, pos: 0 };
 
-    let magic = cur.take(4, "magic").map_err(|_| GgufError::BadMagic {
-        found: buf[..buf.len().min(4)].to_vec(),
-    })?;
+    let magic = cur.take(4, "magic").map_err(|_| GgufError::BadMagic { found: buf[..buf.len().min(4)].to_vec() })?;
     if magic != MAGIC {
-        return Err(GgufError::BadMagic {
-            found: magic.to_vec(),
-        });
+        return Err(GgufError::BadMagic { found: magic.to_vec() });
     }
     let version = cur.u32("version")?;
     if version != 2 && version != 3 {
@@ -221,10 +196,7 @@ pub fn parse(buf: &[u8]) -> Result<Header, GgufError> {
         let value_offset = cur.offset();
         let value = cur.value(ty, 0)?;
         if metadata.get(&key).is_some() {
-            return Err(GgufError::DuplicateKey {
-                offset: key_offset,
-                key,
-            });
+            return Err(GgufError::DuplicateKey { offset: key_offset, key });
         }
         metadata.push(key, value, value_offset);
     }
@@ -251,23 +223,13 @@ pub fn parse(buf: &[u8]) -> Result<Header, GgufError> {
         let name = cur.utf8("tensor name")?;
         let n_dims = cur.u32("tensor dimension count")?;
         if n_dims > MAX_DIMS {
-            return Err(GgufError::TooManyDims {
-                offset: info_offset,
-                name,
-                n_dims,
-                max: MAX_DIMS,
-            });
+            return Err(GgufError::TooManyDims { offset: info_offset, name, n_dims, max: MAX_DIMS });
         }
         let mut shape = Vec::with_capacity(n_dims as usize);
         for dim in 0..n_dims as usize {
             let value = cur.u64("tensor dimension")?;
             if value > i64::MAX as u64 {
-                return Err(GgufError::DimTooLarge {
-                    offset: info_offset,
-                    name,
-                    dim,
-                    value,
-                });
+                return Err(GgufError::DimTooLarge { offset: info_offset, name, dim, value });
             }
             shape.push(value);
         }
@@ -280,16 +242,9 @@ pub fn parse(buf: &[u8]) -> Result<Header, GgufError> {
         })?;
         let data_offset = cur.u64("tensor data offset")?;
 
-        let n_elems = shape
-            .iter()
-            .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-            .filter(|&n| n <= i64::MAX as u64);
+        let n_elems = shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)).filter(|&n| n <= i64::MAX as u64);
         let Some(n_elems) = n_elems else {
-            return Err(GgufError::ShapeOverflow {
-                offset: info_offset,
-                name,
-                shape,
-            });
+            return Err(GgufError::ShapeOverflow { offset: info_offset, name, shape });
         };
         let ne0 = shape.first().copied().unwrap_or(1);
         let Some(row_bytes) = ty.row_bytes(ne0) else {
@@ -303,36 +258,16 @@ pub fn parse(buf: &[u8]) -> Result<Header, GgufError> {
         };
         let n_rows = shape.iter().skip(1).product::<u64>(); // bounded: n_elems did not overflow
         let Some(n_bytes) = row_bytes.checked_mul(n_rows) else {
-            return Err(GgufError::ShapeOverflow {
-                offset: info_offset,
-                name,
-                shape,
-            });
+            return Err(GgufError::ShapeOverflow { offset: info_offset, name, shape });
         };
         if data_offset % alignment != 0 {
-            return Err(GgufError::MisalignedTensor {
-                offset: info_offset,
-                name,
-                data_offset,
-                alignment,
-            });
+            return Err(GgufError::MisalignedTensor { offset: info_offset, name, data_offset, alignment });
         }
         if names.contains_key(&name) {
-            return Err(GgufError::DuplicateTensor {
-                offset: info_offset,
-                name,
-            });
+            return Err(GgufError::DuplicateTensor { offset: info_offset, name });
         }
         names.insert(name.clone(), tensors.len());
-        tensors.push(TensorInfo {
-            name,
-            shape,
-            ty,
-            offset: data_offset,
-            n_elems,
-            n_bytes,
-            info_offset,
-        });
+        tensors.push(TensorInfo { name, shape, ty, offset: data_offset, n_elems, n_bytes, info_offset });
     }
 
     // The data section starts at the next multiple of the alignment after the tensor infos.
@@ -344,26 +279,15 @@ pub fn parse(buf: &[u8]) -> Result<Header, GgufError> {
     })?;
     check_tensor_placement(&tensors, data_offset, buf.len() as u64)?;
 
-    Ok(Header {
-        version,
-        alignment,
-        metadata,
-        tensors,
-        data_offset,
-    })
+    Ok(Header { version, alignment, metadata, tensors, data_offset })
 }
 
 fn align_up(x: u64, alignment: u64) -> Option<u64> {
-    x.checked_add(alignment - 1)
-        .map(|v| v / alignment * alignment)
+    x.checked_add(alignment - 1).map(|v| v / alignment * alignment)
 }
 
 /// Every tensor's bytes lie inside the file and no two tensors share a byte.
-fn check_tensor_placement(
-    tensors: &[TensorInfo],
-    data_offset: u64,
-    file_len: u64,
-) -> Result<(), GgufError> {
+fn check_tensor_placement(tensors: &[TensorInfo], data_offset: u64, file_len: u64) -> Result<(), GgufError> {
     let mut spans = Vec::with_capacity(tensors.len());
     for t in tensors {
         let start = data_offset.checked_add(t.offset);
@@ -372,9 +296,11 @@ fn check_tensor_placement(
             (Some(start), Some(end)) if end <= file_len => spans.push((start, end, t)),
             _ => {
                 return Err(GgufError::TensorOutOfBounds {
+                    offset: t.info_offset,
                     name: t.name.clone(),
-                    start: start.unwrap_or(u64::MAX),
-                    end: end.unwrap_or(u64::MAX),
+                    data_offset: t.offset,
+                    n_bytes: t.n_bytes,
+                    section: data_offset,
                     file_len,
                 })
             }

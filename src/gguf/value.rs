@@ -300,10 +300,7 @@ impl Value {
             }
             Value::Array(a) if a.len() > 6 => format!("[{} × {}]", a.len(), a.type_description()),
             Value::Array(a) => {
-                let inner: Vec<String> = (0..a.len())
-                    .filter_map(|i| a.get(i))
-                    .map(|v| v.summary())
-                    .collect();
+                let inner: Vec<String> = (0..a.len()).filter_map(|i| a.get(i)).map(|v| v.summary()).collect();
                 format!("[{}]", inner.join(", "))
             }
             Value::U8(v) => v.to_string(),

@@ -10,7 +10,7 @@ use super::value::{Array, Value};
 use crate::dtype::GgmlType;
 
 /// Builds a GGUF file in memory.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct GgufWriter {
     metadata: Vec<(String, Value)>,
     tensors: Vec<(String, Vec<u64>, GgmlType, Vec<u8>)>,
@@ -44,24 +44,11 @@ impl GgufWriter {
 
     /// Adds a tensor; `shape` is in ggml order (row length first) and `data` must hold exactly
     /// the bytes that shape and type take.
-    pub fn add_tensor(
-        &mut self,
-        name: &str,
-        shape: &[u64],
-        ty: GgmlType,
-        data: Vec<u8>,
-    ) -> &mut Self {
+    pub fn add_tensor(&mut self, name: &str, shape: &[u64], ty: GgmlType, data: Vec<u8>) -> &mut Self {
         let rows: u64 = shape.iter().skip(1).product();
-        let expected = ty
-            .row_bytes(shape.first().copied().unwrap_or(1))
-            .map(|r| r * rows);
-        assert_eq!(
-            expected,
-            Some(data.len() as u64),
-            "tensor {name}: data size does not match its shape and type"
-        );
-        self.tensors
-            .push((name.to_string(), shape.to_vec(), ty, data));
+        let expected = ty.row_bytes(shape.first().copied().unwrap_or(1)).map(|r| r * rows);
+        assert_eq!(expected, Some(data.len() as u64), "tensor {name}: data size does not match its shape and type");
+        self.tensors.push((name.to_string(), shape.to_vec(), ty, data));
         self
     }
 
@@ -116,10 +103,7 @@ impl GgufWriter {
     /// Writes the file to `path` (through a temporary file, so a reader never sees half of it).
     pub fn write_to(&self, path: impl AsRef<Path>) -> Result<(), GgufError> {
         let path = path.as_ref();
-        let io = |source| GgufError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io = |source| GgufError::Io { path: path.to_path_buf(), source };
         let tmp = path.with_extension("gguf.tmp");
         let mut f = std::fs::File::create(&tmp).map_err(io)?;
         f.write_all(&self.to_bytes()).map_err(io)?;
@@ -157,32 +141,16 @@ fn put_array(out: &mut Vec<u8>, a: &Array) {
     match a {
         Array::U8(v) => out.extend_from_slice(v),
         Array::I8(v) => v.iter().for_each(|x| out.push(*x as u8)),
-        Array::U16(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        Array::I16(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        Array::U32(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        Array::I32(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        Array::F32(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Array::U16(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Array::I16(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Array::U32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Array::I32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Array::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         Array::Bool(v) => v.iter().for_each(|x| out.push(*x as u8)),
         Array::String(v) => v.iter().for_each(|s| put_str(out, s)),
         Array::Array(v) => v.iter().for_each(|inner| put_array(out, inner)),
-        Array::U64(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        Array::I64(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-        Array::F64(v) => v
-            .iter()
-            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Array::U64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Array::I64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        Array::F64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
     }
 }

@@ -19,13 +19,7 @@ pub enum Arch {
 }
 
 impl Arch {
-    pub const ALL: &'static [Arch] = &[
-        Arch::Llama,
-        Arch::Qwen2,
-        Arch::Gemma,
-        Arch::Gemma2,
-        Arch::Gemma3,
-    ];
+    pub const ALL: &'static [Arch] = &[Arch::Llama, Arch::Qwen2, Arch::Gemma, Arch::Gemma2, Arch::Gemma3];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -87,22 +81,13 @@ pub enum ModelError {
         source: GgufError,
     },
     #[error("architecture {arch}: {key} = {value} is invalid: {why}")]
-    Invalid {
-        arch: &'static str,
-        key: String,
-        value: String,
-        why: String,
-    },
+    Invalid { arch: &'static str, key: String, value: String, why: String },
     #[error(transparent)]
     Gguf(#[from] GgufError),
 }
 
 fn supported() -> String {
-    Arch::ALL
-        .iter()
-        .map(|a| a.name())
-        .collect::<Vec<_>>()
-        .join(", ")
+    Arch::ALL.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
 }
 
 /// Every hyper-parameter the forward pass needs.
@@ -166,14 +151,8 @@ impl Params<'_> {
 
     fn map(&self, e: GgufError) -> ModelError {
         match e {
-            GgufError::MissingKey { key } => ModelError::MissingKey {
-                arch: self.arch.name(),
-                key,
-            },
-            other => ModelError::BadKey {
-                arch: self.arch.name(),
-                source: other,
-            },
+            GgufError::MissingKey { key } => ModelError::MissingKey { arch: self.arch.name(), key },
+            other => ModelError::BadKey { arch: self.arch.name(), source: other },
         }
     }
 
@@ -182,9 +161,7 @@ impl Params<'_> {
     }
 
     pub fn opt_u32(&self, key: Key) -> Result<Option<u32>, ModelError> {
-        self.md
-            .opt(&self.key(key), Metadata::get_u32)
-            .map_err(|e| self.map(e))
+        self.md.opt(&self.key(key), Metadata::get_u32).map_err(|e| self.map(e))
     }
 
     pub fn f32(&self, key: Key) -> Result<f32, ModelError> {
@@ -192,9 +169,7 @@ impl Params<'_> {
     }
 
     pub fn opt_f32(&self, key: Key) -> Result<Option<f32>, ModelError> {
-        self.md
-            .opt(&self.key(key), Metadata::get_f32)
-            .map_err(|e| self.map(e))
+        self.md.opt(&self.key(key), Metadata::get_f32).map_err(|e| self.map(e))
     }
 
     pub fn opt_str(&self, key: Key) -> Result<Option<&str>, ModelError> {
@@ -206,12 +181,7 @@ impl Params<'_> {
     }
 
     pub fn invalid(&self, key: Key, value: impl ToString, why: impl Into<String>) -> ModelError {
-        ModelError::Invalid {
-            arch: self.arch.name(),
-            key: self.key(key),
-            value: value.to_string(),
-            why: why.into(),
-        }
+        ModelError::Invalid { arch: self.arch.name(), key: self.key(key), value: value.to_string(), why: why.into() }
     }
 
     /// A count that must be at least 1.
@@ -236,25 +206,16 @@ impl ModelConfig {
         tensor: impl Fn(&str) -> Option<&'t TensorInfo>,
     ) -> Result<ModelConfig, ModelError> {
         let arch_name = md.get_str("general.architecture")?;
-        let arch = Arch::from_name(arch_name).ok_or_else(|| ModelError::UnsupportedArch {
-            arch: arch_name.into(),
-        })?;
+        let arch = Arch::from_name(arch_name).ok_or_else(|| ModelError::UnsupportedArch { arch: arch_name.into() })?;
         let p = Params { md, arch };
 
         let n_layer = p.positive(Key::BlockCount, p.u32(Key::BlockCount)?)?;
         let n_embd = p.positive(Key::EmbeddingLength, p.u32(Key::EmbeddingLength)?)?;
         let n_ff = p.positive(Key::FeedForwardLength, p.u32(Key::FeedForwardLength)?)?;
         let n_head = p.positive(Key::HeadCount, p.u32(Key::HeadCount)?)?;
-        let n_head_kv = p.positive(
-            Key::HeadCountKv,
-            p.opt_u32(Key::HeadCountKv)?.unwrap_or(n_head),
-        )?;
+        let n_head_kv = p.positive(Key::HeadCountKv, p.opt_u32(Key::HeadCountKv)?.unwrap_or(n_head))?;
         if n_head % n_head_kv != 0 {
-            return Err(p.invalid(
-                Key::HeadCountKv,
-                n_head_kv,
-                format!("must divide the {n_head} query heads"),
-            ));
+            return Err(p.invalid(Key::HeadCountKv, n_head_kv, format!("must divide the {n_head} query heads")));
         }
 
         // head_dim: key_length / value_length when present, else n_embd / n_head. Never zero.
@@ -263,10 +224,7 @@ impl ModelConfig {
                 return Err(p.invalid(
                     Key::HeadCount,
                     n_head,
-                    format!(
-                        "does not divide {} = {n_embd} and no key_length is given",
-                        p.key(Key::EmbeddingLength)
-                    ),
+                    format!("does not divide {} = {n_embd} and no key_length is given", p.key(Key::EmbeddingLength)),
                 ));
             }
             Ok(n_embd / n_head)
@@ -327,8 +285,7 @@ impl ModelConfig {
             qkv_bias: false,
             qk_norm: false,
             post_norms: false,
-            tied_embeddings: tensor("token_embd.weight").is_some()
-                && tensor("output.weight").is_none(),
+            tied_embeddings: tensor("token_embd.weight").is_some() && tensor("output.weight").is_none(),
         };
         match arch {
             Arch::Llama => super::llama::apply(&mut cfg, &p)?,
@@ -361,11 +318,7 @@ impl ModelConfig {
     /// Marks sliding-window layers as llama.cpp's `load_swa_pattern` does: a per-layer bool array
     /// under `sliding_window_pattern`, else a period `n` (from that key, else `default_period`)
     /// where every layer but each n-th is windowed.
-    pub(super) fn set_swa_pattern(
-        &mut self,
-        p: &Params,
-        default_period: u32,
-    ) -> Result<(), ModelError> {
+    pub(super) fn set_swa_pattern(&mut self, p: &Params, default_period: u32) -> Result<(), ModelError> {
         let key = p.key(Key::SlidingWindowPattern);
         if let Some(crate::gguf::Value::Array(crate::gguf::Array::Bool(flags))) = p.md.get(&key) {
             if flags.len() != self.n_layer as usize {
@@ -378,12 +331,8 @@ impl ModelConfig {
             self.swa_layers = flags.clone();
             return Ok(());
         }
-        let period = p
-            .opt_u32(Key::SlidingWindowPattern)?
-            .unwrap_or(default_period);
-        self.swa_layers = (0..self.n_layer)
-            .map(|il| period == 0 || il % period < period - 1)
-            .collect();
+        let period = p.opt_u32(Key::SlidingWindowPattern)?.unwrap_or(default_period);
+        self.swa_layers = (0..self.n_layer).map(|il| period == 0 || il % period < period - 1).collect();
         Ok(())
     }
 }
@@ -395,32 +344,22 @@ fn read_rope_scaling(p: &Params) -> Result<RopeScaling, ModelError> {
         (Some(_), Some(f)) if f == 0.0 || f == 1.0 => RopeScaling::None,
         (Some("linear"), Some(factor)) => RopeScaling::Linear { factor },
         (Some("yarn"), Some(factor)) => RopeScaling::Yarn { factor },
-        (Some(other), _) => {
-            return Err(p.invalid(Key::RopeScalingType, other, "supported: none, linear, yarn"))
-        }
+        (Some(other), _) => return Err(p.invalid(Key::RopeScalingType, other, "supported: none, linear, yarn")),
     })
 }
 
 /// `{arch}.vocab_size`, else the tokenizer's token count, else the embedding's row count.
-fn read_vocab_size<'t>(
-    p: &Params,
-    tensor: &impl Fn(&str) -> Option<&'t TensorInfo>,
-) -> Result<u32, ModelError> {
+fn read_vocab_size<'t>(p: &Params, tensor: &impl Fn(&str) -> Option<&'t TensorInfo>) -> Result<u32, ModelError> {
     if let Some(n) = p.opt_u32(Key::VocabSize)? {
         return p.positive(Key::VocabSize, n);
     }
     if let Some(tokens) = p.md.get("tokenizer.ggml.tokens").and_then(|v| v.as_array()) {
-        return u32::try_from(tokens.len())
-            .map_err(|_| p.invalid(Key::VocabSize, tokens.len(), "too many tokens"));
+        return u32::try_from(tokens.len()).map_err(|_| p.invalid(Key::VocabSize, tokens.len(), "too many tokens"));
     }
     if let Some(embd) = tensor("token_embd.weight") {
         if let Some(&rows) = embd.shape.get(1) {
-            return u32::try_from(rows)
-                .map_err(|_| p.invalid(Key::VocabSize, rows, "too many rows"));
+            return u32::try_from(rows).map_err(|_| p.invalid(Key::VocabSize, rows, "too many rows"));
         }
     }
-    Err(ModelError::MissingKey {
-        arch: p.arch.name(),
-        key: p.key(Key::VocabSize),
-    })
+    Err(ModelError::MissingKey { arch: p.arch.name(), key: p.key(Key::VocabSize) })
 }

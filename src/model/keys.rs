@@ -41,10 +41,7 @@ const TABLE: &[(Key, &str)] = &[
     (Key::RopeScalingType, "%s.rope.scaling.type"),
     (Key::RopeScalingFactor, "%s.rope.scaling.factor"),
     (Key::SlidingWindow, "%s.attention.sliding_window"),
-    (
-        Key::SlidingWindowPattern,
-        "%s.attention.sliding_window_pattern",
-    ),
+    (Key::SlidingWindowPattern, "%s.attention.sliding_window_pattern"),
     (Key::AttnLogitSoftcapping, "%s.attn_logit_softcapping"),
     (Key::FinalLogitSoftcapping, "%s.final_logit_softcapping"),
     (Key::VocabSize, "%s.vocab_size"),
@@ -53,11 +50,7 @@ const TABLE: &[(Key, &str)] = &[
 impl Key {
     /// The key's full name for architecture `arch` (`llama.attention.head_count`).
     pub fn name(self, arch: &str) -> String {
-        let template = TABLE
-            .iter()
-            .find(|(k, _)| *k == self)
-            .map(|(_, t)| *t)
-            .expect("every Key is in TABLE");
+        let template = TABLE.iter().find(|(k, _)| *k == self).map(|(_, t)| *t).expect("every Key is in TABLE");
         template.replace("%s", arch)
     }
 }
@@ -71,9 +64,6 @@ mod tests {
         for (key, _) in TABLE {
             assert_eq!(TABLE.iter().filter(|(k, _)| k == key).count(), 1, "{key:?}");
         }
-        assert_eq!(
-            Key::HeadCountKv.name("qwen2"),
-            "qwen2.attention.head_count_kv"
-        );
+        assert_eq!(Key::HeadCountKv.name("qwen2"), "qwen2.attention.head_count_kv");
     }
 }

@@ -62,24 +62,11 @@ pub(crate) fn f16_le(b: [u8; 2]) -> f32 {
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum QuantError {
     #[error("{ty}: {len} bytes is not a whole number of {block_bytes}-byte blocks")]
-    PartialBlock {
-        ty: GgmlType,
-        len: usize,
-        block_bytes: usize,
-    },
+    PartialBlock { ty: GgmlType, len: usize, block_bytes: usize },
     #[error("{ty}: {n_elems} values do not fill whole blocks of {block_elems}")]
-    PartialOutput {
-        ty: GgmlType,
-        n_elems: usize,
-        block_elems: usize,
-    },
+    PartialOutput { ty: GgmlType, n_elems: usize, block_elems: usize },
     #[error("{ty}: {blocks} blocks hold {have} values, but {want} were given")]
-    LengthMismatch {
-        ty: GgmlType,
-        blocks: usize,
-        have: usize,
-        want: usize,
-    },
+    LengthMismatch { ty: GgmlType, blocks: usize, have: usize, want: usize },
     #[error("no CPU dequantizer for type {0}")]
     Unsupported(GgmlType),
 }
@@ -88,11 +75,7 @@ pub enum QuantError {
 pub fn blocks<B: Block>(bytes: &[u8]) -> Result<&[B], QuantError> {
     let size = std::mem::size_of::<B>();
     if bytes.len() % size != 0 {
-        return Err(QuantError::PartialBlock {
-            ty: B::TYPE,
-            len: bytes.len(),
-            block_bytes: size,
-        });
+        return Err(QuantError::PartialBlock { ty: B::TYPE, len: bytes.len(), block_bytes: size });
     }
     // SAFETY: `Block` implementors are repr(C) byte arrays: alignment 1, no padding, every bit
     // pattern valid; the length is a whole number of blocks and the lifetime is the input's.
@@ -102,12 +85,7 @@ pub fn blocks<B: Block>(bytes: &[u8]) -> Result<&[B], QuantError> {
 fn check_len<B: Block>(bytes: &[u8], n: usize) -> Result<&[B], QuantError> {
     let b = blocks::<B>(bytes)?;
     if b.len() * B::ELEMS != n {
-        return Err(QuantError::LengthMismatch {
-            ty: B::TYPE,
-            blocks: b.len(),
-            have: b.len() * B::ELEMS,
-            want: n,
-        });
+        return Err(QuantError::LengthMismatch { ty: B::TYPE, blocks: b.len(), have: b.len() * B::ELEMS, want: n });
     }
     Ok(b)
 }
@@ -122,10 +100,7 @@ fn dequantize_as<B: Block>(bytes: &[u8], out: &mut [f32]) -> Result<(), QuantErr
 
 fn dot_as<B: Block>(bytes: &[u8], x: &[f32]) -> Result<f32, QuantError> {
     let b = check_len::<B>(bytes, x.len())?;
-    Ok(b.iter()
-        .zip(x.chunks_exact(B::ELEMS))
-        .map(|(block, xs)| block.dot(xs))
-        .sum())
+    Ok(b.iter().zip(x.chunks_exact(B::ELEMS)).map(|(block, xs)| block.dot(xs)).sum())
 }
 
 macro_rules! by_type {
@@ -171,11 +146,7 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), Qua
 pub fn dequantize_to_vec(ty: GgmlType, bytes: &[u8]) -> Result<Vec<f32>, QuantError> {
     let size = ty.block_bytes();
     if bytes.len() % size != 0 {
-        return Err(QuantError::PartialBlock {
-            ty,
-            len: bytes.len(),
-            block_bytes: size,
-        });
+        return Err(QuantError::PartialBlock { ty, len: bytes.len(), block_bytes: size });
     }
     let mut out = vec![0f32; bytes.len() / size * ty.block_elems()];
     dequantize(ty, bytes, &mut out)?;
@@ -207,19 +178,10 @@ mod tests {
 
     #[test]
     fn partial_blocks_and_length_mismatches_are_errors() {
-        assert!(matches!(
-            dequantize_to_vec(GgmlType::Q4_K, &[0u8; 143]),
-            Err(QuantError::PartialBlock { .. })
-        ));
+        assert!(matches!(dequantize_to_vec(GgmlType::Q4_K, &[0u8; 143]), Err(QuantError::PartialBlock { .. })));
         let mut out = [0f32; 31];
-        assert!(matches!(
-            dequantize(GgmlType::Q8_0, &[0u8; 34], &mut out),
-            Err(QuantError::LengthMismatch { .. })
-        ));
-        assert_eq!(
-            dot(GgmlType::Q2_K, &[], &[]),
-            Err(QuantError::Unsupported(GgmlType::Q2_K))
-        );
+        assert!(matches!(dequantize(GgmlType::Q8_0, &[0u8; 34], &mut out), Err(QuantError::LengthMismatch { .. })));
+        assert_eq!(dot(GgmlType::Q2_K, &[], &[]), Err(QuantError::Unsupported(GgmlType::Q2_K)));
     }
 
     #[test]
@@ -239,21 +201,11 @@ mod tests {
                 *b &= 0x3f;
             }
             let w = dequantize_to_vec(ty, &bytes).unwrap();
-            let x: Vec<f32> = (0..w.len())
-                .map(|i| ((i * 7919) % 23) as f32 / 23.0 - 0.5)
-                .collect();
+            let x: Vec<f32> = (0..w.len()).map(|i| ((i * 7919) % 23) as f32 / 23.0 - 0.5).collect();
             let want: f64 = w.iter().zip(&x).map(|(a, b)| *a as f64 * *b as f64).sum();
             let got = dot(ty, &bytes, &x).unwrap() as f64;
-            let scale: f64 = w
-                .iter()
-                .zip(&x)
-                .map(|(a, b)| (*a as f64 * *b as f64).abs())
-                .sum::<f64>()
-                .max(1e-30);
-            assert!(
-                ((got - want) / scale).abs() < 1e-5,
-                "{ty}: dot {got} vs {want}"
-            );
+            let scale: f64 = w.iter().zip(&x).map(|(a, b)| (*a as f64 * *b as f64).abs()).sum::<f64>().max(1e-30);
+            assert!(((got - want) / scale).abs() < 1e-5, "{ty}: dot {got} vs {want}");
         }
     }
 }

@@ -24,10 +24,6 @@ unsafe impl Block for BlockQ8_0 {
 
     fn dot(&self, x: &[f32]) -> f32 {
         let d = f16_le(self.d);
-        self.qs
-            .iter()
-            .zip(x)
-            .map(|(&q, &x)| (q as i8) as f32 * d * x)
-            .sum()
+        self.qs.iter().zip(x).map(|(&q, &x)| (q as i8) as f32 * d * x).sum()
     }
 }

@@ -1,0 +1,260 @@
+//! Model configuration from GGUF keys: each key present and absent, for every architecture.
+
+use rocmforge::dtype::GgmlType;
+use rocmforge::gguf::{Array, GgufFile, GgufWriter, Value};
+use rocmforge::model::{Activation, Arch, ModelConfig, ModelError, RopeScaling, RopeStyle};
+
+/// The keys llama.cpp always writes, for architecture `arch`: hidden 512, 8 heads of 64.
+fn base(arch: &str) -> GgufWriter {
+    let mut w = GgufWriter::new();
+    w.set_str("general.architecture", arch)
+        .set_u32(&format!("{arch}.block_count"), 6)
+        .set_u32(&format!("{arch}.context_length"), 2048)
+        .set_u32(&format!("{arch}.embedding_length"), 512)
+        .set_u32(&format!("{arch}.feed_forward_length"), 1536)
+        .set_u32(&format!("{arch}.attention.head_count"), 8)
+        .set_f32(&format!("{arch}.attention.layer_norm_rms_epsilon"), 1e-6)
+        .set_u32(&format!("{arch}.vocab_size"), 1000);
+    w
+}
+
+fn config(w: &GgufWriter) -> Result<ModelConfig, ModelError> {
+    let file = GgufFile::from_bytes(w.to_bytes()).expect("the test file should parse");
+    ModelConfig::from_gguf(&file)
+}
+
+fn without(w: &GgufWriter, key: &str) -> GgufWriter {
+    // Rebuild the file without `key`, keeping everything else.
+    let file = GgufFile::from_bytes(w.to_bytes()).unwrap();
+    let mut out = GgufWriter::new();
+    for (k, v) in file.metadata.iter().filter(|(k, _)| *k != key) {
+        out.set(k, v.clone());
+    }
+    for t in &file.tensors {
+        out.add_tensor(&t.name, &t.shape, t.ty, file.tensor_data(t).to_vec());
+    }
+    out
+}
+
+#[test]
+fn head_dim_is_hidden_over_heads_without_key_length() {
+    let cfg = config(&base("llama")).unwrap();
+    assert_eq!((cfg.head_dim, cfg.head_dim_v, cfg.n_head, cfg.n_head_kv), (64, 64, 8, 8));
+    assert_eq!(cfg.attention_scale, 1.0 / 8.0);
+}
+
+#[test]
+fn key_and_value_length_override_head_dim() {
+    let mut w = base("gemma3");
+    w.set_u32("gemma3.attention.key_length", 256).set_u32("gemma3.attention.value_length", 128);
+    let cfg = config(&w).unwrap();
+    assert_eq!((cfg.head_dim, cfg.head_dim_v), (256, 128));
+    assert_eq!(cfg.rope_dims, 256, "rope dims default to the key head_dim");
+    assert_eq!(cfg.attention_scale, 1.0 / 16.0);
+}
+
+#[test]
+fn zero_key_length_is_refused() {
+    let mut w = base("qwen2");
+    w.set_u32("qwen2.attention.key_length", 0);
+    let e = config(&w).unwrap_err().to_string();
+    assert!(e.contains("qwen2.attention.key_length") && e.contains("at least 1"), "{e}");
+}
+
+#[test]
+fn rope_dims_default_to_head_dim_and_are_never_zero() {
+    let cfg = config(&base("qwen2")).unwrap();
+    assert_eq!(cfg.rope_dims, 64);
+
+    let mut w = base("qwen2");
+    w.set_u32("qwen2.rope.dimension_count", 32);
+    assert_eq!(config(&w).unwrap().rope_dims, 32, "partial rope");
+
+    for bad in [0, 31, 128] {
+        let mut w = base("llama");
+        w.set_u32("llama.rope.dimension_count", bad);
+        let e = config(&w).unwrap_err().to_string();
+        assert!(e.contains("llama.rope.dimension_count") && e.contains(&bad.to_string()), "{e}");
+    }
+}
+
+#[test]
+fn head_count_kv_defaults_to_head_count() {
+    let mut w = base("llama");
+    w.set_u32("llama.attention.head_count_kv", 2);
+    let cfg = config(&w).unwrap();
+    assert_eq!((cfg.n_head_kv, cfg.gqa_ratio()), (2, 4));
+
+    w.set_u32("llama.attention.head_count_kv", 3);
+    let e = config(&w).unwrap_err().to_string();
+    assert!(e.contains("head_count_kv") && e.contains("divide"), "{e}");
+}
+
+#[test]
+fn rope_base_defaults_to_ten_thousand() {
+    assert_eq!(config(&base("llama")).unwrap().rope_base, 10_000.0);
+    let mut w = base("llama");
+    w.set_f32("llama.rope.freq_base", 500_000.0);
+    assert_eq!(config(&w).unwrap().rope_base, 500_000.0);
+    w.set("llama.rope.freq_base", Value::F64(1e6));
+    assert_eq!(config(&w).unwrap().rope_base, 1e6, "f64 values are read too");
+}
+
+#[test]
+fn rope_scaling_is_read_when_present() {
+    assert_eq!(config(&base("llama")).unwrap().rope_scaling, RopeScaling::None);
+    let mut w = base("llama");
+    w.set_str("llama.rope.scaling.type", "linear").set_f32("llama.rope.scaling.factor", 8.0);
+    assert_eq!(config(&w).unwrap().rope_scaling, RopeScaling::Linear { factor: 8.0 });
+    w.set_str("llama.rope.scaling.type", "longrope");
+    assert!(config(&w).unwrap_err().to_string().contains("longrope"));
+}
+
+#[test]
+fn rope_style_and_activation_follow_the_family() {
+    let styles: Vec<(RopeStyle, Activation, bool)> = ["llama", "qwen2", "gemma", "gemma2", "gemma3"]
+        .iter()
+        .map(|a| {
+            let c = config(&base(a)).unwrap();
+            (c.rope_style, c.activation, c.qkv_bias)
+        })
+        .collect();
+    use Activation::*;
+    use RopeStyle::*;
+    assert_eq!(
+        styles,
+        vec![
+            (Normal, Silu, false),
+            (Neox, Silu, true),
+            (Neox, GeluTanh, false),
+            (Neox, GeluTanh, false),
+            (Neox, GeluTanh, false)
+        ]
+    );
+}
+
+#[test]
+fn gemma_scales_embeddings_by_root_hidden() {
+    assert_eq!(config(&base("gemma")).unwrap().embedding_scale, Some((512f32).sqrt()));
+    assert_eq!(config(&base("llama")).unwrap().embedding_scale, None);
+}
+
+#[test]
+fn gemma2_defaults_window_softcaps_and_alternating_layers() {
+    let cfg = config(&base("gemma2")).unwrap();
+    assert_eq!(cfg.sliding_window, Some(4096));
+    assert_eq!((cfg.attn_logit_softcap, cfg.final_logit_softcap), (Some(50.0), Some(30.0)));
+    assert_eq!(cfg.swa_layers, vec![true, false, true, false, true, false]);
+    assert!(cfg.post_norms && !cfg.qk_norm);
+
+    let mut w = base("gemma2");
+    w.set_u32("gemma2.attention.sliding_window", 1024)
+        .set_f32("gemma2.attn_logit_softcapping", 40.0)
+        .set_f32("gemma2.final_logit_softcapping", 20.0);
+    let cfg = config(&w).unwrap();
+    assert_eq!(
+        (cfg.sliding_window, cfg.attn_logit_softcap, cfg.final_logit_softcap),
+        (Some(1024), Some(40.0), Some(20.0))
+    );
+}
+
+#[test]
+fn gemma3_windows_five_layers_in_six_with_their_own_rope_base() {
+    let mut w = base("gemma3");
+    w.set_u32("gemma3.block_count", 12)
+        .set_u32("gemma3.attention.sliding_window", 512)
+        .set_f32("gemma3.rope.freq_base", 1e6);
+    let cfg = config(&w).unwrap();
+    assert_eq!(cfg.sliding_window, Some(512));
+    let globals: Vec<usize> = (0..12).filter(|&il| !cfg.is_swa(il)).collect();
+    assert_eq!(globals, vec![5, 11]);
+    assert_eq!((cfg.rope_base_for_layer(0), cfg.rope_base_for_layer(5)), (10_000.0, 1e6));
+    assert!(cfg.qk_norm && cfg.post_norms);
+    assert_eq!((cfg.attn_logit_softcap, cfg.final_logit_softcap), (None, None));
+
+    w.set_f32("gemma3.rope.freq_base_swa", 20_000.0).set_u32("gemma3.attention.sliding_window_pattern", 3);
+    let cfg = config(&w).unwrap();
+    assert_eq!(cfg.rope_base_for_layer(0), 20_000.0);
+    assert_eq!((0..12).filter(|&il| !cfg.is_swa(il)).collect::<Vec<_>>(), vec![2, 5, 8, 11]);
+
+    let flags = vec![true, false, true, true, true, true, false, false, true, true, true, false];
+    w.set("gemma3.attention.sliding_window_pattern", Value::Array(Array::Bool(flags.clone())));
+    assert_eq!(config(&w).unwrap().swa_layers, flags);
+
+    let cfg = config(&without(&w, "gemma3.attention.sliding_window")).unwrap();
+    assert_eq!(cfg.sliding_window, None);
+    assert!(cfg.swa_layers.iter().all(|&s| !s), "no window, no windowed layers");
+}
+
+#[test]
+fn gemma_27b_scales_queries_by_hidden_over_heads() {
+    let mut w = base("gemma2");
+    w.set_u32("gemma2.block_count", 46).set_u32("gemma2.attention.key_length", 128);
+    let cfg = config(&w).unwrap();
+    assert_eq!(cfg.attention_scale, 1.0 / 8.0, "27B: 1/sqrt(512/8), not 1/sqrt(128)");
+}
+
+#[test]
+fn vocab_size_falls_back_to_tokens_then_embedding_rows() {
+    let w = without(&base("llama"), "llama.vocab_size");
+    let e = config(&w).unwrap_err().to_string();
+    assert!(e.contains("llama.vocab_size") && e.contains("missing"), "{e}");
+
+    let mut with_tokens = w.clone();
+    with_tokens.set("tokenizer.ggml.tokens", Value::Array(Array::String(vec![b"a".to_vec(); 77])));
+    assert_eq!(config(&with_tokens).unwrap().n_vocab, 77);
+
+    let mut with_embd = w.clone();
+    with_embd.add_tensor("token_embd.weight", &[32, 5], GgmlType::Q8_0, vec![0; 34 * 5]);
+    let cfg = config(&with_embd).unwrap();
+    assert_eq!(cfg.n_vocab, 5);
+    assert!(cfg.tied_embeddings, "no output.weight: tied");
+
+    with_embd.add_tensor("output.weight", &[32, 5], GgmlType::Q8_0, vec![0; 34 * 5]);
+    assert!(!config(&with_embd).unwrap().tied_embeddings);
+}
+
+#[test]
+fn missing_required_keys_name_the_key_and_the_architecture() {
+    for key in [
+        "block_count",
+        "context_length",
+        "embedding_length",
+        "feed_forward_length",
+        "attention.head_count",
+        "attention.layer_norm_rms_epsilon",
+    ] {
+        let full = format!("qwen2.{key}");
+        let e = config(&without(&base("qwen2"), &full)).unwrap_err();
+        assert!(matches!(e, ModelError::MissingKey { arch: "qwen2", ref key } if *key == full), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("qwen2") && msg.contains(&full), "{msg}");
+    }
+}
+
+#[test]
+fn unsupported_architectures_are_named() {
+    let e = config(&base("mamba")).unwrap_err();
+    assert!(matches!(e, ModelError::UnsupportedArch { ref arch } if arch == "mamba"));
+    let msg = e.to_string();
+    assert!(msg.contains("\"mamba\"") && msg.contains("llama, qwen2, gemma, gemma2, gemma3"), "{msg}");
+    assert!(config(&without(&base("llama"), "general.architecture"))
+        .unwrap_err()
+        .to_string()
+        .contains("general.architecture"));
+}
+
+#[test]
+fn wrongly_typed_keys_name_key_and_types() {
+    let mut w = base("llama");
+    w.set_str("llama.attention.head_count", "eight");
+    let e = config(&w).unwrap_err().to_string();
+    assert!(e.contains("llama.attention.head_count") && e.contains("found string"), "{e}");
+}
+
+#[test]
+fn every_supported_architecture_loads() {
+    for &arch in Arch::ALL {
+        assert_eq!(config(&base(arch.name())).unwrap().arch, arch);
+    }
+}
