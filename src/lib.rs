@@ -13,6 +13,8 @@
 //! ```
 
 pub mod dtype;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gguf;
 pub mod inspect;
 pub mod model;

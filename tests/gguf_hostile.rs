@@ -305,6 +305,11 @@ fn dimension_products_that_overflow_are_refused() {
     raw.tensor("wide", &[1 << 31, 1 << 31], 0, 0).data(64);
     assert!(matches!(expect_err(&raw), GgufError::ShapeOverflow { .. }));
 
+    // Found by the fuzzer: a zero row length hides an overflowing row count from the element count.
+    let mut raw = Raw::header(3, 1, 0);
+    raw.tensor("empty-rows", &[0, 1 << 40, 1 << 40], 0, 0).data(64);
+    assert!(matches!(expect_err(&raw), GgufError::ShapeOverflow { .. }));
+
     let mut raw = Raw::header(3, 1, 0);
     raw.tensor("neg", &[u64::MAX], 0, 0).data(64);
     assert!(matches!(expect_err(&raw), GgufError::DimTooLarge { value: u64::MAX, .. }));

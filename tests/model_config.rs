@@ -245,6 +245,15 @@ fn unsupported_architectures_are_named() {
 }
 
 #[test]
+fn absurd_layer_counts_are_refused_before_allocating_per_layer_tables() {
+    // Found by the fuzzer: a 2.4-billion-layer gemma file made the config allocate a flag per layer.
+    let mut w = base("gemma2");
+    w.set_u32("gemma2.block_count", 0x9000_0002);
+    let e = config(&w).unwrap_err().to_string();
+    assert!(e.contains("gemma2.block_count") && e.contains("2415919106"), "{e}");
+}
+
+#[test]
 fn wrongly_typed_keys_name_key_and_types() {
     let mut w = base("llama");
     w.set_str("llama.attention.head_count", "eight");

@@ -256,8 +256,9 @@ pub fn parse(buf: &[u8]) -> Result<Header, GgufError> {
                 block: ty.block_elems(),
             });
         };
-        let n_rows = shape.iter().skip(1).product::<u64>(); // bounded: n_elems did not overflow
-        let Some(n_bytes) = row_bytes.checked_mul(n_rows) else {
+        // Checked on its own: with a zero row length, n_elems is 0 whatever the other dims are.
+        let n_rows = shape.iter().skip(1).try_fold(1u64, |acc, &d| acc.checked_mul(d));
+        let Some(n_bytes) = n_rows.and_then(|rows| row_bytes.checked_mul(rows)) else {
             return Err(GgufError::ShapeOverflow { offset: info_offset, name, shape });
         };
         if data_offset % alignment != 0 {

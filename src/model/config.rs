@@ -90,6 +90,9 @@ fn supported() -> String {
     Arch::ALL.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
 }
 
+/// The most layers a model may declare (per-layer tables are allocated from this count).
+pub const MAX_LAYERS: u32 = 4096;
+
 /// Every hyper-parameter the forward pass needs.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ModelConfig {
@@ -210,6 +213,10 @@ impl ModelConfig {
         let p = Params { md, arch };
 
         let n_layer = p.positive(Key::BlockCount, p.u32(Key::BlockCount)?)?;
+        // Per-layer tables are sized by this count: bound it (llama.cpp's LLAMA_MAX_LAYERS is 512).
+        if n_layer > MAX_LAYERS {
+            return Err(p.invalid(Key::BlockCount, n_layer, format!("more than {MAX_LAYERS} layers")));
+        }
         let n_embd = p.positive(Key::EmbeddingLength, p.u32(Key::EmbeddingLength)?)?;
         let n_ff = p.positive(Key::FeedForwardLength, p.u32(Key::FeedForwardLength)?)?;
         let n_head = p.positive(Key::HeadCount, p.u32(Key::HeadCount)?)?;

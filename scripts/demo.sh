@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The main job on a default that needs nothing else: fetch SmolLM2-135M once, build rocmforge and
+# show what the model file holds. Pass another GGUF path to inspect that one instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install_deps.sh
+export PATH="$HOME/.cargo/bin:$PATH"
+models=$(python3 scripts/fetch_models.py smollm2 | tail -n 1)
+model="${1:-$models/SmolLM2-135M-Instruct.Q4_1.gguf}"
+cargo build --release --locked -q
+./target/release/rocmforge inspect "$model"
