@@ -16,6 +16,9 @@ pub mod dtype;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gguf;
+pub mod graph;
 pub mod inspect;
+pub mod jit;
+pub mod kernels;
 pub mod model;
 pub mod quant;

@@ -1,11 +1,17 @@
 //! The `rocmforge` command line. It calls the library's public API only.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use rocmforge::gguf::GgufFile;
-use rocmforge::inspect::Summary;
+use rocmforge::graph;
+use rocmforge::inspect::{human_bytes, Summary};
+use rocmforge::jit::{Engine, KernelCache, Origin, Target};
+use rocmforge::kernels::{render, KernelSpec};
+use rocmforge::model::ModelConfig;
 
 /// Run GGUF language models on GPUs with kernels compiled at run time.
 #[derive(Parser)]
@@ -13,7 +19,10 @@ use rocmforge::inspect::Summary;
 Examples:
   rocmforge inspect SmolLM2-135M-Instruct.Q4_1.gguf
   rocmforge inspect model.gguf --json | jq .head_dim
-  rocmforge inspect model.gguf --metadata")]
+  rocmforge kernels model.gguf                          # the kernels the model needs
+  rocmforge warm model.gguf --target gfx906,gfx90a,gfx1030
+  rocmforge warm model.gguf --target gfx90a --check     # exit 1 if anything is not cached
+  rocmforge cache ls")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,12 +48,69 @@ enum Command {
         #[arg(long, conflicts_with = "json")]
         tensors: bool,
     },
+    /// List the kernels a model needs, or print one kernel's rendered source.
+    Kernels {
+        model: PathBuf,
+        /// Print the rendered source of this entry point (e.g. mmv_q4_k_k4096).
+        #[arg(long)]
+        source: Option<String>,
+        /// The target to render for (its dialect and warp size shape the source).
+        #[arg(long, default_value = "gfx90a")]
+        target: String,
+    },
+    /// Compile every kernel a model needs for a list of GPU targets, without a GPU.
+    ///
+    /// Compiles in parallel over the cores into the kernel cache (ROCMFORGE_CACHE_DIR, else
+    /// ~/.cache/rocmforge/kernels); a second run finds everything cached and compiles nothing.
+    /// AMD targets use hipRTC, NVIDIA targets (sm_XX) NVRTC.
+    Warm {
+        model: PathBuf,
+        /// Comma-separated targets: gfx906, gfx90a, gfx90a:sramecc+:xnack-, gfx1030, sm_90, …
+        #[arg(long, value_delimiter = ',', required = true)]
+        target: Vec<String>,
+        /// Compile nothing; exit 1 listing every kernel not yet in the cache.
+        #[arg(long)]
+        check: bool,
+        /// Print each kernel's VGPRs, SGPRs, LDS, scratch and spills (AMD targets).
+        #[arg(long)]
+        report: bool,
+        /// Parallel compile jobs (default: the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Cache root (default: ROCMFORGE_CACHE_DIR, else ~/.cache/rocmforge/kernels).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+    },
+    /// Look after the kernel cache.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+        /// Cache root (default: ROCMFORGE_CACHE_DIR, else ~/.cache/rocmforge/kernels).
+        #[arg(long, global = true)]
+        cache_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum CacheAction {
+    /// List entries: kernel, target, compiler, size.
+    Ls,
+    /// Check every entry's hash; exit 1 if any is bad (bad entries are recompiled when next used).
+    Verify,
+    /// Remove bad entries and stale temporary files, then the oldest entries until the cache
+    /// fits in SIZE (e.g. 500M, 2G).
+    Gc {
+        #[arg(long)]
+        max_size: String,
+    },
+    /// Remove every entry.
+    Clear,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
             let mut source = e.source();
@@ -57,41 +123,237 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Inspect { model, json, metadata, tensors } => {
-            let file = GgufFile::open(&model)?;
-            let summary = Summary::of(&file).map_err(|e| format!("{}: {e}", model.display()))?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&summary)?);
-                return Ok(());
+        Command::Inspect { model, json, metadata, tensors } => inspect(model, json, metadata, tensors),
+        Command::Kernels { model, source, target } => kernels(model, source, &target),
+        Command::Warm { model, target, check, report, jobs, cache_dir } => {
+            warm(model, &target, check, report, jobs, cache_dir)
+        }
+        Command::Cache { action, cache_dir } => cache(action, cache_dir),
+    }
+}
+
+fn inspect(model: PathBuf, json: bool, metadata: bool, tensors: bool) -> Result<ExitCode> {
+    let file = GgufFile::open(&model)?;
+    let summary = Summary::of(&file).map_err(|e| format!("{}: {e}", model.display()))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{}", model.display());
+    println!("{summary}");
+    if metadata {
+        println!("\nmetadata ({} keys, GGUF v{}, alignment {}):", file.metadata.len(), file.version, file.alignment);
+        for (key, value) in file.metadata.iter() {
+            println!("  {key:<48} {:<16} {}", value.type_description(), value.summary());
+        }
+    }
+    if tensors {
+        println!("\ntensors ({}):", file.tensors.len());
+        for t in &file.tensors {
+            let shape = format!("{:?}", t.shape);
+            println!("  {:<36} {:<6} {shape:>20} {:>12}", t.name, t.ty.name(), human_bytes(t.n_bytes));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The model's distinct kernel specs (prefill and decode).
+fn model_specs(model: &PathBuf) -> Result<Vec<KernelSpec>> {
+    let file = GgufFile::open(model)?;
+    let cfg = ModelConfig::from_gguf(&file).map_err(|e| format!("{}: {e}", model.display()))?;
+    Ok(graph::kernel_specs(&cfg, &file)?.into_iter().collect())
+}
+
+fn kernels(model: PathBuf, source: Option<String>, target: &str) -> Result<ExitCode> {
+    let specs = model_specs(&model)?;
+    let target: Target = target.parse()?;
+    match source {
+        Some(entry) => {
+            let spec = specs.iter().find(|s| s.entry_name() == entry).ok_or_else(|| {
+                format!(
+                    "{} needs no kernel {entry:?}; `rocmforge kernels {}` lists them",
+                    model.display(),
+                    model.display()
+                )
+            })?;
+            print!("{}", render(spec, target.render_target())?.source);
+        }
+        None => {
+            println!("{} kernels for {}:", specs.len(), model.display());
+            for s in &specs {
+                println!("  {s}");
             }
-            println!("{}", model.display());
-            println!("{summary}");
-            if metadata {
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_targets(list: &[String]) -> Result<Vec<Target>> {
+    Ok(list.iter().map(|t| t.trim().parse::<Target>()).collect::<std::result::Result<_, _>>()?)
+}
+
+fn warm(
+    model: PathBuf,
+    targets: &[String],
+    check: bool,
+    report: bool,
+    jobs: Option<usize>,
+    cache_dir: Option<PathBuf>,
+) -> Result<ExitCode> {
+    let targets = parse_targets(targets)?;
+    let specs = model_specs(&model)?;
+    let mut builder = Engine::builder().targets(targets.clone());
+    if let Some(dir) = cache_dir {
+        builder = builder.cache_dir(dir);
+    }
+    if let Some(j) = jobs {
+        builder = builder.jobs(j);
+    }
+    if check {
+        let engine = builder.build()?;
+        let missing = engine.missing(&specs)?;
+        let root = engine.cache().root().map(|r| r.display().to_string()).unwrap_or_default();
+        if missing.is_empty() {
+            println!(
+                "all {} kernels of {} are cached for {} target(s) in {root}",
+                specs.len(),
+                model.display(),
+                targets.len()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("{} of {} kernels are missing from {root}:", missing.len(), specs.len() * targets.len());
+        for (spec, target) in &missing {
+            println!("  {target:<24} {spec}");
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    let total = specs.len() * targets.len();
+    let bar = Arc::new(std::sync::Mutex::new(()));
+    let engine = builder
+        .progress(move |p| {
+            let _guard = bar.lock();
+            let width = 30;
+            let filled = p.done * width / p.total.max(1);
+            let what = match p.kernel.origin {
+                Origin::Compiled => "compiled",
+                Origin::Disk => "cached",
+                Origin::Memory => "in memory",
+            };
+            eprint!(
+                "\r[{}{}] {}/{} {:<10} {:<40}",
+                "#".repeat(filled),
+                " ".repeat(width - filled),
+                p.done,
+                p.total,
+                what,
+                format!("{} {}", p.kernel.target, p.kernel.entry)
+            );
+            let _ = std::io::stderr().flush();
+        })
+        .build()?;
+    eprintln!(
+        "warming {total} kernels ({} per target) of {} into {}",
+        specs.len(),
+        model.display(),
+        engine.cache().root().map(|r| r.display().to_string()).unwrap_or_default()
+    );
+    let result = engine.warm(&specs);
+    eprintln!();
+    let done = result?;
+    let compile_seconds =
+        done.kernels.iter().filter(|k| k.origin == Origin::Compiled).fold(0.0, |acc, k| acc + k.seconds);
+    println!(
+        "{} kernels: {} compiled ({:.1} s of compile time), {} cached; wall {:.2} s",
+        done.kernels.len(),
+        done.compiled(),
+        compile_seconds,
+        done.kernels.len() - done.compiled(),
+        done.wall.as_secs_f64()
+    );
+    if report {
+        println!(
+            "\n{:<24} {:<40} {:>5} {:>5} {:>5} {:>7} {:>8} {:>7}",
+            "target", "kernel", "VGPR", "AGPR", "SGPR", "LDS", "scratch", "spills"
+        );
+        for k in &done.kernels {
+            if let Some(r) = k.resources() {
                 println!(
-                    "\nmetadata ({} keys, GGUF v{}, alignment {}):",
-                    file.metadata.len(),
-                    file.version,
-                    file.alignment
+                    "{:<24} {:<40} {:>5} {:>5} {:>5} {:>7} {:>8} {:>7}",
+                    k.target.to_string(),
+                    k.entry,
+                    r.vgpr_count,
+                    r.agpr_count,
+                    r.sgpr_count,
+                    r.lds_bytes,
+                    r.scratch_bytes,
+                    r.vgpr_spill_count + r.sgpr_spill_count
                 );
-                for (key, value) in file.metadata.iter() {
-                    println!("  {key:<48} {:<16} {}", value.type_description(), value.summary());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `500M`, `2G`, `1024` (bytes), `64K`.
+fn parse_size(s: &str) -> Result<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&s[..s.len() - 1], 1u64 << 10),
+        Some('M') => (&s[..s.len() - 1], 1 << 20),
+        Some('G') => (&s[..s.len() - 1], 1 << 30),
+        Some('T') => (&s[..s.len() - 1], 1 << 40),
+        _ => (s, 1),
+    };
+    let n: f64 =
+        num.trim().parse().map_err(|_| format!("size {s:?}: expected a number with an optional K, M, G or T"))?;
+    if !(n >= 0.0) {
+        return Err(format!("size {s:?} must not be negative").into());
+    }
+    Ok((n * mult as f64) as u64)
+}
+
+fn cache(action: CacheAction, cache_dir: Option<PathBuf>) -> Result<ExitCode> {
+    let cache = KernelCache::open(cache_dir.unwrap_or_else(KernelCache::default_root));
+    let root = cache.root().expect("an on-disk cache").display().to_string();
+    match action {
+        CacheAction::Ls => {
+            let entries = cache.list();
+            let total: u64 = entries.iter().map(|e| e.bytes).sum();
+            println!("{} entries, {} in {root}", entries.len(), human_bytes(total));
+            for e in entries {
+                match e.header {
+                    Ok(h) => {
+                        println!("  {:<40} {:<24} {:>10}  {}", h.entry, h.target, human_bytes(e.bytes), h.compiler)
+                    }
+                    Err(why) => println!("  BAD {} ({why})", e.path.display()),
                 }
             }
-            if tensors {
-                println!("\ntensors ({}):", file.tensors.len());
-                for t in &file.tensors {
-                    println!(
-                        "  {:<36} {:<6} {:>20} {:>12}",
-                        t.name,
-                        t.ty.name(),
-                        format!("{:?}", t.shape),
-                        rocmforge::inspect::human_bytes(t.n_bytes)
-                    );
-                }
+            Ok(ExitCode::SUCCESS)
+        }
+        CacheAction::Verify => {
+            let entries = cache.list();
+            let bad: Vec<_> = entries.iter().filter(|e| e.header.is_err()).collect();
+            for e in &bad {
+                println!("bad: {} ({})", e.path.display(), e.header.as_ref().err().map(String::as_str).unwrap_or(""));
             }
-            Ok(())
+            println!("{} entries checked in {root}, {} bad", entries.len(), bad.len());
+            Ok(if bad.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        CacheAction::Gc { max_size } => {
+            let max = parse_size(&max_size)?;
+            let (n, bytes) = cache.gc(max)?;
+            println!("removed {n} files ({}) from {root}; limit {}", human_bytes(bytes), human_bytes(max));
+            Ok(ExitCode::SUCCESS)
+        }
+        CacheAction::Clear => {
+            let (n, bytes) = cache.clear()?;
+            println!("removed {n} files ({}) from {root}", human_bytes(bytes));
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -1,0 +1,5 @@
+// BF16 weights: the top half of an f32.
+struct block_t { u16 v; };
+constexpr int QK_FRAGMENT = 1;
+constexpr int PART = 1;
+__device__ __forceinline__ void dequant_part(const block_t* b, int, float* out) { out[0] = __int_as_float(((u32)b->v) << 16); }

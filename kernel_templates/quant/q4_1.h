@@ -1,0 +1,10 @@
+// Q4_1: nibbles as Q4_0, with an f16 minimum; w = d * q + m.
+struct block_t { u16 d; u16 m; u8 qs[16]; };
+constexpr int QK_FRAGMENT = 32;
+constexpr int PART = 8;
+__device__ __forceinline__ void dequant_part(const block_t* b, int p, float* out) {
+    const float d = rf_half_to_float(b->d), m = rf_half_to_float(b->m);
+    const int shift = p < 2 ? 0 : 4, base = 8 * (p & 1);
+#pragma unroll
+    for (int i = 0; i < PART; ++i) out[i] = d * (float)((b->qs[base + i] >> shift) & 0x0F) + m;
+}

@@ -1,0 +1,15 @@
+// Q5_1: Q5_0's bits with an f16 minimum; w = d * q + m.
+struct block_t { u16 d; u16 m; u8 qh[4]; u8 qs[16]; };
+constexpr int QK_FRAGMENT = 32;
+constexpr int PART = 8;
+__device__ __forceinline__ void dequant_part(const block_t* b, int p, float* out) {
+    const float d = rf_half_to_float(b->d), m = rf_half_to_float(b->m);
+    const u32 qh = (u32)b->qh[0] | ((u32)b->qh[1] << 8) | ((u32)b->qh[2] << 16) | ((u32)b->qh[3] << 24);
+    const int shift = p < 2 ? 0 : 4, base = 8 * (p & 1);
+#pragma unroll
+    for (int i = 0; i < PART; ++i) {
+        const int e = PART * p + i;
+        const int q = ((b->qs[base + i] >> shift) & 0x0F) | (((qh >> e) & 1) << 4);
+        out[i] = d * (float)q + m;
+    }
+}

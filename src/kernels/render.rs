@@ -1,0 +1,171 @@
+//! Rendering: spec constants, then prelude, shared helpers, the weight format's fragment and the
+//! op's template body, concatenated into one self-contained source (no `#include`).
+
+use std::fmt::Write;
+
+use super::spec::{AttnPhase, Dialect, ElementwiseOp, GluKind, KernelSpec, RopeKind, SpecError};
+use super::templates::{self as t, Template};
+use crate::dtype::GgmlType;
+
+/// What rendering depends on besides the spec: the dialect and the hardware warp width
+/// (64 on GCN/CDNA, 32 on RDNA in wave32 mode and on NVIDIA).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RenderTarget {
+    pub dialect: Dialect,
+    pub warp_size: u32,
+}
+
+/// A rendered kernel: its entry point, its source, and the block size it must be launched with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenderedKernel {
+    pub spec: KernelSpec,
+    pub entry: String,
+    pub source: String,
+    pub block_threads: u32,
+}
+
+/// Constant names and values written before the template.
+struct Constants(Vec<(&'static str, String)>);
+
+impl Constants {
+    fn int(&mut self, name: &'static str, v: impl Into<i64>) -> &mut Self {
+        self.0.push((name, format!("constexpr int {name} = {};", v.into())));
+        self
+    }
+    fn flag(&mut self, name: &'static str, v: bool) -> &mut Self {
+        self.0.push((name, format!("constexpr bool {name} = {v};")));
+        self
+    }
+}
+
+/// Threads per block for the ops that take a fixed block.
+const BLOCK_THREADS: u32 = 256;
+/// Rows (one warp each) per block for the matrix ops.
+const ROWS_PER_BLOCK: u32 = 4;
+/// Tokens per warp in the prefill matrix product.
+const TOKENS_PER_WARP: u32 = 8;
+/// Warps per block in attention.
+const ATTN_WARPS: u32 = 4;
+
+/// Renders `spec` for `target`.
+pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel, SpecError> {
+    spec.validate()?;
+    let ws = target.warp_size;
+    let mut c = Constants(Vec::new());
+    c.int("WARP_SIZE", ws);
+    let (body, block_threads) = match *spec {
+        KernelSpec::Embedding { n_embd, .. } => {
+            c.int("N_EMBD", n_embd).int("BLOCK_THREADS", BLOCK_THREADS);
+            (t::EMBEDDING, BLOCK_THREADS)
+        }
+        KernelSpec::RmsNorm { n, add_one } => {
+            c.int("N", n).flag("ADD_ONE", add_one).int("BLOCK_THREADS", BLOCK_THREADS);
+            (t::RMSNORM, BLOCK_THREADS)
+        }
+        KernelSpec::Rope { head_dim, rope_dims, kind } => {
+            c.int("HEAD_DIM", head_dim).int("ROPE_DIMS", rope_dims).flag("NEOX", kind == RopeKind::Neox);
+            (t::ROPE, rope_dims / 2)
+        }
+        KernelSpec::MatVec { k, .. } => {
+            c.int("K", k).int("ROWS_PER_BLOCK", ROWS_PER_BLOCK);
+            (t::MATVEC, ROWS_PER_BLOCK * ws)
+        }
+        KernelSpec::MatMul { k, .. } => {
+            c.int("K", k).int("ROWS_PER_BLOCK", ROWS_PER_BLOCK).int("TOKENS_PER_WARP", TOKENS_PER_WARP);
+            (t::MATMUL, ROWS_PER_BLOCK * ws)
+        }
+        KernelSpec::Attention { head_dim, gqa, sliding_window, softcap, .. } => {
+            c.int("HEAD_DIM", head_dim)
+                .int("GQA", gqa)
+                .flag("SLIDING_WINDOW", sliding_window)
+                .flag("SOFTCAP", softcap)
+                .int("NWARPS", ATTN_WARPS);
+            (t::ATTENTION, ATTN_WARPS * ws)
+        }
+        KernelSpec::Softmax => {
+            c.int("BLOCK_THREADS", BLOCK_THREADS);
+            (t::SOFTMAX, BLOCK_THREADS)
+        }
+        KernelSpec::Glu { kind } => {
+            c.flag("GELU", kind == GluKind::GeGlu);
+            (t::GLU, 256)
+        }
+        KernelSpec::Elementwise { op } => {
+            let code = match op {
+                ElementwiseOp::Add => 0,
+                ElementwiseOp::AddBias => 1,
+                ElementwiseOp::Scale => 2,
+                ElementwiseOp::Softcap => 3,
+            };
+            c.int("OP", code);
+            (t::ELEMENTWISE, 256)
+        }
+        KernelSpec::KvAppend => (t::KV_APPEND, 256),
+        KernelSpec::Argmax => {
+            c.int("BLOCK_THREADS", BLOCK_THREADS);
+            (t::ARGMAX, BLOCK_THREADS)
+        }
+    };
+    let fragments = match spec.weight_type() {
+        Some(ty) => {
+            c.int("QK", ty.block_elems() as i64).int("BLOCK_BYTES", ty.block_bytes() as i64);
+            quant_fragments(ty)
+        }
+        None => Vec::new(),
+    };
+
+    let entry = spec.entry_name();
+    let prelude = match target.dialect {
+        Dialect::Hip => t::PRELUDE_HIP,
+        Dialect::Cuda => t::PRELUDE_CUDA,
+    };
+    let mut src = String::new();
+    let _ =
+        writeln!(src, "// rocmforge kernel {entry}: template {}, generated; edit kernel_templates/ instead.", body.0);
+    let _ = writeln!(src, "#define KERNEL_NAME {entry}");
+    for (_, line) in &c.0 {
+        src.push_str(line);
+        src.push('\n');
+    }
+    let section = |src: &mut String, tpl: Template| {
+        let _ = writeln!(src, "\n// ---- {} ----", tpl.0);
+        src.push_str(tpl.1.trim_end());
+        src.push('\n');
+    };
+    section(&mut src, prelude);
+    section(&mut src, t::COMMON);
+    for f in &fragments {
+        section(&mut src, *f);
+    }
+    if !fragments.is_empty() {
+        // The device-side block layout must be the Rust one (src/quant): checked by the compiler.
+        src.push_str(
+            "static_assert(sizeof(block_t) == BLOCK_BYTES, \"block_t size differs from the Rust block\");\n\
+             static_assert(QK_FRAGMENT == QK, \"block_t element count differs from the Rust block\");\n",
+        );
+    }
+    section(&mut src, body);
+    Ok(RenderedKernel { spec: *spec, entry, source: src, block_threads })
+}
+
+/// The fragments that define `block_t` and `dequant_part` for a weight type.
+fn quant_fragments(ty: GgmlType) -> Vec<Template> {
+    match ty {
+        GgmlType::F32 => vec![t::Q_F32],
+        GgmlType::F16 => vec![t::Q_F16],
+        GgmlType::BF16 => vec![t::Q_BF16],
+        GgmlType::Q8_0 => vec![t::Q_Q8_0],
+        GgmlType::Q4_0 => vec![t::Q_Q4_0],
+        GgmlType::Q4_1 => vec![t::Q_Q4_1],
+        GgmlType::Q5_0 => vec![t::Q_Q5_0],
+        GgmlType::Q5_1 => vec![t::Q_Q5_1],
+        GgmlType::Q4_K => vec![t::Q_K_SCALES, t::Q_Q4_K],
+        GgmlType::Q5_K => vec![t::Q_K_SCALES, t::Q_Q5_K],
+        GgmlType::Q6_K => vec![t::Q_Q6_K],
+        other => unreachable!("validate() refuses {other}"),
+    }
+}
+
+impl AttnPhase {
+    pub const ALL: [AttnPhase; 2] = [AttnPhase::Decode, AttnPhase::Prefill];
+}

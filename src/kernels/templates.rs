@@ -1,0 +1,39 @@
+//! The template files, compiled into the binary so that rendering needs no files at run time.
+
+macro_rules! template {
+    ($path:literal) => {
+        ($path, include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/kernel_templates/", $path)))
+    };
+}
+
+/// (path under kernel_templates/, contents)
+pub type Template = (&'static str, &'static str);
+
+pub const PRELUDE_HIP: Template = template!("prelude_hip.h");
+pub const PRELUDE_CUDA: Template = template!("prelude_cuda.h");
+pub const COMMON: Template = template!("common.h");
+
+pub const EMBEDDING: Template = template!("embedding.hip");
+pub const RMSNORM: Template = template!("rmsnorm.hip");
+pub const ROPE: Template = template!("rope.hip");
+pub const MATVEC: Template = template!("matvec.hip");
+pub const MATMUL: Template = template!("matmul.hip");
+pub const ATTENTION: Template = template!("attention.hip");
+pub const SOFTMAX: Template = template!("softmax.hip");
+pub const GLU: Template = template!("glu.hip");
+pub const ELEMENTWISE: Template = template!("elementwise.hip");
+pub const KV_APPEND: Template = template!("kv_append.hip");
+pub const ARGMAX: Template = template!("argmax.hip");
+
+pub const Q_F32: Template = template!("quant/f32.h");
+pub const Q_F16: Template = template!("quant/f16.h");
+pub const Q_BF16: Template = template!("quant/bf16.h");
+pub const Q_Q8_0: Template = template!("quant/q8_0.h");
+pub const Q_Q4_0: Template = template!("quant/q4_0.h");
+pub const Q_Q4_1: Template = template!("quant/q4_1.h");
+pub const Q_Q5_0: Template = template!("quant/q5_0.h");
+pub const Q_Q5_1: Template = template!("quant/q5_1.h");
+pub const Q_K_SCALES: Template = template!("quant/k_scales.h");
+pub const Q_Q4_K: Template = template!("quant/q4_k.h");
+pub const Q_Q5_K: Template = template!("quant/q5_k.h");
+pub const Q_Q6_K: Template = template!("quant/q6_k.h");
