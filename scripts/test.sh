@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 python3 scripts/fetch_models.py >/dev/null
-# Tests that need a fetched model fail (rather than skip) when it is missing.
-export ROCMFORGE_REQUIRE_MODELS=1
+# Tests that need a fetched model or hipRTC fail (rather than skip) when it is missing.
+export ROCMFORGE_REQUIRE_MODELS=1 ROCMFORGE_REQUIRE_HIPRTC=1
 cargo test --locked --all-targets "$@"
 cargo test --locked --doc

@@ -311,7 +311,7 @@ fn parse_size(s: &str) -> Result<u64> {
     };
     let n: f64 =
         num.trim().parse().map_err(|_| format!("size {s:?}: expected a number with an optional K, M, G or T"))?;
-    if !(n >= 0.0) {
+    if n.is_nan() || n < 0.0 {
         return Err(format!("size {s:?} must not be negative").into());
     }
     Ok((n * mult as f64) as u64)
