@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job on a default that needs nothing else: fetch SmolLM2-135M once, build rocmforge and
-# show what the model file holds. Pass another GGUF path to inspect that one instead.
+# The main job on a default that needs nothing else: fetch SmolLM2-135M once, build rocmforge,
+# show what the model file holds and JIT-compile every kernel it needs for three AMD GPU targets
+# (no GPU needed) into ./cache. Pass another GGUF path to use that model instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
@@ -9,3 +10,6 @@ models=$(python3 scripts/fetch_models.py smollm2 | tail -n 1)
 model="${1:-$models/SmolLM2-135M-Instruct.Q4_1.gguf}"
 cargo build --release --locked -q
 ./target/release/rocmforge inspect "$model"
+echo
+export ROCMFORGE_CACHE_DIR="${ROCMFORGE_CACHE_DIR:-$PWD/cache}"
+./target/release/rocmforge warm "$model" --target gfx906,gfx90a,gfx1030
