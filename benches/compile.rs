@@ -30,9 +30,9 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .map(|s| Target::parse_list(s).expect("targets"))
         .unwrap_or_else(|| vec!["gfx90a".parse().unwrap()]);
-    let models = std::env::var_os("ROCMFORGE_MODELS").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/rocmforge/models")
-    });
+    let models = std::env::var_os("ROCMFORGE_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/rocmforge/models"));
     let model = models.join("SmolLM2-135M-Instruct.Q4_1.gguf");
     let file = GgufFile::open(&model).unwrap_or_else(|e| panic!("{e} (run scripts/fetch_models.py smollm2)"));
     let cfg = ModelConfig::from_gguf(&file).unwrap();

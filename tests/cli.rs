@@ -18,7 +18,11 @@ fn warm_smollm2_for_three_amd_targets_then_check_exits_zero() {
     let cache = common::temp_dir("cli-warm");
     let run = |args: &[&str]| {
         let out = rocmforge().env("ROCMFORGE_CACHE_DIR", &cache).args(args).arg(&model).output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (code, out, err) = run(&["warm", "--target", "gfx906,gfx90a,gfx1030", "--report"]);
     assert_eq!(code, Some(0), "{err}");
@@ -39,7 +43,12 @@ fn a_target_rocm_5_2_would_abort_on_is_refused_with_exit_one() {
         return;
     }
     let cache = common::temp_dir("cli-942");
-    let out = rocmforge().env("ROCMFORGE_CACHE_DIR", &cache).args(["warm", "--target", "gfx90a,gfx942"]).arg(&model).output().unwrap();
+    let out = rocmforge()
+        .env("ROCMFORGE_CACHE_DIR", &cache)
+        .args(["warm", "--target", "gfx90a,gfx942"])
+        .arg(&model)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "a clean exit, not an abort: {err}");
     assert!(err.contains("gfx942") && err.contains("HIP 5.4"), "{err}");

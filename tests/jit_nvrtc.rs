@@ -32,8 +32,14 @@ fn every_template_compiles_with_nvrtc_for_sm_90() {
     let start = std::time::Instant::now();
     for spec in &specs {
         let k = render(spec, target.render_target()).unwrap();
-        let cubin = nvrtc.compile(&k.source, &k.entry, &target, &nvrtc.options(&target)).unwrap_or_else(|e| panic!("{e}"));
+        let cubin =
+            nvrtc.compile(&k.source, &k.entry, &target, &nvrtc.options(&target)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(&cubin[..4], b"\x7fELF", "{}: NVRTC returns a CUBIN (ELF)", k.entry);
     }
-    println!("{} kernels compiled with {} for sm_90 in {:.2} s", specs.len(), nvrtc.id(), start.elapsed().as_secs_f64());
+    println!(
+        "{} kernels compiled with {} for sm_90 in {:.2} s",
+        specs.len(),
+        nvrtc.id(),
+        start.elapsed().as_secs_f64()
+    );
 }

@@ -305,3 +305,27 @@ fn a_second_warm_compiles_nothing() {
     let out = String::from_utf8_lossy(&second.stdout);
     assert!(second.status.success() && out.contains(": 0 compiled"), "{out}");
 }
+
+#[test]
+fn gc_keeps_the_newest_entries_under_the_limit_and_clear_empties_the_cache() {
+    let root = common::temp_dir("cache-gc");
+    let fake = FakeCompiler::new();
+    let cache = KernelCache::open(&root);
+    for i in 0..5 {
+        cache.get_or_compile(&fake, &gfx90a(), "k", &format!("source number {i} {}", "x".repeat(1000))).unwrap();
+        std::thread::sleep(Duration::from_millis(20)); // distinct modification times
+    }
+    let sizes: Vec<u64> = cache.list().iter().map(|e| e.bytes).collect();
+    assert_eq!(sizes.len(), 5);
+    let one = sizes[0];
+    // A bad entry goes whatever the limit.
+    let victim = cache.list()[0].path.clone();
+    std::fs::write(&victim, b"garbage").unwrap();
+    let (removed, _) = cache.gc(2 * one + one / 2).unwrap();
+    assert_eq!(removed, 1 + 2, "the bad entry, then the two oldest of the four good ones");
+    let left = cache.list();
+    assert_eq!(left.len(), 2);
+    assert!(left.iter().all(|e| e.header.is_ok()));
+    let (removed, _) = cache.clear().unwrap();
+    assert_eq!((removed, cache.list().len()), (2, 0));
+}
