@@ -13,6 +13,7 @@
 //! ```
 
 pub mod dtype;
+pub mod exec;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gguf;

@@ -81,6 +81,20 @@ enum Command {
         #[arg(long)]
         cache_dir: Option<PathBuf>,
     },
+    /// Write the last position's logits for a prompt as raw little-endian f32 (the format of
+    /// llama.cpp's `llama-debug --save-logits`).
+    Logits {
+        model: PathBuf,
+        /// Prompt token ids as raw little-endian i32 (llama-debug's `-tokens.bin`).
+        #[arg(long)]
+        tokens: PathBuf,
+        /// Where to write the logits.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also write the prompt's token ids (raw little-endian i32).
+        #[arg(long)]
+        tokens_out: Option<PathBuf>,
+    },
     /// Look after the kernel cache.
     Cache {
         #[command(subcommand)]
@@ -133,6 +147,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             warm(model, &target, check, report, jobs, cache_dir)
         }
         Command::Cache { action, cache_dir } => cache(action, cache_dir),
+        Command::Logits { model, tokens, out, tokens_out } => logits(model, tokens, out, tokens_out),
     }
 }
 
@@ -356,4 +371,33 @@ fn cache(action: CacheAction, cache_dir: Option<PathBuf>) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn read_token_file(path: &PathBuf) -> Result<Vec<u32>> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() % 4 != 0 {
+        return Err(format!("{}: {} bytes is not a whole number of i32 token ids", path.display(), bytes.len()).into());
+    }
+    bytes
+        .chunks_exact(4)
+        .map(|c| {
+            let id = i32::from_le_bytes(c.try_into().expect("4 bytes"));
+            u32::try_from(id).map_err(|_| format!("{}: negative token id {id}", path.display()).into())
+        })
+        .collect()
+}
+
+fn logits(model: PathBuf, tokens: PathBuf, out: PathBuf, tokens_out: Option<PathBuf>) -> Result<ExitCode> {
+    let ids = read_token_file(&tokens)?;
+    let model = rocmforge::exec::Model::load(&model)?;
+    let mut session = rocmforge::exec::Session::new(&model, ids.len().max(1))?;
+    let logits = session.forward(&ids)?;
+    let bytes: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&out, bytes).map_err(|e| format!("{}: {e}", out.display()))?;
+    if let Some(path) = tokens_out {
+        let bytes: Vec<u8> = ids.iter().flat_map(|&t| (t as i32).to_le_bytes()).collect();
+        std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    eprintln!("wrote {} logits for {} prompt tokens to {}", logits.len(), ids.len(), out.display());
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,13 +1,75 @@
-//! The forward pass as a list of named nodes (`blk.3.attn_norm`, as llama.cpp names them), each
-//! with the weights it reads and the one `KernelSpec` that runs it. The JIT compiles exactly the
-//! specs of these nodes, and the executors (CPU and GPU) walk the same list.
+//! The forward pass as a list of named nodes (`blk.3.attn_norm`, as llama.cpp names them). Each
+//! node has the weights it reads, the one `KernelSpec` the GPU runs it with, and a `Step` that says
+//! which buffers it reads and writes with which runtime values, so the CPU and GPU executors walk
+//! the same plan. Buffers are a fixed set reused by every layer (the buffer plan): the residual
+//! stream, its normed copy, Q/K/V, the attention output, one projection output and the FFN's three.
+
+mod plan;
 
 use std::collections::BTreeSet;
 
 use crate::dtype::GgmlType;
 use crate::gguf::GgufFile;
 use crate::kernels::{AttnPhase, ElementwiseOp, GluKind, KernelSpec, RopeKind};
-use crate::model::{Activation, ModelConfig, RopeStyle};
+use crate::model::{Activation, ModelConfig, RopeScaling, RopeStyle};
+
+pub use plan::{BufferPlan, BufferSize};
+
+/// The activation buffers; each holds `rows × width` f32 for the tokens of one pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Buf {
+    /// The residual stream [T, n_embd].
+    Hidden,
+    /// A normed copy of the residual stream [T, n_embd].
+    Normed,
+    /// Queries [T, n_head · head_dim].
+    Q,
+    /// Keys [T, n_head_kv · head_dim].
+    K,
+    /// Values [T, n_head_kv · head_dim_v].
+    V,
+    /// Attention output [T, n_head · head_dim_v].
+    AttnOut,
+    /// A projection back to the model width [T, n_embd] (attention output, FFN down).
+    Proj,
+    /// FFN gate [T, n_ff].
+    Gate,
+    /// FFN up [T, n_ff].
+    Up,
+    /// FFN activation [T, n_ff].
+    Act,
+    /// Logits of the last position [n_vocab].
+    Logits,
+}
+
+/// What a node does, with its buffers and runtime values.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// out[t] = scale · embedding row of token t.
+    Embed { out: Buf, scale: f32 },
+    /// RMSNorm of rows of `width` (a head, for Q/K norms), in place when x == out.
+    Norm { x: Buf, out: Buf, width: u32, eps: f32 },
+    /// out = x · Wᵀ over rows of x; `last_only` takes the last token's row alone (logits).
+    Linear { x: Buf, out: Buf, n_out: u32, last_only: bool },
+    /// x[t, i] += bias[i].
+    BiasAdd { x: Buf, width: u32 },
+    /// Rope over `heads` heads of each token's row of x, in place.
+    Rope { x: Buf, heads: u32, base: f32, freq_scale: f32 },
+    /// Append this pass's K and V rows to layer `layer`'s cache.
+    KvAppend { layer: u32 },
+    /// Causal attention of Q over layer `layer`'s cache into AttnOut.
+    Attention { layer: u32, scale: f32, softcap: Option<f32>, window: Option<u32> },
+    /// out = a + b.
+    Add { a: Buf, b: Buf, out: Buf },
+    /// out = act(gate) · up.
+    Glu { gate: Buf, up: Buf, out: Buf, kind: GluKind },
+    /// x = cap · tanh(x / cap).
+    Softcap { x: Buf, cap: f32 },
+    /// The index of the largest logit (greedy decoding on the device).
+    Argmax,
+    /// Logits to probabilities (sampling on the device).
+    Softmax,
+}
 
 /// One step of the forward pass.
 #[derive(Clone, Debug, PartialEq)]
@@ -15,8 +77,9 @@ pub struct Node {
     /// llama.cpp-style name (`blk.3.attn_q`), so dumps can be diffed against llama-eval-callback.
     pub name: String,
     pub spec: KernelSpec,
-    /// GGUF tensors the node reads (weights first, then biases / norms).
+    /// GGUF tensors the node reads (the weight, or bias / norm vector).
     pub weights: Vec<String>,
+    pub step: Step,
 }
 
 /// The nodes of one pass (decode: one token; prefill: many).
@@ -24,6 +87,7 @@ pub struct Node {
 pub struct Graph {
     pub phase: AttnPhase,
     pub nodes: Vec<Node>,
+    pub buffers: BufferPlan,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -50,6 +114,7 @@ impl<F: Fn(&str) -> Option<GgmlType>> TensorTypes for F {
 }
 
 struct Builder<'a> {
+    cfg: &'a ModelConfig,
     tensors: &'a dyn TensorTypes,
     phase: AttnPhase,
     nodes: Vec<Node>,
@@ -60,30 +125,34 @@ impl Builder<'_> {
         self.tensors.tensor_type(name).ok_or_else(|| GraphError::MissingTensor(name.to_string()))
     }
 
-    fn push(&mut self, name: impl Into<String>, spec: KernelSpec, weights: &[&str]) {
-        self.nodes.push(Node { name: name.into(), spec, weights: weights.iter().map(|w| w.to_string()).collect() });
+    fn push(&mut self, name: impl Into<String>, spec: KernelSpec, weights: &[&str], step: Step) {
+        let weights = weights.iter().map(|w| w.to_string()).collect();
+        self.nodes.push(Node { name: name.into(), spec, weights, step });
     }
 
-    fn norm(&mut self, name: &str, n: u32) -> Result<(), GraphError> {
+    /// RMSNorm with weight `name.weight` over rows of `width`.
+    fn norm(&mut self, name: &str, x: Buf, out: Buf, width: u32) -> Result<(), GraphError> {
         let w = format!("{name}.weight");
         self.ty(&w)?;
-        self.push(name, KernelSpec::RmsNorm { n, add_one: false }, &[&w]);
+        let step = Step::Norm { x, out, width, eps: self.cfg.rms_eps };
+        self.push(name, KernelSpec::RmsNorm { n: width, add_one: false }, &[&w], step);
         Ok(())
     }
 
-    /// A projection `name.weight` over rows of `k`; prefill multiplies many tokens at once.
-    fn linear(&mut self, name: &str, k: u32, bias: bool) -> Result<(), GraphError> {
+    /// A projection `name.weight` (rows of `k`) with an optional `name.bias`.
+    fn linear(&mut self, name: &str, x: Buf, out: Buf, k: u32, n_out: u32, bias: bool) -> Result<(), GraphError> {
         let w = format!("{name}.weight");
         let wtype = self.ty(&w)?;
         let spec = match self.phase {
             AttnPhase::Decode => KernelSpec::MatVec { wtype, k },
             AttnPhase::Prefill => KernelSpec::MatMul { wtype, k },
         };
-        self.push(name, spec, &[&w]);
+        self.push(name, spec, &[&w], Step::Linear { x, out, n_out, last_only: false });
         if bias {
             let b = format!("{name}.bias");
             self.ty(&b)?;
-            self.push(format!("{name}.bias_add"), KernelSpec::Elementwise { op: ElementwiseOp::AddBias }, &[&b]);
+            let spec = KernelSpec::Elementwise { op: ElementwiseOp::AddBias };
+            self.push(format!("{name}.bias_add"), spec, &[&b], Step::BiasAdd { x: out, width: n_out });
         }
         Ok(())
     }
@@ -91,9 +160,12 @@ impl Builder<'_> {
 
 /// Builds the pass for `phase`.
 pub fn build(cfg: &ModelConfig, tensors: &dyn TensorTypes, phase: AttnPhase) -> Result<Graph, GraphError> {
-    let mut b = Builder { tensors, phase, nodes: Vec::new() };
+    let mut b = Builder { cfg, tensors, phase, nodes: Vec::new() };
     let embd = "token_embd.weight";
-    b.push("token_embd", KernelSpec::Embedding { wtype: b.ty(embd)?, n_embd: cfg.n_embd }, &[embd]);
+    let scale = cfg.embedding_scale.unwrap_or(1.0);
+    let spec = KernelSpec::Embedding { wtype: b.ty(embd)?, n_embd: cfg.n_embd };
+    b.push("token_embd", spec, &[embd], Step::Embed { out: Buf::Hidden, scale });
+
     let rope = KernelSpec::Rope {
         head_dim: cfg.head_dim,
         rope_dims: cfg.rope_dims,
@@ -102,58 +174,74 @@ pub fn build(cfg: &ModelConfig, tensors: &dyn TensorTypes, phase: AttnPhase) -> 
             RopeStyle::Neox => RopeKind::Neox,
         },
     };
-    let q_width = cfg.n_head * cfg.head_dim_v;
-    for il in 0..cfg.n_layer as usize {
+    let freq_scale = match cfg.rope_scaling {
+        RopeScaling::Linear { factor } => 1.0 / factor,
+        RopeScaling::None | RopeScaling::Yarn { .. } => 1.0,
+    };
+    let glu = match cfg.activation {
+        Activation::Silu => GluKind::SwiGlu,
+        Activation::GeluTanh => GluKind::GeGlu,
+    };
+    let (n_embd, q_width, kv_width) = (cfg.n_embd, cfg.n_head * cfg.head_dim, cfg.n_head_kv * cfg.head_dim);
+    let v_width = cfg.n_head_kv * cfg.head_dim_v;
+    for il in 0..cfg.n_layer {
         let p = format!("blk.{il}");
-        b.norm(&format!("{p}.attn_norm"), cfg.n_embd)?;
-        for proj in ["attn_q", "attn_k", "attn_v"] {
-            b.linear(&format!("{p}.{proj}"), cfg.n_embd, cfg.qkv_bias)?;
-        }
+        b.norm(&format!("{p}.attn_norm"), Buf::Hidden, Buf::Normed, n_embd)?;
+        b.linear(&format!("{p}.attn_q"), Buf::Normed, Buf::Q, n_embd, q_width, cfg.qkv_bias)?;
+        b.linear(&format!("{p}.attn_k"), Buf::Normed, Buf::K, n_embd, kv_width, cfg.qkv_bias)?;
+        b.linear(&format!("{p}.attn_v"), Buf::Normed, Buf::V, n_embd, v_width, cfg.qkv_bias)?;
         if cfg.qk_norm {
-            b.norm(&format!("{p}.attn_q_norm"), cfg.head_dim)?;
-            b.norm(&format!("{p}.attn_k_norm"), cfg.head_dim)?;
+            b.norm(&format!("{p}.attn_q_norm"), Buf::Q, Buf::Q, cfg.head_dim)?;
+            b.norm(&format!("{p}.attn_k_norm"), Buf::K, Buf::K, cfg.head_dim)?;
         }
-        b.push(format!("{p}.rope_q"), rope, &[]);
-        b.push(format!("{p}.rope_k"), rope, &[]);
-        b.push(format!("{p}.kv_append"), KernelSpec::KvAppend, &[]);
-        let attn = KernelSpec::Attention {
+        let base = cfg.rope_base_for_layer(il as usize);
+        b.push(format!("{p}.rope_q"), rope, &[], Step::Rope { x: Buf::Q, heads: cfg.n_head, base, freq_scale });
+        b.push(format!("{p}.rope_k"), rope, &[], Step::Rope { x: Buf::K, heads: cfg.n_head_kv, base, freq_scale });
+        b.push(format!("{p}.kv_append"), KernelSpec::KvAppend, &[], Step::KvAppend { layer: il });
+        let swa = cfg.is_swa(il as usize);
+        let spec = KernelSpec::Attention {
             phase,
             head_dim: cfg.head_dim,
             gqa: cfg.gqa_ratio(),
-            sliding_window: cfg.is_swa(il),
+            sliding_window: swa,
             softcap: cfg.attn_logit_softcap.is_some(),
         };
-        b.push(format!("{p}.attn"), attn, &[]);
-        b.linear(&format!("{p}.attn_output"), q_width, false)?;
-        if cfg.post_norms {
-            b.norm(&format!("{p}.post_attention_norm"), cfg.n_embd)?;
-        }
-        b.push(format!("{p}.attn_residual"), KernelSpec::Elementwise { op: ElementwiseOp::Add }, &[]);
-        b.norm(&format!("{p}.ffn_norm"), cfg.n_embd)?;
-        b.linear(&format!("{p}.ffn_gate"), cfg.n_embd, false)?;
-        b.linear(&format!("{p}.ffn_up"), cfg.n_embd, false)?;
-        let kind = match cfg.activation {
-            Activation::Silu => GluKind::SwiGlu,
-            Activation::GeluTanh => GluKind::GeGlu,
+        let step = Step::Attention {
+            layer: il,
+            scale: cfg.attention_scale,
+            softcap: cfg.attn_logit_softcap,
+            window: if swa { cfg.sliding_window } else { None },
         };
-        b.push(format!("{p}.ffn_glu"), KernelSpec::Glu { kind }, &[]);
-        b.linear(&format!("{p}.ffn_down"), cfg.n_ff, false)?;
+        b.push(format!("{p}.attn"), spec, &[], step);
+        b.linear(&format!("{p}.attn_output"), Buf::AttnOut, Buf::Proj, cfg.n_head * cfg.head_dim_v, n_embd, false)?;
         if cfg.post_norms {
-            b.norm(&format!("{p}.post_ffw_norm"), cfg.n_embd)?;
+            b.norm(&format!("{p}.post_attention_norm"), Buf::Proj, Buf::Proj, n_embd)?;
         }
-        b.push(format!("{p}.ffn_residual"), KernelSpec::Elementwise { op: ElementwiseOp::Add }, &[]);
+        let add = KernelSpec::Elementwise { op: ElementwiseOp::Add };
+        b.push(format!("{p}.attn_residual"), add, &[], Step::Add { a: Buf::Hidden, b: Buf::Proj, out: Buf::Hidden });
+        b.norm(&format!("{p}.ffn_norm"), Buf::Hidden, Buf::Normed, n_embd)?;
+        b.linear(&format!("{p}.ffn_gate"), Buf::Normed, Buf::Gate, n_embd, cfg.n_ff, false)?;
+        b.linear(&format!("{p}.ffn_up"), Buf::Normed, Buf::Up, n_embd, cfg.n_ff, false)?;
+        let step = Step::Glu { gate: Buf::Gate, up: Buf::Up, out: Buf::Act, kind: glu };
+        b.push(format!("{p}.ffn_glu"), KernelSpec::Glu { kind: glu }, &[], step);
+        b.linear(&format!("{p}.ffn_down"), Buf::Act, Buf::Proj, cfg.n_ff, n_embd, false)?;
+        if cfg.post_norms {
+            b.norm(&format!("{p}.post_ffw_norm"), Buf::Proj, Buf::Proj, n_embd)?;
+        }
+        b.push(format!("{p}.ffn_residual"), add, &[], Step::Add { a: Buf::Hidden, b: Buf::Proj, out: Buf::Hidden });
     }
-    b.norm("output_norm", cfg.n_embd)?;
+    b.norm("output_norm", Buf::Hidden, Buf::Normed, n_embd)?;
     // Logits are wanted for the last position only: a matrix-vector product in both phases.
-    let out =
-        if cfg.tied_embeddings || tensors.tensor_type("output.weight").is_none() { embd } else { "output.weight" };
-    b.push("output", KernelSpec::MatVec { wtype: b.ty(out)?, k: cfg.n_embd }, &[out]);
-    if cfg.final_logit_softcap.is_some() {
-        b.push("output_softcap", KernelSpec::Elementwise { op: ElementwiseOp::Softcap }, &[]);
+    let out = if tensors.tensor_type("output.weight").is_some() { "output.weight" } else { embd };
+    let step = Step::Linear { x: Buf::Normed, out: Buf::Logits, n_out: cfg.n_vocab, last_only: true };
+    b.push("output", KernelSpec::MatVec { wtype: b.ty(out)?, k: n_embd }, &[out], step);
+    if let Some(cap) = cfg.final_logit_softcap {
+        let spec = KernelSpec::Elementwise { op: ElementwiseOp::Softcap };
+        b.push("output_softcap", spec, &[], Step::Softcap { x: Buf::Logits, cap });
     }
-    b.push("argmax", KernelSpec::Argmax, &[]);
-    b.push("softmax", KernelSpec::Softmax, &[]);
-    Ok(Graph { phase, nodes: b.nodes })
+    b.push("argmax", KernelSpec::Argmax, &[], Step::Argmax);
+    b.push("softmax", KernelSpec::Softmax, &[], Step::Softmax);
+    Ok(Graph { phase, nodes: b.nodes, buffers: BufferPlan::new(cfg) })
 }
 
 /// Every distinct kernel a model needs for prefill and decode, in a stable order.

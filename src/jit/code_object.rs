@@ -92,8 +92,15 @@ fn metadata_note(elf: &[u8]) -> Result<&[u8], CodeObjectError> {
     let shoff = u64_at(elf, 0x28)?;
     let shentsize = u16_at(elf, 0x3a)?;
     let shnum = u16_at(elf, 0x3c)?;
+    if shentsize < 0x28 {
+        return Err(CodeObjectError::Malformed(0x3a));
+    }
     for i in 0..shnum {
-        let sh = shoff + i * shentsize;
+        let sh = i
+            .checked_mul(shentsize)
+            .and_then(|o| o.checked_add(shoff))
+            .filter(|&sh| sh.checked_add(shentsize).is_some_and(|e| e <= elf.len()))
+            .ok_or(CodeObjectError::Malformed(0x28))?;
         const SHT_NOTE: usize = 7;
         if u32_at(elf, sh + 4)? != SHT_NOTE {
             continue;

@@ -1,0 +1,220 @@
+//! The CPU backend: every op in plain Rust over f32 activations, dot products straight from the
+//! quantized blocks (no dequantized copy of the model), threads over rows where that pays. It is
+//! the oracle every GPU kernel is held to, so each op follows llama.cpp's CPU arithmetic where the
+//! order matters (f64 sums in norms and softmax, the iterated rope angle).
+
+use rayon::prelude::*;
+
+use crate::dtype::GgmlType;
+use crate::kernels::GluKind;
+use crate::quant::{self, QuantError};
+
+/// out[t] = scale · row ids[t] of the embedding matrix (rows of `width` elements of `ty`).
+pub fn embed(
+    ty: GgmlType,
+    table: &[u8],
+    width: usize,
+    ids: &[u32],
+    scale: f32,
+    out: &mut [f32],
+) -> Result<(), QuantError> {
+    let row_bytes = ty.row_bytes(width as u64).expect("embedding rows are whole blocks") as usize;
+    for (t, &id) in ids.iter().enumerate() {
+        let row = &table[id as usize * row_bytes..(id as usize + 1) * row_bytes];
+        let dst = &mut out[t * width..(t + 1) * width];
+        quant::dequantize(ty, row, dst)?;
+        if scale != 1.0 {
+            dst.iter_mut().for_each(|v| *v *= scale);
+        }
+    }
+    Ok(())
+}
+
+/// RMSNorm of each row of `width`, times the weight (rows are tokens, or heads for Q/K norms).
+pub fn rms_norm(x: &[f32], weight: &[f32], width: usize, eps: f32, out: &mut [f32]) {
+    for (xr, yr) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+        let sum: f64 = xr.iter().map(|&v| (v as f64) * (v as f64)).sum();
+        let mean = (sum / width as f64) as f32;
+        let scale = 1.0 / (mean + eps).sqrt();
+        for ((y, &v), &w) in yr.iter_mut().zip(xr).zip(weight) {
+            *y = v * scale * w;
+        }
+    }
+}
+
+/// Four accumulators: faster than one running sum and a little more accurate.
+#[inline]
+fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..4 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+/// out[t, r] = Σ_k W[r, k] · x[t, k] for `n_out` weight rows of `k` elements of `ty`.
+pub fn linear(ty: GgmlType, w: &[u8], k: usize, n_out: usize, x: &[f32], out: &mut [f32]) -> Result<(), QuantError> {
+    let row_bytes = ty.row_bytes(k as u64).expect("weight rows are whole blocks") as usize;
+    let n_tok = x.len() / k;
+    if n_tok == 1 {
+        // Decode: straight from the blocks.
+        return out[..n_out].par_iter_mut().enumerate().try_for_each(|(r, o)| {
+            *o = quant::dot(ty, &w[r * row_bytes..(r + 1) * row_bytes], x)?;
+            Ok(())
+        });
+    }
+    // Prefill: dequantize each weight row once, use it for every token.
+    let mut transposed = vec![0f32; n_out * n_tok];
+    transposed.par_chunks_mut(n_tok).enumerate().try_for_each_init(
+        || vec![0f32; k],
+        |row, (r, dst)| {
+            quant::dequantize(ty, &w[r * row_bytes..(r + 1) * row_bytes], row)?;
+            for (t, d) in dst.iter_mut().enumerate() {
+                *d = dot_f32(row, &x[t * k..(t + 1) * k]);
+            }
+            Ok::<(), QuantError>(())
+        },
+    )?;
+    for t in 0..n_tok {
+        for r in 0..n_out {
+            out[t * n_out + r] = transposed[r * n_tok + t];
+        }
+    }
+    Ok(())
+}
+
+/// x[t, i] += bias[i] over rows of `width`.
+pub fn bias_add(x: &mut [f32], bias: &[f32], width: usize) {
+    for row in x.chunks_exact_mut(width) {
+        row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+    }
+}
+
+/// Rope over each token's `heads` heads of `head_dim`, rotating the first `rope_dims`.
+/// `neox` pairs (i, i + rope_dims/2); otherwise (2i, 2i+1). The angle is iterated in f32 as
+/// llama.cpp's `ggml_rope_cache_init` does.
+#[allow(clippy::too_many_arguments)]
+pub fn rope(
+    x: &mut [f32],
+    positions: &[u32],
+    heads: usize,
+    head_dim: usize,
+    rope_dims: usize,
+    neox: bool,
+    base: f32,
+    freq_scale: f32,
+) {
+    let theta_scale = base.powf(-2.0 / rope_dims as f32);
+    let mut cos_sin = vec![(0f32, 0f32); rope_dims / 2];
+    for (t, &p) in positions.iter().enumerate() {
+        let mut theta = p as f32;
+        for cs in cos_sin.iter_mut() {
+            let th = theta * freq_scale;
+            *cs = (th.cos(), th.sin());
+            theta *= theta_scale;
+        }
+        for h in 0..heads {
+            let v = &mut x[(t * heads + h) * head_dim..(t * heads + h + 1) * head_dim];
+            for (i, &(c, s)) in cos_sin.iter().enumerate() {
+                let (a, b) = if neox { (i, i + rope_dims / 2) } else { (2 * i, 2 * i + 1) };
+                let (x0, x1) = (v[a], v[b]);
+                v[a] = x0 * c - x1 * s;
+                v[b] = x0 * s + x1 * c;
+            }
+        }
+    }
+}
+
+/// Shapes and values of one attention call.
+pub struct AttnShape {
+    pub n_head: usize,
+    pub n_head_kv: usize,
+    pub head_dim: usize,
+    pub head_dim_v: usize,
+    pub scale: f32,
+    pub softcap: Option<f32>,
+    pub window: Option<u32>,
+}
+
+/// Causal attention: query t (at position pos0 + t) over cached positions [lo, pos0 + t].
+/// k_cache / v_cache rows are [n_head_kv · head_dim] per position.
+pub fn attention(q: &[f32], k_cache: &[f32], v_cache: &[f32], pos0: usize, s: &AttnShape, out: &mut [f32]) {
+    let n_tok = q.len() / (s.n_head * s.head_dim);
+    let gqa = s.n_head / s.n_head_kv;
+    let (kw, vw) = (s.n_head_kv * s.head_dim, s.n_head_kv * s.head_dim_v);
+    out.par_chunks_mut(s.head_dim_v).enumerate().take(n_tok * s.n_head).for_each(|(i, o)| {
+        let (t, h) = (i / s.n_head, i % s.n_head);
+        let hk = h / gqa;
+        let pos = pos0 + t;
+        let lo = s.window.map_or(0, |w| (pos + 1).saturating_sub(w as usize));
+        let qv = &q[(t * s.n_head + h) * s.head_dim..(t * s.n_head + h + 1) * s.head_dim];
+        let mut scores: Vec<f32> = (lo..=pos)
+            .map(|p| {
+                let kr = &k_cache[p * kw + hk * s.head_dim..p * kw + (hk + 1) * s.head_dim];
+                let mut sc = dot_f32(qv, kr) * s.scale;
+                if let Some(cap) = s.softcap {
+                    sc = cap * (sc / cap).tanh();
+                }
+                sc
+            })
+            .collect();
+        let max = scores.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        let mut sum = 0f64;
+        for sc in scores.iter_mut() {
+            *sc = (*sc - max).exp();
+            sum += *sc as f64;
+        }
+        let inv = (1.0 / sum) as f32;
+        o.fill(0.0);
+        for (j, p) in (lo..=pos).enumerate() {
+            let wgt = scores[j] * inv;
+            let vr = &v_cache[p * vw + hk * s.head_dim_v..p * vw + (hk + 1) * s.head_dim_v];
+            o.iter_mut().zip(vr).for_each(|(a, &b)| *a += wgt * b);
+        }
+    });
+}
+
+/// out = act(gate) · up.
+pub fn glu(gate: &[f32], up: &[f32], kind: GluKind, out: &mut [f32]) {
+    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        let a = match kind {
+            GluKind::SwiGlu => g / (1.0 + (-g).exp()),
+            GluKind::GeGlu => {
+                const C: f32 = 0.797_884_6; // sqrt(2/pi)
+                0.5 * g * (1.0 + (C * (g + 0.044715 * g * g * g)).tanh())
+            }
+        };
+        *o = a * u;
+    }
+}
+
+pub fn softcap(x: &mut [f32], cap: f32) {
+    x.iter_mut().for_each(|v| *v = cap * (*v / cap).tanh());
+}
+
+/// The index of the largest value (the lowest on ties).
+pub fn argmax(x: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in x.iter().enumerate() {
+        if v > x[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+pub fn softmax(x: &mut [f32]) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut sum = 0f64;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    x.iter_mut().for_each(|v| *v *= inv);
+}

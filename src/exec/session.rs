@@ -1,0 +1,155 @@
+//! A CPU session: a KV cache of fixed capacity and the walk over the graph's nodes.
+//!
+//! At capacity, `forward` refuses with `ContextFull` (no silent shifting): the caller decides
+//! whether to start over or open a larger session.
+
+use super::{cpu, ExecError, Model};
+use crate::graph::{Buf, Step};
+
+const N_BUFS: usize = Buf::Logits as usize + 1;
+
+pub struct Session<'m> {
+    model: &'m Model,
+    capacity: usize,
+    pos: usize,
+    /// Per layer: [capacity][n_head_kv · head_dim] keys and [capacity][n_head_kv · head_dim_v] values.
+    k_cache: Vec<Vec<f32>>,
+    v_cache: Vec<Vec<f32>>,
+    bufs: [Vec<f32>; N_BUFS],
+}
+
+impl<'m> Session<'m> {
+    /// A session holding up to `capacity` positions (at most the trained context).
+    pub fn new(model: &'m Model, capacity: usize) -> Result<Session<'m>, ExecError> {
+        let max = model.config.n_ctx_train as usize;
+        if capacity > max {
+            return Err(ExecError::CapacityTooLarge { capacity, max });
+        }
+        let plan = &model.decode.buffers;
+        Ok(Session {
+            model,
+            capacity,
+            pos: 0,
+            k_cache: (0..plan.n_layer).map(|_| vec![0.0; capacity * plan.kv_width]).collect(),
+            v_cache: (0..plan.n_layer).map(|_| vec![0.0; capacity * plan.v_width]).collect(),
+            bufs: Default::default(),
+        })
+    }
+
+    /// Positions used so far.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Forgets every position (the cache is overwritten by the next pass).
+    pub fn reset(&mut self) {
+        self.pos = 0;
+    }
+
+    /// Runs `tokens` (one: decode; several: prefill) and returns the last position's logits.
+    pub fn forward(&mut self, tokens: &[u32]) -> Result<&[f32], ExecError> {
+        let cfg = &self.model.config;
+        if tokens.is_empty() {
+            return Err(ExecError::NoTokens);
+        }
+        if let Some(&id) = tokens.iter().find(|&&t| t >= cfg.n_vocab) {
+            return Err(ExecError::TokenOutOfRange { id, n_vocab: cfg.n_vocab });
+        }
+        if self.pos + tokens.len() > self.capacity {
+            return Err(ExecError::ContextFull { pos: self.pos, capacity: self.capacity, requested: tokens.len() });
+        }
+        let n = tokens.len();
+        let graph = self.model.graph(n);
+        for (i, (buf, _)) in graph.buffers.sizes.iter().enumerate() {
+            debug_assert_eq!(*buf as usize, i);
+            self.bufs[i].resize(graph.buffers.len(*buf, n), 0.0);
+        }
+        let pos0 = self.pos;
+        let positions: Vec<u32> = (pos0 as u32..(pos0 + n) as u32).collect();
+        let file = &self.model.file;
+        for node in &graph.nodes {
+            match node.step {
+                Step::Embed { out, scale } => {
+                    let t = file.require_tensor(&node.weights[0])?;
+                    cpu::embed(
+                        t.ty,
+                        file.tensor_data(t),
+                        cfg.n_embd as usize,
+                        tokens,
+                        scale,
+                        &mut self.bufs[out as usize],
+                    )?;
+                }
+                Step::Norm { x, out, width, eps } => {
+                    let w = self.model.vector(&node.weights[0]);
+                    if x == out {
+                        let src = std::mem::take(&mut self.bufs[x as usize]);
+                        let mut dst = vec![0.0; src.len()];
+                        cpu::rms_norm(&src, w, width as usize, eps, &mut dst);
+                        self.bufs[out as usize] = dst;
+                    } else {
+                        let [src, dst] =
+                            self.bufs.get_disjoint_mut([x as usize, out as usize]).expect("distinct buffers");
+                        cpu::rms_norm(src, w, width as usize, eps, dst);
+                    }
+                }
+                Step::Linear { x, out, n_out, last_only } => {
+                    let t = file.require_tensor(&node.weights[0])?;
+                    let k = t.row_len() as usize;
+                    let [src, dst] = self.bufs.get_disjoint_mut([x as usize, out as usize]).expect("distinct buffers");
+                    let src = if last_only { &src[(n - 1) * k..n * k] } else { &src[..] };
+                    cpu::linear(t.ty, file.tensor_data(t), k, n_out as usize, src, dst)?;
+                }
+                Step::BiasAdd { x, width } => {
+                    cpu::bias_add(&mut self.bufs[x as usize], self.model.vector(&node.weights[0]), width as usize);
+                }
+                Step::Rope { x, heads, base, freq_scale } => {
+                    let neox = cfg.rope_style == crate::model::RopeStyle::Neox;
+                    let (hd, rd) = (cfg.head_dim as usize, cfg.rope_dims as usize);
+                    cpu::rope(&mut self.bufs[x as usize], &positions, heads as usize, hd, rd, neox, base, freq_scale);
+                }
+                Step::KvAppend { layer } => {
+                    let (kw, vw) = (graph.buffers.kv_width, graph.buffers.v_width);
+                    let l = layer as usize;
+                    self.k_cache[l][pos0 * kw..(pos0 + n) * kw].copy_from_slice(&self.bufs[Buf::K as usize]);
+                    self.v_cache[l][pos0 * vw..(pos0 + n) * vw].copy_from_slice(&self.bufs[Buf::V as usize]);
+                }
+                Step::Attention { layer, scale, softcap, window } => {
+                    let shape = cpu::AttnShape {
+                        n_head: cfg.n_head as usize,
+                        n_head_kv: cfg.n_head_kv as usize,
+                        head_dim: cfg.head_dim as usize,
+                        head_dim_v: cfg.head_dim_v as usize,
+                        scale,
+                        softcap,
+                        window,
+                    };
+                    let l = layer as usize;
+                    let [q, o] =
+                        self.bufs.get_disjoint_mut([Buf::Q as usize, Buf::AttnOut as usize]).expect("distinct");
+                    cpu::attention(q, &self.k_cache[l], &self.v_cache[l], pos0, &shape, o);
+                }
+                Step::Add { a, b, out } => {
+                    debug_assert_eq!(a, out, "residual adds accumulate into their first operand");
+                    let [acc, add] = self.bufs.get_disjoint_mut([a as usize, b as usize]).expect("distinct");
+                    acc.iter_mut().zip(add.iter()).for_each(|(x, y)| *x += y);
+                    let _ = out;
+                }
+                Step::Glu { gate, up, out, kind } => {
+                    let [g, u, o] =
+                        self.bufs.get_disjoint_mut([gate as usize, up as usize, out as usize]).expect("distinct");
+                    cpu::glu(g, u, kind, o);
+                }
+                Step::Softcap { x, cap } => cpu::softcap(&mut self.bufs[x as usize], cap),
+                // Sampling happens on the host for the CPU backend.
+                Step::Argmax | Step::Softmax => {}
+            }
+        }
+        self.pos += n;
+        Ok(&self.bufs[Buf::Logits as usize])
+    }
+}
