@@ -23,3 +23,4 @@ pub mod jit;
 pub mod kernels;
 pub mod model;
 pub mod quant;
+pub mod tokenizer;

@@ -130,6 +130,14 @@ impl Metadata {
         })
     }
 
+    /// `Ok(None)` when absent; a present key must be a UTF-8 string.
+    pub fn opt_str(&self, key: &str) -> Result<Option<&str>, GgufError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(_) => self.get_str(key).map(Some),
+        }
+    }
+
     pub fn get_array(&self, key: &str) -> Result<&Array, GgufError> {
         let v = self.require(key)?;
         v.as_array().ok_or_else(|| Self::wrong(key, "array", v))

@@ -176,11 +176,7 @@ impl Params<'_> {
     }
 
     pub fn opt_str(&self, key: Key) -> Result<Option<&str>, ModelError> {
-        let name = self.key(key);
-        match self.md.get(&name) {
-            None => Ok(None),
-            Some(_) => self.md.get_str(&name).map(Some).map_err(|e| self.map(e)),
-        }
+        self.md.opt_str(&self.key(key)).map_err(|e| self.map(e))
     }
 
     pub fn invalid(&self, key: Key, value: impl ToString, why: impl Into<String>) -> ModelError {
