@@ -13,7 +13,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 need=()
-for pkg in build-essential pkg-config curl ca-certificates python3 python3-pip git \
+for pkg in build-essential pkg-config curl ca-certificates python3 python3-pip git cmake ninja-build \
            libamdhip64-5 libhiprtc-builtins5 rocm-device-libs; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done

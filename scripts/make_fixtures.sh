@@ -10,17 +10,7 @@ work="${WORK:-${XDG_CACHE_HOME:-$HOME/.cache}/rocmforge/fixture-work}"
 mkdir -p "$work"
 models=$(python3 scripts/fetch_models.py smollm2 gemma3 | tail -n 1)
 
-if [ ! -x "$work/llama.cpp/build/bin/llama-quantize" ]; then
-  command -v cmake >/dev/null && command -v ninja >/dev/null || sudo_apt=1
-  if [ "${sudo_apt:-0}" = 1 ]; then apt-get install -y -qq cmake ninja-build >/dev/null; fi
-  python3 -m pip download -q --no-deps --no-binary llama-cpp-python llama-cpp-python==0.3.36 -d "$work"
-  tar xzf "$work"/llama_cpp_python-0.3.36.tar.gz -C "$work"
-  rm -rf "$work/llama.cpp" && mv "$work/llama_cpp_python-0.3.36/vendor/llama.cpp" "$work/llama.cpp"
-  (cd "$work/llama.cpp" && cmake -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
-     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_USE_PREBUILT_UI=OFF \
-     -DLLAMA_BUILD_APP=OFF >/dev/null && ninja -C build -j"$(nproc)" llama-quantize >/dev/null)
-fi
-q="$work/llama.cpp/build/bin/llama-quantize"
+q="$(bash scripts/build_llama_cpp.sh)/llama-quantize"
 smol="$models/SmolLM2-135M-Instruct.Q4_1.gguf"
 [ -f "$work/smol-f32.gguf" ] || "$q" --allow-requantize "$smol" "$work/smol-f32.gguf" F32 >/dev/null 2>&1
 for t in F16 BF16 Q4_0 Q5_1 Q5_K; do

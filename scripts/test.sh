@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone: installs what it needs, fetches the real models once
-# into ~/.cache/rocmforge/models (or $ROCMFORGE_MODELS), then runs every test.
+# into ~/.cache/rocmforge/models (or $ROCMFORGE_MODELS) and derives the quantized variants the
+# end-to-end tests compare with llama.cpp, then runs every test.
 # GPU tests are #[ignore]d here; scripts/gpu_tests.sh runs them on a machine with a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 python3 scripts/fetch_models.py >/dev/null
+# Requantized SmolLM2 variants and the synthetic qwen2 (builds llama-quantize once, ~5 min).
+bash scripts/make_variants.sh >/dev/null
 # Tests that need a fetched model or hipRTC fail (rather than skip) when it is missing.
 export ROCMFORGE_REQUIRE_MODELS=1 ROCMFORGE_REQUIRE_HIPRTC=1
 cargo test --locked --all-targets "$@"

@@ -287,7 +287,7 @@ fn a_writer_killed_mid_write_leaves_nothing_a_reader_accepts() {
     let check = rocmforge(&cache).args(["warm", "--check", "--target", "gfx90a"]).arg(&model).output().unwrap();
     assert!(!check.status.success(), "the half-written kernel is missing, not accepted");
     let rewarm = rocmforge(&cache).args(["warm", "--target", "gfx90a"]).arg(&model).output().unwrap();
-    assert!(rewarm.status.success());
+    assert!(rewarm.status.success(), "{}", String::from_utf8_lossy(&rewarm.stderr));
     let check = rocmforge(&cache).args(["warm", "--check", "--target", "gfx90a"]).arg(&model).output().unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
 }
@@ -300,7 +300,7 @@ fn a_second_warm_compiles_nothing() {
     let dir = common::temp_dir("cache-rewarm");
     let (model, cache) = (tiny_model(&dir), dir.join("cache"));
     let first = rocmforge(&cache).args(["warm", "--target", "gfx906,gfx1030"]).arg(&model).output().unwrap();
-    assert!(first.status.success());
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let second = rocmforge(&cache).args(["warm", "--target", "gfx906,gfx1030"]).arg(&model).output().unwrap();
     let out = String::from_utf8_lossy(&second.stdout);
     assert!(second.status.success() && out.contains(": 0 compiled"), "{out}");

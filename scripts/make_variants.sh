@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Requantizes the fetched SmolLM2 into the variants the end-to-end tests use (F32, F16, Q8_0,
+# Q6_K, Q4_K_M) and writes the synthetic qwen2 Q4_K model, with llama.cpp's llama-quantize
+# (scripts/build_llama_cpp.sh), into <models>/variants. Quantization there is ggml's scalar
+# reference code, so the files are the same bytes on every x86-64 machine; the tests check their
+# SHA256 against tests/fixtures/logits/manifest.tsv. Idempotent; prints the variants folder.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+models="$(python3 scripts/fetch_models.py | tail -n 1)"
+out="$models/variants"
+mkdir -p "$out"
+need=0
+for f in smol-F32 smol-F16 smol-Q8_0 smol-Q6_K smol-Q4_K_M qwen2-synth-Q4_K; do [ -f "$out/$f.gguf" ] || need=1; done
+if [ "$need" = 1 ]; then
+  bin="$(bash scripts/build_llama_cpp.sh)"
+  q="$bin/llama-quantize"
+  [ -f "$out/smol-F32.gguf" ] || "$q" --allow-requantize "$models/SmolLM2-135M-Instruct.Q4_1.gguf" "$out/smol-F32.gguf" F32 >/dev/null 2>&1
+  for t in F16 Q8_0 Q6_K Q4_K_M; do
+    [ -f "$out/smol-$t.gguf" ] || "$q" "$out/smol-F32.gguf" "$out/smol-$t.gguf" "$t" >/dev/null 2>&1
+  done
+  if [ ! -f "$out/qwen2-synth-Q4_K.gguf" ]; then
+    python3 -c 'import gguf, numpy' 2>/dev/null || python3 -m pip install -q --user --break-system-packages gguf==0.19.0 numpy 2>/dev/null \
+      || python3 -m pip install -q gguf==0.19.0 numpy
+    python3 tests/fixtures/synth_qwen2.py "$out/qwen2-synth-F32.gguf" --vocab-from "$models/vocab/ggml-vocab-qwen2.gguf"
+    "$q" --pure "$out/qwen2-synth-F32.gguf" "$out/qwen2-synth-Q4_K.gguf" Q4_K >/dev/null 2>&1
+    rm -f "$out/qwen2-synth-F32.gguf"
+  fi
+fi
+echo "$out"
