@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use rocmforge::chat::{ChatFormat, Message};
+use rocmforge::exec::{GenerateParams, Generation, Model, SamplerConfig, Session};
 use rocmforge::gguf::GgufFile;
 use rocmforge::graph;
 use rocmforge::inspect::{human_bytes, Summary};
@@ -15,14 +17,16 @@ use rocmforge::model::ModelConfig;
 
 /// Run GGUF language models on GPUs with kernels compiled at run time.
 #[derive(Parser)]
-#[command(version, about, long_about = None, after_help = "\
-Examples:
+#[command(version, about, long_about = None, after_help = r#"Examples:
   rocmforge inspect SmolLM2-135M-Instruct.Q4_1.gguf
   rocmforge inspect model.gguf --json | jq .head_dim
   rocmforge kernels model.gguf                          # the kernels the model needs
   rocmforge warm model.gguf --target gfx906,gfx90a,gfx1030
   rocmforge warm model.gguf --target gfx90a --check     # exit 1 if anything is not cached
-  rocmforge cache ls")]
+  rocmforge run SmolLM2-135M-Instruct.Q4_1.gguf --chat -p "What is the capital of France?"
+  rocmforge run model.gguf -p "Once upon a time" -n 64 --temp 0 # greedy
+  rocmforge logits model.gguf -p "Hello" --out logits.bin     # llama-debug's format
+  rocmforge cache ls"#)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -85,15 +89,59 @@ enum Command {
     /// llama.cpp's `llama-debug --save-logits`).
     Logits {
         model: PathBuf,
+        /// The prompt (tokenized with BOS as the model asks, special tokens parsed).
+        #[arg(short, long, conflicts_with = "tokens", required_unless_present = "tokens")]
+        prompt: Option<String>,
         /// Prompt token ids as raw little-endian i32 (llama-debug's `-tokens.bin`).
         #[arg(long)]
-        tokens: PathBuf,
+        tokens: Option<PathBuf>,
         /// Where to write the logits.
         #[arg(long)]
         out: PathBuf,
         /// Also write the prompt's token ids (raw little-endian i32).
         #[arg(long)]
         tokens_out: Option<PathBuf>,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
+    /// Generate text from a prompt, streaming it as it is made.
+    Run {
+        model: PathBuf,
+        /// The prompt (with --chat: the user's message).
+        #[arg(short, long)]
+        prompt: String,
+        /// Tokens to generate at most.
+        #[arg(short = 'n', long, default_value_t = 128)]
+        max_tokens: usize,
+        /// Wrap the prompt in the model's chat format (ChatML, Gemma turns).
+        #[arg(long)]
+        chat: bool,
+        /// A system message (with --chat).
+        #[arg(long, requires = "chat")]
+        system: Option<String>,
+        /// Sampling temperature; 0 is greedy.
+        #[arg(long, default_value_t = 0.8)]
+        temp: f32,
+        /// Keep the K most likely tokens (0: all).
+        #[arg(long, default_value_t = 40)]
+        top_k: usize,
+        /// Keep the most likely tokens up to this total probability (1: all).
+        #[arg(long, default_value_t = 0.95)]
+        top_p: f32,
+        /// Drop tokens less likely than this fraction of the best (0: none).
+        #[arg(long, default_value_t = 0.05)]
+        min_p: f32,
+        /// Penalise the last 64 tokens (1: off).
+        #[arg(long, default_value_t = 1.0)]
+        repeat_penalty: f32,
+        /// Random seed; the same seed gives the same text.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// KV cache capacity in tokens (default: prompt + max tokens).
+        #[arg(long)]
+        ctx: Option<usize>,
+        #[command(flatten)]
+        device: DeviceArg,
     },
     /// Look after the kernel cache.
     Cache {
@@ -103,6 +151,13 @@ enum Command {
         #[arg(long, global = true)]
         cache_dir: Option<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct DeviceArg {
+    /// Where to run: cpu, cuda, hip, or auto (hip, then cuda, then cpu).
+    #[arg(long, default_value = "auto")]
+    device: String,
 }
 
 #[derive(Subcommand)]
@@ -147,7 +202,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
             warm(model, &target, check, report, jobs, cache_dir)
         }
         Command::Cache { action, cache_dir } => cache(action, cache_dir),
-        Command::Logits { model, tokens, out, tokens_out } => logits(model, tokens, out, tokens_out),
+        Command::Logits { model, prompt, tokens, out, tokens_out, device } => {
+            logits(model, prompt, tokens, out, tokens_out, &device.device)
+        }
+        Command::Run {
+            model,
+            prompt,
+            max_tokens,
+            chat,
+            system,
+            temp,
+            top_k,
+            top_p,
+            min_p,
+            repeat_penalty,
+            seed,
+            ctx,
+            device,
+        } => {
+            let sampler =
+                SamplerConfig { temperature: temp, top_k, top_p, min_p, repeat_penalty, repeat_last_n: 64, seed };
+            run_prompt(model, &prompt, max_tokens, chat, system, sampler, ctx, &device.device)
+        }
     }
 }
 
@@ -387,10 +463,33 @@ fn read_token_file(path: &PathBuf) -> Result<Vec<u32>> {
         .collect()
 }
 
-fn logits(model: PathBuf, tokens: PathBuf, out: PathBuf, tokens_out: Option<PathBuf>) -> Result<ExitCode> {
-    let ids = read_token_file(&tokens)?;
-    let model = rocmforge::exec::Model::load(&model)?;
-    let mut session = rocmforge::exec::Session::new(&model, ids.len().max(1))?;
+/// The device `--device` names; GPU backends arrive with the GPU executor.
+fn check_device(device: &str) -> Result<()> {
+    match device {
+        "cpu" | "auto" => Ok(()),
+        "cuda" | "hip" => {
+            Err(format!("--device {device}: this build runs on the CPU only so far (use --device cpu or auto)").into())
+        }
+        other => Err(format!("--device {other:?}: expected cpu, cuda, hip or auto").into()),
+    }
+}
+
+fn logits(
+    model: PathBuf,
+    prompt: Option<String>,
+    tokens: Option<PathBuf>,
+    out: PathBuf,
+    tokens_out: Option<PathBuf>,
+    device: &str,
+) -> Result<ExitCode> {
+    check_device(device)?;
+    let model = Model::load(&model)?;
+    let ids = match (prompt, tokens) {
+        (Some(p), _) => model.tokenizer()?.encode(&p, true, true),
+        (None, Some(path)) => read_token_file(&path)?,
+        (None, None) => unreachable!("clap requires one"),
+    };
+    let mut session = Session::new(&model, ids.len().max(1))?;
     let logits = session.forward(&ids)?;
     let bytes: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(&out, bytes).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -399,5 +498,56 @@ fn logits(model: PathBuf, tokens: PathBuf, out: PathBuf, tokens_out: Option<Path
         std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     eprintln!("wrote {} logits for {} prompt tokens to {}", logits.len(), ids.len(), out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_prompt(
+    model: PathBuf,
+    prompt: &str,
+    max_tokens: usize,
+    chat: bool,
+    system: Option<String>,
+    sampler: SamplerConfig,
+    ctx: Option<usize>,
+    device: &str,
+) -> Result<ExitCode> {
+    check_device(device)?;
+    let load = std::time::Instant::now();
+    let model = Model::load(&model)?;
+    let tokenizer = model.tokenizer()?;
+    let text = if chat {
+        let format = ChatFormat::from_metadata(&model.file.metadata)?;
+        let mut messages = Vec::new();
+        if let Some(sys) = system {
+            messages.push(Message::new("system", &sys));
+        }
+        messages.push(Message::new("user", prompt));
+        format.render(&messages)
+    } else {
+        prompt.to_string()
+    };
+    let ids = tokenizer.encode(&text, true, chat);
+    let capacity = ctx.unwrap_or(ids.len() + max_tokens).min(model.config.n_ctx_train as usize);
+    let mut session = Session::new(&model, capacity)?;
+    let load_s = load.elapsed().as_secs_f64();
+    let params = GenerateParams { max_tokens, sampler };
+    let mut stdout = std::io::stdout();
+    if !chat {
+        print!("{prompt}");
+    }
+    let stats = Generation::new(&mut session, &tokenizer, &ids, params)?.run(|t| {
+        print!("{}", t.text);
+        let _ = stdout.flush();
+    })?;
+    println!();
+    eprintln!(
+        "\n[cpu] load {:.2} s | prompt {} tokens, {:.1} tokens/s | generated {} tokens, {:.1} tokens/s",
+        load_s,
+        stats.prompt_tokens,
+        stats.prefill_tokens_per_s(),
+        stats.generated,
+        stats.decode_tokens_per_s()
+    );
     Ok(ExitCode::SUCCESS)
 }

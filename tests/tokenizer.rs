@@ -53,3 +53,38 @@ fn qwen2_matches_llama_cpp() {
 fn gpt2_matches_llama_cpp() {
     check_vocab("gpt-2");
 }
+
+/// Prompts checked against `llama-tokenize` (which adds BOS as the model asks and parses special
+/// tokens): tests/fixtures/tokenizer/<model>.tsv, made by tests/fixtures/make_reference.sh.
+fn check_prompts(tsv: &str, model: &str) {
+    let Some(path) = common::model(model) else { return };
+    let tok = Tokenizer::from_metadata(&GgufFile::open(&path).unwrap().metadata).unwrap();
+    let table = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tokenizer").join(tsv),
+    )
+    .unwrap();
+    let mut n = 0;
+    for line in table.lines() {
+        let (prompt, ids) = line.split_once('\t').unwrap();
+        let prompt: String = serde_json::from_str(prompt).unwrap();
+        let want: Vec<u32> = serde_json::from_str(ids).unwrap();
+        assert_eq!(tok.encode(&prompt, true, true), want, "{model}: {prompt:?}");
+        // Decoding gives the text back (less control tokens and the BOS).
+        let text = tok.decode(&want);
+        if !prompt.contains("<|im_") && !prompt.contains("_of_turn>") {
+            assert_eq!(text.trim_start(), prompt.trim_start(), "{model}: decode");
+        }
+        n += 1;
+    }
+    assert!(n >= 6);
+}
+
+#[test]
+fn smollm2_prompts_match_llama_tokenize() {
+    check_prompts("smollm2.tsv", "SmolLM2-135M-Instruct.Q4_1.gguf");
+}
+
+#[test]
+fn gemma3_prompts_match_llama_tokenize() {
+    check_prompts("gemma3.tsv", "gemma-3-270m-q4_k_m.gguf");
+}

@@ -2,6 +2,8 @@
 //! shapes) and [`Session`]s that run it with a KV cache of fixed capacity.
 
 pub mod cpu;
+mod generate;
+mod sampler;
 mod session;
 
 use std::collections::HashMap;
@@ -14,6 +16,8 @@ use crate::kernels::AttnPhase;
 use crate::model::{ModelConfig, ModelError};
 use crate::quant::{self, QuantError};
 
+pub use generate::{GenerateParams, Generated, Generation, GenerationStats};
+pub use sampler::{Sampler, SamplerConfig};
 pub use session::Session;
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +83,11 @@ impl Model {
 
     pub(crate) fn vector(&self, name: &str) -> &[f32] {
         &self.vectors[name]
+    }
+
+    /// The model's tokenizer.
+    pub fn tokenizer(&self) -> Result<crate::tokenizer::Tokenizer, crate::tokenizer::TokenizerError> {
+        crate::tokenizer::Tokenizer::from_metadata(&self.file.metadata)
     }
 
     /// Bytes of weights (all tensors).

@@ -134,10 +134,10 @@ impl<'m> Session<'m> {
                     cpu::attention(q, &self.k_cache[l], &self.v_cache[l], pos0, &shape, o);
                 }
                 Step::Add { a, b, out } => {
-                    debug_assert_eq!(a, out, "residual adds accumulate into their first operand");
+                    // Residual adds accumulate into their first operand (the graph builds no other).
+                    assert_eq!(a, out, "{}: an add must write its first operand", node.name);
                     let [acc, add] = self.bufs.get_disjoint_mut([a as usize, b as usize]).expect("distinct");
                     acc.iter_mut().zip(add.iter()).for_each(|(x, y)| *x += y);
-                    let _ = out;
                 }
                 Step::Glu { gate, up, out, kind } => {
                     let [g, u, o] =

@@ -77,7 +77,7 @@ impl Vocab {
 
 enum Model {
     Spm { add_space_prefix: bool },
-    Bpe { bpe: bpe::Bpe, pre: PreTokenizer },
+    Bpe { bpe: Box<bpe::Bpe>, pre: PreTokenizer },
 }
 
 pub struct Tokenizer {
@@ -147,7 +147,7 @@ impl Tokenizer {
                     Some(Array::String(m)) => m.clone(),
                     _ => Vec::new(),
                 };
-                (Model::Bpe { bpe: bpe::Bpe::new(&merges), pre }, false)
+                (Model::Bpe { bpe: Box::new(bpe::Bpe::new(&merges)), pre }, false)
             }
             other => return Err(TokenizerError::UnsupportedModel(other.into())),
         };

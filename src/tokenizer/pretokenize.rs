@@ -251,8 +251,8 @@ fn llama3(cpts: &[char], (start, end): (usize, usize), cuts: &mut Vec<usize>, ma
 
 /// `\p{N}`: every number character on its own.
 fn single_numbers(cpts: &[char], (start, end): (usize, usize), cuts: &mut Vec<usize>) {
-    for p in start..end {
-        if flags(cpts[p]).number {
+    for (p, &c) in cpts.iter().enumerate().take(end).skip(start) {
+        if flags(c).number {
             cuts.push(p);
             cuts.push(p + 1);
         }

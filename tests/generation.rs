@@ -1,0 +1,73 @@
+//! Sessions and generation on real models: decode steps agree with one prefill, the KV cache
+//! refuses to overflow, greedy and seeded sampling are reproducible, chat prompts stop at the end
+//! of the turn.
+
+mod common;
+
+use rocmforge::chat::{ChatFormat, Message};
+use rocmforge::exec::{ExecError, GenerateParams, Generation, Model, SamplerConfig, Session};
+
+fn smollm2() -> Option<Model> {
+    common::model("variants/smol-Q4_K_M.gguf").map(|p| Model::load(p).unwrap())
+}
+
+#[test]
+fn decoding_token_by_token_matches_one_prefill() {
+    let Some(model) = smollm2() else { return };
+    let tok = model.tokenizer().unwrap();
+    let ids = tok.encode("The quick brown fox jumps over the lazy dog because", true, false);
+    let mut whole = Session::new(&model, 64).unwrap();
+    let want = whole.forward(&ids).unwrap().to_vec();
+    let mut steps = Session::new(&model, 64).unwrap();
+    steps.forward(&ids[..3]).unwrap();
+    let mut got = Vec::new();
+    for &id in &ids[3..] {
+        got = steps.forward(&[id]).unwrap().to_vec();
+    }
+    assert_eq!(steps.pos(), ids.len());
+    let max = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(max < 1e-3, "decode and prefill differ by {max}");
+}
+
+#[test]
+fn a_full_kv_cache_refuses_more_tokens_with_a_clear_error() {
+    let Some(model) = smollm2() else { return };
+    let mut s = Session::new(&model, 4).unwrap();
+    s.forward(&[1, 2, 3]).unwrap();
+    s.forward(&[4]).unwrap();
+    let e = s.forward(&[5]).unwrap_err();
+    assert!(matches!(e, ExecError::ContextFull { pos: 4, capacity: 4, requested: 1 }), "{e}");
+    assert!(e.to_string().contains("context is full"));
+    s.reset();
+    assert!(s.forward(&[5, 6]).is_ok(), "after reset the capacity is free again");
+    assert!(matches!(s.forward(&[999_999]), Err(ExecError::TokenOutOfRange { .. })));
+    assert!(matches!(Session::new(&model, 1 << 20), Err(ExecError::CapacityTooLarge { .. })));
+}
+
+fn chat_ids(model: &Model, question: &str) -> Vec<u32> {
+    let format = ChatFormat::from_metadata(&model.file.metadata).unwrap();
+    let text = format.render(&[Message::new("user", question)]);
+    model.tokenizer().unwrap().encode(&text, true, true)
+}
+
+#[test]
+fn greedy_chat_generation_is_reproducible_and_stops_at_the_turn_end() {
+    let Some(model) = smollm2() else { return };
+    let tok = model.tokenizer().unwrap();
+    let ids = chat_ids(&model, "What is the capital of France?");
+    let generate = |sampler: SamplerConfig, n: usize| {
+        let mut s = Session::new(&model, ids.len() + n).unwrap();
+        let g = Generation::new(&mut s, &tok, &ids, GenerateParams { max_tokens: n, sampler }).unwrap();
+        let toks: Vec<_> = g.map(|t| t.unwrap()).collect();
+        (toks.iter().map(|t| t.id).collect::<Vec<_>>(), toks.iter().map(|t| t.text.as_str()).collect::<String>())
+    };
+    let (a, text) = generate(SamplerConfig::greedy(), 32);
+    assert_eq!(generate(SamplerConfig::greedy(), 32).0, a);
+    assert!(!a.is_empty() && a.len() <= 32);
+    assert!(text.contains("France") || text.contains("Paris"), "{text}");
+    assert!(!a.iter().any(|&t| tok.is_end(t)), "the end-of-turn token is not emitted");
+    let seeded = SamplerConfig { temperature: 0.9, seed: 7, ..Default::default() };
+    assert_eq!(generate(seeded.clone(), 16).0, generate(seeded, 16).0, "same seed, same tokens");
+    let (few, _) = generate(SamplerConfig::greedy(), 3);
+    assert_eq!(few, a[..3.min(a.len())], "max_tokens stops early");
+}
