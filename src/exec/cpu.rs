@@ -42,20 +42,7 @@ pub fn rms_norm(x: &[f32], weight: &[f32], width: usize, eps: f32, out: &mut [f3
     }
 }
 
-/// Four accumulators: faster than one running sum and a little more accurate.
-#[inline]
-fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 4];
-    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..4 {
-            acc[i] += x[i] * y[i];
-        }
-    }
-    let tail: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
-    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
-}
+use crate::quant::dot_f32;
 
 /// out[t, r] = Σ_k W[r, k] · x[t, k] for `n_out` weight rows of `k` elements of `ty`.
 pub fn linear(ty: GgmlType, w: &[u8], k: usize, n_out: usize, x: &[f32], out: &mut [f32]) -> Result<(), QuantError> {
@@ -63,8 +50,12 @@ pub fn linear(ty: GgmlType, w: &[u8], k: usize, n_out: usize, x: &[f32], out: &m
     let n_tok = x.len() / k;
     if n_tok == 1 {
         // Decode: straight from the blocks.
-        return out[..n_out].par_iter_mut().enumerate().try_for_each(|(r, o)| {
-            *o = quant::dot(ty, &w[r * row_bytes..(r + 1) * row_bytes], x)?;
+        // Chunks of rows per task keep rayon's overhead small next to the work.
+        return out[..n_out].par_chunks_mut(32).enumerate().try_for_each(|(c, chunk)| {
+            for (i, o) in chunk.iter_mut().enumerate() {
+                let r = c * 32 + i;
+                *o = quant::dot(ty, &w[r * row_bytes..(r + 1) * row_bytes], x)?;
+            }
             Ok(())
         });
     }
