@@ -136,7 +136,8 @@ mod tests {
 
     #[test]
     fn the_same_seed_draws_the_same_tokens_and_filters_hold() {
-        let logits: Vec<f32> = (0..100).map(|i| ((i * 37) % 23) as f32 / 4.0).collect();
+        // Distinct values (37 is invertible mod 101), so "the best" is one token.
+        let logits: Vec<f32> = (0..100).map(|i| ((i * 37) % 101) as f32 / 10.0).collect();
         let cfg = SamplerConfig { temperature: 1.0, top_k: 5, top_p: 1.0, min_p: 0.0, seed: 42, ..Default::default() };
         let draw = |cfg: &SamplerConfig| {
             let mut s = Sampler::new(cfg.clone());
