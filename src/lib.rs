@@ -13,6 +13,7 @@
 //! ```
 
 pub mod chat;
+pub mod device;
 pub mod dtype;
 pub mod exec;
 #[doc(hidden)]

@@ -3,11 +3,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use rocmforge::chat::{ChatFormat, Message};
-use rocmforge::exec::{GenerateParams, Generation, Model, SamplerConfig, Session};
+use rocmforge::exec::gpu::{GpuModel, GpuSession};
+use rocmforge::exec::{Forward, GenerateParams, Generation, Model, SamplerConfig, Session};
 use rocmforge::gguf::GgufFile;
 use rocmforge::graph;
 use rocmforge::inspect::{human_bytes, Summary};
@@ -84,6 +84,9 @@ enum Command {
         /// Cache root (default: ROCMFORGE_CACHE_DIR, else ~/.cache/rocmforge/kernels).
         #[arg(long)]
         cache_dir: Option<PathBuf>,
+        /// Internal: compile only share I of N (`I/N`); the worker processes of a parallel warm.
+        #[arg(long, hide = true)]
+        shard: Option<String>,
     },
     /// Write the last position's logits for a prompt as raw little-endian f32 (the format of
     /// llama.cpp's `llama-debug --save-logits`).
@@ -198,8 +201,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Inspect { model, json, metadata, tensors } => inspect(model, json, metadata, tensors),
         Command::Kernels { model, source, target } => kernels(model, source, &target),
-        Command::Warm { model, target, check, report, jobs, cache_dir } => {
-            warm(model, &target, check, report, jobs, cache_dir)
+        Command::Warm { model, target, check, report, jobs, cache_dir, shard } => {
+            warm(model, &target, check, report, jobs, cache_dir, shard.as_deref())
         }
         Command::Cache { action, cache_dir } => cache(action, cache_dir),
         Command::Logits { model, prompt, tokens, out, tokens_out, device } => {
@@ -287,6 +290,7 @@ fn parse_targets(list: &[String]) -> Result<Vec<Target>> {
     Ok(list.iter().map(|t| t.trim().parse::<Target>()).collect::<std::result::Result<_, _>>()?)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn warm(
     model: PathBuf,
     targets: &[String],
@@ -294,77 +298,102 @@ fn warm(
     report: bool,
     jobs: Option<usize>,
     cache_dir: Option<PathBuf>,
+    shard: Option<&str>,
 ) -> Result<ExitCode> {
-    let targets = parse_targets(targets)?;
+    let target_list = parse_targets(targets)?;
     let specs = model_specs(&model)?;
-    let mut builder = Engine::builder().targets(targets.clone());
-    if let Some(dir) = cache_dir {
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
+    let mut builder = Engine::builder().targets(target_list.clone()).jobs(jobs);
+    if let Some(dir) = &cache_dir {
         builder = builder.cache_dir(dir);
     }
-    if let Some(j) = jobs {
-        builder = builder.jobs(j);
+    if let Some(shard) = shard {
+        // A worker: compile every N-th job, quietly.
+        let (i, n) = shard
+            .split_once('/')
+            .and_then(|(i, n)| Some((i.parse::<usize>().ok()?, n.parse::<usize>().ok()?)))
+            .filter(|&(i, n)| i < n)
+            .ok_or_else(|| format!("--shard {shard:?}: expected I/N with I < N"))?;
+        let engine = builder.jobs(1).build()?;
+        for (j, (t, s)) in target_list.iter().flat_map(|t| specs.iter().map(move |s| (t, s))).enumerate() {
+            if j % n == i {
+                engine.kernel(s, t)?;
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
     }
+    let engine = builder.build()?;
+    let root = engine.cache().root().map(|r| r.display().to_string()).unwrap_or_default();
+    let missing = engine.missing(&specs)?;
     if check {
-        let engine = builder.build()?;
-        let missing = engine.missing(&specs)?;
-        let root = engine.cache().root().map(|r| r.display().to_string()).unwrap_or_default();
         if missing.is_empty() {
             println!(
                 "all {} kernels of {} are cached for {} target(s) in {root}",
                 specs.len(),
                 model.display(),
-                targets.len()
+                target_list.len()
             );
             return Ok(ExitCode::SUCCESS);
         }
-        println!("{} of {} kernels are missing from {root}:", missing.len(), specs.len() * targets.len());
+        println!("{} of {} kernels are missing from {root}:", missing.len(), specs.len() * target_list.len());
         for (spec, target) in &missing {
             println!("  {target:<24} {spec}");
         }
         return Ok(ExitCode::FAILURE);
     }
-    let total = specs.len() * targets.len();
-    let bar = Arc::new(std::sync::Mutex::new(()));
-    let engine = builder
-        .progress(move |p| {
-            let _guard = bar.lock();
-            let width = 30;
-            let filled = p.done * width / p.total.max(1);
-            let what = match p.kernel.origin {
-                Origin::Compiled => "compiled",
-                Origin::Disk => "cached",
-                Origin::Memory => "in memory",
-            };
-            eprint!(
-                "\r[{}{}] {}/{} {:<10} {:<40}",
-                "#".repeat(filled),
-                " ".repeat(width - filled),
-                p.done,
-                p.total,
-                what,
-                format!("{} {}", p.kernel.target, p.kernel.entry)
-            );
-            let _ = std::io::stderr().flush();
-        })
-        .build()?;
+    let total = specs.len() * target_list.len();
     eprintln!(
-        "warming {total} kernels ({} per target) of {} into {}",
+        "warming {total} kernels ({} per target) of {} into {root}, {jobs} at a time",
         specs.len(),
-        model.display(),
-        engine.cache().root().map(|r| r.display().to_string()).unwrap_or_default()
+        model.display()
     );
+    let start = std::time::Instant::now();
+    // hipRTC compiles one kernel at a time per process, so parallel work goes to worker processes
+    // (this same binary with --shard); they share the cache safely. The bar counts cached kernels.
+    if jobs > 1 && missing.len() > 1 {
+        let exe = std::env::current_exe()?;
+        let mut children = Vec::new();
+        for i in 0..jobs {
+            let mut c = std::process::Command::new(&exe);
+            c.arg("warm").arg(&model).arg("--target").arg(targets.join(",")).arg("--shard").arg(format!("{i}/{jobs}"));
+            if let Some(dir) = &cache_dir {
+                c.arg("--cache-dir").arg(dir);
+            }
+            children.push(c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn()?);
+        }
+        loop {
+            let mut running = false;
+            for c in children.iter_mut() {
+                running |= c.try_wait()?.is_none();
+            }
+            draw_bar(total - engine.missing(&specs)?.len(), total, "compiling");
+            if !running {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        eprintln!();
+    }
+    // Whatever is still missing (everything, with one job; a worker's failure) compiles here, so
+    // errors come with their full log.
+    let engine = engine.with_progress(|p| {
+        let what = match p.kernel.origin {
+            Origin::Compiled => "compiled",
+            Origin::Disk => "cached",
+            Origin::Memory => "in memory",
+        };
+        draw_bar(p.done, p.total, &format!("{what} {} {}", p.kernel.target, p.kernel.entry));
+    });
     let result = engine.warm(&specs);
     eprintln!();
     let done = result?;
-    let compile_seconds =
-        done.kernels.iter().filter(|k| k.origin == Origin::Compiled).fold(0.0, |acc, k| acc + k.seconds);
+    let compiled = missing.len();
     println!(
-        "{} kernels: {} compiled ({:.1} s of compile time), {} cached; wall {:.2} s",
+        "{} kernels: {} compiled, {} cached; wall {:.2} s",
         done.kernels.len(),
-        done.compiled(),
-        compile_seconds,
-        done.kernels.len() - done.compiled(),
-        done.wall.as_secs_f64()
+        compiled,
+        done.kernels.len() - compiled,
+        start.elapsed().as_secs_f64()
     );
     if report {
         println!(
@@ -388,6 +417,13 @@ fn warm(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn draw_bar(done: usize, total: usize, what: &str) {
+    let width = 30;
+    let filled = done * width / total.max(1);
+    eprint!("\r[{}{}] {done}/{total} {what:<60}", "#".repeat(filled), " ".repeat(width - filled));
+    let _ = std::io::stderr().flush();
 }
 
 /// `500M`, `2G`, `1024` (bytes), `64K`.
@@ -463,15 +499,13 @@ fn read_token_file(path: &PathBuf) -> Result<Vec<u32>> {
         .collect()
 }
 
-/// The device `--device` names; GPU backends arrive with the GPU executor.
-fn check_device(device: &str) -> Result<()> {
-    match device {
-        "cpu" | "auto" => Ok(()),
-        "cuda" | "hip" => {
-            Err(format!("--device {device}: this build runs on the CPU only so far (use --device cpu or auto)").into())
-        }
-        other => Err(format!("--device {other:?}: expected cpu, cuda, hip or auto").into()),
-    }
+/// Opens `--device`, and on a GPU, its model: kernels JIT-compiled (or loaded from the cache) for
+/// the device's own target, weights uploaded.
+fn open_gpu<'m>(model: &'m Model, device: &str) -> Result<Option<GpuModel<'m>>> {
+    let Some(dev) = rocmforge::device::open(device)? else { return Ok(None) };
+    let engine = Engine::builder().target(dev.target().clone()).build()?;
+    eprintln!("[{}] {} ({}): loading kernels and weights", dev.backend(), dev.name(), dev.target());
+    Ok(Some(GpuModel::new(model, dev, &engine)?))
 }
 
 fn logits(
@@ -482,14 +516,25 @@ fn logits(
     tokens_out: Option<PathBuf>,
     device: &str,
 ) -> Result<ExitCode> {
-    check_device(device)?;
     let model = Model::load(&model)?;
+    let gpu = open_gpu(&model, device)?;
     let ids = match (prompt, tokens) {
         (Some(p), _) => model.tokenizer()?.encode(&p, true, true),
         (None, Some(path)) => read_token_file(&path)?,
         (None, None) => unreachable!("clap requires one"),
     };
-    let mut session = Session::new(&model, ids.len().max(1))?;
+    let mut cpu_session;
+    let mut gpu_session;
+    let session: &mut dyn Forward = match &gpu {
+        Some(g) => {
+            gpu_session = GpuSession::new(g, ids.len().max(1), 512)?;
+            &mut gpu_session
+        }
+        None => {
+            cpu_session = Session::new(&model, ids.len().max(1))?;
+            &mut cpu_session
+        }
+    };
     let logits = session.forward(&ids)?;
     let bytes: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(&out, bytes).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -512,9 +557,9 @@ fn run_prompt(
     ctx: Option<usize>,
     device: &str,
 ) -> Result<ExitCode> {
-    check_device(device)?;
     let load = std::time::Instant::now();
     let model = Model::load(&model)?;
+    let gpu = open_gpu(&model, device)?;
     let tokenizer = model.tokenizer()?;
     let text = if chat {
         let format = ChatFormat::from_metadata(&model.file.metadata)?;
@@ -529,20 +574,31 @@ fn run_prompt(
     };
     let ids = tokenizer.encode(&text, true, chat);
     let capacity = ctx.unwrap_or(ids.len() + max_tokens).min(model.config.n_ctx_train as usize);
-    let mut session = Session::new(&model, capacity)?;
+    let mut cpu_session;
+    let mut gpu_session;
+    let (session, where_): (&mut dyn Forward, String) = match &gpu {
+        Some(g) => {
+            gpu_session = GpuSession::new(g, capacity, 512)?;
+            (&mut gpu_session, format!("{} {}", g.device.backend(), g.device.name()))
+        }
+        None => {
+            cpu_session = Session::new(&model, capacity)?;
+            (&mut cpu_session, "cpu".to_string())
+        }
+    };
     let load_s = load.elapsed().as_secs_f64();
     let params = GenerateParams { max_tokens, sampler };
     let mut stdout = std::io::stdout();
     if !chat {
         print!("{prompt}");
     }
-    let stats = Generation::new(&mut session, &tokenizer, &ids, params)?.run(|t| {
+    let stats = Generation::new(session, &tokenizer, &ids, params)?.run(|t| {
         print!("{}", t.text);
         let _ = stdout.flush();
     })?;
     println!();
     eprintln!(
-        "\n[cpu] load {:.2} s | prompt {} tokens, {:.1} tokens/s | generated {} tokens, {:.1} tokens/s",
+        "\n[{where_}] load {:.2} s | prompt {} tokens, {:.1} tokens/s | generated {} tokens, {:.1} tokens/s",
         load_s,
         stats.prompt_tokens,
         stats.prefill_tokens_per_s(),

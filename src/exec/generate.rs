@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::sampler::{Sampler, SamplerConfig};
-use super::{ExecError, Session};
+use super::{ExecError, Forward};
 use crate::tokenizer::Tokenizer;
 
 #[derive(Clone, Debug)]
@@ -40,8 +40,8 @@ impl GenerationStats {
     }
 }
 
-pub struct Generation<'a, 'm> {
-    session: &'a mut Session<'m>,
+pub struct Generation<'a> {
+    session: &'a mut dyn Forward,
     tokenizer: &'a Tokenizer,
     sampler: Sampler,
     history: Vec<u32>,
@@ -54,10 +54,10 @@ pub struct Generation<'a, 'm> {
     pub stats: GenerationStats,
 }
 
-impl<'a, 'm> Generation<'a, 'm> {
+impl<'a> Generation<'a> {
     /// Prefills `prompt` into the session and gets ready to sample.
     pub fn new(
-        session: &'a mut Session<'m>,
+        session: &'a mut dyn Forward,
         tokenizer: &'a Tokenizer,
         prompt: &[u32],
         params: GenerateParams,
@@ -122,7 +122,7 @@ impl<'a, 'm> Generation<'a, 'm> {
     }
 }
 
-impl Iterator for Generation<'_, '_> {
+impl Iterator for Generation<'_> {
     type Item = Result<Generated, ExecError>;
     fn next(&mut self) -> Option<Self::Item> {
         self.step().transpose()

@@ -3,6 +3,7 @@
 
 pub mod cpu;
 mod generate;
+pub mod gpu;
 mod sampler;
 mod session;
 
@@ -40,6 +41,20 @@ pub enum ExecError {
     NoTokens,
     #[error("capacity {capacity} exceeds the model's limit of {max} positions")]
     CapacityTooLarge { capacity: usize, max: usize },
+    #[error(transparent)]
+    Device(#[from] crate::device::DeviceError),
+    #[error(transparent)]
+    Jit(#[from] crate::jit::JitError),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// A running model that turns tokens into the last position's logits: the CPU `Session` and the
+/// GPU `GpuSession` alike, so generation works on either.
+pub trait Forward {
+    fn forward(&mut self, tokens: &[u32]) -> Result<&[f32], ExecError>;
+    /// Positions used so far.
+    fn pos(&self) -> usize;
 }
 
 /// A model ready to run: the mapped file, its configuration and both graphs.

@@ -153,3 +153,12 @@ impl<'m> Session<'m> {
         Ok(&self.bufs[Buf::Logits as usize])
     }
 }
+
+impl super::Forward for Session<'_> {
+    fn forward(&mut self, tokens: &[u32]) -> Result<&[f32], ExecError> {
+        Session::forward(self, tokens)
+    }
+    fn pos(&self) -> usize {
+        self.pos
+    }
+}

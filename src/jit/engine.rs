@@ -139,6 +139,12 @@ impl Engine {
         EngineBuilder { cache_dir: None, memory_only: false, targets: Vec::new(), jobs: None, progress: None }
     }
 
+    /// The same engine, reporting progress through `f` from now on.
+    pub fn with_progress(mut self, f: impl Fn(&Progress<'_>) + Send + Sync + 'static) -> Engine {
+        self.progress = Some(Box::new(f));
+        self
+    }
+
     pub fn cache(&self) -> &KernelCache {
         &self.cache
     }

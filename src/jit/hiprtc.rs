@@ -226,6 +226,11 @@ impl Compiler for HipRtc {
 
     fn compile(&self, source: &str, entry: &str, target: &Target, options: &[String]) -> Result<Vec<u8>, JitError> {
         self.check_target(target)?;
+        // ROCm 5.2's hipRTC livelocks when two threads of one process compile at once (seen here:
+        // both cores spinning for half an hour). Compiles are serialised within a process; the CLI
+        // gets its parallelism from worker processes instead.
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let src = CString::new(source).map_err(|_| JitError::Api {
             call: "hiprtcCreateProgram",
             code: -1,

@@ -40,10 +40,10 @@ impl Constants {
 
 /// Threads per block for the ops that take a fixed block.
 const BLOCK_THREADS: u32 = 256;
-/// Rows (one warp each) per block for the matrix ops.
-const ROWS_PER_BLOCK: u32 = 4;
+/// Rows (one warp each) per block for the matrix ops (the executor sizes their grids by it).
+pub const ROWS_PER_BLOCK: u32 = 4;
 /// Tokens per warp in the prefill matrix product.
-const TOKENS_PER_WARP: u32 = 8;
+pub const TOKENS_PER_WARP: u32 = 8;
 /// Warps per block in attention.
 const ATTN_WARPS: u32 = 4;
 
