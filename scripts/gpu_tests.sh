@@ -2,8 +2,10 @@
 # GPU tests in two halves, for a GPU machine that has no Rust toolchain:
 #   scripts/gpu_tests.sh build   (here, with Rust) builds the test binaries and the CLI in release
 #                                mode into device-bin/ (git-ignored; carry it to the GPU machine)
-#   scripts/gpu_tests.sh run     (there) runs every GPU test (the #[ignore]d ones) and prints a
-#                                summary line per binary; exits non-zero if any failed
+#   scripts/gpu_tests.sh run [ARGS]  (there) runs every GPU test (the #[ignore]d ones), passing
+#                                ARGS to each test binary (a filter, --skip NAME); exits non-zero
+#                                if any failed. The end-to-end tests find models in
+#                                $ROCMFORGE_MODELS and the synthetic 7B at $ROCMFORGE_SYN7B.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
@@ -32,7 +34,7 @@ run)
   for t in device-bin/*; do
     case "$(basename "$t")" in rocmforge|*.tar*|*.gguf|*.py|*.part*) continue ;; esac
     echo "== $(basename "$t")"
-    if ! "$t" --ignored --nocapture --test-threads=1 2>&1; then status=1; fi
+    if ! "$t" --ignored --nocapture --test-threads=1 "${@:2}" 2>&1; then status=1; fi
   done
   exit $status
   ;;

@@ -146,6 +146,22 @@ enum Command {
         #[command(flatten)]
         device: DeviceArg,
     },
+    /// Measure a model: load, JIT (cold and warm), prefill and decode tokens/s, and decode against
+    /// the memory-bandwidth roofline (weight bytes per token over the device's copy bandwidth).
+    Bench {
+        model: PathBuf,
+        /// Prompt tokens to prefill (random ids, seeded).
+        #[arg(long, default_value_t = 512)]
+        prompt: usize,
+        /// Tokens to decode (greedy, the argmax fed back).
+        #[arg(long, default_value_t = 128)]
+        gen: usize,
+        /// Prefill repetitions (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        #[command(flatten)]
+        device: DeviceArg,
+    },
     /// Look after the kernel cache.
     Cache {
         #[command(subcommand)]
@@ -205,6 +221,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             warm(model, &target, check, report, jobs, cache_dir, shard.as_deref())
         }
         Command::Cache { action, cache_dir } => cache(action, cache_dir),
+        Command::Bench { model, prompt, gen, reps, device } => bench(model, prompt, gen, reps, &device.device),
         Command::Logits { model, prompt, tokens, out, tokens_out, device } => {
             logits(model, prompt, tokens, out, tokens_out, &device.device)
         }
@@ -605,5 +622,115 @@ fn run_prompt(
         stats.generated,
         stats.decode_tokens_per_s()
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn bench(path: PathBuf, prompt: usize, gen: usize, reps: usize, device: &str) -> Result<ExitCode> {
+    use std::time::Instant;
+    let t = Instant::now();
+    let model = Model::load(&path)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let cfg = &model.config;
+    // Random prompt ids, seeded, so runs compare.
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let ids: Vec<u32> = (0..prompt.max(1))
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % cfg.n_vocab as u64) as u32
+        })
+        .collect();
+    let capacity = prompt + gen + 1;
+    let weight_bytes = rocmforge::exec::gpu::decode_weight_bytes(&model);
+    println!(
+        "model      {} ({}, {} layers, {} weight bytes read per decoded token)",
+        path.display(),
+        cfg.arch.name(),
+        cfg.n_layer,
+        human_bytes(weight_bytes)
+    );
+    println!("load       {load_s:.3} s (map + validate + graphs)");
+    let Some(dev) = rocmforge::device::open(device)? else {
+        let mut s = Session::new(&model, capacity)?;
+        let prefill: Vec<f64> = (0..reps.max(1))
+            .map(|_| {
+                s.reset();
+                let t = Instant::now();
+                s.forward(&ids).map(|_| t.elapsed().as_secs_f64())
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        let mut next = rocmforge::exec::cpu::argmax(s.forward(&[ids[0]])?) as u32;
+        let t = Instant::now();
+        for _ in 0..gen {
+            next = rocmforge::exec::cpu::argmax(s.forward(&[next])?) as u32;
+        }
+        let decode = t.elapsed().as_secs_f64();
+        println!("device     cpu ({} threads)", rayon::current_num_threads());
+        println!("prefill    {:.1} tokens/s ({} tokens, median of {reps})", prompt as f64 / median(prefill), prompt);
+        println!("decode     {:.1} tokens/s ({gen} tokens)", gen as f64 / decode);
+        return Ok(ExitCode::SUCCESS);
+    };
+    let backend = dev.backend();
+    let name = dev.name().to_string();
+    let target = dev.target().clone();
+    let mem_before = dev.memory_used()?;
+    let bandwidth = rocmforge::exec::gpu::copy_bandwidth(dev.as_ref(), 1 << 30)?;
+    let cache_dir = std::env::temp_dir().join(format!("rocmforge-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cache_dir);
+    let engine = Engine::builder().target(target.clone()).cache_dir(&cache_dir).build()?;
+    let t = Instant::now();
+    let cold = GpuModel::new(&model, dev, &engine)?;
+    let cold_s = t.elapsed().as_secs_f64();
+    let cold_report = cold.report.clone();
+    let dev = rocmforge::device::open(device)?.expect("the device opened a moment ago");
+    drop(cold);
+    let engine = Engine::builder().target(target.clone()).cache_dir(&cache_dir).build()?;
+    let t = Instant::now();
+    let gpu = GpuModel::new(&model, dev, &engine)?;
+    let warm_s = t.elapsed().as_secs_f64();
+    let mut s = GpuSession::new(&gpu, capacity, prompt.clamp(1, 512))?;
+    let prefill: Vec<f64> = (0..reps.max(1))
+        .map(|_| {
+            s.reset();
+            let t = Instant::now();
+            s.forward_argmax(&ids).map(|_| t.elapsed().as_secs_f64())
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    let mut next = s.forward_argmax(&[ids[0]])?;
+    let t = Instant::now();
+    for _ in 0..gen {
+        next = s.forward_argmax(&[next])?;
+    }
+    let decode = t.elapsed().as_secs_f64();
+    let peak = gpu.device.memory_used()?.saturating_sub(mem_before);
+    let kv = model.decode.buffers.kv_bytes(capacity) as u64;
+    let decode_tps = gen as f64 / decode;
+    let roofline = bandwidth / weight_bytes as f64;
+    println!("device     {backend} {name} ({target}); copy bandwidth {:.0} GB/s", bandwidth / 1e9);
+    println!(
+        "jit        cold {cold_s:.2} s ({} compiled, {:.2} s compiling + {:.2} s upload) | warm {warm_s:.2} s ({} cached)",
+        cold_report.kernels_compiled, cold_report.jit_seconds, cold_report.upload_seconds, gpu.report.kernels_cached
+    );
+    println!("prefill    {:.1} tokens/s ({} tokens, median of {reps})", prompt as f64 / median(prefill), prompt);
+    println!(
+        "decode     {decode_tps:.1} tokens/s ({gen} tokens); roofline {roofline:.0} tokens/s ({} per token at {:.0} GB/s): {:.0}% of it",
+        human_bytes(weight_bytes),
+        bandwidth / 1e9,
+        100.0 * decode_tps / roofline
+    );
+    println!(
+        "memory     peak {} on the device; weights {} + KV cache {} (+10% = {})",
+        human_bytes(peak),
+        human_bytes(gpu.report.weight_bytes),
+        human_bytes(kv),
+        human_bytes(((gpu.report.weight_bytes + kv) as f64 * 1.1) as u64)
+    );
+    let _ = std::fs::remove_dir_all(&cache_dir);
     Ok(ExitCode::SUCCESS)
 }

@@ -425,3 +425,53 @@ impl super::Forward for GpuSession<'_, '_> {
         self.pos
     }
 }
+
+/// Device-to-device copy bandwidth in bytes per second (bytes read plus bytes written), over
+/// `bytes`-sized buffers, median of 5: the ceiling decode is held to.
+pub fn copy_bandwidth(device: &dyn Device, bytes: usize) -> Result<f64, ExecError> {
+    let (a, b) = (device.alloc(bytes)?, device.alloc(bytes)?);
+    device.copy(b, a, bytes)?; // warm-up
+    device.synchronize()?;
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        device.copy(b, a, bytes)?;
+        device.synchronize()?;
+        times.push(start.elapsed().as_secs_f64());
+    }
+    device.free(a);
+    device.free(b);
+    times.sort_by(|x, y| x.total_cmp(y));
+    Ok(2.0 * bytes as f64 / times[2])
+}
+
+/// Bytes of weights a decode step reads: every matrix and vector once, one row of the embedding
+/// (unless the output projection reads the whole table anyway).
+pub fn decode_weight_bytes(model: &Model) -> u64 {
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0u64;
+    for node in &model.decode.nodes {
+        for name in &node.weights {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            let Some(t) = model.file.tensor(name) else { continue };
+            total += match node.step {
+                Step::Embed { .. } => t.ty.row_bytes(t.row_len()).unwrap_or(0),
+                _ => t.n_bytes,
+            };
+        }
+    }
+    // A tied embedding is read whole by the output projection: count it once, whole.
+    let tied = model
+        .decode
+        .nodes
+        .iter()
+        .any(|n| matches!(n.step, Step::Linear { last_only: true, .. }) && n.weights[0] == "token_embd.weight");
+    if tied {
+        if let Some(t) = model.file.tensor("token_embd.weight") {
+            total += t.n_bytes - t.ty.row_bytes(t.row_len()).unwrap_or(0);
+        }
+    }
+    total
+}
