@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use rocmforge::chat::{ChatFormat, Message};
-use rocmforge::exec::gpu::{GpuModel, GpuSession};
+use rocmforge::exec::gpu::{GpuModel, GpuSession, DEFAULT_MAX_BATCH};
 use rocmforge::exec::{Forward, GenerateParams, Generation, Model, SamplerConfig, Session};
 use rocmforge::gguf::GgufFile;
 use rocmforge::graph;
@@ -544,7 +544,7 @@ fn logits(
     let mut gpu_session;
     let session: &mut dyn Forward = match &gpu {
         Some(g) => {
-            gpu_session = GpuSession::new(g, ids.len().max(1), 512)?;
+            gpu_session = GpuSession::new(g, ids.len().max(1), DEFAULT_MAX_BATCH)?;
             &mut gpu_session
         }
         None => {
@@ -595,7 +595,7 @@ fn run_prompt(
     let mut gpu_session;
     let (session, where_): (&mut dyn Forward, String) = match &gpu {
         Some(g) => {
-            gpu_session = GpuSession::new(g, capacity, 512)?;
+            gpu_session = GpuSession::new(g, capacity, DEFAULT_MAX_BATCH)?;
             (&mut gpu_session, format!("{} {}", g.device.backend(), g.device.name()))
         }
         None => {
@@ -694,7 +694,7 @@ fn bench(path: PathBuf, prompt: usize, gen: usize, reps: usize, device: &str) ->
     let t = Instant::now();
     let gpu = GpuModel::new(&model, dev, &engine)?;
     let warm_s = t.elapsed().as_secs_f64();
-    let mut s = GpuSession::new(&gpu, capacity, prompt.clamp(1, 512))?;
+    let mut s = GpuSession::new(&gpu, capacity, DEFAULT_MAX_BATCH)?;
     let prefill: Vec<f64> = (0..reps.max(1))
         .map(|_| {
             s.reset();
@@ -709,7 +709,6 @@ fn bench(path: PathBuf, prompt: usize, gen: usize, reps: usize, device: &str) ->
     }
     let decode = t.elapsed().as_secs_f64();
     let peak = gpu.device.memory_used()?.saturating_sub(mem_before);
-    let kv = model.decode.buffers.kv_bytes(capacity) as u64;
     let decode_tps = gen as f64 / decode;
     let roofline = bandwidth / weight_bytes as f64;
     println!("device     {backend} {name} ({target}); copy bandwidth {:.0} GB/s", bandwidth / 1e9);
@@ -724,12 +723,21 @@ fn bench(path: PathBuf, prompt: usize, gen: usize, reps: usize, device: &str) ->
         bandwidth / 1e9,
         100.0 * decode_tps / roofline
     );
+    let ours = gpu.report.weight_bytes + s.allocated.kv_cache + s.allocated.activations;
+    let bound = ((gpu.report.weight_bytes + s.allocated.kv_cache) as f64 * 1.1) as u64;
     println!(
-        "memory     peak {} on the device; weights {} + KV cache {} (+10% = {})",
-        human_bytes(peak),
+        "memory     rocmforge holds {} on the device: weights {} + KV cache {} + activations {} ({} tokens a pass); bound weights + KV + 10% = {}: {}",
+        human_bytes(ours),
         human_bytes(gpu.report.weight_bytes),
-        human_bytes(kv),
-        human_bytes(((gpu.report.weight_bytes + kv) as f64 * 1.1) as u64)
+        human_bytes(s.allocated.kv_cache),
+        human_bytes(s.allocated.activations),
+        DEFAULT_MAX_BATCH,
+        human_bytes(bound),
+        if ours <= bound { "within" } else { "OVER" }
+    );
+    println!(
+        "           the driver reports {} more in use than before loading (also the CUDA context's module code and stack reservations)",
+        human_bytes(peak)
     );
     let _ = std::fs::remove_dir_all(&cache_dir);
     Ok(ExitCode::SUCCESS)

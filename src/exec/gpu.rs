@@ -123,6 +123,10 @@ struct Launch {
 
 const N_BUFS: usize = Buf::Logits as usize + 1;
 
+/// Tokens per prefill pass: activation buffers are sized by it, so it bounds their memory
+/// (SmolLM2: 8.8 MB at 256) while keeping each pass large enough to fill the GPU.
+pub const DEFAULT_MAX_BATCH: usize = 256;
+
 /// A GPU session: device-resident KV cache and activation buffers for passes of up to
 /// `max_batch` tokens (longer prompts are prefilled in chunks).
 pub struct GpuSession<'g, 'm> {
@@ -138,6 +142,15 @@ pub struct GpuSession<'g, 'm> {
     argmax: DevPtr,
     decode_plan: Vec<Launch>,
     logits: Vec<f32>,
+    /// Bytes this session allocated on the device (KV cache, activations, ids, positions).
+    pub allocated: SessionBytes,
+}
+
+/// Device memory a session holds, by purpose.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SessionBytes {
+    pub kv_cache: u64,
+    pub activations: u64,
 }
 
 impl<'g, 'm> GpuSession<'g, 'm> {
@@ -151,9 +164,14 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         let plan = &model.prefill.buffers;
         let dev = g.device.as_ref();
         let mut bufs = [DevPtr(0); N_BUFS];
+        let mut allocated = SessionBytes::default();
         for (buf, _) in &plan.sizes {
-            bufs[*buf as usize] = dev.alloc(plan.len(*buf, max_batch) * 4)?;
+            let bytes = plan.len(*buf, max_batch) * 4;
+            bufs[*buf as usize] = dev.alloc(bytes)?;
+            allocated.activations += bytes as u64;
         }
+        allocated.activations += (2 * max_batch * 4 + 4) as u64; // ids, positions, argmax
+        allocated.kv_cache = plan.kv_bytes(capacity) as u64;
         let kv = |w: usize| dev.alloc(capacity * w * 4);
         let k_cache = (0..plan.n_layer).map(|_| kv(plan.kv_width)).collect::<Result<Vec<_>, _>>()?;
         let v_cache = (0..plan.n_layer).map(|_| kv(plan.v_width)).collect::<Result<Vec<_>, _>>()?;
@@ -170,6 +188,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             argmax: dev.alloc(4)?,
             decode_plan: Vec::new(),
             logits: vec![0.0; model.config.n_vocab as usize],
+            allocated,
         };
         s.decode_plan = s.plan(&model.decode, 1)?;
         Ok(s)
