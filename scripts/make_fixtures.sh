@@ -10,7 +10,9 @@ work="${WORK:-${XDG_CACHE_HOME:-$HOME/.cache}/rocmforge/fixture-work}"
 mkdir -p "$work"
 models=$(python3 scripts/fetch_models.py smollm2 gemma3 | tail -n 1)
 
-q="$(bash scripts/build_llama_cpp.sh)/llama-quantize"
+bin="$(bash scripts/build_llama_cpp.sh)"
+export LD_LIBRARY_PATH="$bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+q="$bin/llama-quantize"
 smol="$models/SmolLM2-135M-Instruct.Q4_1.gguf"
 [ -f "$work/smol-f32.gguf" ] || "$q" --allow-requantize "$smol" "$work/smol-f32.gguf" F32 >/dev/null 2>&1
 for t in F16 BF16 Q4_0 Q5_1 Q5_K; do

@@ -13,6 +13,7 @@ need=0
 for f in smol-F32 smol-F16 smol-Q8_0 smol-Q6_K smol-Q4_K_M qwen2-synth-Q4_K; do [ -f "$out/$f.gguf" ] || need=1; done
 if [ "$need" = 1 ]; then
   bin="$(bash scripts/build_llama_cpp.sh)"
+  export LD_LIBRARY_PATH="$bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   q="$bin/llama-quantize"
   [ -f "$out/smol-F32.gguf" ] || "$q" --allow-requantize "$models/SmolLM2-135M-Instruct.Q4_1.gguf" "$out/smol-F32.gguf" F32 >/dev/null 2>&1
   for t in F16 Q8_0 Q6_K Q4_K_M; do
