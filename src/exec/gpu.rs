@@ -378,16 +378,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
     /// Runs `tokens` through the model on the device (prefilling in chunks of `max_batch`), leaving
     /// the last position's logits (and their argmax) on the device.
     fn run(&mut self, tokens: &[u32]) -> Result<(), ExecError> {
-        let cfg = &self.g.model.config;
-        if tokens.is_empty() {
-            return Err(ExecError::NoTokens);
-        }
-        if let Some(&id) = tokens.iter().find(|&&t| t >= cfg.n_vocab) {
-            return Err(ExecError::TokenOutOfRange { id, n_vocab: cfg.n_vocab });
-        }
-        if self.pos + tokens.len() > self.capacity {
-            return Err(ExecError::ContextFull { pos: self.pos, capacity: self.capacity, requested: tokens.len() });
-        }
+        super::check_pass(&self.g.model.config, self.pos, self.capacity, tokens)?;
         for chunk in tokens.chunks(self.max_batch) {
             let n = chunk.len();
             let ids: Vec<u8> = chunk.iter().flat_map(|&t| t.to_le_bytes()).collect();

@@ -49,6 +49,20 @@ pub enum ExecError {
     Unsupported(String),
 }
 
+/// Checks a pass of `tokens` against the vocabulary and the cache's free capacity (both backends).
+pub(crate) fn check_pass(cfg: &ModelConfig, pos: usize, capacity: usize, tokens: &[u32]) -> Result<(), ExecError> {
+    if tokens.is_empty() {
+        return Err(ExecError::NoTokens);
+    }
+    if let Some(&id) = tokens.iter().find(|&&t| t >= cfg.n_vocab) {
+        return Err(ExecError::TokenOutOfRange { id, n_vocab: cfg.n_vocab });
+    }
+    if pos + tokens.len() > capacity {
+        return Err(ExecError::ContextFull { pos, capacity, requested: tokens.len() });
+    }
+    Ok(())
+}
+
 /// A running model that turns tokens into the last position's logits: the CPU `Session` and the
 /// GPU `GpuSession` alike, so generation works on either.
 pub trait Forward {

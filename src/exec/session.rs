@@ -53,15 +53,7 @@ impl<'m> Session<'m> {
     /// Runs `tokens` (one: decode; several: prefill) and returns the last position's logits.
     pub fn forward(&mut self, tokens: &[u32]) -> Result<&[f32], ExecError> {
         let cfg = &self.model.config;
-        if tokens.is_empty() {
-            return Err(ExecError::NoTokens);
-        }
-        if let Some(&id) = tokens.iter().find(|&&t| t >= cfg.n_vocab) {
-            return Err(ExecError::TokenOutOfRange { id, n_vocab: cfg.n_vocab });
-        }
-        if self.pos + tokens.len() > self.capacity {
-            return Err(ExecError::ContextFull { pos: self.pos, capacity: self.capacity, requested: tokens.len() });
-        }
+        super::check_pass(cfg, self.pos, self.capacity, tokens)?;
         let n = tokens.len();
         let graph = self.model.graph(n);
         for (i, (buf, _)) in graph.buffers.sizes.iter().enumerate() {

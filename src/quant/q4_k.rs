@@ -34,16 +34,31 @@ unsafe impl Block for BlockQ4K {
     const ELEMS: usize = QK_K;
 
     fn dequantize(&self, out: &mut [f32]) {
-        let (d, dmin) = (f16_le(self.d), f16_le(self.dmin));
-        let (sc, mn) = get_scale_min_k4(&self.scales);
-        for sub in 0..8 {
-            let scale = d * sc[sub] as f32;
-            let min = dmin * mn[sub] as f32;
-            let bytes = &self.qs[(sub / 2) * 32..(sub / 2) * 32 + 32];
-            let shift = 4 * (sub % 2);
-            for (l, &b) in bytes.iter().enumerate() {
-                out[sub * 32 + l] = scale * ((b >> shift) & 0x0F) as f32 - min;
-            }
+        dequantize_k4(self.d, self.dmin, &self.scales, &self.qs, None, out);
+    }
+}
+
+/// The sub-block loop Q4_K and Q5_K share: value l of sub-block `sub` is the nibble of
+/// `qs[32·(sub/2) + l]` (low for even sub-blocks), plus bit `sub` of `qh[l]` as its fifth bit for
+/// Q5_K; w = (d·sc)·q − (dmin·m), in gguf-py's order of operations.
+pub(crate) fn dequantize_k4(
+    d: [u8; 2],
+    dmin: [u8; 2],
+    scales: &[u8; 12],
+    qs: &[u8; 128],
+    qh: Option<&[u8; 32]>,
+    out: &mut [f32],
+) {
+    let (d, dmin) = (f16_le(d), f16_le(dmin));
+    let (sc, mn) = get_scale_min_k4(scales);
+    for sub in 0..8 {
+        let scale = d * sc[sub] as f32;
+        let min = dmin * mn[sub] as f32;
+        let bytes = &qs[(sub / 2) * 32..(sub / 2) * 32 + 32];
+        let shift = 4 * (sub % 2);
+        for (l, &b) in bytes.iter().enumerate() {
+            let high = qh.map_or(0, |h| ((h[l] >> sub) & 1) << 4);
+            out[sub * 32 + l] = scale * (((b >> shift) & 0x0F) | high) as f32 - min;
         }
     }
 }
