@@ -520,8 +520,8 @@ fn read_token_file(path: &PathBuf) -> Result<Vec<u32>> {
 /// the device's own target, weights uploaded.
 fn open_gpu<'m>(model: &'m Model, device: &str) -> Result<Option<GpuModel<'m>>> {
     let Some(dev) = rocmforge::device::open(device)? else { return Ok(None) };
-    let engine = Engine::builder().target(dev.target().clone()).build()?;
-    eprintln!("[{}] {} ({}): loading kernels and weights", dev.backend(), dev.name(), dev.target());
+    let engine = Engine::builder().targets(dev.target().cloned()).build()?;
+    eprintln!("[{}] {}: loading kernels and weights", dev.backend(), dev.name());
     Ok(Some(GpuModel::new(model, dev, &engine)?))
 }
 
@@ -678,7 +678,7 @@ fn bench(path: PathBuf, prompt: usize, gen: usize, reps: usize, device: &str) ->
     };
     let backend = dev.backend();
     let name = dev.name().to_string();
-    let target = dev.target().clone();
+    let target = dev.target().cloned().ok_or("bench measures GPUs; use --device cpu for the CPU")?;
     let mem_before = dev.memory_used()?;
     let bandwidth = rocmforge::exec::gpu::copy_bandwidth(dev.as_ref(), 1 << 30)?;
     let cache_dir = std::env::temp_dir().join(format!("rocmforge-bench-{}", std::process::id()));

@@ -41,12 +41,12 @@ struct Gpu {
 impl Gpu {
     fn open() -> Gpu {
         let dev = device::open("cuda").expect("a CUDA GPU").expect("a device");
-        let engine = Engine::builder().memory_only().target(dev.target().clone()).build().expect("NVRTC");
+        let engine = Engine::builder().memory_only().targets(dev.target().cloned()).build().expect("NVRTC");
         Gpu { dev, engine }
     }
     fn kernel(&self, spec: KernelSpec) -> (Kernel, u32) {
-        let k = self.engine.kernel(&spec, self.dev.target()).unwrap_or_else(|e| panic!("{e}"));
-        (self.dev.load_kernel(&k.code, &k.entry).unwrap(), k.block_threads)
+        let k = self.engine.kernel(&spec, self.dev.target().unwrap()).unwrap_or_else(|e| panic!("{e}"));
+        (self.dev.load_kernel(&spec, &k.code, &k.entry).unwrap(), k.block_threads)
     }
     fn bytes(&self, b: &[u8]) -> DevPtr {
         let p = self.dev.alloc(b.len()).unwrap();
@@ -319,7 +319,7 @@ fn the_other_ops_match_the_cpu_within_1e_6() {
 fn gpu_matches_cpu(path: &std::path::Path, prompt_len: usize) {
     let model = Model::load(path).unwrap();
     let dev = device::open("cuda").unwrap().unwrap();
-    let engine = Engine::builder().target(dev.target().clone()).build().unwrap();
+    let engine = Engine::builder().targets(dev.target().cloned()).build().unwrap();
     let gpu = GpuModel::new(&model, dev, &engine).unwrap();
     let n_vocab = model.config.n_vocab;
     let prompt: Vec<u32> = (0..prompt_len as u32).map(|i| (i * 7919 + 13) % n_vocab).collect();

@@ -7,6 +7,7 @@ use cudarc::driver::{result, sys};
 
 use super::{Arg, ArgPack, DevPtr, Device, DeviceError, Kernel};
 use crate::jit::Target;
+use crate::kernels::KernelSpec;
 
 pub struct CudaDevice {
     name: String,
@@ -78,8 +79,8 @@ impl Device for CudaDevice {
         &self.name
     }
 
-    fn target(&self) -> &Target {
-        &self.target
+    fn target(&self) -> Option<&Target> {
+        Some(&self.target)
     }
 
     fn alloc(&self, bytes: usize) -> Result<DevPtr, DeviceError> {
@@ -108,7 +109,7 @@ impl Device for CudaDevice {
         unsafe { result::memcpy_dtod_sync(dst.0, src.0, bytes) }.map_err(call("cuMemcpyDtoD"))
     }
 
-    fn load_kernel(&self, code: &[u8], entry: &str) -> Result<Kernel, DeviceError> {
+    fn load_kernel(&self, spec: &KernelSpec, code: &[u8], entry: &str) -> Result<Kernel, DeviceError> {
         self.make_current()?;
         // SAFETY: `code` is a CUBIN from NVRTC for this device's target; the driver copies it.
         let module =
@@ -117,7 +118,7 @@ impl Device for CudaDevice {
         let name = std::ffi::CString::new(entry).expect("entry names have no NUL");
         // SAFETY: `module` is loaded and kept until Drop.
         let f = unsafe { result::module::get_function(module, name) }.map_err(call("cuModuleGetFunction"))?;
-        Ok(Kernel { handle: f as usize, entry: entry.to_string() })
+        Ok(Kernel { handle: f as usize, entry: entry.to_string(), spec: *spec })
     }
 
     fn launch(&self, kernel: &Kernel, grid: [u32; 3], block: [u32; 3], args: &[Arg]) -> Result<(), DeviceError> {

@@ -9,6 +9,7 @@ use libloading::Library;
 
 use super::{Arg, ArgPack, DevPtr, Device, DeviceError, Kernel};
 use crate::jit::Target;
+use crate::kernels::KernelSpec;
 
 type HipError = c_int;
 
@@ -160,8 +161,8 @@ impl Device for HipDevice {
     fn name(&self) -> &str {
         &self.name
     }
-    fn target(&self) -> &Target {
-        &self.target
+    fn target(&self) -> Option<&Target> {
+        Some(&self.target)
     }
     fn alloc(&self, bytes: usize) -> Result<DevPtr, DeviceError> {
         let mut p = std::ptr::null_mut();
@@ -187,7 +188,7 @@ impl Device for HipDevice {
         // SAFETY: both ranges are device allocations of at least `bytes`.
         self.check("hipMemcpyDtoD", unsafe { (self.api.dtod)(dst.0 as *mut c_void, src.0 as *mut c_void, bytes) })
     }
-    fn load_kernel(&self, code: &[u8], entry: &str) -> Result<Kernel, DeviceError> {
+    fn load_kernel(&self, spec: &KernelSpec, code: &[u8], entry: &str) -> Result<Kernel, DeviceError> {
         let mut module = std::ptr::null_mut();
         // SAFETY: `code` is an AMD code object for this device's target.
         self.check("hipModuleLoadData", unsafe { (self.api.module_load)(&mut module, code.as_ptr().cast()) })?;
@@ -196,7 +197,7 @@ impl Device for HipDevice {
         let mut f = std::ptr::null_mut();
         // SAFETY: `module` is loaded and kept until Drop.
         self.check("hipModuleGetFunction", unsafe { (self.api.get_function)(&mut f, module, name.as_ptr()) })?;
-        Ok(Kernel { handle: f as usize, entry: entry.to_string() })
+        Ok(Kernel { handle: f as usize, entry: entry.to_string(), spec: *spec })
     }
     fn launch(&self, kernel: &Kernel, grid: [u32; 3], block: [u32; 3], args: &[Arg]) -> Result<(), DeviceError> {
         let mut pack = ArgPack::new(args);

@@ -1,13 +1,17 @@
-//! GPU devices behind one small trait: allocation, host↔device copies, loading a kernel from a
-//! cached code object, launching it, synchronising. `cuda.rs` (driver API through cudarc) and
-//! `hip.rs` (our dlopen FFI) are thin and symmetric, so one executor (exec/gpu.rs) drives both.
-//! The CPU backend needs none of this: it runs the graph's steps directly (exec/cpu.rs).
+//! Devices behind one small trait: allocation, host↔device copies, loading a kernel (from a cached
+//! code object on a GPU), launching it, synchronising. `cuda.rs` (driver API through cudarc) and
+//! `hip.rs` (our dlopen FFI) are thin and symmetric; `cpu.rs` runs each kernel's op with the CPU
+//! reference (exec/cpu.rs) on host memory. One executor (exec/gpu.rs) drives all three. The
+//! plain CPU session (exec/session.rs) skips the device layer for speed and simplicity.
 
+mod cpu;
 mod cuda;
 mod hip;
 
 use crate::jit::Target;
+use crate::kernels::KernelSpec;
 
+pub use cpu::CpuDevice;
 pub use cuda::CudaDevice;
 pub use hip::HipDevice;
 
@@ -33,9 +37,10 @@ pub enum Arg {
 /// A loaded kernel entry point.
 #[derive(Debug)]
 pub struct Kernel {
-    /// CUfunction / hipFunction_t, as an address.
+    /// CUfunction / hipFunction_t, as an address (unused on the CPU).
     pub(crate) handle: usize,
     pub entry: String,
+    pub spec: KernelSpec,
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
@@ -46,6 +51,8 @@ pub enum DeviceError {
     NoDevice { backend: &'static str, why: String },
     #[error("{backend}: {call} failed: {message}")]
     Call { backend: &'static str, call: &'static str, message: String },
+    #[error("cpu device: {0}")]
+    Host(String),
 }
 
 pub trait Device: Send + Sync {
@@ -54,14 +61,15 @@ pub trait Device: Send + Sync {
     /// The GPU's name (`NVIDIA H100 80GB HBM3`).
     fn name(&self) -> &str;
     /// The compile target read from the device (`sm_90`, `gfx90a:sramecc+:xnack-`): kernels
-    /// compiled for any other target are never loaded.
-    fn target(&self) -> &Target;
+    /// compiled for any other target are never loaded. `None`: the device needs no compiled code.
+    fn target(&self) -> Option<&Target>;
     fn alloc(&self, bytes: usize) -> Result<DevPtr, DeviceError>;
     fn free(&self, ptr: DevPtr);
     fn upload(&self, dst: DevPtr, src: &[u8]) -> Result<(), DeviceError>;
     fn download(&self, src: DevPtr, dst: &mut [u8]) -> Result<(), DeviceError>;
     fn copy(&self, dst: DevPtr, src: DevPtr, bytes: usize) -> Result<(), DeviceError>;
-    fn load_kernel(&self, code: &[u8], entry: &str) -> Result<Kernel, DeviceError>;
+    /// Loads `spec`'s kernel from its code object (`entry` in `code`).
+    fn load_kernel(&self, spec: &KernelSpec, code: &[u8], entry: &str) -> Result<Kernel, DeviceError>;
     /// Queues a launch (asynchronous).
     fn launch(&self, kernel: &Kernel, grid: [u32; 3], block: [u32; 3], args: &[Arg]) -> Result<(), DeviceError>;
     /// Waits for every queued launch and copy.

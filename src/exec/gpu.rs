@@ -46,24 +46,33 @@ impl<'m> GpuModel<'m> {
                 cfg.head_dim, cfg.head_dim_v
             )));
         }
-        let target = device.target().clone();
-        if !engine.targets().contains(&target) {
-            return Err(ExecError::Unsupported(format!(
-                "the engine does not compile for this device's target {target}"
-            )));
-        }
         let specs: Vec<KernelSpec> = crate::graph::kernel_specs(cfg, model.file.as_ref())?.into_iter().collect();
         let start = Instant::now();
-        let warm = engine.warm(&specs)?;
         let mut kernels = HashMap::new();
         let mut report = LoadReport::default();
-        for k in warm.kernels.iter().filter(|k| k.target == target) {
-            // An entry compiled for another target is never loaded (the cache key has the target).
-            let kernel = device.load_kernel(&k.code, &k.entry)?;
-            kernels.insert(k.spec, (kernel, k.block_threads));
-            match k.origin {
-                Origin::Compiled => report.kernels_compiled += 1,
-                _ => report.kernels_cached += 1,
+        match device.target().cloned() {
+            Some(target) => {
+                if !engine.targets().contains(&target) {
+                    return Err(ExecError::Unsupported(format!(
+                        "the engine does not compile for this device's target {target}"
+                    )));
+                }
+                let warm = engine.warm(&specs)?;
+                for k in warm.kernels.iter().filter(|k| k.target == target) {
+                    // An entry compiled for another target is never loaded (the key has the target).
+                    let kernel = device.load_kernel(&k.spec, &k.code, &k.entry)?;
+                    kernels.insert(k.spec, (kernel, k.block_threads));
+                    match k.origin {
+                        Origin::Compiled => report.kernels_compiled += 1,
+                        _ => report.kernels_cached += 1,
+                    }
+                }
+            }
+            // A device that runs no compiled code (the CPU device) loads each spec directly.
+            None => {
+                for spec in &specs {
+                    kernels.insert(*spec, (device.load_kernel(spec, &[], &spec.entry_name())?, 256));
+                }
             }
         }
         report.jit_seconds = start.elapsed().as_secs_f64();
@@ -209,7 +218,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
     /// Every launch of a pass of `n` tokens through `graph`.
     fn plan(&self, graph: &Graph, n: usize) -> Result<Vec<Launch>, ExecError> {
         let cfg = &self.g.model.config;
-        let ws = self.g.device.target().warp_size() as usize;
+        let ws = self.g.device.target().map_or(32, |t| t.warp_size()) as usize;
         let mut out = Vec::with_capacity(graph.nodes.len());
         let fixed = |a: Arg| PlanArg::Fixed(a);
         let ptr = |p: DevPtr| PlanArg::Fixed(Arg::Ptr(p));
