@@ -392,15 +392,19 @@ fn warm(
         eprintln!();
     }
     // Whatever is still missing (everything, with one job; a worker's failure) compiles here, so
-    // errors come with their full log.
-    let engine = engine.with_progress(|p| {
-        let what = match p.kernel.origin {
-            Origin::Compiled => "compiled",
-            Origin::Disk => "cached",
-            Origin::Memory => "in memory",
-        };
-        draw_bar(p.done, p.total, &format!("{what} {} {}", p.kernel.target, p.kernel.entry));
-    });
+    // errors come with their full log; the rest is read back from the cache for the report.
+    let engine = if engine.missing(&specs)?.is_empty() {
+        engine
+    } else {
+        engine.with_progress(|p| {
+            let what = match p.kernel.origin {
+                Origin::Compiled => "compiled",
+                Origin::Disk => "cached",
+                Origin::Memory => "in memory",
+            };
+            draw_bar(p.done, p.total, &format!("{what} {} {}", p.kernel.target, p.kernel.entry));
+        })
+    };
     let result = engine.warm(&specs);
     eprintln!();
     let done = result?;
