@@ -3,3 +3,9 @@ struct block_t { u16 v; };
 constexpr int QK_FRAGMENT = 1;
 constexpr int PART = 1;
 __device__ __forceinline__ void dequant_part(const block_t* b, int, float* out) { out[0] = __int_as_float(((u32)b->v) << 16); }
+
+// Coalesced access: element 32*j + lane of a 256-element chunk, j = 0..7.
+__device__ __forceinline__ void dequant_lane8(const block_t* chunk, int lane, float* out) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) out[j] = __int_as_float(((u32)chunk[32 * j + lane].v) << 16);
+}

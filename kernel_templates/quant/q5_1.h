@@ -13,3 +13,14 @@ __device__ __forceinline__ void dequant_part(const block_t* b, int p, float* out
         out[i] = d * (float)q + m;
     }
 }
+
+// Coalesced access: element `lane` of each of the chunk's 8 blocks.
+__device__ __forceinline__ void dequant_lane8(const block_t* chunk, int lane, float* out) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        const block_t* b = chunk + j;
+        const u32 qh = (u32)b->qh[0] | ((u32)b->qh[1] << 8) | ((u32)b->qh[2] << 16) | ((u32)b->qh[3] << 24);
+        const int q = ((b->qs[lane & 15] >> (lane < 16 ? 0 : 4)) & 0x0F) | (((qh >> lane) & 1) << 4);
+        out[j] = rf_half_to_float(b->d) * (float)q + rf_half_to_float(b->m);
+    }
+}

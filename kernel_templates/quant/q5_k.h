@@ -16,3 +16,16 @@ __device__ __forceinline__ void dequant_part(const block_t* b, int p, float* out
         out[i] = scale * (float)v - min;
     }
 }
+
+// Coalesced access: element 32*j + lane of the block (value `lane` of sub-block j).
+__device__ __forceinline__ void dequant_lane8(const block_t* b, int lane, float* out) {
+    const float d = rf_half_to_float(b->d), dmin = rf_half_to_float(b->dmin);
+    const int h = b->qh[lane];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        int sc, mn;
+        k_scale_min(b->scales, j, &sc, &mn);
+        const int q = ((b->qs[32 * (j >> 1) + lane] >> (4 * (j & 1))) & 0x0F) | (((h >> j) & 1) << 4);
+        out[j] = d * (float)sc * (float)q - dmin * (float)mn;
+    }
+}

@@ -16,3 +16,15 @@ __device__ __forceinline__ void dequant_part(const block_t* b, int p, float* out
         out[i] = scale * (float)((lo | (hi << 4)) - 32);
     }
 }
+
+// Coalesced access: element 32*j + lane of the block (quarter j % 4 of half j / 4).
+__device__ __forceinline__ void dequant_lane8(const block_t* b, int lane, float* out) {
+    const float d = rf_half_to_float(b->d);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) {
+        const int h = j >> 2, k = j & 3;
+        const int lo = (b->ql[64 * h + 32 * (k & 1) + lane] >> (4 * (k >> 1))) & 0x0F;
+        const int hi = (b->qh[32 * h + lane] >> (2 * k)) & 0x03;
+        out[j] = d * (float)b->scales[2 * j + (lane >> 4)] * (float)((lo | (hi << 4)) - 32);
+    }
+}

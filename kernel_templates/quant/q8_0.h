@@ -7,3 +7,9 @@ __device__ __forceinline__ void dequant_part(const block_t* b, int p, float* out
 #pragma unroll
     for (int i = 0; i < PART; ++i) out[i] = (float)b->qs[PART * p + i] * d;
 }
+
+// Coalesced access: element `lane` of each of the chunk's 8 blocks (block j = elements 32j..32j+31).
+__device__ __forceinline__ void dequant_lane8(const block_t* chunk, int lane, float* out) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) out[j] = (float)chunk[j].qs[lane] * rf_half_to_float(chunk[j].d);
+}
