@@ -71,3 +71,41 @@ fn greedy_chat_generation_is_reproducible_and_stops_at_the_turn_end() {
     let (few, _) = generate(SamplerConfig::greedy(), 3);
     assert_eq!(few, a[..3.min(a.len())], "max_tokens stops early");
 }
+
+/// A model whose tensors disagree with its configuration is refused at load, naming the tensor.
+#[test]
+fn wrong_shapes_and_missing_tensors_are_clear_errors_at_load() {
+    let dir = common::temp_dir("bad-model");
+    let path = dir.join("tiny.gguf");
+    common::write_tiny_llama(&path);
+    let file = rocmforge::gguf::GgufFile::open(&path).unwrap();
+    let rewrite = |skip: &str, replace: Option<(&str, Vec<u64>)>| {
+        let mut w = rocmforge::gguf::GgufWriter::new();
+        for (k, v) in file.metadata.iter() {
+            w.set(k, v.clone());
+        }
+        for t in &file.tensors {
+            if t.name == skip {
+                continue;
+            }
+            match &replace {
+                Some((name, shape)) if *name == t.name => {
+                    let data = vec![0u8; (t.ty.row_bytes(shape[0]).unwrap() * shape[1]) as usize];
+                    w.add_tensor(&t.name, shape, t.ty, data);
+                }
+                _ => {
+                    w.add_tensor(&t.name, &t.shape, t.ty, file.tensor_data(t).to_vec());
+                }
+            }
+        }
+        let out = dir.join("broken.gguf");
+        w.write_to(&out).unwrap();
+        Model::load(&out).err().expect("a broken model is refused").to_string()
+    };
+    let e = rewrite("blk.1.ffn_up.weight", None);
+    assert!(e.contains("blk.1.ffn_up.weight") && e.contains("needs"), "{e}");
+    let e = rewrite("", Some(("blk.0.attn_k.weight", vec![256, 64])));
+    assert!(e.contains("blk.0.attn_k.weight") && e.contains("[256, 128]") && e.contains("[256, 64]"), "{e}");
+    let e = rewrite("", Some(("blk.0.ffn_down.weight", vec![256, 256])));
+    assert!(e.contains("blk.0.ffn_down.weight") && e.contains("[512, 256]"), "{e}");
+}
