@@ -45,7 +45,7 @@ pub const ROWS_PER_BLOCK: u32 = 4;
 /// Tokens per warp in the prefill matrix product.
 pub const TOKENS_PER_WARP: u32 = 8;
 /// Warps per block in attention.
-const ATTN_WARPS: u32 = 8;
+const ATTN_WARPS: u32 = 16;
 
 /// Renders `spec` for `target`.
 pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel, SpecError> {
