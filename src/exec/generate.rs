@@ -115,11 +115,6 @@ impl<'a> Generation<'a> {
         }
         Ok(self.stats)
     }
-
-    /// The generated ids so far (prompt excluded).
-    pub fn generated_ids(&self) -> &[u32] {
-        &self.history[self.stats.prompt_tokens..]
-    }
 }
 
 impl Iterator for Generation<'_> {

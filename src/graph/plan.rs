@@ -58,11 +58,6 @@ impl BufferPlan {
         }
     }
 
-    /// Bytes of activations for a pass of `tokens` (what the plan saves over one buffer per node).
-    pub fn activation_bytes(&self, tokens: usize) -> usize {
-        self.sizes.iter().map(|(b, _)| self.len(*b, tokens) * 4).sum()
-    }
-
     /// Bytes of the f32 KV cache for `capacity` positions.
     pub fn kv_bytes(&self, capacity: usize) -> usize {
         self.n_layer * capacity * (self.kv_width + self.v_width) * 4

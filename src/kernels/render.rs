@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::spec::{AttnPhase, Dialect, ElementwiseOp, GluKind, KernelSpec, RopeKind, SpecError};
+use super::spec::{Dialect, ElementwiseOp, GluKind, KernelSpec, RopeKind, SpecError};
 use super::templates::{self as t, Template};
 use crate::dtype::GgmlType;
 
@@ -164,8 +164,4 @@ fn quant_fragments(ty: GgmlType) -> Vec<Template> {
         GgmlType::Q6_K => vec![t::Q_Q6_K],
         other => unreachable!("validate() refuses {other}"),
     }
-}
-
-impl AttnPhase {
-    pub const ALL: [AttnPhase; 2] = [AttnPhase::Decode, AttnPhase::Prefill];
 }

@@ -43,6 +43,10 @@ pub enum AttnPhase {
     Prefill,
 }
 
+impl AttnPhase {
+    pub const ALL: [AttnPhase; 2] = [AttnPhase::Decode, AttnPhase::Prefill];
+}
+
 /// An op and the values it is specialized for. Runtime values (positions, eps, rope base, token
 /// counts) are kernel arguments, so one compiled kernel serves every layer that shares a shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
