@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Requantizes the fetched SmolLM2 into the variants the end-to-end tests use (F32, F16, Q8_0,
-# Q6_K, Q4_K_M) and writes the synthetic qwen2 Q4_K model, with llama.cpp's llama-quantize
+# Q6_K, Q4_K_M) and writes the synthetic qwen2 Q4_K and gemma2 F32 models, with llama.cpp's llama-quantize
 # (scripts/build_llama_cpp.sh), into <models>/variants. Quantization there is ggml's scalar
 # reference code, so the files are the same bytes on every x86-64 machine; the tests check their
 # SHA256 against tests/fixtures/logits/manifest.tsv. Idempotent; prints the variants folder.
@@ -10,7 +10,7 @@ models="$(python3 scripts/fetch_models.py | tail -n 1)"
 out="$models/variants"
 mkdir -p "$out"
 need=0
-for f in smol-F32 smol-F16 smol-Q8_0 smol-Q6_K smol-Q4_K_M qwen2-synth-Q4_K; do [ -f "$out/$f.gguf" ] || need=1; done
+for f in smol-F32 smol-F16 smol-Q8_0 smol-Q6_K smol-Q4_K_M qwen2-synth-Q4_K gemma2-synth-F32; do [ -f "$out/$f.gguf" ] || need=1; done
 if [ "$need" = 1 ]; then
   bin="$(bash scripts/build_llama_cpp.sh)"
   export LD_LIBRARY_PATH="$bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -25,6 +25,10 @@ if [ "$need" = 1 ]; then
     python3 tests/fixtures/synth_qwen2.py "$out/qwen2-synth-F32.gguf" --vocab-from "$models/vocab/ggml-vocab-qwen2.gguf"
     "$q" --pure "$out/qwen2-synth-F32.gguf" "$out/qwen2-synth-Q4_K.gguf" Q4_K >/dev/null 2>&1
     rm -f "$out/qwen2-synth-F32.gguf"
+  fi
+  if [ ! -f "$out/gemma2-synth-F32.gguf" ]; then
+    # Kept in F32: with random weights, llama.cpp's 8-bit activations would blur the comparison.
+    (cd tests/fixtures && python3 synth_gemma2.py "$out/gemma2-synth-F32.gguf" --vocab-from "$models/gemma-3-270m-q4_k_m.gguf")
   fi
 fi
 echo "$out"

@@ -15,7 +15,12 @@ fn nmse(a: &[f32], b: &[f32]) -> f64 {
 
 #[test]
 fn the_executor_on_the_cpu_device_matches_the_cpu_session() {
-    for file in ["variants/smol-Q4_K_M.gguf", "gemma-3-270m-q4_k_m.gguf", "variants/qwen2-synth-Q4_K.gguf"] {
+    for file in [
+        "variants/smol-Q4_K_M.gguf",
+        "gemma-3-270m-q4_k_m.gguf",
+        "variants/qwen2-synth-Q4_K.gguf",
+        "variants/gemma2-synth-F32.gguf",
+    ] {
         let Some(path) = common::model(file) else { continue };
         let model = Model::load(&path).unwrap();
         let engine = Engine::builder().memory_only().build().unwrap();
