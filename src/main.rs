@@ -249,13 +249,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
 
 fn inspect(model: PathBuf, json: bool, metadata: bool, tensors: bool) -> Result<ExitCode> {
     let file = GgufFile::open(&model)?;
-    let summary = Summary::of(&file).map_err(|e| format!("{}: {e}", model.display()))?;
+    let summary = Summary::of(&file).map_err(|e| format!("{}: {e}", model.display()));
     if json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        println!("{}", serde_json::to_string_pretty(&summary?)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!("{}", model.display());
-    println!("{summary}");
+    match &summary {
+        Ok(s) => println!("{s}"),
+        // A valid GGUF that rocmforge cannot run still shows what it holds.
+        Err(e) => {
+            let arch = file.architecture().unwrap_or("(none)");
+            let params: u64 = file.tensors.iter().map(|t| t.n_elems).sum();
+            let bytes: u64 = file.tensors.iter().map(|t| t.n_bytes).sum();
+            println!("architecture   {arch} (not runnable here)");
+            println!("tensors        {} ({params} parameters, {})", file.tensors.len(), human_bytes(bytes));
+            println!("metadata       {} keys, GGUF v{}", file.metadata.len(), file.version);
+            eprintln!("note: {e}");
+        }
+    }
     if metadata {
         println!("\nmetadata ({} keys, GGUF v{}, alignment {}):", file.metadata.len(), file.version, file.alignment);
         for (key, value) in file.metadata.iter() {

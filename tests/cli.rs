@@ -74,3 +74,18 @@ fn help_teaches_with_examples() {
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("--check") && help.contains("without a GPU"), "{help}");
 }
+
+#[test]
+fn inspect_shows_what_an_unsupported_model_holds_and_json_refuses_it() {
+    let Some(path) = common::model("vocab/ggml-vocab-bert-bge.gguf") else { return };
+    let out = rocmforge().arg("inspect").arg(&path).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("bert (not runnable here)") && stderr.contains("unsupported architecture \"bert\""),
+        "{stdout}{stderr}"
+    );
+    let out = rocmforge().args(["inspect", "--json"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rocmforge runs llama, qwen2, gemma, gemma2, gemma3"));
+}
