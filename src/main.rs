@@ -541,6 +541,22 @@ fn open_gpu<'m>(model: &'m Model, device: &str) -> Result<Option<GpuModel<'m>>> 
     Ok(Some(GpuModel::new(model, dev, &engine)?))
 }
 
+/// A session of `capacity` positions on the GPU model when there is one, else on the CPU, and a
+/// label saying where it runs.
+fn open_session<'g, 'm: 'g>(
+    model: &'m Model,
+    gpu: Option<&'g GpuModel<'m>>,
+    capacity: usize,
+) -> Result<(Box<dyn Forward + 'g>, String)> {
+    Ok(match gpu {
+        Some(g) => (
+            Box::new(GpuSession::new(g, capacity, DEFAULT_MAX_BATCH)?),
+            format!("{} {}", g.device.backend(), g.device.name()),
+        ),
+        None => (Box::new(Session::new(model, capacity)?), "cpu".to_string()),
+    })
+}
+
 fn logits(
     model: PathBuf,
     prompt: Option<String>,
@@ -556,18 +572,7 @@ fn logits(
         (None, Some(path)) => read_token_file(&path)?,
         (None, None) => unreachable!("clap requires one"),
     };
-    let mut cpu_session;
-    let mut gpu_session;
-    let session: &mut dyn Forward = match &gpu {
-        Some(g) => {
-            gpu_session = GpuSession::new(g, ids.len().max(1), DEFAULT_MAX_BATCH)?;
-            &mut gpu_session
-        }
-        None => {
-            cpu_session = Session::new(&model, ids.len().max(1))?;
-            &mut cpu_session
-        }
-    };
+    let (mut session, _) = open_session(&model, gpu.as_ref(), ids.len().max(1))?;
     let logits = session.forward(&ids)?;
     let bytes: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(&out, bytes).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -607,25 +612,14 @@ fn run_prompt(
     };
     let ids = tokenizer.encode(&text, true, chat);
     let capacity = ctx.unwrap_or(ids.len() + max_tokens).min(model.config.n_ctx_train as usize);
-    let mut cpu_session;
-    let mut gpu_session;
-    let (session, where_): (&mut dyn Forward, String) = match &gpu {
-        Some(g) => {
-            gpu_session = GpuSession::new(g, capacity, DEFAULT_MAX_BATCH)?;
-            (&mut gpu_session, format!("{} {}", g.device.backend(), g.device.name()))
-        }
-        None => {
-            cpu_session = Session::new(&model, capacity)?;
-            (&mut cpu_session, "cpu".to_string())
-        }
-    };
+    let (mut session, where_) = open_session(&model, gpu.as_ref(), capacity)?;
     let load_s = load.elapsed().as_secs_f64();
     let params = GenerateParams { max_tokens, sampler };
     let mut stdout = std::io::stdout();
     if !chat {
         print!("{prompt}");
     }
-    let stats = Generation::new(session, &tokenizer, &ids, params)?.run(|t| {
+    let stats = Generation::new(session.as_mut(), &tokenizer, &ids, params)?.run(|t| {
         print!("{}", t.text);
         let _ = stdout.flush();
     })?;
@@ -644,6 +638,25 @@ fn run_prompt(
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+/// Seconds to prefill `ids` (median of `reps`, from an empty cache) and to decode `gen` greedy
+/// tokens after it, the argmax fed back.
+fn time_passes(s: &mut dyn Forward, ids: &[u32], gen: usize, reps: usize) -> Result<(f64, f64)> {
+    use std::time::Instant;
+    let mut prefill = Vec::new();
+    for _ in 0..reps.max(1) {
+        s.reset();
+        let t = Instant::now();
+        s.forward_argmax(ids)?;
+        prefill.push(t.elapsed().as_secs_f64());
+    }
+    let mut next = s.forward_argmax(&[ids[0]])?;
+    let t = Instant::now();
+    for _ in 0..gen {
+        next = s.forward_argmax(&[next])?;
+    }
+    Ok((median(prefill), t.elapsed().as_secs_f64()))
 }
 
 fn bench(path: PathBuf, prompt: usize, gen: usize, reps: usize, device: &str) -> Result<ExitCode> {
@@ -674,21 +687,9 @@ fn bench(path: PathBuf, prompt: usize, gen: usize, reps: usize, device: &str) ->
     println!("load       {load_s:.3} s (map + validate + graphs)");
     let Some(dev) = rocmforge::device::open(device)? else {
         let mut s = Session::new(&model, capacity)?;
-        let prefill: Vec<f64> = (0..reps.max(1))
-            .map(|_| {
-                s.reset();
-                let t = Instant::now();
-                s.forward(&ids).map(|_| t.elapsed().as_secs_f64())
-            })
-            .collect::<std::result::Result<_, _>>()?;
-        let mut next = rocmforge::exec::cpu::argmax(s.forward(&[ids[0]])?) as u32;
-        let t = Instant::now();
-        for _ in 0..gen {
-            next = rocmforge::exec::cpu::argmax(s.forward(&[next])?) as u32;
-        }
-        let decode = t.elapsed().as_secs_f64();
+        let (prefill, decode) = time_passes(&mut s, &ids, gen, reps)?;
         println!("device     cpu ({} threads)", rayon::current_num_threads());
-        println!("prefill    {:.1} tokens/s ({} tokens, median of {reps})", prompt as f64 / median(prefill), prompt);
+        println!("prefill    {:.1} tokens/s ({} tokens, median of {reps})", prompt as f64 / prefill, prompt);
         println!("decode     {:.1} tokens/s ({gen} tokens)", gen as f64 / decode);
         return Ok(ExitCode::SUCCESS);
     };
@@ -711,19 +712,7 @@ fn bench(path: PathBuf, prompt: usize, gen: usize, reps: usize, device: &str) ->
     let gpu = GpuModel::new(&model, dev, &engine)?;
     let warm_s = t.elapsed().as_secs_f64();
     let mut s = GpuSession::new(&gpu, capacity, DEFAULT_MAX_BATCH)?;
-    let prefill: Vec<f64> = (0..reps.max(1))
-        .map(|_| {
-            s.reset();
-            let t = Instant::now();
-            s.forward_argmax(&ids).map(|_| t.elapsed().as_secs_f64())
-        })
-        .collect::<std::result::Result<_, _>>()?;
-    let mut next = s.forward_argmax(&[ids[0]])?;
-    let t = Instant::now();
-    for _ in 0..gen {
-        next = s.forward_argmax(&[next])?;
-    }
-    let decode = t.elapsed().as_secs_f64();
+    let (prefill, decode) = time_passes(&mut s, &ids, gen, reps)?;
     let peak = gpu.device.memory_used()?.saturating_sub(mem_before);
     let decode_tps = gen as f64 / decode;
     let roofline = bandwidth / weight_bytes as f64;
@@ -732,7 +721,7 @@ fn bench(path: PathBuf, prompt: usize, gen: usize, reps: usize, device: &str) ->
         "jit        cold {cold_s:.2} s ({} compiled, {:.2} s compiling + {:.2} s upload) | warm {warm_s:.2} s ({} cached)",
         cold_report.kernels_compiled, cold_report.jit_seconds, cold_report.upload_seconds, gpu.report.kernels_cached
     );
-    println!("prefill    {:.1} tokens/s ({} tokens, median of {reps})", prompt as f64 / median(prefill), prompt);
+    println!("prefill    {:.1} tokens/s ({} tokens, median of {reps})", prompt as f64 / prefill, prompt);
     println!(
         "decode     {decode_tps:.1} tokens/s ({gen} tokens); roofline {roofline:.0} tokens/s ({} per token at {:.0} GB/s): {:.0}% of it",
         human_bytes(weight_bytes),

@@ -440,8 +440,14 @@ impl super::Forward for GpuSession<'_, '_> {
     fn forward(&mut self, tokens: &[u32]) -> Result<&[f32], ExecError> {
         GpuSession::forward(self, tokens)
     }
+    fn forward_argmax(&mut self, tokens: &[u32]) -> Result<u32, ExecError> {
+        GpuSession::forward_argmax(self, tokens)
+    }
     fn pos(&self) -> usize {
         self.pos
+    }
+    fn reset(&mut self) {
+        GpuSession::reset(self)
     }
 }
 

@@ -67,8 +67,14 @@ pub(crate) fn check_pass(cfg: &ModelConfig, pos: usize, capacity: usize, tokens:
 /// GPU `GpuSession` alike, so generation works on either.
 pub trait Forward {
     fn forward(&mut self, tokens: &[u32]) -> Result<&[f32], ExecError>;
+    /// The greedy next token (a GPU session moves 4 bytes back instead of the logits).
+    fn forward_argmax(&mut self, tokens: &[u32]) -> Result<u32, ExecError> {
+        Ok(cpu::argmax(self.forward(tokens)?) as u32)
+    }
     /// Positions used so far.
     fn pos(&self) -> usize;
+    /// Forgets every position.
+    fn reset(&mut self);
 }
 
 /// A model ready to run: the mapped file, its configuration and both graphs.

@@ -153,4 +153,7 @@ impl super::Forward for Session<'_> {
     fn pos(&self) -> usize {
         self.pos
     }
+    fn reset(&mut self) {
+        Session::reset(self)
+    }
 }
