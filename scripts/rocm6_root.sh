@@ -50,8 +50,10 @@ build() {
   # A root left half-built by an interrupted run is finished in place: debootstrap's stamp says
   # whether its own part completed.
   if [ ! -x "$ROOT/usr/bin/apt-get" ]; then
-    if mountpoint -q "$ROOT/proc" 2>/dev/null; then umount "$ROOT/proc"; fi
-    rm -rf "$ROOT"
+    for d in "$ROOT" "$ROOT.tmp"; do
+      if mountpoint -q "$d/proc" 2>/dev/null; then umount "$d/proc"; fi
+      rm -rf "$d"
+    done
     mkdir -p "$(dirname "$ROOT")"
     say "debootstrap --variant=minbase sid $ROOT"
     debootstrap --variant=minbase sid "$ROOT.tmp" "$MIRROR" >/dev/null
@@ -59,9 +61,10 @@ build() {
   fi
   mount_proc
   say "installing $PACKAGES"
-  chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive "${APT[@]}" update >/dev/null
+  # (apt's "Can not write log (Is /dev/pts mounted?)" is harmless in a bare root: filtered out.)
+  chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive "${APT[@]}" update 2> >(grep -v posix_openpt >&2) >/dev/null
   # shellcheck disable=SC2086
-  chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive "${APT[@]}" install $PACKAGES >/dev/null
+  chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive "${APT[@]}" install $PACKAGES 2> >(grep -v posix_openpt >&2) >/dev/null
   chroot "$ROOT" apt-get clean
   echo "$PACKAGES" >"$STAMP"
   echo "$ROOT"

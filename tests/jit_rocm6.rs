@@ -18,8 +18,7 @@ const ROCM6_TARGETS: &str = "gfx942,gfx950,gfx1100,gfx1101,gfx1151,gfx1200,gfx12
 /// Today's targets on ROCm 5.2.
 const ROCM5_TARGETS: &str = "gfx906,gfx90a,gfx1030";
 /// The reference models, relative to the model cache.
-const MODELS: [&str; 3] =
-    ["variants/smol-Q4_K_M.gguf", "SmolLM2-135M-Instruct.Q4_1.gguf", "gemma-3-270m-q4_k_m.gguf"];
+const MODELS: [&str; 3] = ["variants/smol-Q4_K_M.gguf", "SmolLM2-135M-Instruct.Q4_1.gguf", "gemma-3-270m-q4_k_m.gguf"];
 
 fn required() -> bool {
     std::env::var("ROCMFORGE_REQUIRE_HIPRTC").as_deref() == Ok("1")
@@ -151,7 +150,12 @@ fn report_rows(stdout: &str, targets: &[&str]) -> Vec<Row> {
             if f.len() != 8 || !targets.contains(&f[0]) {
                 return None;
             }
-            Some(Row { target: f[0].into(), kernel: f[1].into(), scratch: f[6].parse().ok()?, spills: f[7].parse().ok()? })
+            Some(Row {
+                target: f[0].into(),
+                kernel: f[1].into(),
+                scratch: f[6].parse().ok()?,
+                spills: f[7].parse().ok()?,
+            })
         })
         .collect()
 }
@@ -272,4 +276,80 @@ fn targets_rocm_6_4_cannot_take_exit_one_inside_the_root() {
             || std::fs::read_dir(stage.host.join("cache/v1")).map(|d| d.count()).unwrap_or(0) == 0,
         "nothing was compiled"
     );
+}
+
+/// A kernel that uses what the capability table says each processor has: the int8 dot through
+/// the prelude's `rf_dot4_i8` (which picks sdot4 / sudot4 / the fallback by the RF_DOT_I8_*
+/// defines) and the matrix unit's builtin chosen by RF_MATRIX_MFMA / RF_MATRIX_WMMA.
+const CAPS_PROBE: &str = r#"
+typedef float rf_f4 __attribute__((ext_vector_type(4)));
+typedef float rf_f8 __attribute__((ext_vector_type(8)));
+typedef _Float16 rf_h8 __attribute__((ext_vector_type(8)));
+typedef _Float16 rf_h16 __attribute__((ext_vector_type(16)));
+extern "C" __global__ void caps_probe(int* x, float* f, _Float16* h) {
+    const int i = threadIdx.x;
+    x[i] = rf_dot4_i8(x[i + 64], x[i + 128], x[0]);
+#if RF_MATRIX_MFMA
+    rf_f4* acc = (rf_f4*)f;
+    acc[i] = __builtin_amdgcn_mfma_f32_16x16x4f32(f[256 + i], f[320 + i], acc[i], 0, 0, 0);
+#elif RF_MATRIX_WMMA == 3
+    rf_f8* acc = (rf_f8*)f;
+    acc[i] = __builtin_amdgcn_wmma_f32_16x16x16_f16_w32(((rf_h16*)h)[i], ((rf_h16*)h)[i + 32], acc[i]);
+#elif RF_MATRIX_WMMA == 4
+    rf_f8* acc = (rf_f8*)f;
+    acc[i] = __builtin_amdgcn_wmma_f32_16x16x16_f16_w32_gfx12(((rf_h8*)h)[i], ((rf_h8*)h)[i + 32], acc[i]);
+#endif
+}
+"#;
+
+/// Compiles [`CAPS_PROBE`], with the hipRTC this process loads, for every processor of the
+/// table that hipRTC takes, and prints them. The test below runs it under each toolchain.
+#[test]
+#[ignore = "a helper: each_processor_s_capabilities_compile_under_both_toolchains runs it on the host and in the ROCm 6.4 root"]
+fn helper_compile_the_capability_probe() {
+    use rocmforge::jit::{Compiler, HipRtc, Target, AMD_PROCESSORS};
+    use rocmforge::kernels::{render, KernelSpec};
+    let rtc = HipRtc::load().expect("hipRTC");
+    let mut probed = Vec::new();
+    for p in AMD_PROCESSORS {
+        let target: Target = p.name.parse().unwrap();
+        if rtc.check_target(&target).is_err() {
+            continue;
+        }
+        let source = render(&KernelSpec::Argmax, target.render_target()).unwrap().source + CAPS_PROBE;
+        rtc.compile(&source, "caps_probe", &target, &rtc.options(&target))
+            .unwrap_or_else(|e| panic!("{} ({:?}, {:?}): {e}", p.name, p.dot_i8, p.matrix));
+        probed.push(p.name);
+    }
+    println!("{}", rtc.id());
+    println!("probed: {}", probed.join(" "));
+}
+
+#[test]
+fn each_processor_s_capabilities_compile_under_both_toolchains() {
+    let run = |cmd: &mut Command| {
+        let out = cmd
+            .args(["--ignored", "--exact", "helper_compile_the_capability_probe", "--nocapture", "--test-threads=1"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        let probed = stdout.lines().find_map(|l| l.strip_prefix("probed: ")).expect("a probed line").to_string();
+        println!("{probed}");
+        probed.split(' ').map(str::to_string).collect::<Vec<_>>()
+    };
+    let exe = std::env::current_exe().unwrap();
+    if common::hiprtc().is_some() {
+        let probed = run(&mut Command::new(&exe));
+        for t in ROCM5_TARGETS.split(',') {
+            assert!(probed.iter().any(|p| p == t), "{t} probed on the host");
+        }
+    }
+    let Some(root) = rocm6_root() else { return };
+    let stage = Stage::new(Toolchain::Root(root.clone()), "caps");
+    link_or_copy(&exe, &stage.host.join("probe"));
+    let probed = run(Command::new("chroot").arg(&root).arg(stage.inside.join("probe")));
+    for t in ROCM6_TARGETS.split(',').chain(ROCM5_TARGETS.split(',')) {
+        assert!(probed.iter().any(|p| p == t), "{t} probed with ROCm 6.4");
+    }
 }

@@ -171,7 +171,8 @@ pub fn elf_build_id(path: &Path) -> Option<Vec<u8>> {
         let notes = read_at(u64_at(ph, 0x08)?, usize::try_from(u64_at(ph, 0x20)?).ok()?)?;
         let mut p = 0;
         while p + 12 <= notes.len() {
-            let (namesz, descsz, ty) = (u32_at(&notes, p)? as usize, u32_at(&notes, p + 4)? as usize, u32_at(&notes, p + 8)?);
+            let (namesz, descsz, ty) =
+                (u32_at(&notes, p)? as usize, u32_at(&notes, p + 4)? as usize, u32_at(&notes, p + 8)?);
             let desc_at = p + 12 + namesz.div_ceil(4) * 4;
             let desc = notes.get(desc_at..desc_at.checked_add(descsz)?)?;
             if ty == NT_GNU_BUILD_ID && notes.get(p + 12..p + 12 + namesz)?.starts_with(b"GNU") && !desc.is_empty() {

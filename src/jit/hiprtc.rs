@@ -130,7 +130,7 @@ fn candidates_in(dir: &Path) -> Vec<String> {
         }
     }
     // hipRTC before libamdhip64, newest major first.
-    versioned.sort_by(|a, b| (b.1, b.0).cmp(&(a.1, a.0)));
+    versioned.sort_by_key(|v| std::cmp::Reverse((v.1, v.0)));
     let mut out: Vec<String> = versioned.into_iter().map(|(_, _, p)| p).collect();
     let plain = dir.join("libhiprtc.so");
     if plain.exists() {
@@ -222,7 +222,9 @@ impl HipRtc {
             let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             let mut prog: Program = std::ptr::null_mut();
             // SAFETY: a valid NUL-terminated source and name; no headers.
-            let rc = unsafe { (api.create)(&mut prog, c"".as_ptr(), c"identity.hip".as_ptr(), 0, std::ptr::null(), std::ptr::null()) };
+            let rc = unsafe {
+                (api.create)(&mut prog, c"".as_ptr(), c"identity.hip".as_ptr(), 0, std::ptr::null(), std::ptr::null())
+            };
             if rc == 0 {
                 // SAFETY: `prog` came from hiprtcCreateProgram and is destroyed once, here.
                 unsafe { (api.destroy)(&mut prog) };
@@ -304,11 +306,8 @@ impl Compiler for HipRtc {
     }
 
     fn check_target(&self, target: &Target) -> Result<(), JitError> {
-        let refuse = |why: String| JitError::UnsupportedTarget {
-            compiler: self.short_name(),
-            target: target.to_string(),
-            why,
-        };
+        let refuse =
+            |why: String| JitError::UnsupportedTarget { compiler: self.short_name(), target: target.to_string(), why };
         let Target::Amd { processor, features } = target else {
             return Err(refuse("hipRTC compiles for AMD processors (gfx…); NVIDIA targets need NVRTC".into()));
         };
@@ -455,7 +454,8 @@ mod tests {
         assert_eq!(HipVersion::from_runtime(0), None, "ROCm 6.4's libhiprtc read 0 before: refused, not HIP 0.0");
         assert_eq!(HipVersion::from_file_name("libhiprtc.so.6.4.43484"), Some(v));
         assert_eq!(HipVersion::from_file_name("libamdhip64.so.5.2.21153").unwrap().minor, 2);
-        for name in ["libhiprtc.so.6", "libhiprtc.so", "libhiprtc.so.6.4", "libhiprtc.so.x.y.z", "libhiprtc.so.6.4.1.2"] {
+        for name in ["libhiprtc.so.6", "libhiprtc.so", "libhiprtc.so.6.4", "libhiprtc.so.x.y.z", "libhiprtc.so.6.4.1.2"]
+        {
             assert_eq!(HipVersion::from_file_name(name), None, "{name}");
         }
         assert!(v.at_least((6, 4)) && v.at_least((5, 4)) && !v.at_least((6, 5)) && !v.at_least((7, 0)));
@@ -465,7 +465,9 @@ mod tests {
     fn rocm_folders_are_searched_newest_hiprtc_first() {
         let dir = std::env::temp_dir().join(format!("rocmforge-hiprtc-dir-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        for f in ["libamdhip64.so.5", "libamdhip64.so.6", "libhiprtc.so.6", "libhiprtc.so.7", "libhiprtc.so", "libfoo.so.1"] {
+        for f in
+            ["libamdhip64.so.5", "libamdhip64.so.6", "libhiprtc.so.6", "libhiprtc.so.7", "libhiprtc.so", "libfoo.so.1"]
+        {
             std::fs::write(dir.join(f), b"").unwrap();
         }
         let found: Vec<String> = candidates_in(&dir)

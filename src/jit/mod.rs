@@ -12,8 +12,8 @@ mod nvrtc;
 mod target;
 
 pub use cache::{parse_entry, BadEntry, CacheKey, CacheStats, EntryHeader, EntryInfo, KernelCache, Origin, SCHEMA};
-pub use code_object::{amd_kernel_resources, CodeObjectError, KernelResources};
 pub use capability::{amd_processor, nvidia_caps, AmdProcessor, AMD_PROCESSORS};
+pub use code_object::{amd_kernel_resources, CodeObjectError, KernelResources};
 pub use compiler::{elf_build_id, mapped_libraries, number_lines, Compiler, CompilerId, JitError, MappedLibrary};
 pub use engine::{CompiledKernel, Engine, EngineBuilder, Progress, WarmReport};
 pub use hiprtc::{HipRtc, HipVersion};

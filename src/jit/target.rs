@@ -68,9 +68,11 @@ impl FromStr for Target {
                 Some("xnack") => ("xnack", 1, row.xnack),
                 _ => return Err(TargetError::UnknownFeature { target: s.to_string(), feature: f.to_string() }),
             };
-            let sign = f.chars().last().filter(|c| *c == '+' || *c == '-').ok_or_else(|| {
-                TargetError::UnknownFeature { target: s.to_string(), feature: f.to_string() }
-            })?;
+            let sign = f
+                .chars()
+                .last()
+                .filter(|c| *c == '+' || *c == '-')
+                .ok_or_else(|| TargetError::UnknownFeature { target: s.to_string(), feature: f.to_string() })?;
             if !has {
                 let with = AMD_PROCESSORS
                     .iter()

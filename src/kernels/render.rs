@@ -45,9 +45,13 @@ pub enum MatrixUnit {
     /// NVIDIA `mma.sync` (sm_80+).
     MmaSync,
     /// AMD MFMA (wave64), by CDNA generation: 1 gfx908, 2 gfx90a, 3 gfx94x, 4 gfx950.
-    Mfma { cdna: u8 },
+    Mfma {
+        cdna: u8,
+    },
     /// AMD WMMA (wave32), by RDNA generation: 3 gfx11, 4 gfx12 (other builtins and layouts).
-    Wmma { rdna: u8 },
+    Wmma {
+        rdna: u8,
+    },
 }
 
 impl RenderTarget {
