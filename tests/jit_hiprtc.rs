@@ -1,7 +1,8 @@
 //! Every template compiles with the real hipRTC (Debian's ROCm 5.2) for gfx906, gfx90a and
 //! gfx1030: each kernel the snapshot models need, and every weight type and head size the
 //! templates promise. No kernel spills on gfx90a or gfx1030. Unknown targets are refused before
-//! they reach hipRTC, which would abort the process.
+//! they reach hipRTC, which would abort the process. The compiler identity names the comgr and
+//! LLVM that generate the code, and the preludes' warp-size check bites.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::collections::BTreeSet;
 use rocmforge::dtype::GgmlType;
 use rocmforge::gguf::GgufFile;
 use rocmforge::graph;
-use rocmforge::jit::{amd_kernel_resources, Compiler, HipRtc, JitError, Target};
+use rocmforge::jit::{amd_kernel_resources, Compiler, HipRtc, JitError, Target, AMD_PROCESSORS};
 use rocmforge::kernels::{render, AttnPhase, KernelSpec};
 use rocmforge::model::ModelConfig;
 use rocmforge::quant;
@@ -87,14 +88,44 @@ fn every_weight_type_and_head_size_compiles() {
 #[test]
 fn targets_this_hiprtc_would_abort_on_are_refused_cleanly() {
     let Some(rtc) = common::hiprtc() else { return };
-    for t in ["gfx940", "gfx942", "gfx1100", "gfx1201", "gfx1234"] {
-        let target: Target = t.parse().unwrap();
-        let e = rtc.check_target(&target).unwrap_err();
-        assert!(matches!(e, JitError::UnsupportedTarget { .. }), "{e}");
-        assert!(e.to_string().contains(t), "{e}");
-        // compile() checks too, so a caller that skips check_target is still safe.
-        let e = rtc.compile("", "k", &target, &[]).unwrap_err();
-        assert!(matches!(e, JitError::UnsupportedTarget { .. }));
+    let v = rtc.hip_version().expect("the HIP release is known");
+    let mut refused = Vec::new();
+    for p in AMD_PROCESSORS {
+        let too_new = (v.major, v.minor) < p.hip_since;
+        let dropped = p.hip_until.is_some_and(|u| (v.major, v.minor) > u);
+        let target: Target = p.name.parse().unwrap();
+        match rtc.check_target(&target) {
+            Ok(()) => assert!(!too_new && !dropped, "{} must be refused by HIP {v}", p.name),
+            Err(e) => {
+                assert!(too_new || dropped, "{} should be accepted by HIP {v}: {e}", p.name);
+                assert!(matches!(e, JitError::UnsupportedTarget { .. }), "{e}");
+                let says = if too_new { "needs HIP" } else { "was dropped after HIP" };
+                assert!(e.to_string().contains(p.name) && e.to_string().contains(says), "{e}");
+                // compile() checks too, so a caller that skips check_target is still safe.
+                let e = rtc.compile("", "k", &target, &[]).unwrap_err();
+                assert!(matches!(e, JitError::UnsupportedTarget { .. }));
+                refused.push(p.name);
+            }
+        }
+    }
+    println!("HIP {v} refuses {refused:?}");
+    if (v.major, v.minor) == (5, 2) {
+        for t in ["gfx940", "gfx942", "gfx1100", "gfx1201", "gfx950"] {
+            assert!(refused.contains(&t), "ROCm 5.2 aborts on {t}");
+        }
+    }
+    // Targets the parser refuses, built by hand: hipRTC refuses them again rather than abort.
+    let by_hand = |processor: &str, features: &[&str]| Target::Amd {
+        processor: processor.into(),
+        features: features.iter().map(|f| f.to_string()).collect(),
+    };
+    for (target, says) in [
+        (by_hand("gfx1234", &[]), "gfx1234 is not a processor"),
+        (by_hand("gfx1030", &["xnack+"]), "gfx1030 has no xnack+ feature"),
+        (by_hand("gfx803", &["sramecc+"]), "gfx803 has no sramecc+ feature"),
+    ] {
+        let e = rtc.compile("", "k", &target, &[]).unwrap_err().to_string();
+        assert!(e.contains(says), "{e}");
     }
     let e = rtc.check_target(&"sm_90".parse().unwrap()).unwrap_err().to_string();
     assert!(e.contains("NVRTC"), "{e}");
@@ -112,11 +143,41 @@ fn compile_errors_carry_the_log_and_numbered_source() {
 }
 
 #[test]
-fn compiler_identity_names_the_hip_version() {
+fn compiler_identity_names_the_hip_version_and_the_code_generator() {
     let Some(rtc) = common::hiprtc() else { return };
     let id = rtc.id();
+    println!("{id}");
     assert_eq!(id.name, "hiprtc");
-    assert!(id.version.contains("HIP "), "{}", id.version);
+    let v = rtc.hip_version().expect("the HIP release is known");
+    assert!(id.version.contains(&format!("HIP {v}")), "{}", id.version);
+    // comgr generates the code: named by real file name and build id.
+    let at = id.version.find("libamd_comgr.so.").expect("the identity names comgr");
+    let comgr = &id.version[at..];
+    let fingerprint = &comgr[comgr.find(" [").unwrap() + 2..];
+    assert!(fingerprint[..12].chars().all(|c| c.is_ascii_hexdigit()), "a build id: {comgr}");
+    if (v.major, v.minor) == (5, 2) {
+        // Debian 12: hipRTC inside libamdhip64 5.2, comgr 2.4 linking LLVM 15.
+        for lib in ["libamdhip64.so.5.2.21153 [", "libamd_comgr.so.2.4.0 [", "libLLVM-15.so.1 ["] {
+            assert!(id.version.contains(lib), "the identity names {lib}: {}", id.version);
+        }
+    }
+}
+
+#[test]
+fn the_rendered_warp_size_must_be_the_compilers_wavefront_size() {
+    // The preludes static_assert RF_WARP_SIZE against __AMDGCN_WAVEFRONT_SIZE: prove the check
+    // bites by rendering the other warp size on purpose, for a wave64 and a wave32 processor.
+    let Some(rtc) = common::hiprtc() else { return };
+    for (t, right, wrong) in [("gfx90a", 64, 32), ("gfx1030", 32, 64)] {
+        let target: Target = t.parse().unwrap();
+        let k = render(&KernelSpec::Argmax, target.render_target()).unwrap();
+        rtc.compile(&k.source, &k.entry, &target, &rtc.options(&target)).unwrap_or_else(|e| panic!("{e}"));
+        let tampered =
+            k.source.replace(&format!("#define RF_WARP_SIZE {right}\n"), &format!("#define RF_WARP_SIZE {wrong}\n"));
+        assert_ne!(tampered, k.source);
+        let e = rtc.compile(&tampered, &k.entry, &target, &rtc.options(&target)).unwrap_err().to_string();
+        assert!(e.contains("rendered warp size differs from the compiler's wavefront size"), "{t}: {e}");
+    }
 }
 
 #[test]

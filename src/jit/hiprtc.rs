@@ -1,10 +1,29 @@
-//! hipRTC, loaded at run time (dlopen): `libhiprtc.so.*`, else `libamdhip64.so.*`, which holds
-//! hipRTC in ROCm 5.x. One binary runs with or without ROCm; no GPU is needed to compile.
+//! hipRTC, loaded at run time (dlopen), so one binary runs with or without ROCm; no GPU is
+//! needed to compile.
+//!
+//! Where it is found: `ROCMFORGE_HIPRTC` (a path or a library name) when set, and nothing else;
+//! otherwise `$ROCM_PATH/lib` and `/opt/rocm/lib` (`libhiprtc.so.N`, newest N first, then
+//! `libamdhip64.so.N`, which holds hipRTC in ROCm 5.x), then the loader's path (Debian and Ubuntu
+//! install `libhiprtc.so.6` / `libamdhip64.so.5` there).
+//!
+//! Which HIP release it belongs to (the capability table's `hip_since` / `hip_until` are per HIP
+//! release): `hipRuntimeGetVersion` from the library itself (ROCm 5.x) or from the
+//! `libamdhip64.so.N` beside it (ROCm 6+, whose `libhiprtc.so.N` has no such function), else the
+//! version in the library's file name (`libhiprtc.so.6.4.43484`). When none says, every target is
+//! refused: a hipRTC of unknown age may abort the process on a processor it does not know.
+//!
+//! The compiler identity (part of every cache key) names what generates the code: hipRTC's
+//! version, the HIP release, and each library that compiles (hipRTC itself, comgr, LLVM), by real
+//! file name and ELF build id. comgr and LLVM are loaded by hipRTC on its first program, so loading
+//! creates and destroys one empty program and then reads them from `/proc/self/maps`.
 
 use libloading::Library;
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use super::compiler::{loaded_library_file, number_lines, Compiler, CompilerId, JitError};
+use super::capability::amd_processor;
+use super::compiler::{file_fingerprint, mapped_libraries, number_lines, Compiler, CompilerId, JitError};
 use super::target::Target;
 use crate::kernels::Dialect;
 
@@ -31,87 +50,139 @@ struct Api {
     version: unsafe extern "C" fn(*mut c_int, *mut c_int) -> HiprtcResult,
 }
 
+/// A HIP release, as `hipRuntimeGetVersion` encodes it (major·10⁷ + minor·10⁵ + patch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HipVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl HipVersion {
+    fn from_runtime(v: c_int) -> Option<HipVersion> {
+        let v = u32::try_from(v).ok().filter(|&v| v >= 10_000_000)?;
+        Some(HipVersion { major: v / 10_000_000, minor: (v / 100_000) % 100, patch: v % 100_000 })
+    }
+
+    /// From a file name such as `libhiprtc.so.6.4.43484` (three numbers after `.so.`).
+    fn from_file_name(name: &str) -> Option<HipVersion> {
+        let (_, tail) = name.split_once(".so.")?;
+        let mut n = tail.split('.').map(|p| p.parse::<u32>().ok());
+        let v = HipVersion { major: n.next()??, minor: n.next()??, patch: n.next()?? };
+        (n.next().is_none() && v.major > 0).then_some(v)
+    }
+
+    fn at_least(&self, (major, minor): (u32, u32)) -> bool {
+        (self.major, self.minor) >= (major, minor)
+    }
+}
+
+impl std::fmt::Display for HipVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
 pub struct HipRtc {
     api: Api,
     id: CompilerId,
-    /// HIP runtime version as (major, minor): decides which processors this build knows.
-    hip_version: (u32, u32),
+    /// The HIP release this hipRTC belongs to; `None` when nothing says (every target refused).
+    hip_version: Option<HipVersion>,
+    /// Where the library was loaded from, as its real path.
+    path: PathBuf,
+    /// The `libamdhip64.so.N` beside a ROCm 6+ hipRTC, kept loaded once asked for its version.
+    _runtime: Option<Library>,
     _lib: Library,
 }
 
-/// Library names tried in order; `ROCMFORGE_HIPRTC` (a path or name) goes first when set.
-const CANDIDATES: &[&str] = &[
-    "libhiprtc.so",
-    "libhiprtc.so.7",
-    "libhiprtc.so.6",
-    "libhiprtc.so.5",
-    "libamdhip64.so",
-    "libamdhip64.so.7",
-    "libamdhip64.so.6",
-    "libamdhip64.so.5",
-    "/opt/rocm/lib/libhiprtc.so",
-    "/opt/rocm/lib/libamdhip64.so",
-];
+/// ROCm 5.2's hipRTC livelocks when two threads of one process compile at once (seen here: both
+/// cores spinning for half an hour). Every call into a program is serialised within a process;
+/// the CLI gets its parallelism from worker processes instead.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// AMD processors and the first HIP (major, minor) whose hipRTC compiles for them. A processor
-/// not listed, or listed for a later HIP, is refused before the compiler sees it: ROCm 5.2's
-/// hipRTC aborts the whole process on gfx940, gfx942 and gfx1100 (seen on Debian's 5.2.3).
-const AMD_PROCESSORS: &[(&str, (u32, u32))] = &[
-    ("gfx803", (5, 0)),
-    ("gfx900", (5, 0)),
-    ("gfx902", (5, 0)),
-    ("gfx904", (5, 0)),
-    ("gfx906", (5, 0)),
-    ("gfx908", (5, 0)),
-    ("gfx909", (5, 0)),
-    ("gfx90a", (5, 0)),
-    ("gfx90c", (5, 0)),
-    ("gfx1010", (5, 0)),
-    ("gfx1011", (5, 0)),
-    ("gfx1012", (5, 0)),
-    ("gfx1013", (5, 0)),
-    ("gfx1030", (5, 0)),
-    ("gfx1031", (5, 0)),
-    ("gfx1032", (5, 0)),
-    ("gfx1033", (5, 0)),
-    ("gfx1034", (5, 0)),
-    ("gfx1035", (5, 0)),
-    ("gfx1036", (5, 0)),
-    ("gfx940", (5, 4)),
-    ("gfx941", (5, 4)),
-    ("gfx942", (5, 4)),
-    ("gfx1100", (5, 4)),
-    ("gfx1101", (5, 4)),
-    ("gfx1102", (5, 4)),
-    ("gfx1103", (5, 5)),
-    ("gfx1150", (6, 2)),
-    ("gfx1151", (6, 2)),
-    ("gfx1200", (6, 3)),
-    ("gfx1201", (6, 3)),
-    ("gfx950", (6, 4)),
-];
+/// Library names tried through the loader's path, after the ROCm folders.
+const LOADER_NAMES: &[&str] =
+    &["libhiprtc.so.7", "libhiprtc.so.6", "libhiprtc.so.5", "libhiprtc.so", "libamdhip64.so.5", "libamdhip64.so"];
+
+/// The ROCm folders to look in, in order: `$ROCM_PATH/lib`, `/opt/rocm/lib`.
+fn rocm_lib_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(root) = std::env::var_os("ROCM_PATH").filter(|r| !r.is_empty()) {
+        dirs.push(PathBuf::from(root).join("lib"));
+    }
+    dirs.push(PathBuf::from("/opt/rocm/lib"));
+    dirs
+}
+
+/// hipRTC candidates in `dir`: `libhiprtc.so.N` (newest N first), `libhiprtc.so`, then
+/// `libamdhip64.so.N` for N ≤ 5 (ROCm 6+'s libamdhip64 only forwards to libhiprtc).
+fn candidates_in(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut versioned: Vec<(u32, bool, String)> = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        for (stem, is_hiprtc) in [("libhiprtc.so.", true), ("libamdhip64.so.", false)] {
+            if let Some(Ok(major)) = name.strip_prefix(stem).map(str::parse::<u32>) {
+                if is_hiprtc || major <= 5 {
+                    versioned.push((major, is_hiprtc, e.path().to_string_lossy().into_owned()));
+                }
+            }
+        }
+    }
+    // hipRTC before libamdhip64, newest major first.
+    versioned.sort_by_key(|v| std::cmp::Reverse((v.1, v.0)));
+    let mut out: Vec<String> = versioned.into_iter().map(|(_, _, p)| p).collect();
+    let plain = dir.join("libhiprtc.so");
+    if plain.exists() {
+        let at = out.iter().position(|p| !p.contains("libhiprtc.so.")).unwrap_or(out.len());
+        out.insert(at, plain.to_string_lossy().into_owned());
+    }
+    out
+}
 
 impl HipRtc {
-    /// Finds and loads hipRTC.
+    /// Finds and loads hipRTC (see the module documentation for where it looks).
     pub fn load() -> Result<HipRtc, JitError> {
         let mut tried = Vec::new();
-        let env = std::env::var("ROCMFORGE_HIPRTC").ok();
-        for name in env.iter().map(String::as_str).chain(CANDIDATES.iter().copied()) {
-            tried.push(name.to_string());
-            // SAFETY: loading a shared library runs its initialisers; these are ROCm's own
-            // libraries, which initialise without a GPU present.
-            let Ok(lib) = (unsafe { Library::new(name) }) else { continue };
-            // SAFETY: reading a symbol's address; `lib` is loaded.
-            if unsafe { lib.get::<*const c_void>(b"hiprtcCreateProgram\0") }.is_err() {
-                continue;
+        if let Some(name) = std::env::var("ROCMFORGE_HIPRTC").ok().filter(|n| !n.is_empty()) {
+            return match Self::try_load(&name) {
+                Ok(Some(rtc)) => Ok(rtc),
+                Ok(None) => Err(JitError::LibraryNotFound {
+                    what: "hipRTC",
+                    tried: format!("ROCMFORGE_HIPRTC={name}"),
+                    hint: "ROCMFORGE_HIPRTC must name a library that loads and exports hiprtcCreateProgram (libhiprtc.so.N, or libamdhip64.so.5 for ROCm 5)",
+                }),
+                Err(e) => Err(e),
+            };
+        }
+        let names = rocm_lib_dirs()
+            .iter()
+            .flat_map(|d| candidates_in(d))
+            .chain(LOADER_NAMES.iter().map(|n| n.to_string()))
+            .collect::<Vec<_>>();
+        for name in names {
+            if let Some(rtc) = Self::try_load(&name)? {
+                return Ok(rtc);
             }
-            return Self::from_library(lib, name);
+            tried.push(name);
         }
         Err(JitError::LibraryNotFound {
             what: "hipRTC",
             tried: tried.join(", "),
-            hint: "install ROCm (Debian/Ubuntu: apt-get install libamdhip64-5 libhiprtc-builtins5 rocm-device-libs) or set ROCMFORGE_HIPRTC to the library's path",
+            hint: "install ROCm (Debian 12: apt-get install libamdhip64-5 libhiprtc-builtins5 rocm-device-libs; Debian 13+/Ubuntu 25.04+: libhiprtc6 libhiprtc-builtins6 libamdhip64-6), set ROCM_PATH, or set ROCMFORGE_HIPRTC to the library's path",
         })
+    }
+
+    /// `Ok(None)` when `name` does not load or is not hipRTC.
+    fn try_load(name: &str) -> Result<Option<HipRtc>, JitError> {
+        // SAFETY: loading a shared library runs its initialisers; these are ROCm's own
+        // libraries, which initialise without a GPU present.
+        let Ok(lib) = (unsafe { Library::new(name) }) else { return Ok(None) };
+        // SAFETY: reading a symbol's address; `lib` is loaded.
+        if unsafe { lib.get::<*const c_void>(b"hiprtcCreateProgram\0") }.is_err() {
+            return Ok(None);
+        }
+        Self::from_library(lib, name).map(Some)
     }
 
     fn from_library(lib: Library, name: &str) -> Result<HipRtc, JitError> {
@@ -141,20 +212,53 @@ impl HipRtc {
         // SAFETY: two out-pointers to live ints.
         unsafe { (api.version)(&mut major, &mut minor) };
 
-        // The HIP runtime version pins the actual build (hipRTC's own version moves rarely).
-        // SAFETY: optional symbol of signature `hipError_t hipRuntimeGetVersion(int*)`; it needs no device.
-        let runtime: Option<unsafe extern "C" fn(*mut c_int) -> c_int> =
-            unsafe { lib.get(b"hipRuntimeGetVersion\0") }.ok().map(|s| *s);
-        let mut hip = 0;
-        if let Some(f) = runtime {
-            // SAFETY: one out-pointer to a live int.
-            unsafe { f(&mut hip) };
+        let path = loaded_path(name);
+        let file_name = path.file_name().map_or_else(|| name.to_string(), |f| f.to_string_lossy().into_owned());
+        let (hip_version, runtime) = hip_version_of(&lib, &path);
+
+        // hipRTC loads comgr (and the LLVM it links) on its first program: make one, so the
+        // identity can name them before anything is compiled or looked up in the cache.
+        {
+            let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut prog: Program = std::ptr::null_mut();
+            // SAFETY: a valid NUL-terminated source and name; no headers.
+            let rc = unsafe {
+                (api.create)(&mut prog, c"".as_ptr(), c"identity.hip".as_ptr(), 0, std::ptr::null(), std::ptr::null())
+            };
+            if rc == 0 {
+                // SAFETY: `prog` came from hiprtcCreateProgram and is destroyed once, here.
+                unsafe { (api.destroy)(&mut prog) };
+            }
         }
-        let hip_version = ((hip / 10_000_000) as u32, ((hip / 100_000) % 100) as u32);
-        let real_file = loaded_library_file(name);
-        let version =
-            format!("hiprtc {major}.{minor}, HIP {}.{}.{}, {real_file}", hip_version.0, hip_version.1, hip % 100_000);
-        Ok(HipRtc { api, id: CompilerId { name: "hiprtc", version }, hip_version, _lib: lib })
+        let mut parts = vec![
+            format!("hiprtc {major}.{minor}"),
+            format!("HIP {}", hip_version.map_or_else(|| "unknown".to_string(), |v| v.to_string())),
+            format!("{file_name} [{}]", file_fingerprint(&path)),
+        ];
+        for l in mapped_libraries(&["libamd_comgr", "libLLVM", "libhiprtc-builtins"]) {
+            parts.push(l.to_string());
+        }
+        let id = CompilerId { name: "hiprtc", version: parts.join(", ") };
+        Ok(HipRtc { api, id, hip_version, path, _runtime: runtime, _lib: lib })
+    }
+
+    /// The HIP release this hipRTC belongs to, when something says.
+    pub fn hip_version(&self) -> Option<HipVersion> {
+        self.hip_version
+    }
+
+    /// The real path of the loaded hipRTC library.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A short name for messages: `hipRTC of HIP 5.2.21153 (libamdhip64.so.5.2.21153)`.
+    fn short_name(&self) -> String {
+        let file = self.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        match self.hip_version {
+            Some(v) => format!("hipRTC of HIP {v} ({file})"),
+            None => format!("hipRTC of an unknown HIP release ({file})"),
+        }
     }
 
     fn check(&self, call: &'static str, rc: HiprtcResult) -> Result<(), JitError> {
@@ -202,22 +306,45 @@ impl Compiler for HipRtc {
     }
 
     fn check_target(&self, target: &Target) -> Result<(), JitError> {
-        let refuse = |why: String| JitError::UnsupportedTarget {
-            compiler: self.id.to_string(),
-            target: target.to_string(),
-            why,
-        };
-        let Target::Amd { processor, .. } = target else {
+        let refuse =
+            |why: String| JitError::UnsupportedTarget { compiler: self.short_name(), target: target.to_string(), why };
+        let Target::Amd { processor, features } = target else {
             return Err(refuse("hipRTC compiles for AMD processors (gfx…); NVIDIA targets need NVRTC".into()));
         };
-        match AMD_PROCESSORS.iter().find(|(p, _)| p == processor) {
-            None => Err(refuse(format!("{processor} is not a processor rocmforge knows hipRTC to handle"))),
-            Some((_, min)) if self.hip_version < *min => Err(refuse(format!(
-                "{processor} needs HIP {}.{} or newer; this hipRTC is HIP {}.{} and would abort the process",
-                min.0, min.1, self.hip_version.0, self.hip_version.1
-            ))),
-            Some(_) => Ok(()),
+        let Some(row) = amd_processor(processor) else {
+            return Err(refuse(format!("{processor} is not a processor rocmforge knows hipRTC to handle")));
+        };
+        // Target::from_str admits only features the processor has; a Target built by hand is
+        // checked again here, because hipRTC aborts on the others.
+        for f in features {
+            let has = match f.trim_end_matches(['+', '-']) {
+                "sramecc" => row.sramecc,
+                "xnack" => row.xnack,
+                _ => false,
+            };
+            if !has {
+                return Err(refuse(format!("{processor} has no {f} feature")));
+            }
         }
+        let Some(v) = self.hip_version else {
+            return Err(refuse(format!(
+                "cannot tell which HIP release {} belongs to (no hipRuntimeGetVersion in it or in a libamdhip64 beside it, no version in its file name); an unknown hipRTC may abort the process on a processor it does not know",
+                self.path.display()
+            )));
+        };
+        if !v.at_least(row.hip_since) {
+            return Err(refuse(format!(
+                "{processor} needs HIP {}.{} or newer; this hipRTC is HIP {}.{} and would abort the process",
+                row.hip_since.0, row.hip_since.1, v.major, v.minor
+            )));
+        }
+        if let Some(until) = row.hip_until.filter(|&u| v.at_least((u.0, u.1 + 1))) {
+            return Err(refuse(format!(
+                "{processor} was dropped after HIP {}.{}; this hipRTC is HIP {}.{} and would abort the process",
+                until.0, until.1, v.major, v.minor
+            )));
+        }
+        Ok(())
     }
 
     fn options(&self, target: &Target) -> Vec<String> {
@@ -226,10 +353,6 @@ impl Compiler for HipRtc {
 
     fn compile(&self, source: &str, entry: &str, target: &Target, options: &[String]) -> Result<Vec<u8>, JitError> {
         self.check_target(target)?;
-        // ROCm 5.2's hipRTC livelocks when two threads of one process compile at once (seen here:
-        // both cores spinning for half an hour). Compiles are serialised within a process; the CLI
-        // gets its parallelism from worker processes instead.
-        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let src = CString::new(source).map_err(|_| JitError::Api {
             call: "hiprtcCreateProgram",
@@ -266,5 +389,92 @@ impl Compiler for HipRtc {
         // SAFETY: `code` holds the `n` bytes hipRTC reported.
         self.check("hiprtcGetCode", unsafe { (self.api.code)(guard.prog, code.as_mut_ptr().cast()) })?;
         Ok(code)
+    }
+}
+
+/// The real path of a library this process has loaded by `name` (a path or a bare name).
+fn loaded_path(name: &str) -> PathBuf {
+    let mapped = if name.contains('/') {
+        Some(PathBuf::from(name))
+    } else {
+        let stem = name.split(".so").next().unwrap_or(name);
+        mapped_libraries(&[&format!("{stem}.so")]).into_iter().next().map(|l| l.path)
+    };
+    let path = mapped.unwrap_or_else(|| PathBuf::from(name));
+    std::fs::canonicalize(&path).unwrap_or(path)
+}
+
+type RuntimeGetVersion = unsafe extern "C" fn(*mut c_int) -> c_int;
+
+/// Calls `hipRuntimeGetVersion` in `lib`, if it has one and it answers.
+fn runtime_version(lib: &Library) -> Option<HipVersion> {
+    // SAFETY: optional symbol of signature `hipError_t hipRuntimeGetVersion(int*)` (hip_runtime_api.h).
+    let f: RuntimeGetVersion = *unsafe { lib.get::<RuntimeGetVersion>(b"hipRuntimeGetVersion\0") }.ok()?;
+    let mut v: c_int = 0;
+    // SAFETY: one out-pointer to a live int; the call needs no GPU (it answers without one).
+    let rc = unsafe { f(&mut v) };
+    if rc != 0 {
+        return None;
+    }
+    HipVersion::from_runtime(v)
+}
+
+/// The HIP release of the hipRTC at `path` (loaded as `lib`), and the runtime library asked, to
+/// keep loaded: see the module documentation for the order.
+fn hip_version_of(lib: &Library, path: &Path) -> (Option<HipVersion>, Option<Library>) {
+    if let Some(v) = runtime_version(lib) {
+        return (Some(v), None);
+    }
+    let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    // ROCm 6+: the libamdhip64.so.N of the same major, in the same folder.
+    let major = file.split_once(".so.").and_then(|(_, t)| t.split('.').next().map(str::to_string));
+    if let (Some(major), Some(dir)) = (major, path.parent()) {
+        let sibling = dir.join(format!("libamdhip64.so.{major}"));
+        if sibling.exists() {
+            // SAFETY: ROCm's HIP runtime library; its initialisers need no GPU.
+            if let Ok(runtime) = unsafe { Library::new(&sibling) } {
+                if let Some(v) = runtime_version(&runtime) {
+                    return (Some(v), Some(runtime));
+                }
+            }
+        }
+    }
+    (HipVersion::from_file_name(&file), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hip_versions_read_from_the_runtime_and_from_file_names() {
+        let v = HipVersion::from_runtime(60443484).unwrap();
+        assert_eq!((v.major, v.minor, v.patch), (6, 4, 43484));
+        assert_eq!(HipVersion::from_runtime(50221153).unwrap().to_string(), "5.2.21153");
+        assert_eq!(HipVersion::from_runtime(0), None, "ROCm 6.4's libhiprtc read 0 before: refused, not HIP 0.0");
+        assert_eq!(HipVersion::from_file_name("libhiprtc.so.6.4.43484"), Some(v));
+        assert_eq!(HipVersion::from_file_name("libamdhip64.so.5.2.21153").unwrap().minor, 2);
+        for name in ["libhiprtc.so.6", "libhiprtc.so", "libhiprtc.so.6.4", "libhiprtc.so.x.y.z", "libhiprtc.so.6.4.1.2"]
+        {
+            assert_eq!(HipVersion::from_file_name(name), None, "{name}");
+        }
+        assert!(v.at_least((6, 4)) && v.at_least((5, 4)) && !v.at_least((6, 5)) && !v.at_least((7, 0)));
+    }
+
+    #[test]
+    fn rocm_folders_are_searched_newest_hiprtc_first() {
+        let dir = std::env::temp_dir().join(format!("rocmforge-hiprtc-dir-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in
+            ["libamdhip64.so.5", "libamdhip64.so.6", "libhiprtc.so.6", "libhiprtc.so.7", "libhiprtc.so", "libfoo.so.1"]
+        {
+            std::fs::write(dir.join(f), b"").unwrap();
+        }
+        let found: Vec<String> = candidates_in(&dir)
+            .into_iter()
+            .map(|p| Path::new(&p).file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(found, ["libhiprtc.so.7", "libhiprtc.so.6", "libhiprtc.so", "libamdhip64.so.5"]);
     }
 }

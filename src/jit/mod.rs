@@ -3,6 +3,7 @@
 //! compiles (or loads) every kernel a model needs, for any list of targets, in parallel.
 
 mod cache;
+mod capability;
 mod code_object;
 mod compiler;
 mod engine;
@@ -11,9 +12,10 @@ mod nvrtc;
 mod target;
 
 pub use cache::{parse_entry, BadEntry, CacheKey, CacheStats, EntryHeader, EntryInfo, KernelCache, Origin, SCHEMA};
+pub use capability::{amd_processor, nvidia_caps, AmdProcessor, AMD_PROCESSORS};
 pub use code_object::{amd_kernel_resources, CodeObjectError, KernelResources};
-pub use compiler::{number_lines, Compiler, CompilerId, JitError};
+pub use compiler::{elf_build_id, mapped_libraries, number_lines, Compiler, CompilerId, JitError, MappedLibrary};
 pub use engine::{CompiledKernel, Engine, EngineBuilder, Progress, WarmReport};
-pub use hiprtc::HipRtc;
+pub use hiprtc::{HipRtc, HipVersion};
 pub use nvrtc::Nvrtc;
 pub use target::{Target, TargetError};

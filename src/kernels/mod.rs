@@ -9,5 +9,5 @@ mod render;
 mod spec;
 mod templates;
 
-pub use render::{render, RenderTarget, RenderedKernel, ROWS_PER_BLOCK, TOKENS_PER_WARP};
+pub use render::{render, DotI8, MatrixUnit, RenderTarget, RenderedKernel, ROWS_PER_BLOCK, TOKENS_PER_WARP};
 pub use spec::{AttnPhase, Dialect, ElementwiseOp, GluKind, KernelSpec, RopeKind, SpecError};

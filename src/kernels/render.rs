@@ -7,12 +7,74 @@ use super::spec::{Dialect, ElementwiseOp, GluKind, KernelSpec, RopeKind, SpecErr
 use super::templates::{self as t, Template};
 use crate::dtype::GgmlType;
 
-/// What rendering depends on besides the spec: the dialect and the hardware warp width
-/// (64 on GCN/CDNA, 32 on RDNA in wave32 mode and on NVIDIA).
+/// What rendering depends on besides the spec: the dialect and what the target can do. The jit
+/// layer fills it from its capability table (`jit::Target::render_target`); the renderer writes
+/// it into every kernel as `#define`s, and the preludes choose code paths by those defines alone
+/// (never `__has_builtin`: ROCm 5.2 answers yes for instructions the target lacks, then aborts).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct RenderTarget {
     pub dialect: Dialect,
+    /// Threads per warp: 64 on GCN/CDNA, 32 on RDNA (wave32, the default) and on NVIDIA.
     pub warp_size: u32,
+    /// The int8 dot-product instruction (four int8 products summed into an int32).
+    pub dot_i8: DotI8,
+    /// The matrix unit.
+    pub matrix: MatrixUnit,
+    /// Programmatic dependent launch (a kernel may start before the previous one ends): sm_90+.
+    pub pdl: bool,
+}
+
+/// The int8 dot-product instruction a target has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DotI8 {
+    /// None: the prelude's `rf_dot4_i8` falls back to four multiply-adds.
+    None,
+    /// NVIDIA `dp4a` (sm_61+).
+    Dp4a,
+    /// AMD `v_dot4_i32_i8`, `__builtin_amdgcn_sdot4` (gfx906, gfx908, gfx90a, gfx94x, gfx950,
+    /// gfx1011, gfx1012, gfx103x).
+    Sdot4,
+    /// AMD `v_dot4_i32_iu8`, `__builtin_amdgcn_sudot4` (gfx11, gfx12).
+    Sudot4,
+}
+
+/// The matrix unit a target has, with its generation where the instruction set differs by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatrixUnit {
+    None,
+    /// NVIDIA `mma.sync` (sm_80+).
+    MmaSync,
+    /// AMD MFMA (wave64), by CDNA generation: 1 gfx908, 2 gfx90a, 3 gfx94x, 4 gfx950.
+    Mfma {
+        cdna: u8,
+    },
+    /// AMD WMMA (wave32), by RDNA generation: 3 gfx11, 4 gfx12 (other builtins and layouts).
+    Wmma {
+        rdna: u8,
+    },
+}
+
+impl RenderTarget {
+    /// The `#define`s that tell the preludes and templates what the target can do. Every name is
+    /// always defined (0 when absent), so `#if RF_…` never reads an undefined macro as 0 by
+    /// accident of a typo in one place only.
+    fn defines(&self) -> Vec<(&'static str, u32)> {
+        let (mfma, wmma) = match self.matrix {
+            MatrixUnit::Mfma { cdna } => (u32::from(cdna), 0),
+            MatrixUnit::Wmma { rdna } => (0, u32::from(rdna)),
+            MatrixUnit::None | MatrixUnit::MmaSync => (0, 0),
+        };
+        vec![
+            ("RF_WARP_SIZE", self.warp_size),
+            ("RF_DOT_I8_DP4A", u32::from(self.dot_i8 == DotI8::Dp4a)),
+            ("RF_DOT_I8_SDOT4", u32::from(self.dot_i8 == DotI8::Sdot4)),
+            ("RF_DOT_I8_SUDOT4", u32::from(self.dot_i8 == DotI8::Sudot4)),
+            ("RF_MATRIX_MMA_SYNC", u32::from(self.matrix == MatrixUnit::MmaSync)),
+            ("RF_MATRIX_MFMA", mfma),
+            ("RF_MATRIX_WMMA", wmma),
+            ("RF_PDL", u32::from(self.pdl)),
+        ]
+    }
 }
 
 /// A rendered kernel: its entry point, its source, and the block size it must be launched with.
@@ -123,6 +185,11 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
     let _ =
         writeln!(src, "// rocmforge kernel {entry}: template {}, generated; edit kernel_templates/ instead.", body.0);
     let _ = writeln!(src, "#define KERNEL_NAME {entry}");
+    // What the target can do (the jit layer's capability table): MFMA and WMMA hold the
+    // generation (CDNA 1-4, RDNA 3-4), the others 0 or 1.
+    for (name, value) in target.defines() {
+        let _ = writeln!(src, "#define {name} {value}");
+    }
     for (_, line) in &c.0 {
         src.push_str(line);
         src.push('\n');
