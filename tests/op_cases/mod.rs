@@ -173,7 +173,7 @@ pub fn run(h: &Harness, cases: &[Case], filter: &str) -> Vec<String> {
         ran += 1;
         let verdict = if o.failed == 0 { "ok" } else { "FAILED" };
         println!(
-            "{:<46} max |Δ| {:8.2e}  worst |Δ|/bound {:7.2e}  {verdict:6} bound: {}",
+            "{:<58} max |Δ| {:8.2e}  worst |Δ|/bound {:7.2e}  {verdict:6} bound: {}",
             c.name, o.max_err, o.worst, c.rule
         );
         if o.failed > 0 {
@@ -266,7 +266,7 @@ pub fn cases(full: bool) -> Vec<Case> {
     }
     for kind in [GluKind::SwiGlu, GluKind::GeGlu] {
         let s = next_seed();
-        let rule = if kind == GluKind::SwiGlu { "12U·|want|" } else { "|up|·(|g|·(6U·|t| + 3U·|z|) + 8U·|act|)" };
+        let rule = if kind == GluKind::SwiGlu { "16U·|want|" } else { "|up|·(|g|·(6U·|t| + 5U·|z|) + 8U·|act|)" };
         all.push(case(format!("glu {kind:?}"), rule, move |h| glu(h, s, kind)));
     }
     let s = next_seed();
@@ -274,7 +274,7 @@ pub fn cases(full: bool) -> Vec<Case> {
     let s = next_seed();
     all.push(case("add_bias cols 300".into(), "bit-exact", move |h| add_bias(h, s)));
     let s = next_seed();
-    all.push(case("softcap 3.5".into(), "12U·|want|", move |h| softcap(h, s)));
+    all.push(case("softcap 3.5".into(), "16U·|want|", move |h| softcap(h, s)));
     for n in [49152usize, 262144] {
         let s = next_seed();
         all.push(case(format!("argmax n {n}"), "bit-exact (the index)", move |h| argmax(h, s, n)));
@@ -457,9 +457,10 @@ fn rope(h: &Harness, seed: u64, kind: RopeKind, hd: usize, rd: usize, base: f32,
     Measured { got: h.read(&xb), want, bound: Some(bound) }
 }
 
-/// SwiGLU: exp (2 ulp on the GPU, 1 on the CPU), the sum, the quotient and the product: 12U of the
-/// result. GeGLU: tanh's error (6U of t) and its argument's (3U of z, times tanh' ≤ 1) reach the
-/// result through ½·g·up; the other roundings are 8U of it.
+/// SwiGLU: exp (2 ulp on the GPU, 1 on the CPU: 6U), the sum, the quotient and the product (2U
+/// each, both sides): 12U of the result, bound 16U. GeGLU: tanh's error (6U of t) and its
+/// argument's (5 roundings a side: 10U of z, times tanh' ≤ 1) reach the result through ½·g·up; the
+/// other roundings are 6U of it, bound 8U.
 fn glu(h: &Harness, seed: u64, kind: GluKind) -> Measured {
     let mut rng = Rng(seed);
     let n = 3000;
@@ -468,12 +469,12 @@ fn glu(h: &Harness, seed: u64, kind: GluKind) -> Measured {
     reference::glu(&g, &u, kind, &mut want);
     let bound = (0..n)
         .map(|i| match kind {
-            GluKind::SwiGlu => 12.0 * U * want[i].abs() as f64,
+            GluKind::SwiGlu => 16.0 * U * want[i].abs() as f64,
             GluKind::GeGlu => {
                 let gi = g[i] as f64;
                 let z = 0.797_884_560_802_865_4 * (gi + 0.044715 * gi * gi * gi);
                 let act = 0.5 * gi * (1.0 + z.tanh());
-                u[i].abs() as f64 * (gi.abs() * (6.0 * U * z.tanh().abs() + 3.0 * U * z.abs()) + 8.0 * U * act.abs())
+                u[i].abs() as f64 * (gi.abs() * (6.0 * U * z.tanh().abs() + 5.0 * U * z.abs()) + 8.0 * U * act.abs())
             }
         })
         .collect();
@@ -504,14 +505,15 @@ fn add_bias(h: &Harness, seed: u64) -> Measured {
     Measured { got: h.read(&xb), want, bound: None }
 }
 
-/// cap·tanh(x / cap): the quotient, tanh (2 ulp on the GPU, 1 on the CPU) and the product.
+/// cap·tanh(x / cap): the quotients (2U), tanh (2 ulp on the GPU, 1 on the CPU: 6U), the argument's
+/// rounding through tanh (relative ≤ 1: 2U) and the products (2U): 12U of the result, bound 16U.
 fn softcap(h: &Harness, seed: u64) -> Measured {
     let mut rng = Rng(seed);
     let (n, cap) = (3000, 3.5f32);
     let x: Vec<f32> = rng.vec(n).iter().map(|v| v * 10.0).collect();
     let mut want = x.clone();
     reference::softcap(&mut want, cap);
-    let bound = want.iter().map(|y| 12.0 * U * y.abs() as f64).collect();
+    let bound = want.iter().map(|y| 16.0 * U * y.abs() as f64).collect();
     let xb = h.upload(&x);
     h.launch(launch::Softcap { x: xb.view(), n, cap });
     Measured { got: h.read(&xb), want, bound: Some(bound) }
