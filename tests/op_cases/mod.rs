@@ -109,11 +109,15 @@ impl Harness {
 }
 
 /// What a case measured: the kernel's output, the reference's, and per element the largest
-/// |got − want| the arithmetic allows (`None`: bit-exact, NaN bits included).
+/// |got − want| the arithmetic allows (`None`: bit-exact, NaN bits included). Where a bound
+/// is not 0, `exact` is the op done in f64: the reference itself must lie within the bound of it
+/// (one side's rounding alone), which holds each bound to the arithmetic on every device, CI's
+/// CPU device included.
 pub struct Measured {
     pub got: Vec<f32>,
     pub want: Vec<f32>,
     pub bound: Option<Vec<f64>>,
+    pub exact: Option<Vec<f64>>,
 }
 
 pub struct Case {
@@ -127,17 +131,31 @@ fn case(name: String, rule: &'static str, run: impl Fn(&Harness) -> Measured + '
     Case { name, rule, run: Box::new(run) }
 }
 
-/// The largest error, the worst error-to-bound ratio, and the elements out of bounds.
+/// The largest error, the worst error-to-bound ratio, the elements out of bounds, and the
+/// reference's worst distance from f64 arithmetic against the bound.
 struct Outcome {
     max_err: f64,
     worst: f64,
     failed: usize,
     first: Option<String>,
+    reference: Option<f64>,
 }
 
 fn evaluate(m: &Measured) -> Outcome {
     assert_eq!(m.got.len(), m.want.len(), "the output has the reference's length");
-    let mut o = Outcome { max_err: 0.0, worst: 0.0, failed: 0, first: None };
+    let mut o = Outcome { max_err: 0.0, worst: 0.0, failed: 0, first: None, reference: None };
+    if let (Some(b), Some(exact)) = (&m.bound, &m.exact) {
+        assert_eq!(exact.len(), m.want.len(), "the f64 result has the reference's length");
+        let ratio = |i: usize| {
+            let d = (m.want[i] as f64 - exact[i]).abs();
+            if d == 0.0 {
+                0.0
+            } else {
+                d / b[i]
+            }
+        };
+        o.reference = Some((0..exact.len()).map(ratio).fold(0.0, f64::max));
+    }
     for (i, (&g, &w)) in m.got.iter().zip(&m.want).enumerate() {
         let (err, ratio) = match &m.bound {
             None if g.to_bits() == w.to_bits() => (0.0, 0.0),
@@ -171,11 +189,16 @@ pub fn run(h: &Harness, cases: &[Case], filter: &str) -> Vec<String> {
         let m = (c.run)(h);
         let o = evaluate(&m);
         ran += 1;
-        let verdict = if o.failed == 0 { "ok" } else { "FAILED" };
+        let reference_ok = o.reference.is_none_or(|r| r <= 1.0);
+        let verdict = if o.failed == 0 && reference_ok { "ok" } else { "FAILED" };
+        let reference = o.reference.map_or("-".to_string(), |r| format!("{r:.1e}"));
         println!(
-            "{:<58} max |Δ| {:8.2e}  worst |Δ|/bound {:7.2e}  {verdict:6} bound: {}",
+            "{:<58} max |Δ| {:8.2e}  worst |Δ|/bound {:7.2e}  reference vs f64 {reference:>7}  {verdict:6} bound: {}",
             c.name, o.max_err, o.worst, c.rule
         );
+        if !reference_ok {
+            failures.push(format!("{}: the CPU reference alone is {reference} of the bound from f64", c.name));
+        }
         if o.failed > 0 {
             failures.push(format!(
                 "{}: {} of {} out of bounds, first {}",
@@ -294,13 +317,13 @@ fn matrix(h: &Harness, seed: u64, ty: GgmlType, k: usize, tokens: usize) -> Meas
     // Both sides dequantize to the same values (each product of a scale and a quant is exact in
     // f32, so at most one rounding follows, on both); they differ only in how they sum K products.
     let wf = quant::dequantize_to_vec(ty, &w).expect("weights dequantize");
-    let bound = (0..tokens * rows)
-        .map(|i| {
-            let (t, r) = (i / rows, i % rows);
-            let abs: f64 = (0..k).map(|j| (wf[r * k + j] as f64 * x[t * k + j] as f64).abs()).sum();
-            2.0 * gamma(k) * abs
-        })
-        .collect();
+    let (mut bound, mut exact) = (Vec::new(), Vec::new());
+    for i in 0..tokens * rows {
+        let (t, r) = (i / rows, i % rows);
+        let products = (0..k).map(|j| wf[r * k + j] as f64 * x[t * k + j] as f64);
+        bound.push(2.0 * gamma(k) * products.clone().map(f64::abs).sum::<f64>());
+        exact.push(products.sum());
+    }
     let (wb, xb, yb) = (h.upload(&w), h.upload(&x), h.poisoned(tokens * rows));
     let (w, x, y, k32) = (wb.view(), xb.view(), yb.view(), k as u32);
     if tokens == 1 {
@@ -308,7 +331,7 @@ fn matrix(h: &Harness, seed: u64, ty: GgmlType, k: usize, tokens: usize) -> Meas
     } else {
         h.launch(launch::MatMul { w, x, y, wtype: ty, k: k32, rows, tokens });
     }
-    Measured { got: h.read(&yb), want, bound: Some(bound) }
+    Measured { got: h.read(&yb), want, bound: Some(bound), exact: Some(exact) }
 }
 
 fn embedding(h: &Harness, seed: u64, ty: GgmlType, k: usize) -> Measured {
@@ -329,7 +352,7 @@ fn embedding(h: &Harness, seed: u64, ty: GgmlType, k: usize) -> Measured {
         n_tokens: ids.len(),
         scale: 0.5,
     });
-    Measured { got: h.read(&ob), want, bound: None }
+    Measured { got: h.read(&ob), want, bound: None, exact: None }
 }
 
 /// Per output of head h of query t: with S the largest |score| bound (scale·Σ|q·k|) and V the
@@ -362,6 +385,33 @@ fn attention_bound(q: &[f32], kc: &[f32], vc: &[f32], pos0: usize, s: &reference
     bound
 }
 
+/// Attention in f64, as `reference::attention` defines it.
+fn attention_f64(q: &[f32], kc: &[f32], vc: &[f32], pos0: usize, s: &reference::AttnShape, nq: usize) -> Vec<f64> {
+    let (hd, gqa, kw) = (s.head_dim, s.n_head / s.n_head_kv, s.n_head_kv * s.head_dim);
+    let mut out = Vec::with_capacity(nq * s.n_head * hd);
+    for t in 0..nq {
+        for h in 0..s.n_head {
+            let (hk, pos) = (h / gqa, pos0 + t);
+            let lo = s.window.map_or(0, |w| (pos + 1).saturating_sub(w as usize));
+            let qv = &q[(t * s.n_head + h) * hd..][..hd];
+            let scores: Vec<f64> = (lo..=pos)
+                .map(|p| {
+                    let kr = &kc[p * kw + hk * hd..][..hd];
+                    let sc = qv.iter().zip(kr).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>() * s.scale as f64;
+                    s.softcap.map_or(sc, |c| c as f64 * (sc / c as f64).tanh())
+                })
+                .collect();
+            let max = scores.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+            let weights: Vec<f64> = scores.iter().map(|sc| (sc - max).exp()).collect();
+            let sum: f64 = weights.iter().sum();
+            for d in 0..hd {
+                out.push((lo..=pos).zip(&weights).map(|(p, w)| w * vc[p * kw + hk * hd + d] as f64).sum::<f64>() / sum);
+            }
+        }
+    }
+    out
+}
+
 #[allow(clippy::too_many_arguments)]
 fn attention(
     h: &Harness,
@@ -383,6 +433,7 @@ fn attention(
     let mut want = vec![0f32; q.len()];
     reference::attention(&q, &kc, &vc, pos0, &shape, &mut want);
     let bound = attention_bound(&q, &kc, &vc, pos0, &shape, nq);
+    let exact = attention_f64(&q, &kc, &vc, pos0, &shape, nq);
     let (qb, kb, vb, ob) = (h.upload(&q), h.upload(&kc), h.upload(&vc), h.poisoned(want.len()));
     h.launch(launch::Attention {
         q: qb.view(),
@@ -398,7 +449,7 @@ fn attention(
         softcap,
         window,
     });
-    Measured { got: h.read(&ob), want, bound: Some(bound) }
+    Measured { got: h.read(&ob), want, bound: Some(bound), exact: Some(exact) }
 }
 
 /// The mean of squares is a sum of n positive terms (γ(n) relative on the GPU's f32 sum); the
@@ -411,10 +462,18 @@ fn rms_norm(h: &Harness, seed: u64, n: usize, rows: usize, add_one: bool, in_pla
     let mut want = vec![0f32; rows * n];
     reference::rms_norm(&x, &w_used, n, 1e-6, &mut want);
     let bound = want.iter().map(|y| y.abs() as f64 * (gamma(n) / 2.0 + 20.0 * U)).collect();
+    let exact = x
+        .chunks_exact(n)
+        .flat_map(|row| {
+            let mean = row.iter().map(|v| *v as f64 * *v as f64).sum::<f64>() / n as f64;
+            let inv = 1.0 / (mean + 1e-6f32 as f64).sqrt();
+            row.iter().zip(&w_used).map(move |(v, w)| *v as f64 * inv * *w as f64)
+        })
+        .collect();
     let (xb, wb, yb) = (h.upload(&x), h.upload(&w), h.poisoned(rows * n));
     let y = if in_place { xb.view() } else { yb.view() };
     h.launch(launch::RmsNorm { x: xb.view(), w: wb.view(), y, n: n as u32, add_one, rows, eps: 1e-6 });
-    Measured { got: h.read(if in_place { &xb } else { &yb }), want, bound: Some(bound) }
+    Measured { got: h.read(if in_place { &xb } else { &yb }), want, bound: Some(bound), exact: Some(exact) }
 }
 
 /// The angle θ of pair i: the CPU iterates θ ← θ·base^(−2/dims) in f32 (llama.cpp's cache), i + 1
@@ -429,6 +488,7 @@ fn rope(h: &Harness, seed: u64, kind: RopeKind, hd: usize, rd: usize, base: f32,
     let mut want = x.clone();
     reference::rope(&mut want, &ROPE_POSITIONS, heads, hd, rd, neox, base, fs);
     let mut bound = vec![0f64; x.len()];
+    let mut exact: Vec<f64> = x.iter().map(|v| *v as f64).collect();
     for (t, &p) in ROPE_POSITIONS.iter().enumerate() {
         for hh in 0..heads {
             let row = (t * heads + hh) * hd;
@@ -439,6 +499,9 @@ fn rope(h: &Harness, seed: u64, kind: RopeKind, hd: usize, rd: usize, base: f32,
                 let b_pair = (x[row + a].abs() + x[row + b].abs()) as f64 * (d_theta + 10.0 * U);
                 bound[row + a] = b_pair;
                 bound[row + b] = b_pair;
+                let (x0, x1, (sin, cos)) = (x[row + a] as f64, x[row + b] as f64, theta.sin_cos());
+                exact[row + a] = x0 * cos - x1 * sin;
+                exact[row + b] = x0 * sin + x1 * cos;
             }
         }
     }
@@ -454,7 +517,7 @@ fn rope(h: &Harness, seed: u64, kind: RopeKind, hd: usize, rd: usize, base: f32,
         base,
         freq_scale: fs,
     });
-    Measured { got: h.read(&xb), want, bound: Some(bound) }
+    Measured { got: h.read(&xb), want, bound: Some(bound), exact: Some(exact) }
 }
 
 /// SwiGLU: exp (2 ulp on the GPU, 1 on the CPU: 6U), the sum, the quotient and the product (2U
@@ -467,6 +530,20 @@ fn glu(h: &Harness, seed: u64, kind: GluKind) -> Measured {
     let (g, u) = (rng.vec(n), rng.vec(n));
     let mut want = vec![0f32; n];
     reference::glu(&g, &u, kind, &mut want);
+    let exact = (0..n)
+        .map(|i| {
+            let gi = g[i] as f64;
+            let act = match kind {
+                GluKind::SwiGlu => gi / (1.0 + (-gi).exp()),
+                // The constants as both sides hold them (f32).
+                GluKind::GeGlu => {
+                    let z = 0.797_884_6f32 as f64 * (gi + 0.044715f32 as f64 * gi * gi * gi);
+                    0.5 * gi * (1.0 + z.tanh())
+                }
+            };
+            act * u[i] as f64
+        })
+        .collect();
     let bound = (0..n)
         .map(|i| match kind {
             GluKind::SwiGlu => 16.0 * U * want[i].abs() as f64,
@@ -480,7 +557,7 @@ fn glu(h: &Harness, seed: u64, kind: GluKind) -> Measured {
         .collect();
     let (gb, ub, ob) = (h.upload(&g), h.upload(&u), h.poisoned(n));
     h.launch(launch::Glu { gate: gb.view(), up: ub.view(), out: ob.view(), kind, n });
-    Measured { got: h.read(&ob), want, bound: Some(bound) }
+    Measured { got: h.read(&ob), want, bound: Some(bound), exact: Some(exact) }
 }
 
 fn add(h: &Harness, seed: u64) -> Measured {
@@ -491,7 +568,7 @@ fn add(h: &Harness, seed: u64) -> Measured {
     reference::add_assign(&mut want, &b);
     let (ab, bb, ob) = (h.upload(&a), h.upload(&b), h.poisoned(n));
     h.launch(launch::Add { a: ab.view(), b: bb.view(), out: ob.view(), n });
-    Measured { got: h.read(&ob), want, bound: None }
+    Measured { got: h.read(&ob), want, bound: None, exact: None }
 }
 
 fn add_bias(h: &Harness, seed: u64) -> Measured {
@@ -502,7 +579,7 @@ fn add_bias(h: &Harness, seed: u64) -> Measured {
     reference::bias_add(&mut want, &bias, cols);
     let (xb, bb) = (h.upload(&x), h.upload(&bias));
     h.launch(launch::AddBias { x: xb.view(), bias: bb.view(), n, cols });
-    Measured { got: h.read(&xb), want, bound: None }
+    Measured { got: h.read(&xb), want, bound: None, exact: None }
 }
 
 /// cap·tanh(x / cap): the quotients (2U), tanh (2 ulp on the GPU, 1 on the CPU: 6U), the argument's
@@ -514,9 +591,10 @@ fn softcap(h: &Harness, seed: u64) -> Measured {
     let mut want = x.clone();
     reference::softcap(&mut want, cap);
     let bound = want.iter().map(|y| 16.0 * U * y.abs() as f64).collect();
+    let exact = x.iter().map(|v| cap as f64 * (*v as f64 / cap as f64).tanh()).collect();
     let xb = h.upload(&x);
     h.launch(launch::Softcap { x: xb.view(), n, cap });
-    Measured { got: h.read(&xb), want, bound: Some(bound) }
+    Measured { got: h.read(&xb), want, bound: Some(bound), exact: Some(exact) }
 }
 
 fn argmax(h: &Harness, seed: u64, n: usize) -> Measured {
@@ -525,7 +603,7 @@ fn argmax(h: &Harness, seed: u64, n: usize) -> Measured {
     let want = vec![reference::argmax(&x) as f32];
     let (xb, ob) = (h.upload(&x), h.upload(&[-1i32]));
     h.launch(launch::Argmax { x: xb.view(), out: ob.view(), n });
-    Measured { got: h.read(&ob).iter().map(|&i| i as f32).collect(), want, bound: None }
+    Measured { got: h.read(&ob).iter().map(|&i| i as f32).collect(), want, bound: None, exact: None }
 }
 
 fn kv_append(h: &Harness, seed: u64) -> Measured {
@@ -550,5 +628,5 @@ fn kv_append(h: &Harness, seed: u64) -> Measured {
     }
     let mut got = h.read(&kc);
     got.extend(h.read(&vc));
-    Measured { got, want, bound: None }
+    Measured { got, want, bound: None, exact: None }
 }
