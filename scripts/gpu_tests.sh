@@ -5,7 +5,10 @@
 #   scripts/gpu_tests.sh run [ARGS]  (there) runs every GPU test (the #[ignore]d ones), passing
 #                                ARGS to each test binary (a filter, --skip NAME); exits non-zero
 #                                if any failed. The end-to-end tests find models in
-#                                $ROCMFORGE_MODELS and the synthetic 7B at $ROCMFORGE_SYN7B.
+#                                $ROCMFORGE_MODELS and the synthetic 7B at $ROCMFORGE_SYN7B; a
+#                                missing one fails the run (ROCMFORGE_REQUIRE_MODELS=1 unless set
+#                                otherwise). ROCMFORGE_CASE=text runs only the op cases whose name
+#                                holds it (e.g. ROCMFORGE_CASE=rope).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
@@ -30,6 +33,7 @@ for line in sys.stdin:
   ;;
 run)
   export LD_LIBRARY_PATH="/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+  export ROCMFORGE_REQUIRE_MODELS="${ROCMFORGE_REQUIRE_MODELS:-1}"
   status=0
   for t in device-bin/*; do
     case "$(basename "$t")" in rocmforge|*.tar*|*.gguf|*.py|*.part*) continue ;; esac

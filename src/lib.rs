@@ -25,4 +25,5 @@ pub mod jit;
 pub mod kernels;
 pub mod model;
 pub mod quant;
+pub mod reference;
 pub mod tokenizer;

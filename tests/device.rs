@@ -27,7 +27,7 @@ fn a_missing_gpu_is_a_clear_error_naming_the_backend() {
             }
         }
     }
-    let e = device::open("tpu").err().expect("an unknown device is refused").to_string();
+    let e = device::open("tpu").expect_err("an unknown device is refused").to_string();
     assert!(e.contains("cpu, cuda, hip or auto"), "{e}");
 }
 
@@ -37,7 +37,7 @@ fn hip_found_here_reports_that_no_amd_gpu_answered() {
     if std::env::var("ROCMFORGE_REQUIRE_HIPRTC").as_deref() != Ok("1") {
         return;
     }
-    let e = device::open("hip").err().expect("no AMD GPU on this machine");
+    let e = device::open("hip").expect_err("no AMD GPU on this machine");
     assert!(matches!(e, DeviceError::NoDevice { backend: "hip", .. }), "{e:?}");
     assert!(e.to_string().contains("no AMD GPU answered"), "{e}");
 }

@@ -1,12 +1,17 @@
 //! The GPU executor (plan, buffers, prefill passes of 256 tokens, replayed decode) driving the CPU
-//! device, against the plain CPU session: runs in CI, where there is no GPU.
+//! device, against the plain CPU session; the op case table on the CPU device; and the device's
+//! refusals of buffers and launches that do not fit. Runs in CI, where there is no GPU.
 
 mod common;
+mod op_cases;
 
-use rocmforge::device::{Arg, CpuDevice, Device};
+use rocmforge::device::{Device, DeviceError};
 use rocmforge::exec::gpu::{GpuModel, GpuSession, DEFAULT_MAX_BATCH};
 use rocmforge::exec::{ExecError, Model, Session};
 use rocmforge::jit::Engine;
+use rocmforge::kernels::launch::{self, Launch};
+use rocmforge::kernels::{KernelSpec, LaunchError};
+use rocmforge::reference;
 
 fn nmse(a: &[f32], b: &[f32]) -> f64 {
     let e: f64 = a.iter().zip(b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
@@ -24,7 +29,7 @@ fn the_executor_on_the_cpu_device_matches_the_cpu_session() {
         let Some(path) = common::model(file) else { continue };
         let model = Model::load(&path).unwrap();
         let engine = Engine::builder().memory_only().build().unwrap();
-        let g = GpuModel::new(&model, Box::new(CpuDevice::new()), &engine).unwrap();
+        let g = GpuModel::new(&model, Device::cpu(), &engine).unwrap();
         // Longer than one prefill pass, so the second pass attends across the boundary.
         let n = DEFAULT_MAX_BATCH + 44;
         let prompt: Vec<u32> = (0..n as u32).map(|i| (i * 7919 + 11) % model.config.n_vocab).collect();
@@ -33,12 +38,13 @@ fn the_executor_on_the_cpu_device_matches_the_cpu_session() {
         let want = cpu.forward(&prompt).unwrap().to_vec();
         let got = dev.forward(&prompt).unwrap().to_vec();
         let e = nmse(&got, &want);
+        println!("{file}: prefill of {n} tokens in 2 passes, NMSE {e:.2e} against the CPU session");
         assert!(e < 1e-10, "{file}: prefill NMSE {e:.2e}");
-        let mut tok = rocmforge::exec::cpu::argmax(&want) as u32;
+        let mut tok = reference::argmax(&want) as u32;
         for _ in 0..3 {
             let want = cpu.forward(&[tok]).unwrap().to_vec();
             let greedy = dev.forward_argmax(&[tok]).unwrap();
-            assert_eq!(greedy as usize, rocmforge::exec::cpu::argmax(&want), "{file}: decode argmax");
+            assert_eq!(greedy as usize, reference::argmax(&want), "{file}: decode argmax");
             tok = greedy;
         }
         assert_eq!(dev.pos(), n + 3);
@@ -47,17 +53,72 @@ fn the_executor_on_the_cpu_device_matches_the_cpu_session() {
 }
 
 #[test]
-fn the_cpu_device_refuses_pointers_outside_its_allocations() {
-    let d = CpuDevice::new();
-    let p = d.alloc(16).unwrap();
-    assert!(d.upload(p, &[1; 16]).is_ok());
-    let e = d.upload(p.offset(8), &[1; 16]).unwrap_err().to_string();
-    assert!(e.contains("past their allocation"), "{e}");
-    let mut out = [0u8; 4];
-    assert!(d.download(rocmforge::device::DevPtr(8), &mut out).is_err());
-    let k = d.load_kernel(&rocmforge::kernels::KernelSpec::Argmax, &[], "argmax").unwrap();
-    let e = d.launch(&k, [1, 1, 1], [1, 1, 1], &[Arg::I32(3)]).unwrap_err().to_string();
-    assert!(e.contains("should be a pointer"), "{e}");
-    d.free(p);
-    assert!(d.upload(p, &[0]).is_err(), "freed memory is not writable");
+fn the_op_case_table_runs_on_the_cpu_device() {
+    let dev = Device::cpu();
+    let kernels = dev.clone();
+    let h = op_cases::Harness::new(dev, move |spec| kernels.reference_kernel(spec).expect("the CPU runs every op"));
+    let failures = op_cases::run(&h, &op_cases::cases(false), "");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn buffers_refuse_copies_and_views_past_their_end() {
+    let d = Device::cpu();
+    let mut b = d.alloc::<f32>(4).unwrap();
+    assert_eq!((b.len(), b.bytes()), (4, 16));
+    b.write(1, &[1.0, 2.0, 3.0]).unwrap();
+    let e = b.write(2, &[1.0, 2.0, 3.0]).unwrap_err().to_string();
+    assert!(e.contains("a write of 3 elements at 2 runs past a buffer of 4 f32"), "{e}");
+    let mut out = [0f32; 2];
+    b.read(2, &mut out).unwrap();
+    assert_eq!(out, [2.0, 3.0]);
+    assert!(b.read(3, &mut out).is_err(), "a read past the end");
+    assert!(b.read(usize::MAX, &mut out).is_err(), "an offset that overflows");
+    assert!(b.slice(1, 3).is_ok() && b.slice(2, 3).is_err(), "views stay inside");
+    let mut c = d.alloc::<f32>(3).unwrap();
+    assert!(c.copy_from(&b).is_err(), "a copy between buffers of different lengths");
+    let other = Device::cpu().upload(&[0f32; 3]).unwrap();
+    assert!(c.copy_from(&other).is_err(), "a copy between devices");
+    assert!(d.alloc::<f32>(usize::MAX).is_err(), "an allocation that overflows");
+    let before = d.memory_used().unwrap();
+    drop(b);
+    assert_eq!(d.memory_used().unwrap(), before - 16, "a dropped buffer is freed");
+}
+
+#[test]
+fn launches_are_checked_against_their_description_and_their_kernel() {
+    let d = Device::cpu();
+    let argmax = d.reference_kernel(&KernelSpec::Argmax).unwrap();
+    let (x, out) = (d.upload(&[1f32, 3.0, 2.0]).unwrap(), d.upload(&[-1i32]).unwrap());
+    let run = |l: launch::Argmax<_>| argmax.launch(&Launch::from(l));
+    let e = run(launch::Argmax { x: x.view(), out: out.view(), n: 4 }).unwrap_err();
+    assert_eq!(e, DeviceError::Launch(LaunchError::TooSmall { kernel: "argmax".into(), name: "x", have: 3, need: 4 }));
+    let e = run(launch::Argmax { x: x.view(), out: x.view(), n: 3 }).unwrap_err().to_string();
+    assert!(e.contains("argument `out` is a buffer of f32; the kernel takes i32"), "{e}");
+    let e = run(launch::Argmax { x: x.slice(1, 2).unwrap(), out: out.view(), n: 3 }).unwrap_err().to_string();
+    assert!(e.contains("buffer `x` holds 2 elements; the launch touches 3"), "{e}");
+    let elsewhere = Device::cpu().upload(&[5f32]).unwrap();
+    let e = run(launch::Argmax { x: elsewhere.view(), out: out.view(), n: 1 }).unwrap_err().to_string();
+    assert!(e.contains("given to a kernel on"), "{e}");
+    let glu =
+        launch::Glu { gate: x.view(), up: x.view(), out: x.view(), kind: rocmforge::kernels::GluKind::SwiGlu, n: 3 };
+    let e = argmax.launch(&glu.into()).unwrap_err().to_string();
+    assert!(e.contains("a launch of swiglu given to kernel argmax"), "{e}");
+    run(launch::Argmax { x: x.slice(1, 2).unwrap(), out: out.view(), n: 2 }).unwrap();
+    assert_eq!(out.to_vec().unwrap(), [0], "the largest of [3, 2] is at 0 of the view");
+    let e = d.load_kernel(&fake_compiled()).unwrap_err().to_string();
+    assert!(e.contains("runs the reference ops"), "{e}");
+}
+
+/// A compiled kernel as the JIT would hand it over (the CPU device must refuse it).
+fn fake_compiled() -> rocmforge::jit::CompiledKernel {
+    rocmforge::jit::CompiledKernel {
+        spec: KernelSpec::Argmax,
+        target: "sm_90".parse().unwrap(),
+        entry: "argmax".into(),
+        block_threads: 256,
+        code: std::sync::Arc::new(Vec::new()),
+        origin: rocmforge::jit::Origin::Compiled,
+        seconds: 0.0,
+    }
 }

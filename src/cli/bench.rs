@@ -93,15 +93,14 @@ fn bench(path: PathBuf, prompt: usize, gen: usize, reps: usize, device: &str) ->
     let name = dev.name().to_string();
     let target = dev.target().cloned().ok_or("bench measures GPUs; use --device cpu for the CPU")?;
     let mem_before = dev.memory_used()?;
-    let bandwidth = rocmforge::exec::gpu::copy_bandwidth(dev.as_ref(), 1 << 30)?;
+    let bandwidth = rocmforge::exec::gpu::copy_bandwidth(&dev, 1 << 30)?;
     let cache_dir = std::env::temp_dir().join(format!("rocmforge-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&cache_dir);
     let engine = Engine::builder().target(target.clone()).cache_dir(&cache_dir).build()?;
     let t = Instant::now();
-    let cold = GpuModel::new(&model, dev, &engine)?;
+    let cold = GpuModel::new(&model, dev.clone(), &engine)?;
     let cold_s = t.elapsed().as_secs_f64();
     let cold_report = cold.report.clone();
-    let dev = rocmforge::device::open(device)?.expect("the device opened a moment ago");
     drop(cold);
     let engine = Engine::builder().target(target.clone()).cache_dir(&cache_dir).build()?;
     let t = Instant::now();

@@ -1,88 +1,210 @@
-//! The CPU as a `Device`: host allocations, and each kernel's op run by the CPU reference
-//! (exec/cpu.rs) on the arguments the GPU kernel would get. It lets the GPU executor — its plan,
-//! buffer offsets, prefill passes and decode replay — run and be tested on any machine. Every
-//! pointer is checked against its allocation; a bad one is an error, never a stray access.
+//! The CPU as a device: buffers in host memory, and each launch run by the CPU reference op
+//! (`crate::reference`), reading the launch description's fields by name. It lets the GPU executor
+//! — its plan, buffer views, prefill passes and decode replay — run and be tested on any machine.
+//! Every address is looked up in the allocation table: a bad one is an error, never a stray access.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::ffi::CString;
+use std::sync::{Mutex, MutexGuard};
 
-use super::{Arg, DevPtr, Device, DeviceError, Kernel};
-use crate::exec::cpu;
+use super::{Backend, DeviceError, RawView};
 use crate::jit::Target;
-use crate::kernels::{ElementwiseOp, KernelSpec, RopeKind};
+use crate::kernels::launch::{self, Launch};
+use crate::reference;
+
+/// Allocations by start address (u64 words keep every buffer 8-byte aligned).
+type Memory = BTreeMap<u64, Box<[u64]>>;
 
 #[derive(Default)]
-pub struct CpuDevice {
-    /// Allocations by start address (u64 words keep every buffer 8-byte aligned).
-    memory: Mutex<BTreeMap<u64, Box<[u64]>>>,
+pub(super) struct CpuBackend {
+    memory: Mutex<Memory>,
 }
 
 fn host(msg: impl Into<String>) -> DeviceError {
     DeviceError::Host(msg.into())
 }
 
-impl CpuDevice {
-    pub fn new() -> CpuDevice {
-        CpuDevice::default()
+fn words_as_bytes(words: &[u64]) -> &[u8] {
+    // SAFETY: viewing initialised u64s as bytes (alignment 1, same memory, 8 × the length).
+    unsafe { std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), words.len() * 8) }
+}
+
+fn words_as_bytes_mut(words: &mut [u64]) -> &mut [u8] {
+    // SAFETY: as above; every byte pattern is a valid u64, so writes through the view are sound.
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), words.len() * 8) }
+}
+
+/// The allocation holding `addr`, and the offset of `addr` in it.
+fn locate(mem: &Memory, addr: u64) -> Result<(u64, usize), DeviceError> {
+    let (&start, words) = mem.range(..=addr).next_back().ok_or_else(|| host(format!("{addr:#x} is not allocated")))?;
+    let off = (addr - start) as usize;
+    if off >= words.len() * 8 {
+        return Err(host(format!("{addr:#x} is not allocated")));
+    }
+    Ok((start, off))
+}
+
+/// The `len` bytes at `addr`.
+fn bytes_at(mem: &Memory, addr: u64, len: usize) -> Result<&[u8], DeviceError> {
+    let (start, off) = locate(mem, addr)?;
+    let all = words_as_bytes(&mem[&start]);
+    off.checked_add(len)
+        .and_then(|end| all.get(off..end))
+        .ok_or_else(|| host(format!("{len} bytes at {addr:#x} run past their allocation")))
+}
+
+fn bytes_at_mut(mem: &mut Memory, addr: u64, len: usize) -> Result<&mut [u8], DeviceError> {
+    let (start, off) = locate(mem, addr)?;
+    let all = words_as_bytes_mut(mem.get_mut(&start).expect("located just above"));
+    off.checked_add(len)
+        .and_then(|end| all.get_mut(off..end))
+        .ok_or_else(|| host(format!("{len} bytes at {addr:#x} run past their allocation")))
+}
+
+/// The first `n` elements of a view, as bytes.
+fn view<'m>(mem: &'m Memory, v: &RawView, n: usize) -> Result<&'m [u8], DeviceError> {
+    bytes_at(mem, v.addr(), n * v.elem.size())
+}
+
+fn f32s(mem: &Memory, v: &RawView, n: usize) -> Result<Vec<f32>, DeviceError> {
+    Ok(view(mem, v, n)?.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
+}
+
+fn i32s(mem: &Memory, v: &RawView, n: usize) -> Result<Vec<i32>, DeviceError> {
+    Ok(view(mem, v, n)?.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
+}
+
+/// Writes `data` at element `at` of a view.
+fn put_f32s(mem: &mut Memory, v: &RawView, at: usize, data: &[f32]) -> Result<(), DeviceError> {
+    let dst = bytes_at_mut(mem, v.addr() + (at * 4) as u64, data.len() * 4)?;
+    for (d, x) in dst.chunks_exact_mut(4).zip(data) {
+        d.copy_from_slice(&x.to_le_bytes());
+    }
+    Ok(())
+}
+
+/// Positions or token ids, which must be non-negative.
+fn indices(mem: &Memory, v: &RawView, n: usize, what: &str) -> Result<Vec<u32>, DeviceError> {
+    i32s(mem, v, n)?.into_iter().map(|i| u32::try_from(i).map_err(|_| host(format!("negative {what} {i}")))).collect()
+}
+
+/// Bytes of a row of `n` elements of `ty` (the launch check already held rows to whole blocks).
+fn row_bytes(ty: crate::dtype::GgmlType, n: usize) -> Result<usize, DeviceError> {
+    ty.row_bytes(n as u64).map(|b| b as usize).ok_or_else(|| host(format!("{n} elements are not whole {ty} blocks")))
+}
+
+impl CpuBackend {
+    fn lock(&self) -> MutexGuard<'_, Memory> {
+        self.memory.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Runs `f` on the bytes [p, p + len) of the allocation holding them.
-    fn with_bytes<R>(&self, p: DevPtr, len: Option<usize>, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, DeviceError> {
-        let mut mem = self.memory.lock().expect("memory lock");
-        let (&start, buf) =
-            mem.range_mut(..=p.0).next_back().ok_or_else(|| host(format!("{:#x} is not allocated", p.0)))?;
-        // SAFETY: viewing an initialised u64 buffer as bytes (alignment 1, same length × 8).
-        let bytes = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<u8>(), buf.len() * 8) };
-        let off = (p.0 - start) as usize;
-        let len = len.unwrap_or(bytes.len().saturating_sub(off));
-        let region = bytes.get_mut(off..off.checked_add(len).ok_or_else(|| host("length overflows"))?);
-        region.map(f).ok_or_else(|| host(format!("{len} bytes at {:#x} run past their allocation", p.0)))
-    }
-
-    fn read(&self, p: DevPtr, len: Option<usize>) -> Result<Vec<u8>, DeviceError> {
-        self.with_bytes(p, len, |b| b.to_vec())
-    }
-
-    fn f32s(&self, p: DevPtr, n: usize) -> Result<Vec<f32>, DeviceError> {
-        Ok(self.read(p, Some(n * 4))?.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4"))).collect())
-    }
-
-    fn i32s(&self, p: DevPtr, n: usize) -> Result<Vec<i32>, DeviceError> {
-        Ok(self.read(p, Some(n * 4))?.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4"))).collect())
-    }
-
-    fn write_f32s(&self, p: DevPtr, v: &[f32]) -> Result<(), DeviceError> {
-        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-        self.upload(p, &bytes)
+    /// Runs the reference op of `launch` (which passed its check) on host memory.
+    fn run(&self, launch: &Launch<RawView>) -> Result<(), DeviceError> {
+        let spec = launch.spec();
+        let q = |e: crate::quant::QuantError| host(format!("{spec}: {e}"));
+        let mem = &mut *self.lock();
+        match launch {
+            Launch::Embedding(l) => {
+                let n_embd = l.n_embd as usize;
+                let row_bytes = row_bytes(l.wtype, n_embd)?;
+                let ids = indices(mem, &l.ids, l.n_tokens, "token id")?;
+                if let Some(&bad) = ids.iter().find(|&&i| i as usize >= l.n_rows) {
+                    return Err(host(format!("{spec}: token {bad} beyond {} rows", l.n_rows)));
+                }
+                let mut out = vec![0f32; l.n_tokens * n_embd];
+                let table = view(mem, &l.table, l.n_rows * row_bytes)?;
+                reference::embed(l.wtype, table, n_embd, &ids, l.scale, &mut out).map_err(q)?;
+                put_f32s(mem, &l.out, 0, &out)
+            }
+            Launch::RmsNorm(l) => {
+                let n = l.n as usize;
+                let x = f32s(mem, &l.x, l.rows * n)?;
+                let mut w = f32s(mem, &l.w, n)?;
+                if l.add_one {
+                    w.iter_mut().for_each(|v| *v += 1.0);
+                }
+                let mut y = vec![0f32; x.len()];
+                reference::rms_norm(&x, &w, n, l.eps, &mut y);
+                put_f32s(mem, &l.y, 0, &y)
+            }
+            Launch::Rope(l) => {
+                let hd = l.head_dim as usize;
+                let mut x = f32s(mem, &l.x, l.n_tokens * l.n_heads * hd)?;
+                let pos = indices(mem, &l.positions, l.n_tokens, "position")?;
+                let neox = l.kind == crate::kernels::RopeKind::Neox;
+                reference::rope(&mut x, &pos, l.n_heads, hd, l.rope_dims as usize, neox, l.base, l.freq_scale);
+                put_f32s(mem, &l.x, 0, &x)
+            }
+            Launch::MatVec(launch::MatVec { w, x, y, wtype, k, rows })
+            | Launch::MatMul(launch::MatMul { w, x, y, wtype, k, rows, .. }) => {
+                let tokens = match launch {
+                    Launch::MatMul(l) => l.tokens,
+                    _ => 1,
+                };
+                let k = *k as usize;
+                let row_bytes = row_bytes(*wtype, k)?;
+                let xs = f32s(mem, x, tokens * k)?;
+                let mut out = vec![0f32; tokens * rows];
+                reference::linear(*wtype, view(mem, w, rows * row_bytes)?, k, *rows, &xs, &mut out).map_err(q)?;
+                put_f32s(mem, y, 0, &out)
+            }
+            Launch::Attention(l) => {
+                let (hd, n_kv) = (l.head_dim as usize, l.n_head / l.gqa as usize);
+                let q_all = f32s(mem, &l.q, l.n_q * l.n_head * hd)?;
+                let cache = (l.pos0 + l.n_q) * n_kv * hd;
+                let (kc, vc) = (f32s(mem, &l.k_cache, cache)?, f32s(mem, &l.v_cache, cache)?);
+                let shape = reference::AttnShape {
+                    n_head: l.n_head,
+                    n_head_kv: n_kv,
+                    head_dim: hd,
+                    head_dim_v: hd,
+                    scale: l.scale,
+                    softcap: l.softcap,
+                    window: l.window,
+                };
+                let mut out = vec![0f32; q_all.len()];
+                reference::attention(&q_all, &kc, &vc, l.pos0, &shape, &mut out);
+                put_f32s(mem, &l.out, 0, &out)
+            }
+            Launch::Glu(l) => {
+                let (g, u) = (f32s(mem, &l.gate, l.n)?, f32s(mem, &l.up, l.n)?);
+                let mut out = vec![0f32; l.n];
+                reference::glu(&g, &u, l.kind, &mut out);
+                put_f32s(mem, &l.out, 0, &out)
+            }
+            Launch::Add(l) => {
+                let mut acc = f32s(mem, &l.a, l.n)?;
+                reference::add_assign(&mut acc, &f32s(mem, &l.b, l.n)?);
+                put_f32s(mem, &l.out, 0, &acc)
+            }
+            Launch::AddBias(l) => {
+                let mut x = f32s(mem, &l.x, l.n)?;
+                reference::bias_add(&mut x, &f32s(mem, &l.bias, l.cols)?, l.cols);
+                put_f32s(mem, &l.x, 0, &x)
+            }
+            Launch::Softcap(l) => {
+                let mut x = f32s(mem, &l.x, l.n)?;
+                reference::softcap(&mut x, l.cap);
+                put_f32s(mem, &l.x, 0, &x)
+            }
+            Launch::KvAppend(l) => {
+                let n = l.row * l.n_tokens;
+                let (k, v) = (f32s(mem, &l.k, n)?, f32s(mem, &l.v, n)?);
+                put_f32s(mem, &l.k_cache, l.pos0 * l.row, &k)?;
+                put_f32s(mem, &l.v_cache, l.pos0 * l.row, &v)
+            }
+            Launch::Argmax(l) => {
+                let best = reference::argmax(&f32s(mem, &l.x, l.n)?) as i32;
+                let dst = bytes_at_mut(mem, l.out.addr(), 4)?;
+                dst.copy_from_slice(&best.to_le_bytes());
+                Ok(())
+            }
+        }
     }
 }
 
-/// The launch arguments, typed.
-struct Args<'a>(&'a [Arg]);
-
-impl Args<'_> {
-    fn ptr(&self, i: usize) -> Result<DevPtr, DeviceError> {
-        match self.0.get(i) {
-            Some(Arg::Ptr(p)) => Ok(*p),
-            other => Err(host(format!("argument {i} should be a pointer, is {other:?}"))),
-        }
-    }
-    fn int(&self, i: usize) -> Result<usize, DeviceError> {
-        match self.0.get(i) {
-            Some(Arg::I32(v)) if *v >= 0 => Ok(*v as usize),
-            other => Err(host(format!("argument {i} should be a count, is {other:?}"))),
-        }
-    }
-    fn float(&self, i: usize) -> Result<f32, DeviceError> {
-        match self.0.get(i) {
-            Some(Arg::F32(v)) => Ok(*v),
-            other => Err(host(format!("argument {i} should be a float, is {other:?}"))),
-        }
-    }
-}
-
-impl Device for CpuDevice {
-    fn backend(&self) -> &'static str {
+impl Backend for CpuBackend {
+    fn kind(&self) -> &'static str {
         "cpu"
     }
 
@@ -94,144 +216,42 @@ impl Device for CpuDevice {
         None
     }
 
-    fn alloc(&self, bytes: usize) -> Result<DevPtr, DeviceError> {
-        let buf = vec![0u64; bytes.div_ceil(8).max(1)].into_boxed_slice();
-        let p = buf.as_ptr() as u64;
-        self.memory.lock().expect("memory lock").insert(p, buf);
-        Ok(DevPtr(p))
+    fn alloc(&self, bytes: usize) -> Result<u64, DeviceError> {
+        let words = vec![0u64; bytes.div_ceil(8).max(1)].into_boxed_slice();
+        let addr = words.as_ptr() as u64;
+        self.lock().insert(addr, words);
+        Ok(addr)
     }
 
-    fn free(&self, ptr: DevPtr) {
-        self.memory.lock().expect("memory lock").remove(&ptr.0);
+    unsafe fn free(&self, addr: u64) {
+        self.lock().remove(&addr);
     }
 
-    fn upload(&self, dst: DevPtr, src: &[u8]) -> Result<(), DeviceError> {
-        self.with_bytes(dst, Some(src.len()), |b| b.copy_from_slice(src))
+    unsafe fn write(&self, dst: u64, src: &[u8]) -> Result<(), DeviceError> {
+        bytes_at_mut(&mut self.lock(), dst, src.len())?.copy_from_slice(src);
+        Ok(())
     }
 
-    fn download(&self, src: DevPtr, dst: &mut [u8]) -> Result<(), DeviceError> {
-        self.with_bytes(src, Some(dst.len()), |b| dst.copy_from_slice(b))
+    unsafe fn read(&self, src: u64, dst: &mut [u8]) -> Result<(), DeviceError> {
+        dst.copy_from_slice(bytes_at(&self.lock(), src, dst.len())?);
+        Ok(())
     }
 
-    fn copy(&self, dst: DevPtr, src: DevPtr, bytes: usize) -> Result<(), DeviceError> {
-        let data = self.read(src, Some(bytes))?;
-        self.upload(dst, &data)
+    unsafe fn copy(&self, dst: u64, src: u64, bytes: usize) -> Result<(), DeviceError> {
+        let mem = &mut *self.lock();
+        let data = bytes_at(mem, src, bytes)?.to_vec();
+        bytes_at_mut(mem, dst, bytes)?.copy_from_slice(&data);
+        Ok(())
     }
 
-    fn load_kernel(&self, spec: &KernelSpec, _code: &[u8], entry: &str) -> Result<Kernel, DeviceError> {
-        Ok(Kernel { handle: 0, entry: entry.to_string(), spec: *spec })
+    unsafe fn load(&self, _code: &[u8], entry: &CString) -> Result<(usize, usize), DeviceError> {
+        Err(host(format!("{entry:?}: the CPU device runs the reference ops, not code objects")))
     }
 
-    fn launch(&self, kernel: &Kernel, grid: [u32; 3], _block: [u32; 3], args: &[Arg]) -> Result<(), DeviceError> {
-        let a = Args(args);
-        let q = |e: crate::quant::QuantError| host(format!("{}: {e}", kernel.entry));
-        match kernel.spec {
-            KernelSpec::Embedding { wtype, n_embd } => {
-                let n = grid[0] as usize;
-                let table = self.read(a.ptr(0)?, None)?;
-                let ids: Vec<u32> = self.i32s(a.ptr(1)?, n)?.into_iter().map(|i| i as u32).collect();
-                let mut out = vec![0f32; n * n_embd as usize];
-                let rows = table.len() / wtype.row_bytes(n_embd as u64).unwrap_or(1).max(1) as usize;
-                if let Some(&bad) = ids.iter().find(|&&i| i as usize >= rows) {
-                    return Err(host(format!("{}: token {bad} beyond {rows} rows", kernel.entry)));
-                }
-                cpu::embed(wtype, &table, n_embd as usize, &ids, a.float(3)?, &mut out).map_err(q)?;
-                self.write_f32s(a.ptr(2)?, &out)
-            }
-            KernelSpec::RmsNorm { n, add_one } => {
-                let (rows, n) = (grid[0] as usize, n as usize);
-                let x = self.f32s(a.ptr(0)?, rows * n)?;
-                let mut w = self.f32s(a.ptr(1)?, n)?;
-                if add_one {
-                    w.iter_mut().for_each(|v| *v += 1.0);
-                }
-                let mut y = vec![0f32; rows * n];
-                cpu::rms_norm(&x, &w, n, a.float(3)?, &mut y);
-                self.write_f32s(a.ptr(2)?, &y)
-            }
-            KernelSpec::Rope { head_dim, rope_dims, kind } => {
-                let (tokens, heads) = (grid[0] as usize, a.int(2)?);
-                let n = tokens * heads * head_dim as usize;
-                let mut x = self.f32s(a.ptr(0)?, n)?;
-                let pos: Vec<u32> = self.i32s(a.ptr(1)?, tokens)?.into_iter().map(|p| p as u32).collect();
-                let neox = kind == RopeKind::Neox;
-                cpu::rope(&mut x, &pos, heads, head_dim as usize, rope_dims as usize, neox, a.float(3)?, a.float(4)?);
-                self.write_f32s(a.ptr(0)?, &x)
-            }
-            KernelSpec::MatVec { wtype, k } | KernelSpec::MatMul { wtype, k } => {
-                let rows = a.int(3)?;
-                let tokens = if matches!(kernel.spec, KernelSpec::MatVec { .. }) { 1 } else { a.int(4)? };
-                let w = self.read(a.ptr(0)?, Some(wtype.row_bytes(k as u64).unwrap_or(0) as usize * rows))?;
-                let x = self.f32s(a.ptr(1)?, tokens * k as usize)?;
-                let mut y = vec![0f32; tokens * rows];
-                cpu::linear(wtype, &w, k as usize, rows, &x, &mut y).map_err(q)?;
-                self.write_f32s(a.ptr(2)?, &y)
-            }
-            KernelSpec::Attention { head_dim, gqa, .. } => {
-                let (n_head, nq, pos0) = (a.int(4)?, grid[1] as usize, a.int(5)?);
-                let (hd, n_kv) = (head_dim as usize, a.int(4)? / gqa as usize);
-                let q_all = self.f32s(a.ptr(0)?, nq * n_head * hd)?;
-                let kc = self.f32s(a.ptr(1)?, (pos0 + nq) * n_kv * hd)?;
-                let vc = self.f32s(a.ptr(2)?, (pos0 + nq) * n_kv * hd)?;
-                let cap = a.float(7)?;
-                let window = a.int(8)?;
-                let shape = cpu::AttnShape {
-                    n_head,
-                    n_head_kv: n_kv,
-                    head_dim: hd,
-                    head_dim_v: hd,
-                    scale: a.float(6)?,
-                    softcap: matches!(kernel.spec, KernelSpec::Attention { softcap: true, .. }).then_some(cap),
-                    window: matches!(kernel.spec, KernelSpec::Attention { sliding_window: true, .. })
-                        .then_some(window as u32),
-                };
-                let mut out = vec![0f32; q_all.len()];
-                cpu::attention(&q_all, &kc, &vc, pos0, &shape, &mut out);
-                self.write_f32s(a.ptr(3)?, &out)
-            }
-            KernelSpec::Softmax => {
-                let (rows, n) = (grid[0] as usize, a.int(2)?);
-                let mut x = self.f32s(a.ptr(0)?, rows * n)?;
-                x.chunks_exact_mut(n).for_each(cpu::softmax);
-                self.write_f32s(a.ptr(1)?, &x)
-            }
-            KernelSpec::Glu { kind } => {
-                let n = a.int(3)?;
-                let (g, u) = (self.f32s(a.ptr(0)?, n)?, self.f32s(a.ptr(1)?, n)?);
-                let mut out = vec![0f32; n];
-                cpu::glu(&g, &u, kind, &mut out);
-                self.write_f32s(a.ptr(2)?, &out)
-            }
-            KernelSpec::Elementwise { op } => {
-                let (n, cols, s) = (a.int(3)?, a.int(4)?, a.float(5)?);
-                let x = self.f32s(a.ptr(0)?, n)?;
-                let b_len = match op {
-                    ElementwiseOp::Add => n,
-                    ElementwiseOp::AddBias => cols,
-                    ElementwiseOp::Scale | ElementwiseOp::Softcap => 0,
-                };
-                let b = self.f32s(a.ptr(1)?, b_len)?;
-                let y: Vec<f32> = (0..n)
-                    .map(|i| match op {
-                        ElementwiseOp::Add => x[i] + b[i],
-                        ElementwiseOp::AddBias => x[i] + b[i % cols],
-                        ElementwiseOp::Scale => x[i] * s,
-                        ElementwiseOp::Softcap => s * (x[i] / s).tanh(),
-                    })
-                    .collect();
-                self.write_f32s(a.ptr(2)?, &y)
-            }
-            KernelSpec::KvAppend => {
-                let (row, n, pos0) = (a.int(4)?, a.int(5)?, a.int(6)?);
-                let (k, v) = (self.read(a.ptr(0)?, Some(row * n * 4))?, self.read(a.ptr(1)?, Some(row * n * 4))?);
-                self.upload(a.ptr(2)?.offset(pos0 * row * 4), &k)?;
-                self.upload(a.ptr(3)?.offset(pos0 * row * 4), &v)
-            }
-            KernelSpec::Argmax => {
-                let x = self.f32s(a.ptr(0)?, a.int(2)?)?;
-                self.upload(a.ptr(1)?, &(cpu::argmax(&x) as i32).to_le_bytes())
-            }
-        }
+    unsafe fn unload(&self, _module: usize) {}
+
+    unsafe fn launch(&self, _function: usize, launch: &Launch<RawView>, _warp_size: u32) -> Result<(), DeviceError> {
+        self.run(launch)
     }
 
     fn synchronize(&self) -> Result<(), DeviceError> {
@@ -239,6 +259,6 @@ impl Device for CpuDevice {
     }
 
     fn memory_used(&self) -> Result<u64, DeviceError> {
-        Ok(self.memory.lock().expect("memory lock").values().map(|b| b.len() as u64 * 8).sum())
+        Ok(self.lock().values().map(|b| b.len() as u64 * 8).sum())
     }
 }

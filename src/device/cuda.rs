@@ -1,28 +1,28 @@
 //! NVIDIA GPUs through the CUDA driver API (cudarc, loaded at run time).
 
-use std::ffi::c_void;
-use std::sync::Mutex;
+use std::ffi::{c_void, CString};
 
 use cudarc::driver::{result, sys};
 
-use super::{Arg, ArgPack, DevPtr, Device, DeviceError, Kernel};
+use super::{arg_slots, Backend, DeviceError, RawView};
 use crate::jit::Target;
-use crate::kernels::KernelSpec;
+use crate::kernels::Launch;
 
-pub struct CudaDevice {
+pub(super) struct CudaBackend {
     name: String,
     target: Target,
+    dev: sys::CUdevice,
+    /// The device's primary context (a CUcontext, as an address: Send + Sync).
     ctx: usize,
-    modules: Mutex<Vec<usize>>,
 }
 
 fn call(call: &'static str) -> impl Fn(result::DriverError) -> DeviceError {
     move |e| DeviceError::Call { backend: "cuda", call, message: format!("{e:?}") }
 }
 
-impl CudaDevice {
-    /// Opens GPU `ordinal` and makes its primary context current on this thread.
-    pub fn open(ordinal: i32) -> Result<CudaDevice, DeviceError> {
+impl CudaBackend {
+    /// Opens GPU `ordinal` and retains its primary context.
+    pub(super) fn open(ordinal: i32) -> Result<CudaBackend, DeviceError> {
         // SAFETY: probes whether libcuda loads; cudarc panics on first use otherwise.
         if !unsafe { sys::is_culib_present() } {
             return Err(DeviceError::LibraryNotFound {
@@ -41,37 +41,29 @@ impl CudaDevice {
         }
         let dev = result::device::get(ordinal).map_err(call("cuDeviceGet"))?;
         let name = result::device::get_name(dev).map_err(call("cuDeviceGetName"))?;
-        // SAFETY: `dev` came from cuDeviceGet; attributes are plain ints.
-        let (major, minor) = unsafe {
-            (
-                result::device::get_attribute(
-                    dev,
-                    sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR,
-                )
-                .map_err(call("cuDeviceGetAttribute"))?,
-                result::device::get_attribute(
-                    dev,
-                    sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR,
-                )
-                .map_err(call("cuDeviceGetAttribute"))?,
-            )
+        let attribute = |a| {
+            // SAFETY: `dev` came from cuDeviceGet; attributes are plain ints.
+            unsafe { result::device::get_attribute(dev, a) }.map_err(call("cuDeviceGetAttribute"))
         };
+        let major = attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
+        let minor = attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
         // SAFETY: the primary context of a valid device; released in Drop.
         let ctx = unsafe { result::primary_ctx::retain(dev) }.map_err(call("cuDevicePrimaryCtxRetain"))?;
-        // SAFETY: `ctx` is live.
-        unsafe { result::ctx::set_current(ctx) }.map_err(call("cuCtxSetCurrent"))?;
         let target = Target::Nvidia { sm: (major * 10 + minor) as u32, suffix: None };
-        Ok(CudaDevice { name, target, ctx: ctx as usize, modules: Mutex::new(Vec::new()) })
+        let backend = CudaBackend { name, target, dev, ctx: ctx as usize };
+        backend.make_current()?;
+        Ok(backend)
     }
 
+    /// Makes the context current on the calling thread (buffers may be used and dropped on any).
     fn make_current(&self) -> Result<(), DeviceError> {
-        // SAFETY: the context lives as long as self.
+        // SAFETY: the context is retained until Drop.
         unsafe { result::ctx::set_current(self.ctx as sys::CUcontext) }.map_err(call("cuCtxSetCurrent"))
     }
 }
 
-impl Device for CudaDevice {
-    fn backend(&self) -> &'static str {
+impl Backend for CudaBackend {
+    fn kind(&self) -> &'static str {
         "cuda"
     }
 
@@ -83,52 +75,72 @@ impl Device for CudaDevice {
         Some(&self.target)
     }
 
-    fn alloc(&self, bytes: usize) -> Result<DevPtr, DeviceError> {
+    fn alloc(&self, bytes: usize) -> Result<u64, DeviceError> {
         self.make_current()?;
         // SAFETY: a plain device allocation (never managed memory), freed by `free`.
-        unsafe { result::malloc_sync(bytes.max(1)) }.map(DevPtr).map_err(call("cuMemAlloc"))
+        unsafe { result::malloc_sync(bytes) }.map_err(call("cuMemAlloc"))
     }
 
-    fn free(&self, ptr: DevPtr) {
-        // SAFETY: `ptr` came from `alloc` and is freed once.
-        let _ = unsafe { result::free_sync(ptr.0) };
+    unsafe fn free(&self, addr: u64) {
+        if self.make_current().is_ok() {
+            // SAFETY: the caller's contract: `addr` came from `alloc` and is freed once.
+            let _ = unsafe { result::free_sync(addr) };
+        }
     }
 
-    fn upload(&self, dst: DevPtr, src: &[u8]) -> Result<(), DeviceError> {
-        // SAFETY: `dst` has room for `src` (the executor sizes every buffer).
-        unsafe { result::memcpy_htod_sync(dst.0, src) }.map_err(call("cuMemcpyHtoD"))
-    }
-
-    fn download(&self, src: DevPtr, dst: &mut [u8]) -> Result<(), DeviceError> {
-        // SAFETY: `src` holds at least `dst.len()` bytes.
-        unsafe { result::memcpy_dtoh_sync(dst, src.0) }.map_err(call("cuMemcpyDtoH"))
-    }
-
-    fn copy(&self, dst: DevPtr, src: DevPtr, bytes: usize) -> Result<(), DeviceError> {
-        // SAFETY: both ranges are device allocations of at least `bytes`.
-        unsafe { result::memcpy_dtod_sync(dst.0, src.0, bytes) }.map_err(call("cuMemcpyDtoD"))
-    }
-
-    fn load_kernel(&self, spec: &KernelSpec, code: &[u8], entry: &str) -> Result<Kernel, DeviceError> {
+    unsafe fn write(&self, dst: u64, src: &[u8]) -> Result<(), DeviceError> {
         self.make_current()?;
-        // SAFETY: `code` is a CUBIN from NVRTC for this device's target; the driver copies it.
+        // SAFETY: the caller's contract: `dst` has room for `src`.
+        unsafe { result::memcpy_htod_sync(dst, src) }.map_err(call("cuMemcpyHtoD"))
+    }
+
+    unsafe fn read(&self, src: u64, dst: &mut [u8]) -> Result<(), DeviceError> {
+        self.make_current()?;
+        // SAFETY: the caller's contract: `src` holds at least `dst.len()` bytes.
+        unsafe { result::memcpy_dtoh_sync(dst, src) }.map_err(call("cuMemcpyDtoH"))
+    }
+
+    unsafe fn copy(&self, dst: u64, src: u64, bytes: usize) -> Result<(), DeviceError> {
+        self.make_current()?;
+        // SAFETY: the caller's contract: both ranges lie in live allocations.
+        unsafe { result::memcpy_dtod_sync(dst, src, bytes) }.map_err(call("cuMemcpyDtoD"))
+    }
+
+    unsafe fn load(&self, code: &[u8], entry: &CString) -> Result<(usize, usize), DeviceError> {
+        self.make_current()?;
+        // SAFETY: the caller's contract: `code` is a CUBIN from NVRTC for this device's target;
+        // the driver copies it.
         let module =
             unsafe { result::module::load_data(code.as_ptr() as *const c_void) }.map_err(call("cuModuleLoadData"))?;
-        self.modules.lock().expect("modules lock").push(module as usize);
-        let name = std::ffi::CString::new(entry).expect("entry names have no NUL");
-        // SAFETY: `module` is loaded and kept until Drop.
-        let f = unsafe { result::module::get_function(module, name) }.map_err(call("cuModuleGetFunction"))?;
-        Ok(Kernel { handle: f as usize, entry: entry.to_string(), spec: *spec })
+        // SAFETY: `module` was just loaded.
+        match unsafe { result::module::get_function(module, entry.clone()) } {
+            Ok(f) => Ok((module as usize, f as usize)),
+            Err(e) => {
+                // SAFETY: loaded above, unloaded once, no function of it escapes.
+                let _ = unsafe { result::module::unload(module) };
+                Err(call("cuModuleGetFunction")(e))
+            }
+        }
     }
 
-    fn launch(&self, kernel: &Kernel, grid: [u32; 3], block: [u32; 3], args: &[Arg]) -> Result<(), DeviceError> {
-        let mut pack = ArgPack::new(args);
-        let mut ptrs = pack.pointers();
-        // SAFETY: the argument list matches the kernel's signature (the executor builds both
-        // from the same step), every pointer argument is a live device allocation.
+    unsafe fn unload(&self, module: usize) {
+        if self.make_current().is_ok() {
+            // SAFETY: the caller's contract: loaded once, unloaded once.
+            let _ = unsafe { result::module::unload(module as sys::CUmodule) };
+        }
+    }
+
+    unsafe fn launch(&self, function: usize, launch: &Launch<RawView>, warp_size: u32) -> Result<(), DeviceError> {
+        self.make_current()?;
+        let mut slots = arg_slots(launch);
+        let mut ptrs: Vec<*mut c_void> = slots.iter_mut().map(|v| v as *mut u64 as *mut c_void).collect();
+        let (grid, block) = (launch.grid(), launch.block(warp_size));
+        // SAFETY: the caller's contract: `function` is live and is the kernel of `launch.spec()`,
+        // whose template takes exactly `launch.args()` (arg_slots keeps their order), and every
+        // buffer holds what the launch touches. `slots` outlives the call.
         unsafe {
             result::launch_kernel(
-                kernel.handle as sys::CUfunction,
+                function as sys::CUfunction,
                 (grid[0], grid[1], grid[2]),
                 (block[0], block[1], block[2]),
                 0,
@@ -139,25 +151,26 @@ impl Device for CudaDevice {
         .map_err(|e| DeviceError::Call {
             backend: "cuda",
             call: "cuLaunchKernel",
-            message: format!("{}: {e:?}", kernel.entry),
+            message: format!("{}: {e:?}", launch.spec()),
         })
     }
 
     fn synchronize(&self) -> Result<(), DeviceError> {
+        self.make_current()?;
         result::ctx::synchronize().map_err(call("cuCtxSynchronize"))
     }
 
     fn memory_used(&self) -> Result<u64, DeviceError> {
+        self.make_current()?;
         let (free, total) = result::mem_get_info().map_err(call("cuMemGetInfo"))?;
         Ok((total - free) as u64)
     }
 }
 
-impl Drop for CudaDevice {
+impl Drop for CudaBackend {
     fn drop(&mut self) {
-        for m in self.modules.lock().expect("modules lock").drain(..) {
-            // SAFETY: each module was loaded once and is unloaded once.
-            let _ = unsafe { result::module::unload(m as sys::CUmodule) };
-        }
+        // SAFETY: retained once in `open`; every buffer and kernel holds the device, so none is
+        // left by the time it drops.
+        let _ = unsafe { result::primary_ctx::release(self.dev) };
     }
 }

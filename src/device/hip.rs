@@ -3,13 +3,12 @@
 //! is exercised up to device discovery (library found or not, no device: clear errors).
 
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
-use std::sync::Mutex;
 
 use libloading::Library;
 
-use super::{Arg, ArgPack, DevPtr, Device, DeviceError, Kernel};
+use super::{arg_slots, Backend, DeviceError, RawView};
 use crate::jit::Target;
-use crate::kernels::KernelSpec;
+use crate::kernels::Launch;
 
 type HipError = c_int;
 
@@ -46,20 +45,19 @@ struct Api {
     error_string: unsafe extern "C" fn(HipError) -> *const c_char,
 }
 
-pub struct HipDevice {
+pub(super) struct HipBackend {
     api: Api,
     name: String,
     target: Target,
-    modules: Mutex<Vec<usize>>,
     _lib: Library,
 }
 
 const CANDIDATES: &[&str] =
     &["libamdhip64.so", "libamdhip64.so.7", "libamdhip64.so.6", "libamdhip64.so.5", "/opt/rocm/lib/libamdhip64.so"];
 
-impl HipDevice {
+impl HipBackend {
     /// Opens GPU `ordinal`, reading its target (gcnArchName with features) from the device.
-    pub fn open(ordinal: i32) -> Result<HipDevice, DeviceError> {
+    pub(super) fn open(ordinal: i32) -> Result<HipBackend, DeviceError> {
         // SAFETY: ROCm's runtime library; its initialisers run without a GPU present.
         let (lib, lib_name) =
             CANDIDATES.iter().find_map(|n| unsafe { Library::new(n) }.ok().map(|l| (l, *n))).ok_or_else(|| {
@@ -96,9 +94,10 @@ impl HipDevice {
             // SAFETY: HIP returns a static string for any code.
             unsafe { CStr::from_ptr((api.error_string)(rc)) }.to_string_lossy().into_owned()
         };
-        // SAFETY: plain calls with out-pointers to live locals.
+        // SAFETY: a plain call with a flags word.
         let rc = unsafe { (api.init)(0) };
         let mut n = 0;
+        // SAFETY: an out-pointer to a live local.
         let rc_count = if rc == 0 { unsafe { (api.device_count)(&mut n) } } else { rc };
         if rc_count != 0 || n <= ordinal {
             let why = if rc_count != 0 { err(&api, rc_count) } else { format!("GPU {ordinal} asked for, {n} present") };
@@ -135,13 +134,7 @@ impl HipDevice {
             .parse()
             .map_err(|e| DeviceError::NoDevice { backend: "hip", why: format!("device target {arch:?}: {e}") })?;
         let end = name.iter().position(|&b| b == 0).unwrap_or(name.len());
-        Ok(HipDevice {
-            api,
-            name: String::from_utf8_lossy(&name[..end]).into_owned(),
-            target,
-            modules: Mutex::new(Vec::new()),
-            _lib: lib,
-        })
+        Ok(HipBackend { api, name: String::from_utf8_lossy(&name[..end]).into_owned(), target, _lib: lib })
     }
 
     fn check(&self, call: &'static str, rc: HipError) -> Result<(), DeviceError> {
@@ -154,8 +147,8 @@ impl HipDevice {
     }
 }
 
-impl Device for HipDevice {
-    fn backend(&self) -> &'static str {
+impl Backend for HipBackend {
+    fn kind(&self) -> &'static str {
         "hip"
     }
     fn name(&self) -> &str {
@@ -164,48 +157,57 @@ impl Device for HipDevice {
     fn target(&self) -> Option<&Target> {
         Some(&self.target)
     }
-    fn alloc(&self, bytes: usize) -> Result<DevPtr, DeviceError> {
+    fn alloc(&self, bytes: usize) -> Result<u64, DeviceError> {
         let mut p = std::ptr::null_mut();
-        // SAFETY: a plain device allocation, freed by `free`.
-        self.check("hipMalloc", unsafe { (self.api.malloc)(&mut p, bytes.max(1)) })?;
-        Ok(DevPtr(p as u64))
+        // SAFETY: a plain device allocation into a live out-pointer, freed by `free`.
+        self.check("hipMalloc", unsafe { (self.api.malloc)(&mut p, bytes) })?;
+        Ok(p as u64)
     }
-    fn free(&self, ptr: DevPtr) {
-        // SAFETY: `ptr` came from `alloc` and is freed once.
-        unsafe { (self.api.free)(ptr.0 as *mut c_void) };
+    unsafe fn free(&self, addr: u64) {
+        // SAFETY: the caller's contract: `addr` came from `alloc` and is freed once.
+        unsafe { (self.api.free)(addr as *mut c_void) };
     }
-    fn upload(&self, dst: DevPtr, src: &[u8]) -> Result<(), DeviceError> {
-        // SAFETY: `dst` has room for `src`.
-        self.check("hipMemcpyHtoD", unsafe { (self.api.htod)(dst.0 as *mut c_void, src.as_ptr().cast(), src.len()) })
+    unsafe fn write(&self, dst: u64, src: &[u8]) -> Result<(), DeviceError> {
+        // SAFETY: the caller's contract: `dst` has room for `src`.
+        self.check("hipMemcpyHtoD", unsafe { (self.api.htod)(dst as *mut c_void, src.as_ptr().cast(), src.len()) })
     }
-    fn download(&self, src: DevPtr, dst: &mut [u8]) -> Result<(), DeviceError> {
-        // SAFETY: `src` holds at least `dst.len()` bytes.
-        self.check("hipMemcpyDtoH", unsafe {
-            (self.api.dtoh)(dst.as_mut_ptr().cast(), src.0 as *mut c_void, dst.len())
-        })
+    unsafe fn read(&self, src: u64, dst: &mut [u8]) -> Result<(), DeviceError> {
+        // SAFETY: the caller's contract: `src` holds at least `dst.len()` bytes.
+        self.check("hipMemcpyDtoH", unsafe { (self.api.dtoh)(dst.as_mut_ptr().cast(), src as *mut c_void, dst.len()) })
     }
-    fn copy(&self, dst: DevPtr, src: DevPtr, bytes: usize) -> Result<(), DeviceError> {
-        // SAFETY: both ranges are device allocations of at least `bytes`.
-        self.check("hipMemcpyDtoD", unsafe { (self.api.dtod)(dst.0 as *mut c_void, src.0 as *mut c_void, bytes) })
+    unsafe fn copy(&self, dst: u64, src: u64, bytes: usize) -> Result<(), DeviceError> {
+        // SAFETY: the caller's contract: both ranges lie in live allocations.
+        self.check("hipMemcpyDtoD", unsafe { (self.api.dtod)(dst as *mut c_void, src as *mut c_void, bytes) })
     }
-    fn load_kernel(&self, spec: &KernelSpec, code: &[u8], entry: &str) -> Result<Kernel, DeviceError> {
+    unsafe fn load(&self, code: &[u8], entry: &CString) -> Result<(usize, usize), DeviceError> {
         let mut module = std::ptr::null_mut();
-        // SAFETY: `code` is an AMD code object for this device's target.
+        // SAFETY: the caller's contract: `code` is an AMD code object for this device's target.
         self.check("hipModuleLoadData", unsafe { (self.api.module_load)(&mut module, code.as_ptr().cast()) })?;
-        self.modules.lock().expect("modules lock").push(module as usize);
-        let name = CString::new(entry).expect("entry names have no NUL");
         let mut f = std::ptr::null_mut();
-        // SAFETY: `module` is loaded and kept until Drop.
-        self.check("hipModuleGetFunction", unsafe { (self.api.get_function)(&mut f, module, name.as_ptr()) })?;
-        Ok(Kernel { handle: f as usize, entry: entry.to_string(), spec: *spec })
+        // SAFETY: `module` was just loaded; `entry` is NUL-terminated.
+        let found =
+            self.check("hipModuleGetFunction", unsafe { (self.api.get_function)(&mut f, module, entry.as_ptr()) });
+        if let Err(e) = found {
+            // SAFETY: loaded above, unloaded once, no function of it escapes.
+            unsafe { (self.api.module_unload)(module) };
+            return Err(e);
+        }
+        Ok((module as usize, f as usize))
     }
-    fn launch(&self, kernel: &Kernel, grid: [u32; 3], block: [u32; 3], args: &[Arg]) -> Result<(), DeviceError> {
-        let mut pack = ArgPack::new(args);
-        let mut ptrs = pack.pointers();
-        // SAFETY: the arguments match the kernel's signature; pointer arguments are live.
+    unsafe fn unload(&self, module: usize) {
+        // SAFETY: the caller's contract: loaded once, unloaded once.
+        unsafe { (self.api.module_unload)(module as *mut c_void) };
+    }
+    unsafe fn launch(&self, function: usize, launch: &Launch<RawView>, warp_size: u32) -> Result<(), DeviceError> {
+        let mut slots = arg_slots(launch);
+        let mut ptrs: Vec<*mut c_void> = slots.iter_mut().map(|v| v as *mut u64 as *mut c_void).collect();
+        let (grid, block) = (launch.grid(), launch.block(warp_size));
+        // SAFETY: the caller's contract: `function` is live and is the kernel of `launch.spec()`,
+        // whose template takes exactly `launch.args()` (arg_slots keeps their order), and every
+        // buffer holds what the launch touches. `slots` outlives the call.
         let rc = unsafe {
             (self.api.launch)(
-                kernel.handle as *mut c_void,
+                function as *mut c_void,
                 grid[0],
                 grid[1],
                 grid[2],
@@ -229,14 +231,5 @@ impl Device for HipDevice {
         // SAFETY: two out-pointers to live locals.
         self.check("hipMemGetInfo", unsafe { (self.api.mem_info)(&mut free, &mut total) })?;
         Ok((total - free) as u64)
-    }
-}
-
-impl Drop for HipDevice {
-    fn drop(&mut self) {
-        for m in self.modules.lock().expect("modules lock").drain(..) {
-            // SAFETY: each module was loaded once and is unloaded once.
-            unsafe { (self.api.module_unload)(m as *mut c_void) };
-        }
     }
 }

@@ -1,47 +1,24 @@
-//! Devices behind one small trait: allocation, host↔device copies, loading a kernel (from a cached
-//! code object on a GPU), launching it, synchronising. `cuda.rs` (driver API through cudarc) and
-//! `hip.rs` (our dlopen FFI) are thin and symmetric; `cpu.rs` runs each kernel's op with the CPU
-//! reference (exec/cpu.rs) on host memory. One executor (exec/gpu.rs) drives all three. The
-//! plain CPU session (exec/session.rs) skips the device layer for speed and simplicity.
+//! Devices: memory, kernels and launches, safe to use. A [`Device`] hands out [`DeviceBuffer`]s
+//! (typed, length known, freed once when dropped) and [`Kernel`]s (tied to the module that holds
+//! their code and to the device that loaded it); a kernel runs a launch description
+//! ([`crate::kernels::Launch`]) over views of buffers, after checking that every buffer belongs to
+//! its device and holds what the launch touches. No device address leaves this module.
+//!
+//! Below that sits one small unsafe trait per backend: `cuda.rs` (the driver API through cudarc)
+//! and `hip.rs` (our dlopen FFI) are thin and symmetric; `cpu.rs` keeps buffers in host memory
+//! and runs each launch with the CPU reference ops, so the GPU executor runs (and is tested) on
+//! any machine.
 
 mod cpu;
 mod cuda;
 mod hip;
 
-use crate::jit::Target;
-use crate::kernels::KernelSpec;
+use std::ffi::CString;
+use std::marker::PhantomData;
+use std::sync::Arc;
 
-pub use cpu::CpuDevice;
-pub use cuda::CudaDevice;
-pub use hip::HipDevice;
-
-/// A device address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct DevPtr(pub u64);
-
-impl DevPtr {
-    /// The address `bytes` further on.
-    pub fn offset(self, bytes: usize) -> DevPtr {
-        DevPtr(self.0 + bytes as u64)
-    }
-}
-
-/// A kernel argument, passed by value.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Arg {
-    Ptr(DevPtr),
-    I32(i32),
-    F32(f32),
-}
-
-/// A loaded kernel entry point.
-#[derive(Debug)]
-pub struct Kernel {
-    /// CUfunction / hipFunction_t, as an address (unused on the CPU).
-    pub(crate) handle: usize,
-    pub entry: String,
-    pub spec: KernelSpec,
-}
+use crate::jit::{CompiledKernel, Target};
+use crate::kernels::{Arg, BufferRef, Elem, KernelSpec, Launch, LaunchError};
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum DeviceError {
@@ -51,74 +28,488 @@ pub enum DeviceError {
     NoDevice { backend: &'static str, why: String },
     #[error("{backend}: {call} failed: {message}")]
     Call { backend: &'static str, call: &'static str, message: String },
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+    #[error("{0}")]
+    Misuse(String),
     #[error("cpu device: {0}")]
     Host(String),
 }
 
-pub trait Device: Send + Sync {
-    /// `cuda` or `hip`.
-    fn backend(&self) -> &'static str;
-    /// The GPU's name (`NVIDIA H100 80GB HBM3`).
+/// An element type device buffers hold: plain old data of a fixed size, every bit pattern valid.
+pub trait DeviceElem: Copy + Default + Send + Sync + 'static + sealed::Sealed {
+    const ELEM: Elem;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for i32 {}
+    impl Sealed for u8 {}
+}
+
+impl DeviceElem for f32 {
+    const ELEM: Elem = Elem::F32;
+}
+impl DeviceElem for i32 {
+    const ELEM: Elem = Elem::I32;
+}
+impl DeviceElem for u8 {
+    const ELEM: Elem = Elem::U8;
+}
+
+fn as_bytes<T: DeviceElem>(v: &[T]) -> &[u8] {
+    // SAFETY: T is f32, i32 or u8 (sealed): no padding, so every byte is initialised.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+}
+
+fn as_bytes_mut<T: DeviceElem>(v: &mut [T]) -> &mut [u8] {
+    // SAFETY: T is f32, i32 or u8 (sealed): every bit pattern is a valid value.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+}
+
+/// The raw operations of one backend. Every method that takes a device address is unsafe: the
+/// safe types above it (`Allocation`, `DeviceBuffer`, `Kernel`) are what keep addresses valid.
+trait Backend: Send + Sync {
+    /// `cuda`, `hip` or `cpu`.
+    fn kind(&self) -> &'static str;
     fn name(&self) -> &str;
-    /// The compile target read from the device (`sm_90`, `gfx90a:sramecc+:xnack-`): kernels
-    /// compiled for any other target are never loaded. `None`: the device needs no compiled code.
     fn target(&self) -> Option<&Target>;
-    fn alloc(&self, bytes: usize) -> Result<DevPtr, DeviceError>;
-    fn free(&self, ptr: DevPtr);
-    fn upload(&self, dst: DevPtr, src: &[u8]) -> Result<(), DeviceError>;
-    fn download(&self, src: DevPtr, dst: &mut [u8]) -> Result<(), DeviceError>;
-    fn copy(&self, dst: DevPtr, src: DevPtr, bytes: usize) -> Result<(), DeviceError>;
-    /// Loads `spec`'s kernel from its code object (`entry` in `code`).
-    fn load_kernel(&self, spec: &KernelSpec, code: &[u8], entry: &str) -> Result<Kernel, DeviceError>;
-    /// Queues a launch (asynchronous).
-    fn launch(&self, kernel: &Kernel, grid: [u32; 3], block: [u32; 3], args: &[Arg]) -> Result<(), DeviceError>;
+    /// Allocates `bytes` (at least 1) of device memory; its contents are unspecified.
+    fn alloc(&self, bytes: usize) -> Result<u64, DeviceError>;
+    /// # Safety
+    /// `addr` came from this backend's `alloc`, is freed once, and nothing uses it afterwards.
+    unsafe fn free(&self, addr: u64);
+    /// # Safety
+    /// `[dst, dst + src.len())` lies inside one live allocation of this backend.
+    unsafe fn write(&self, dst: u64, src: &[u8]) -> Result<(), DeviceError>;
+    /// # Safety
+    /// `[src, src + dst.len())` lies inside one live allocation of this backend.
+    unsafe fn read(&self, src: u64, dst: &mut [u8]) -> Result<(), DeviceError>;
+    /// # Safety
+    /// Both `[dst, dst + bytes)` and `[src, src + bytes)` lie inside live allocations of this
+    /// backend.
+    unsafe fn copy(&self, dst: u64, src: u64, bytes: usize) -> Result<(), DeviceError>;
+    /// Loads a code object and finds `entry` in it: (module, function).
+    ///
+    /// # Safety
+    /// `code` is a code object the JIT compiled for this device's target.
+    unsafe fn load(&self, code: &[u8], entry: &CString) -> Result<(usize, usize), DeviceError>;
+    /// # Safety
+    /// `module` came from `load`, is unloaded once, and its function is not launched afterwards.
+    unsafe fn unload(&self, module: usize);
+    /// Queues `launch` (asynchronous).
+    ///
+    /// # Safety
+    /// `function` is live and is the kernel `launch.spec()` renders, compiled for a warp of
+    /// `warp_size`; `launch` passed [`Launch::check`] against these views, and every view lies
+    /// inside a live allocation of this backend.
+    unsafe fn launch(&self, function: usize, launch: &Launch<RawView>, warp_size: u32) -> Result<(), DeviceError>;
     /// Waits for every queued launch and copy.
     fn synchronize(&self) -> Result<(), DeviceError>;
     /// Bytes of device memory in use (by everything on the device).
     fn memory_used(&self) -> Result<u64, DeviceError>;
 }
 
-/// Kernel arguments as the launch APIs take them: an array of pointers to the values.
-pub(crate) struct ArgPack {
-    values: Vec<u64>,
+/// A buffer's place as a backend sees it: the allocation's address, a byte offset into it, and
+/// the elements from there that the view covers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct RawView {
+    base: u64,
+    offset: usize,
+    len: usize,
+    elem: Elem,
 }
 
-impl ArgPack {
-    pub fn new(args: &[Arg]) -> ArgPack {
-        ArgPack {
-            values: args
-                .iter()
-                .map(|a| match *a {
-                    Arg::Ptr(p) => p.0,
-                    Arg::I32(v) => v as u32 as u64,
-                    Arg::F32(v) => v.to_bits() as u64,
-                })
-                .collect(),
-        }
+impl RawView {
+    /// The device address the kernel gets.
+    fn addr(&self) -> u64 {
+        self.base + self.offset as u64
     }
+}
 
-    /// Pointers to each value (little-endian: a 4-byte argument reads the low half of its slot).
-    pub fn pointers(&mut self) -> Vec<*mut std::ffi::c_void> {
-        self.values.iter_mut().map(|v| v as *mut u64 as *mut std::ffi::c_void).collect()
+impl BufferRef for RawView {
+    fn elem(&self) -> Elem {
+        self.elem
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// Kernel arguments as the launch APIs take them: one 8-byte slot per argument, in the template's
+/// order (a 4-byte argument reads the low half of its slot: little-endian).
+fn arg_slots(launch: &Launch<RawView>) -> Vec<u64> {
+    launch
+        .args()
+        .iter()
+        .map(|a| match *a {
+            Arg::Buffer { buf, .. } => buf.addr(),
+            // Launch::check held every int below 2³¹.
+            Arg::Int { value, .. } => value as u32 as u64,
+            Arg::Float { value, .. } => value.to_bits() as u64,
+        })
+        .collect()
+}
+
+/// A GPU, or the host CPU running the reference ops. Cheap to clone: clones share the device, and
+/// every buffer and kernel keeps it alive.
+#[derive(Clone)]
+pub struct Device {
+    backend: Arc<dyn Backend>,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Device({} {})", self.backend.kind(), self.backend.name())
     }
 }
 
 /// Opens the device `--device` names: `cuda`, `hip`, or `auto` (hip, then cuda). `None` for `cpu`
 /// and for `auto` with no GPU; an error when a named GPU backend cannot be opened.
-pub fn open(choice: &str) -> Result<Option<Box<dyn Device>>, DeviceError> {
+pub fn open(choice: &str) -> Result<Option<Device>, DeviceError> {
+    let gpu = |b: Result<Arc<dyn Backend>, DeviceError>| b.map(|backend| Some(Device { backend }));
     match choice {
         "cpu" => Ok(None),
-        "cuda" => Ok(Some(Box::new(CudaDevice::open(0)?))),
-        "hip" => Ok(Some(Box::new(HipDevice::open(0)?))),
+        "cuda" => gpu(cuda::CudaBackend::open(0).map(|b| Arc::new(b) as Arc<dyn Backend>)),
+        "hip" => gpu(hip::HipBackend::open(0).map(|b| Arc::new(b) as Arc<dyn Backend>)),
         "auto" => {
-            if let Ok(d) = HipDevice::open(0) {
-                return Ok(Some(Box::new(d)));
+            if let Ok(d) = hip::HipBackend::open(0) {
+                return Ok(Some(Device { backend: Arc::new(d) }));
             }
-            Ok(CudaDevice::open(0).ok().map(|d| Box::new(d) as Box<dyn Device>))
+            Ok(cuda::CudaBackend::open(0).ok().map(|d| Device { backend: Arc::new(d) }))
         }
         other => Err(DeviceError::NoDevice {
             backend: "rocmforge",
             why: format!("unknown device {other:?}: expected cpu, cuda, hip or auto"),
         }),
+    }
+}
+
+impl Device {
+    /// The host CPU as a device: buffers in host memory, every launch run by the CPU reference.
+    pub fn cpu() -> Device {
+        Device { backend: Arc::new(cpu::CpuBackend::default()) }
+    }
+
+    /// `cuda`, `hip` or `cpu`.
+    pub fn backend(&self) -> &'static str {
+        self.backend.kind()
+    }
+
+    /// The GPU's name (`NVIDIA H100 80GB HBM3`).
+    pub fn name(&self) -> &str {
+        self.backend.name()
+    }
+
+    /// The compile target read from the device (`sm_90`, `gfx90a:sramecc+:xnack-`): kernels
+    /// compiled for any other target are never loaded. `None`: the device runs no compiled code.
+    pub fn target(&self) -> Option<&Target> {
+        self.backend.target()
+    }
+
+    /// Lanes per warp of the device's kernels (32 where there is no target).
+    pub fn warp_size(&self) -> u32 {
+        self.target().map_or(32, |t| t.warp_size())
+    }
+
+    /// Whether `other` is this device (or a clone of it).
+    pub fn same_as(&self, other: &Device) -> bool {
+        Arc::ptr_eq(&self.backend, &other.backend)
+    }
+
+    /// A buffer of `len` elements (at least one byte is allocated); contents unspecified until
+    /// written.
+    pub fn alloc<T: DeviceElem>(&self, len: usize) -> Result<DeviceBuffer<T>, DeviceError> {
+        let bytes = len
+            .checked_mul(std::mem::size_of::<T>())
+            .ok_or_else(|| DeviceError::Misuse(format!("{len} elements of {} overflow the address space", T::ELEM)))?;
+        let base = self.backend.alloc(bytes.max(1))?;
+        Ok(DeviceBuffer { alloc: Allocation { device: self.clone(), base, bytes }, len, _elem: PhantomData })
+    }
+
+    /// A buffer holding a copy of `src`.
+    pub fn upload<T: DeviceElem>(&self, src: &[T]) -> Result<DeviceBuffer<T>, DeviceError> {
+        let mut buf = self.alloc(src.len())?;
+        buf.write(0, src)?;
+        Ok(buf)
+    }
+
+    /// Loads a kernel the JIT compiled for this device's target.
+    pub fn load_kernel(&self, compiled: &CompiledKernel) -> Result<Kernel, DeviceError> {
+        let Some(target) = self.target() else {
+            return Err(DeviceError::Misuse(format!(
+                "{}: the {} device runs the reference ops, not compiled code (use reference_kernel)",
+                compiled.entry,
+                self.backend()
+            )));
+        };
+        if &compiled.target != target {
+            return Err(DeviceError::Misuse(format!(
+                "{} was compiled for {}, this device is {target}",
+                compiled.entry, compiled.target
+            )));
+        }
+        let entry = CString::new(compiled.entry.as_str())
+            .map_err(|_| DeviceError::Misuse(format!("entry name {:?} holds a NUL", compiled.entry)))?;
+        // SAFETY: a CompiledKernel's code is what the JIT compiled (or loaded, hash-checked, from
+        // its cache) for its target, which is this device's.
+        let (module, function) = unsafe { self.backend.load(&compiled.code, &entry)? };
+        Ok(Kernel {
+            module: Some(Module { device: self.clone(), handle: module }),
+            function,
+            device: self.clone(),
+            spec: compiled.spec,
+            entry: compiled.entry.clone(),
+            warp_size: target.warp_size(),
+        })
+    }
+
+    /// `spec`'s kernel on a device that runs no compiled code (the CPU device runs the reference
+    /// op for it).
+    pub fn reference_kernel(&self, spec: &KernelSpec) -> Result<Kernel, DeviceError> {
+        if let Some(target) = self.target() {
+            return Err(DeviceError::Misuse(format!(
+                "{spec}: the {} device ({target}) needs the kernel compiled (use load_kernel)",
+                self.backend()
+            )));
+        }
+        Ok(Kernel {
+            module: None,
+            function: 0,
+            device: self.clone(),
+            spec: *spec,
+            entry: spec.entry_name(),
+            warp_size: self.warp_size(),
+        })
+    }
+
+    /// Waits for every queued launch and copy.
+    pub fn synchronize(&self) -> Result<(), DeviceError> {
+        self.backend.synchronize()
+    }
+
+    /// Bytes of device memory in use (by everything on the device).
+    pub fn memory_used(&self) -> Result<u64, DeviceError> {
+        self.backend.memory_used()
+    }
+}
+
+/// One device allocation; freed when dropped.
+struct Allocation {
+    device: Device,
+    base: u64,
+    bytes: usize,
+}
+
+impl Drop for Allocation {
+    fn drop(&mut self) {
+        // Launches are asynchronous: one queued before the drop may still use the memory.
+        let _ = self.device.backend.synchronize();
+        // SAFETY: `base` came from this device's alloc; an Allocation is neither cloned nor
+        // freed elsewhere, every view of it borrows it, and no queued launch is left: nothing
+        // uses it after this.
+        unsafe { self.device.backend.free(self.base) };
+    }
+}
+
+/// `len` elements of `T` in device memory, owned: freed once when dropped. Host copies in and out
+/// are checked against the length; kernels see it through [`BufView`]s.
+pub struct DeviceBuffer<T: DeviceElem> {
+    alloc: Allocation,
+    len: usize,
+    _elem: PhantomData<T>,
+}
+
+impl<T: DeviceElem> std::fmt::Debug for DeviceBuffer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DeviceBuffer<{}>[{}] on {:?}", T::ELEM, self.len, self.alloc.device)
+    }
+}
+
+impl<T: DeviceElem> DeviceBuffer<T> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes of device memory the buffer holds.
+    pub fn bytes(&self) -> usize {
+        self.alloc.bytes
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.alloc.device
+    }
+
+    /// The byte offset of elements `[offset, offset + n)`, if they lie inside the buffer.
+    fn range(&self, offset: usize, n: usize, what: &str) -> Result<usize, DeviceError> {
+        match offset.checked_add(n) {
+            Some(end) if end <= self.len => Ok(offset * std::mem::size_of::<T>()),
+            _ => Err(DeviceError::Misuse(format!(
+                "{what} of {n} elements at {offset} runs past a buffer of {} {}",
+                self.len,
+                T::ELEM
+            ))),
+        }
+    }
+
+    /// Copies `src` into elements `[offset, offset + src.len())`.
+    pub fn write(&mut self, offset: usize, src: &[T]) -> Result<(), DeviceError> {
+        let at = self.range(offset, src.len(), "a write")?;
+        if src.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: `range` checked that the bytes lie inside this live allocation.
+        unsafe { self.alloc.device.backend.write(self.alloc.base + at as u64, as_bytes(src)) }
+    }
+
+    /// Copies elements `[offset, offset + dst.len())` into `dst`, after the launches queued before.
+    pub fn read(&self, offset: usize, dst: &mut [T]) -> Result<(), DeviceError> {
+        let at = self.range(offset, dst.len(), "a read")?;
+        if dst.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: `range` checked that the bytes lie inside this live allocation.
+        unsafe { self.alloc.device.backend.read(self.alloc.base + at as u64, as_bytes_mut(dst)) }
+    }
+
+    /// The whole buffer, copied to the host.
+    pub fn to_vec(&self) -> Result<Vec<T>, DeviceError> {
+        let mut v = vec![T::default(); self.len];
+        self.read(0, &mut v)?;
+        Ok(v)
+    }
+
+    /// Copies all of `src` (same device, same length) into this buffer, device to device.
+    pub fn copy_from(&mut self, src: &DeviceBuffer<T>) -> Result<(), DeviceError> {
+        if !self.device().same_as(src.device()) || src.len != self.len {
+            return Err(DeviceError::Misuse(format!(
+                "a copy needs two buffers of one device and one length ({} and {} elements)",
+                src.len, self.len
+            )));
+        }
+        if self.len == 0 {
+            return Ok(());
+        }
+        let bytes = self.len * std::mem::size_of::<T>();
+        // SAFETY: both are live allocations of this device holding `bytes` (same length and type).
+        unsafe { self.alloc.device.backend.copy(self.alloc.base, src.alloc.base, bytes) }
+    }
+
+    /// The whole buffer, as a kernel argument.
+    pub fn view(&self) -> BufView<'_> {
+        BufView { alloc: &self.alloc, offset: 0, len: self.len, elem: T::ELEM }
+    }
+
+    /// Elements `[offset, offset + len)`, as a kernel argument.
+    pub fn slice(&self, offset: usize, len: usize) -> Result<BufView<'_>, DeviceError> {
+        let at = self.range(offset, len, "a view")?;
+        Ok(BufView { alloc: &self.alloc, offset: at, len, elem: T::ELEM })
+    }
+}
+
+/// A borrowed view of (part of) a device buffer: what a [`Launch`] takes as a buffer argument.
+#[derive(Clone, Copy)]
+pub struct BufView<'a> {
+    alloc: &'a Allocation,
+    /// Bytes from the allocation's start.
+    offset: usize,
+    /// Elements from `offset`.
+    len: usize,
+    elem: Elem,
+}
+
+impl std::fmt::Debug for BufView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BufView<{}>[{}] at byte {}", self.elem, self.len, self.offset)
+    }
+}
+
+impl BufferRef for BufView<'_> {
+    fn elem(&self) -> Elem {
+        self.elem
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// A loaded code object; unloaded when its kernel is dropped.
+struct Module {
+    device: Device,
+    handle: usize,
+}
+
+impl Drop for Module {
+    fn drop(&mut self) {
+        // A launch queued before the drop may still be running the code.
+        let _ = self.device.backend.synchronize();
+        // SAFETY: the handle came from this device's load; the Module is owned by one Kernel, which
+        // is being dropped, so its function is never launched again, and no launch is queued.
+        unsafe { self.device.backend.unload(self.handle) };
+    }
+}
+
+/// A kernel loaded on a device: it holds its module (so its code stays loaded) and its device, and
+/// runs launches of its own op only.
+pub struct Kernel {
+    // Dropped first: the module unloads while the device is still held.
+    module: Option<Module>,
+    function: usize,
+    device: Device,
+    spec: KernelSpec,
+    entry: String,
+    warp_size: u32,
+}
+
+impl std::fmt::Debug for Kernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Kernel({} on {:?})", self.entry, self.device)
+    }
+}
+
+impl Kernel {
+    pub fn spec(&self) -> &KernelSpec {
+        &self.spec
+    }
+
+    /// The `extern "C"` entry point.
+    pub fn entry(&self) -> &str {
+        &self.entry
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Queues `launch` (asynchronous), after checking that it is this kernel's op, that every
+    /// buffer lives on this kernel's device, and that each holds what the launch touches.
+    pub fn launch(&self, launch: &Launch<BufView<'_>>) -> Result<(), DeviceError> {
+        if launch.spec() != self.spec {
+            return Err(DeviceError::Misuse(format!(
+                "a launch of {} given to kernel {}",
+                launch.spec().entry_name(),
+                self.entry
+            )));
+        }
+        launch.check(self.warp_size)?;
+        let raw = launch.try_map(|v| {
+            if !v.alloc.device.same_as(&self.device) {
+                return Err(DeviceError::Misuse(format!(
+                    "{}: a buffer of {:?} given to a kernel on {:?}",
+                    self.entry, v.alloc.device, self.device
+                )));
+            }
+            Ok(RawView { base: v.alloc.base, offset: v.offset, len: v.len, elem: v.elem })
+        })?;
+        debug_assert!(self.module.is_some() || self.device.target().is_none());
+        // SAFETY: `function` stays loaded while `self.module` lives; it is the kernel of
+        // `self.spec`, which is the launch's; the launch passed its check against these views,
+        // which borrow live allocations of this device (checked just above).
+        unsafe { self.device.backend.launch(self.function, &raw, self.warp_size) }
     }
 }

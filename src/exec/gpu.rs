@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use super::{ExecError, Model};
-use crate::device::{Arg, DevPtr, Device, Kernel};
-use crate::graph::{Buf, Graph, Step};
+use crate::device::{BufView, Device, DeviceBuffer, DeviceError, Kernel};
+use crate::graph::{Buf, Graph, Node, Step};
 use crate::jit::{Engine, Origin};
-use crate::kernels::{KernelSpec, ROWS_PER_BLOCK, TOKENS_PER_WARP};
+use crate::kernels::launch::{self, Launch};
+use crate::kernels::KernelSpec;
 
 /// What loading a model onto the device took.
 #[derive(Clone, Debug, Default)]
@@ -22,23 +23,36 @@ pub struct LoadReport {
     pub weight_bytes: u64,
 }
 
+/// A weight on the device: norm and bias vectors as f32, matrices in their quantized blocks.
+enum Weight {
+    F32(DeviceBuffer<f32>),
+    Blocks(DeviceBuffer<u8>),
+}
+
+impl Weight {
+    fn view(&self) -> BufView<'_> {
+        match self {
+            Weight::F32(b) => b.view(),
+            Weight::Blocks(b) => b.view(),
+        }
+    }
+}
+
 /// A model resident on a device, with its kernels loaded.
 pub struct GpuModel<'m> {
     pub model: &'m Model,
-    pub device: Box<dyn Device>,
-    weights: HashMap<String, DevPtr>,
-    kernels: HashMap<KernelSpec, (Kernel, u32)>,
+    pub device: Device,
+    weights: Vec<Weight>,
+    /// Index into `weights` by tensor name.
+    weight_index: HashMap<String, usize>,
+    kernels: HashMap<KernelSpec, Kernel>,
     pub report: LoadReport,
-}
-
-fn ceil_div(a: usize, b: usize) -> u32 {
-    a.div_ceil(b) as u32
 }
 
 impl<'m> GpuModel<'m> {
     /// Compiles (or loads from the cache) every kernel the model needs for the device's own
     /// target, and uploads the weights.
-    pub fn new(model: &'m Model, device: Box<dyn Device>, engine: &Engine) -> Result<GpuModel<'m>, ExecError> {
+    pub fn new(model: &'m Model, device: Device, engine: &Engine) -> Result<GpuModel<'m>, ExecError> {
         let cfg = &model.config;
         if cfg.head_dim != cfg.head_dim_v {
             return Err(ExecError::Unsupported(format!(
@@ -60,74 +74,75 @@ impl<'m> GpuModel<'m> {
                 let warm = engine.warm(&specs)?;
                 for k in warm.kernels.iter().filter(|k| k.target == target) {
                     // An entry compiled for another target is never loaded (the key has the target).
-                    let kernel = device.load_kernel(&k.spec, &k.code, &k.entry)?;
-                    kernels.insert(k.spec, (kernel, k.block_threads));
+                    kernels.insert(k.spec, device.load_kernel(k)?);
                     match k.origin {
                         Origin::Compiled => report.kernels_compiled += 1,
                         _ => report.kernels_cached += 1,
                     }
                 }
             }
-            // A device that runs no compiled code (the CPU device) loads each spec directly.
+            // A device that runs no compiled code (the CPU device) runs each op's reference.
             None => {
                 for spec in &specs {
-                    kernels.insert(*spec, (device.load_kernel(spec, &[], &spec.entry_name())?, 256));
+                    kernels.insert(*spec, device.reference_kernel(spec)?);
                 }
             }
         }
         report.jit_seconds = start.elapsed().as_secs_f64();
 
         let start = Instant::now();
-        let mut weights = HashMap::new();
+        let (mut weights, mut weight_index) = (Vec::new(), HashMap::new());
         for node in &model.decode.nodes {
             for name in &node.weights {
-                if weights.contains_key(name) {
+                if weight_index.contains_key(name) {
                     continue;
                 }
-                let bytes: Vec<u8> = match node.step {
+                let weight = match node.step {
                     // Norms and biases go up as f32, as the kernels read them.
-                    Step::Norm { .. } | Step::BiasAdd { .. } => {
-                        model.vector(name).iter().flat_map(|v| v.to_le_bytes()).collect()
-                    }
+                    Step::Norm { .. } | Step::BiasAdd { .. } => Weight::F32(device.upload(model.vector(name))?),
                     _ => {
                         let t = model.file.require_tensor(name)?;
-                        model.file.tensor_data(t).to_vec()
+                        Weight::Blocks(device.upload(model.file.tensor_data(t))?)
                     }
                 };
-                let ptr = device.alloc(bytes.len())?;
-                device.upload(ptr, &bytes)?;
-                report.weight_bytes += bytes.len() as u64;
-                weights.insert(name.clone(), ptr);
+                report.weight_bytes += match &weight {
+                    Weight::F32(b) => b.bytes(),
+                    Weight::Blocks(b) => b.bytes(),
+                } as u64;
+                weight_index.insert(name.clone(), weights.len());
+                weights.push(weight);
             }
         }
         device.synchronize()?;
         report.upload_seconds = start.elapsed().as_secs_f64();
-        Ok(GpuModel { model, device, weights, kernels, report })
+        Ok(GpuModel { model, device, weights, weight_index, kernels, report })
     }
 }
 
-impl Drop for GpuModel<'_> {
-    fn drop(&mut self) {
-        for (_, p) in self.weights.drain() {
-            self.device.free(p);
-        }
-    }
-}
-
-/// An argument whose value is known when the plan is made, or filled in at each replay.
+/// A buffer a planned launch names; resolved to a view of the session's buffers at each replay.
 #[derive(Clone, Copy, Debug)]
-enum PlanArg {
-    Fixed(Arg),
-    /// The pass's first position.
-    Pos0,
+enum Slot {
+    /// An activation buffer, from element `from` on.
+    Act {
+        buf: Buf,
+        from: usize,
+    },
+    KCache(usize),
+    VCache(usize),
+    Weight(usize),
+    Ids,
+    Positions,
+    Argmax,
 }
 
-#[derive(Clone, Debug)]
-struct Launch {
-    spec: KernelSpec,
-    grid: [u32; 3],
-    block: [u32; 3],
-    args: Vec<PlanArg>,
+fn act(buf: Buf) -> Slot {
+    Slot::Act { buf, from: 0 }
+}
+
+/// A launch planned once and replayed: its kernel and its description over slots.
+struct Planned<'g> {
+    kernel: &'g Kernel,
+    launch: Launch<Slot>,
 }
 
 const N_BUFS: usize = Buf::Logits as usize + 1;
@@ -143,13 +158,14 @@ pub struct GpuSession<'g, 'm> {
     capacity: usize,
     max_batch: usize,
     pos: usize,
-    bufs: [DevPtr; N_BUFS],
-    k_cache: Vec<DevPtr>,
-    v_cache: Vec<DevPtr>,
-    ids: DevPtr,
-    positions: DevPtr,
-    argmax: DevPtr,
-    decode_plan: Vec<Launch>,
+    /// One per `Buf`, in `Buf` order.
+    bufs: Vec<DeviceBuffer<f32>>,
+    k_cache: Vec<DeviceBuffer<f32>>,
+    v_cache: Vec<DeviceBuffer<f32>>,
+    ids: DeviceBuffer<i32>,
+    positions: DeviceBuffer<i32>,
+    argmax: DeviceBuffer<i32>,
+    decode_plan: Vec<Planned<'g>>,
     logits: Vec<f32>,
     /// Bytes this session allocated on the device (KV cache, activations, ids, positions).
     pub allocated: SessionBytes,
@@ -162,6 +178,11 @@ pub struct SessionBytes {
     pub activations: u64,
 }
 
+/// A node whose kernel is not the one its step runs (a graph-building bug).
+fn mismatch(node: &Node) -> ExecError {
+    ExecError::Unsupported(format!("{}: kernel {} does not run a {:?} step", node.name, node.spec, node.step))
+}
+
 impl<'g, 'm> GpuSession<'g, 'm> {
     pub fn new(g: &'g GpuModel<'m>, capacity: usize, max_batch: usize) -> Result<Self, ExecError> {
         let model = g.model;
@@ -171,19 +192,22 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         }
         let max_batch = max_batch.clamp(1, capacity.max(1));
         let plan = &model.prefill.buffers;
-        let dev = g.device.as_ref();
-        let mut bufs = [DevPtr(0); N_BUFS];
-        let mut allocated = SessionBytes::default();
-        for (buf, _) in &plan.sizes {
-            let bytes = plan.len(*buf, max_batch) * 4;
-            bufs[*buf as usize] = dev.alloc(bytes)?;
-            allocated.activations += bytes as u64;
-        }
-        allocated.activations += (2 * max_batch * 4 + 4) as u64; // ids, positions, argmax
-        allocated.kv_cache = plan.kv_bytes(capacity) as u64;
-        let kv = |w: usize| dev.alloc(capacity * w * 4);
+        let dev = &g.device;
+        let bufs =
+            plan.sizes.iter().map(|(buf, _)| dev.alloc(plan.len(*buf, max_batch))).collect::<Result<Vec<_>, _>>()?;
+        debug_assert!(plan.sizes.iter().enumerate().all(|(i, (b, _))| *b as usize == i) && bufs.len() == N_BUFS);
+        let kv = |w: usize| dev.alloc(capacity * w);
         let k_cache = (0..plan.n_layer).map(|_| kv(plan.kv_width)).collect::<Result<Vec<_>, _>>()?;
         let v_cache = (0..plan.n_layer).map(|_| kv(plan.v_width)).collect::<Result<Vec<_>, _>>()?;
+        let (ids, positions, argmax) = (dev.alloc(max_batch)?, dev.alloc(max_batch)?, dev.alloc(1)?);
+        let allocated = SessionBytes {
+            kv_cache: k_cache.iter().chain(&v_cache).map(|b| b.bytes() as u64).sum(),
+            activations: bufs
+                .iter()
+                .map(|b| b.bytes())
+                .chain([&ids, &positions, &argmax].map(|b| b.bytes()))
+                .sum::<usize>() as u64,
+        };
         let mut s = GpuSession {
             g,
             capacity,
@@ -192,9 +216,9 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             bufs,
             k_cache,
             v_cache,
-            ids: dev.alloc(max_batch * 4)?,
-            positions: dev.alloc(max_batch * 4)?,
-            argmax: dev.alloc(4)?,
+            ids,
+            positions,
+            argmax,
             decode_plan: Vec::new(),
             logits: vec![0.0; model.config.n_vocab as usize],
             allocated,
@@ -211,175 +235,137 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         self.pos = 0;
     }
 
-    fn buf(&self, b: Buf) -> DevPtr {
-        self.bufs[b as usize]
-    }
-
-    /// Every launch of a pass of `n` tokens through `graph`.
-    fn plan(&self, graph: &Graph, n: usize) -> Result<Vec<Launch>, ExecError> {
-        let cfg = &self.g.model.config;
-        let ws = self.g.device.target().map_or(32, |t| t.warp_size()) as usize;
+    /// Every launch of a pass of `n` tokens through `graph`, described over slots.
+    fn plan(&self, graph: &Graph, n: usize) -> Result<Vec<Planned<'g>>, ExecError> {
+        let g: &'g GpuModel<'m> = self.g;
+        let cfg = &g.model.config;
         let mut out = Vec::with_capacity(graph.nodes.len());
-        let fixed = |a: Arg| PlanArg::Fixed(a);
-        let ptr = |p: DevPtr| PlanArg::Fixed(Arg::Ptr(p));
         for node in &graph.nodes {
-            let Some((_, bt)) = self.g.kernels.get(&node.spec) else {
-                return Err(ExecError::Unsupported(format!("no kernel loaded for {}", node.spec)));
-            };
-            let bt = *bt;
-            let weight = |i: usize| self.g.weights[&node.weights[i]];
-            let elementwise = |total: usize| [ceil_div(total, 256), 1, 1];
-            let (grid, block, args): ([u32; 3], [u32; 3], Vec<PlanArg>) = match node.step {
-                Step::Embed { out, scale } => (
-                    [n as u32, 1, 1],
-                    [bt, 1, 1],
-                    vec![ptr(weight(0)), ptr(self.ids), ptr(self.buf(out)), fixed(Arg::F32(scale))],
-                ),
-                Step::Norm { x, out, width, eps } => {
-                    let rows = n * graph.buffers.width(x) / width as usize;
-                    (
-                        [rows as u32, 1, 1],
-                        [bt, 1, 1],
-                        vec![ptr(self.buf(x)), ptr(weight(0)), ptr(self.buf(out)), fixed(Arg::F32(eps))],
-                    )
+            let kernel = g
+                .kernels
+                .get(&node.spec)
+                .ok_or_else(|| ExecError::Unsupported(format!("no kernel loaded for {}", node.spec)))?;
+            let weight = |i: usize| Slot::Weight(g.weight_index[&node.weights[i]]);
+            let launch: Launch<Slot> = match (node.step.clone(), node.spec) {
+                (Step::Embed { out, scale }, KernelSpec::Embedding { wtype, n_embd }) => launch::Embedding {
+                    table: weight(0),
+                    ids: Slot::Ids,
+                    out: act(out),
+                    wtype,
+                    n_embd,
+                    n_rows: cfg.n_vocab as usize,
+                    n_tokens: n,
+                    scale,
                 }
-                Step::Linear { x, out, n_out, last_only } => {
-                    let t = self.g.model.file.require_tensor(&node.weights[0])?;
-                    let k = t.row_len() as usize;
-                    let (xp, tokens) =
-                        if last_only { (self.buf(x).offset((n - 1) * k * 4), 1) } else { (self.buf(x), n) };
-                    let n_out = n_out as usize;
-                    match node.spec {
-                        KernelSpec::MatVec { .. } => {
-                            assert_eq!(tokens, 1, "{}: matrix-vector kernels take one token", node.name);
-                            let args = vec![ptr(weight(0)), ptr(xp), ptr(self.buf(out)), fixed(Arg::I32(n_out as i32))];
-                            (
-                                [ceil_div(n_out, ROWS_PER_BLOCK as usize), 1, 1],
-                                [(ROWS_PER_BLOCK as usize * ws) as u32, 1, 1],
-                                args,
-                            )
-                        }
-                        _ => {
-                            let args = vec![
-                                ptr(weight(0)),
-                                ptr(xp),
-                                ptr(self.buf(out)),
-                                fixed(Arg::I32(n_out as i32)),
-                                fixed(Arg::I32(tokens as i32)),
-                            ];
-                            let grid = [
-                                ceil_div(n_out, ROWS_PER_BLOCK as usize),
-                                ceil_div(tokens, TOKENS_PER_WARP as usize),
-                                1,
-                            ];
-                            (grid, [(ROWS_PER_BLOCK as usize * ws) as u32, 1, 1], args)
-                        }
+                .into(),
+                (Step::Norm { x, out, width, eps }, KernelSpec::RmsNorm { n: row, add_one }) => launch::RmsNorm {
+                    x: act(x),
+                    w: weight(0),
+                    y: act(out),
+                    n: row,
+                    add_one,
+                    rows: n * graph.buffers.width(x) / width as usize,
+                    eps,
+                }
+                .into(),
+                (Step::Linear { x, out, n_out, last_only }, KernelSpec::MatVec { wtype, k }) => {
+                    // Logits: the last token's row alone; otherwise a decode pass of one token.
+                    let from = if last_only { (n - 1) * k as usize } else { 0 };
+                    if !last_only && n != 1 {
+                        return Err(mismatch(node));
                     }
+                    let (x, y) = (Slot::Act { buf: x, from }, act(out));
+                    launch::MatVec { w: weight(0), x, y, wtype, k, rows: n_out as usize }.into()
                 }
-                Step::BiasAdd { x, width } => {
-                    let total = n * width as usize;
-                    let args = vec![
-                        ptr(self.buf(x)),
-                        ptr(weight(0)),
-                        ptr(self.buf(x)),
-                        fixed(Arg::I32(total as i32)),
-                        fixed(Arg::I32(width as i32)),
-                        fixed(Arg::F32(0.0)),
-                    ];
-                    (elementwise(total), [256, 1, 1], args)
+                (Step::Linear { x, out, n_out, last_only: false }, KernelSpec::MatMul { wtype, k }) => {
+                    launch::MatMul { w: weight(0), x: act(x), y: act(out), wtype, k, rows: n_out as usize, tokens: n }
+                        .into()
                 }
-                Step::Rope { x, heads, base, freq_scale } => {
-                    let args = vec![
-                        ptr(self.buf(x)),
-                        ptr(self.positions),
-                        fixed(Arg::I32(heads as i32)),
-                        fixed(Arg::F32(base)),
-                        fixed(Arg::F32(freq_scale)),
-                    ];
-                    ([n as u32, heads, 1], [cfg.rope_dims / 2, 1, 1], args)
+                (Step::BiasAdd { x, width }, KernelSpec::Elementwise { .. }) => {
+                    launch::AddBias { x: act(x), bias: weight(0), n: n * width as usize, cols: width as usize }.into()
                 }
-                Step::KvAppend { layer } => {
-                    let row = graph.buffers.kv_width;
-                    let l = layer as usize;
-                    let args = vec![
-                        ptr(self.buf(Buf::K)),
-                        ptr(self.buf(Buf::V)),
-                        ptr(self.k_cache[l]),
-                        ptr(self.v_cache[l]),
-                        fixed(Arg::I32(row as i32)),
-                        fixed(Arg::I32(n as i32)),
-                        PlanArg::Pos0,
-                    ];
-                    (elementwise(row * n), [256, 1, 1], args)
+                (Step::Rope { x, heads, base, freq_scale }, KernelSpec::Rope { head_dim, rope_dims, kind }) => {
+                    launch::Rope {
+                        x: act(x),
+                        positions: Slot::Positions,
+                        head_dim,
+                        rope_dims,
+                        kind,
+                        n_tokens: n,
+                        n_heads: heads as usize,
+                        base,
+                        freq_scale,
+                    }
+                    .into()
                 }
-                Step::Attention { layer, scale, softcap, window } => {
-                    let l = layer as usize;
-                    let args = vec![
-                        ptr(self.buf(Buf::Q)),
-                        ptr(self.k_cache[l]),
-                        ptr(self.v_cache[l]),
-                        ptr(self.buf(Buf::AttnOut)),
-                        fixed(Arg::I32(cfg.n_head as i32)),
-                        PlanArg::Pos0,
-                        fixed(Arg::F32(scale)),
-                        fixed(Arg::F32(softcap.unwrap_or(0.0))),
-                        fixed(Arg::I32(window.map_or(0, |w| w as i32))),
-                    ];
-                    ([cfg.n_head, n as u32, 1], [bt, 1, 1], args)
+                (Step::KvAppend { layer }, KernelSpec::KvAppend) => launch::KvAppend {
+                    k: act(Buf::K),
+                    v: act(Buf::V),
+                    k_cache: Slot::KCache(layer as usize),
+                    v_cache: Slot::VCache(layer as usize),
+                    row: graph.buffers.kv_width,
+                    n_tokens: n,
+                    pos0: 0, // set at each replay
                 }
-                Step::Add { a, b, out } => {
-                    let total = n * graph.buffers.width(a);
-                    let args = vec![
-                        ptr(self.buf(a)),
-                        ptr(self.buf(b)),
-                        ptr(self.buf(out)),
-                        fixed(Arg::I32(total as i32)),
-                        fixed(Arg::I32(0)),
-                        fixed(Arg::F32(0.0)),
-                    ];
-                    (elementwise(total), [256, 1, 1], args)
+                .into(),
+                (Step::Attention { layer, scale, softcap, window }, KernelSpec::Attention { head_dim, gqa, .. }) => {
+                    launch::Attention {
+                        q: act(Buf::Q),
+                        k_cache: Slot::KCache(layer as usize),
+                        v_cache: Slot::VCache(layer as usize),
+                        out: act(Buf::AttnOut),
+                        head_dim,
+                        gqa,
+                        n_head: cfg.n_head as usize,
+                        n_q: n,
+                        pos0: 0, // set at each replay
+                        scale,
+                        softcap,
+                        window,
+                    }
+                    .into()
                 }
-                Step::Glu { gate, up, out, .. } => {
-                    let total = n * graph.buffers.width(gate);
-                    let args =
-                        vec![ptr(self.buf(gate)), ptr(self.buf(up)), ptr(self.buf(out)), fixed(Arg::I32(total as i32))];
-                    (elementwise(total), [256, 1, 1], args)
+                (Step::Add { a, b, out }, KernelSpec::Elementwise { .. }) => {
+                    launch::Add { a: act(a), b: act(b), out: act(out), n: n * graph.buffers.width(a) }.into()
                 }
-                Step::Softcap { x, cap } => {
-                    let total = graph.buffers.len(x, n);
-                    let xp = self.buf(x);
-                    let args = vec![
-                        ptr(xp),
-                        ptr(xp),
-                        ptr(xp),
-                        fixed(Arg::I32(total as i32)),
-                        fixed(Arg::I32(0)),
-                        fixed(Arg::F32(cap)),
-                    ];
-                    (elementwise(total), [256, 1, 1], args)
+                (Step::Glu { gate, up, out, kind }, KernelSpec::Glu { .. }) => {
+                    launch::Glu { gate: act(gate), up: act(up), out: act(out), kind, n: n * graph.buffers.width(gate) }
+                        .into()
                 }
-                Step::Argmax => {
-                    let args = vec![ptr(self.buf(Buf::Logits)), ptr(self.argmax), fixed(Arg::I32(cfg.n_vocab as i32))];
-                    ([1, 1, 1], [bt, 1, 1], args)
+                (Step::Softcap { x, cap }, KernelSpec::Elementwise { .. }) => {
+                    launch::Softcap { x: act(x), n: graph.buffers.len(x, n), cap }.into()
                 }
-                // Sampling other than greedy happens on the host, from the logits.
-                Step::Softmax => continue,
+                (Step::Argmax, KernelSpec::Argmax) => {
+                    launch::Argmax { x: act(Buf::Logits), out: Slot::Argmax, n: cfg.n_vocab as usize }.into()
+                }
+                _ => return Err(mismatch(node)),
             };
-            out.push(Launch { spec: node.spec, grid, block, args });
+            out.push(Planned { kernel, launch });
         }
         Ok(out)
     }
 
-    fn replay(&self, plan: &[Launch], pos0: usize) -> Result<(), ExecError> {
-        let mut args = Vec::with_capacity(12);
-        for l in plan {
-            args.clear();
-            args.extend(l.args.iter().map(|a| match *a {
-                PlanArg::Fixed(a) => a,
-                PlanArg::Pos0 => Arg::I32(pos0 as i32),
-            }));
-            let (kernel, _) = &self.g.kernels[&l.spec];
-            self.g.device.launch(kernel, l.grid, l.block, &args)?;
+    /// The view a slot names.
+    fn view(&self, slot: &Slot) -> Result<BufView<'_>, DeviceError> {
+        Ok(match *slot {
+            Slot::Act { buf, from } => {
+                let b = &self.bufs[buf as usize];
+                b.slice(from, b.len().saturating_sub(from))?
+            }
+            Slot::KCache(l) => self.k_cache[l].view(),
+            Slot::VCache(l) => self.v_cache[l].view(),
+            Slot::Weight(i) => self.g.weights[i].view(),
+            Slot::Ids => self.ids.view(),
+            Slot::Positions => self.positions.view(),
+            Slot::Argmax => self.argmax.view(),
+        })
+    }
+
+    fn replay(&self, plan: &[Planned<'g>], pos0: usize) -> Result<(), ExecError> {
+        for p in plan {
+            let mut launch = p.launch.try_map(|slot| self.view(slot))?;
+            launch.set_pos0(pos0);
+            p.kernel.launch(&launch)?;
         }
         Ok(())
     }
@@ -390,10 +376,11 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         super::check_pass(&self.g.model.config, self.pos, self.capacity, tokens)?;
         for chunk in tokens.chunks(self.max_batch) {
             let n = chunk.len();
-            let ids: Vec<u8> = chunk.iter().flat_map(|&t| t.to_le_bytes()).collect();
-            let pos: Vec<u8> = (self.pos..self.pos + n).flat_map(|p| (p as u32).to_le_bytes()).collect();
-            self.g.device.upload(self.ids, &ids)?;
-            self.g.device.upload(self.positions, &pos)?;
+            // Ids are below the vocabulary size and positions below the capacity: both fit an i32.
+            let ids: Vec<i32> = chunk.iter().map(|&t| t as i32).collect();
+            let pos: Vec<i32> = (self.pos..self.pos + n).map(|p| p as i32).collect();
+            self.ids.write(0, &ids)?;
+            self.positions.write(0, &pos)?;
             if n == 1 {
                 self.replay(&self.decode_plan, self.pos)?;
             } else {
@@ -408,31 +395,16 @@ impl<'g, 'm> GpuSession<'g, 'm> {
     /// Runs `tokens` and returns the last position's logits.
     pub fn forward(&mut self, tokens: &[u32]) -> Result<&[f32], ExecError> {
         self.run(tokens)?;
-        let mut bytes = vec![0u8; self.logits.len() * 4];
-        self.g.device.download(self.buf(Buf::Logits), &mut bytes)?;
-        for (l, c) in self.logits.iter_mut().zip(bytes.chunks_exact(4)) {
-            *l = f32::from_le_bytes(c.try_into().expect("4 bytes"));
-        }
+        self.bufs[Buf::Logits as usize].read(0, &mut self.logits)?;
         Ok(&self.logits)
     }
 
     /// Runs `tokens` and returns the greedy next token, moving 4 bytes back instead of the logits.
     pub fn forward_argmax(&mut self, tokens: &[u32]) -> Result<u32, ExecError> {
         self.run(tokens)?;
-        let mut b = [0u8; 4];
-        self.g.device.download(self.argmax, &mut b)?;
-        Ok(u32::from_le_bytes(b))
-    }
-}
-
-impl Drop for GpuSession<'_, '_> {
-    fn drop(&mut self) {
-        let dev = self.g.device.as_ref();
-        for p in
-            self.bufs.iter().chain(&self.k_cache).chain(&self.v_cache).chain([&self.ids, &self.positions, &self.argmax])
-        {
-            dev.free(*p);
-        }
+        let mut id = [0i32];
+        self.argmax.read(0, &mut id)?;
+        Ok(id[0] as u32)
     }
 }
 
@@ -453,19 +425,17 @@ impl super::Forward for GpuSession<'_, '_> {
 
 /// Device-to-device copy bandwidth in bytes per second (bytes read plus bytes written), over
 /// `bytes`-sized buffers, median of 5: the ceiling decode is held to.
-pub fn copy_bandwidth(device: &dyn Device, bytes: usize) -> Result<f64, ExecError> {
-    let (a, b) = (device.alloc(bytes)?, device.alloc(bytes)?);
-    device.copy(b, a, bytes)?; // warm-up
+pub fn copy_bandwidth(device: &Device, bytes: usize) -> Result<f64, ExecError> {
+    let (a, mut b) = (device.alloc::<u8>(bytes)?, device.alloc::<u8>(bytes)?);
+    b.copy_from(&a)?; // warm-up
     device.synchronize()?;
     let mut times = Vec::new();
     for _ in 0..5 {
         let start = Instant::now();
-        device.copy(b, a, bytes)?;
+        b.copy_from(&a)?;
         device.synchronize()?;
         times.push(start.elapsed().as_secs_f64());
     }
-    device.free(a);
-    device.free(b);
     times.sort_by(|x, y| x.total_cmp(y));
     Ok(2.0 * bytes as f64 / times[2])
 }

@@ -1,7 +1,6 @@
 //! Execution: a loaded [`Model`] (file, config, the prefill and decode graphs, checked weight
 //! shapes) and [`Session`]s that run it with a KV cache of fixed capacity.
 
-pub mod cpu;
 mod generate;
 pub mod gpu;
 mod sampler;
@@ -69,7 +68,7 @@ pub trait Forward {
     fn forward(&mut self, tokens: &[u32]) -> Result<&[f32], ExecError>;
     /// The greedy next token (a GPU session moves 4 bytes back instead of the logits).
     fn forward_argmax(&mut self, tokens: &[u32]) -> Result<u32, ExecError> {
-        Ok(cpu::argmax(self.forward(tokens)?) as u32)
+        Ok(crate::reference::argmax(self.forward(tokens)?) as u32)
     }
     /// Positions used so far.
     fn pos(&self) -> usize;

@@ -3,8 +3,9 @@
 //! At capacity, `forward` refuses with `ContextFull` (no silent shifting): the caller decides
 //! whether to start over or open a larger session.
 
-use super::{cpu, ExecError, Model};
+use super::{ExecError, Model};
 use crate::graph::{Buf, Step};
+use crate::reference;
 
 const N_BUFS: usize = Buf::Logits as usize + 1;
 
@@ -67,7 +68,7 @@ impl<'m> Session<'m> {
             match node.step {
                 Step::Embed { out, scale } => {
                     let t = file.require_tensor(&node.weights[0])?;
-                    cpu::embed(
+                    reference::embed(
                         t.ty,
                         file.tensor_data(t),
                         cfg.n_embd as usize,
@@ -81,12 +82,12 @@ impl<'m> Session<'m> {
                     if x == out {
                         let src = std::mem::take(&mut self.bufs[x as usize]);
                         let mut dst = vec![0.0; src.len()];
-                        cpu::rms_norm(&src, w, width as usize, eps, &mut dst);
+                        reference::rms_norm(&src, w, width as usize, eps, &mut dst);
                         self.bufs[out as usize] = dst;
                     } else {
                         let [src, dst] =
                             self.bufs.get_disjoint_mut([x as usize, out as usize]).expect("distinct buffers");
-                        cpu::rms_norm(src, w, width as usize, eps, dst);
+                        reference::rms_norm(src, w, width as usize, eps, dst);
                     }
                 }
                 Step::Linear { x, out, n_out, last_only } => {
@@ -94,15 +95,28 @@ impl<'m> Session<'m> {
                     let k = t.row_len() as usize;
                     let [src, dst] = self.bufs.get_disjoint_mut([x as usize, out as usize]).expect("distinct buffers");
                     let src = if last_only { &src[(n - 1) * k..n * k] } else { &src[..] };
-                    cpu::linear(t.ty, file.tensor_data(t), k, n_out as usize, src, dst)?;
+                    reference::linear(t.ty, file.tensor_data(t), k, n_out as usize, src, dst)?;
                 }
                 Step::BiasAdd { x, width } => {
-                    cpu::bias_add(&mut self.bufs[x as usize], self.model.vector(&node.weights[0]), width as usize);
+                    reference::bias_add(
+                        &mut self.bufs[x as usize],
+                        self.model.vector(&node.weights[0]),
+                        width as usize,
+                    );
                 }
                 Step::Rope { x, heads, base, freq_scale } => {
                     let neox = cfg.rope_style == crate::model::RopeStyle::Neox;
                     let (hd, rd) = (cfg.head_dim as usize, cfg.rope_dims as usize);
-                    cpu::rope(&mut self.bufs[x as usize], &positions, heads as usize, hd, rd, neox, base, freq_scale);
+                    reference::rope(
+                        &mut self.bufs[x as usize],
+                        &positions,
+                        heads as usize,
+                        hd,
+                        rd,
+                        neox,
+                        base,
+                        freq_scale,
+                    );
                 }
                 Step::KvAppend { layer } => {
                     let (kw, vw) = (graph.buffers.kv_width, graph.buffers.v_width);
@@ -111,7 +125,7 @@ impl<'m> Session<'m> {
                     self.v_cache[l][pos0 * vw..(pos0 + n) * vw].copy_from_slice(&self.bufs[Buf::V as usize]);
                 }
                 Step::Attention { layer, scale, softcap, window } => {
-                    let shape = cpu::AttnShape {
+                    let shape = reference::AttnShape {
                         n_head: cfg.n_head as usize,
                         n_head_kv: cfg.n_head_kv as usize,
                         head_dim: cfg.head_dim as usize,
@@ -123,22 +137,22 @@ impl<'m> Session<'m> {
                     let l = layer as usize;
                     let [q, o] =
                         self.bufs.get_disjoint_mut([Buf::Q as usize, Buf::AttnOut as usize]).expect("distinct");
-                    cpu::attention(q, &self.k_cache[l], &self.v_cache[l], pos0, &shape, o);
+                    reference::attention(q, &self.k_cache[l], &self.v_cache[l], pos0, &shape, o);
                 }
                 Step::Add { a, b, out } => {
                     // Residual adds accumulate into their first operand (the graph builds no other).
                     assert_eq!(a, out, "{}: an add must write its first operand", node.name);
                     let [acc, add] = self.bufs.get_disjoint_mut([a as usize, b as usize]).expect("distinct");
-                    acc.iter_mut().zip(add.iter()).for_each(|(x, y)| *x += y);
+                    reference::add_assign(acc, add);
                 }
                 Step::Glu { gate, up, out, kind } => {
                     let [g, u, o] =
                         self.bufs.get_disjoint_mut([gate as usize, up as usize, out as usize]).expect("distinct");
-                    cpu::glu(g, u, kind, o);
+                    reference::glu(g, u, kind, o);
                 }
-                Step::Softcap { x, cap } => cpu::softcap(&mut self.bufs[x as usize], cap),
+                Step::Softcap { x, cap } => reference::softcap(&mut self.bufs[x as usize], cap),
                 // Sampling happens on the host for the CPU backend.
-                Step::Argmax | Step::Softmax => {}
+                Step::Argmax => {}
             }
         }
         self.pos += n;

@@ -38,20 +38,20 @@ pub enum Buf {
     Up,
     /// FFN activation [T, n_ff].
     Act,
-    /// Logits of the last position [n_vocab].
+    /// Logits of the last position `[n_vocab]`.
     Logits,
 }
 
 /// What a node does, with its buffers and runtime values.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
-    /// out[t] = scale · embedding row of token t.
+    /// `out[t] = scale · embedding row of token t`.
     Embed { out: Buf, scale: f32 },
     /// RMSNorm of rows of `width` (a head, for Q/K norms), in place when x == out.
     Norm { x: Buf, out: Buf, width: u32, eps: f32 },
     /// out = x · Wᵀ over rows of x; `last_only` takes the last token's row alone (logits).
     Linear { x: Buf, out: Buf, n_out: u32, last_only: bool },
-    /// x[t, i] += bias[i].
+    /// `x[t, i] += bias[i]`.
     BiasAdd { x: Buf, width: u32 },
     /// Rope over `heads` heads of each token's row of x, in place.
     Rope { x: Buf, heads: u32, base: f32, freq_scale: f32 },
@@ -67,8 +67,6 @@ pub enum Step {
     Softcap { x: Buf, cap: f32 },
     /// The index of the largest logit (greedy decoding on the device).
     Argmax,
-    /// Logits to probabilities (sampling on the device).
-    Softmax,
 }
 
 /// One step of the forward pass.
@@ -200,7 +198,6 @@ pub fn build(cfg: &ModelConfig, tensors: &dyn TensorTypes, phase: AttnPhase) -> 
         b.push(format!("{p}.kv_append"), KernelSpec::KvAppend, &[], Step::KvAppend { layer: il });
         let swa = cfg.is_swa(il as usize);
         let spec = KernelSpec::Attention {
-            phase,
             head_dim: cfg.head_dim,
             gqa: cfg.gqa_ratio(),
             sliding_window: swa,
@@ -240,7 +237,6 @@ pub fn build(cfg: &ModelConfig, tensors: &dyn TensorTypes, phase: AttnPhase) -> 
         b.push("output_softcap", spec, &[], Step::Softcap { x: Buf::Logits, cap });
     }
     b.push("argmax", KernelSpec::Argmax, &[], Step::Argmax);
-    b.push("softmax", KernelSpec::Softmax, &[], Step::Softmax);
     Ok(Graph { phase, nodes: b.nodes, buffers: BufferPlan::new(cfg) })
 }
 

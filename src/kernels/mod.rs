@@ -1,13 +1,20 @@
-//! Kernel specialization: a [`KernelSpec`] (an op plus the values it is specialized for) renders
-//! deterministic, self-contained HIP-dialect source from the templates in `kernel_templates/`.
+//! Kernel specialization and launch: a [`KernelSpec`] (an op plus the values it is specialized
+//! for) renders deterministic, self-contained HIP-dialect source from the templates in
+//! `kernel_templates/`; a [`Launch`] (one typed description per op) says how that kernel is run:
+//! its grid, block and arguments.
 //!
 //! Rendering is pure: the same spec and [`RenderTarget`] give the same bytes on every machine, so
 //! the source (with compiler identity, target and options) is the whole cache key. This module
 //! knows block formats by their `GgmlType` and `quant` sizes only.
 
+pub mod launch;
 mod render;
 mod spec;
 mod templates;
 
-pub use render::{render, DotI8, MatrixUnit, RenderTarget, RenderedKernel, ROWS_PER_BLOCK, TOKENS_PER_WARP};
-pub use spec::{AttnPhase, Dialect, ElementwiseOp, GluKind, KernelSpec, RopeKind, SpecError};
+pub use launch::{Arg, BufferRef, Elem, Launch, LaunchError};
+pub use render::{render, DotI8, MatrixUnit, RenderTarget, RenderedKernel};
+pub use spec::{
+    AttnPhase, Dialect, ElementwiseOp, GluKind, KernelSpec, RopeKind, SpecError, ATTN_WARPS, BLOCK_THREADS,
+    MAX_HEAD_DIM, ROWS_PER_BLOCK, TOKENS_PER_WARP,
+};

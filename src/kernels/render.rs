@@ -3,7 +3,10 @@
 
 use std::fmt::Write;
 
-use super::spec::{Dialect, ElementwiseOp, GluKind, KernelSpec, RopeKind, SpecError};
+use super::spec::{
+    Dialect, ElementwiseOp, GluKind, KernelSpec, RopeKind, SpecError, ATTN_WARPS, BLOCK_THREADS, ROWS_PER_BLOCK,
+    TOKENS_PER_WARP,
+};
 use super::templates::{self as t, Template};
 use crate::dtype::GgmlType;
 
@@ -100,41 +103,32 @@ impl Constants {
     }
 }
 
-/// Threads per block for the ops that take a fixed block.
-const BLOCK_THREADS: u32 = 256;
-/// Rows (one warp each) per block for the matrix ops (the executor sizes their grids by it).
-pub const ROWS_PER_BLOCK: u32 = 4;
-/// Tokens per warp in the prefill matrix product.
-pub const TOKENS_PER_WARP: u32 = 8;
-/// Warps per block in attention.
-const ATTN_WARPS: u32 = 16;
-
 /// Renders `spec` for `target`.
 pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel, SpecError> {
     spec.validate()?;
     let ws = target.warp_size;
     let mut c = Constants(Vec::new());
     c.int("WARP_SIZE", ws);
-    let (body, block_threads) = match *spec {
+    let body = match *spec {
         KernelSpec::Embedding { n_embd, .. } => {
             c.int("N_EMBD", n_embd).int("BLOCK_THREADS", BLOCK_THREADS);
-            (t::EMBEDDING, BLOCK_THREADS)
+            t::EMBEDDING
         }
         KernelSpec::RmsNorm { n, add_one } => {
             c.int("N", n).flag("ADD_ONE", add_one).int("BLOCK_THREADS", BLOCK_THREADS);
-            (t::RMSNORM, BLOCK_THREADS)
+            t::RMSNORM
         }
         KernelSpec::Rope { head_dim, rope_dims, kind } => {
             c.int("HEAD_DIM", head_dim).int("ROPE_DIMS", rope_dims).flag("NEOX", kind == RopeKind::Neox);
-            (t::ROPE, rope_dims / 2)
+            t::ROPE
         }
         KernelSpec::MatVec { k, .. } => {
             c.int("K", k).int("ROWS_PER_BLOCK", ROWS_PER_BLOCK);
-            (t::MATVEC, ROWS_PER_BLOCK * ws)
+            t::MATVEC
         }
         KernelSpec::MatMul { k, .. } => {
             c.int("K", k).int("ROWS_PER_BLOCK", ROWS_PER_BLOCK).int("TOKENS_PER_WARP", TOKENS_PER_WARP);
-            (t::MATMUL, ROWS_PER_BLOCK * ws)
+            t::MATMUL
         }
         KernelSpec::Attention { head_dim, gqa, sliding_window, softcap, .. } => {
             c.int("HEAD_DIM", head_dim)
@@ -142,30 +136,25 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
                 .flag("SLIDING_WINDOW", sliding_window)
                 .flag("SOFTCAP", softcap)
                 .int("NWARPS", ATTN_WARPS);
-            (t::ATTENTION, ATTN_WARPS * ws)
-        }
-        KernelSpec::Softmax => {
-            c.int("BLOCK_THREADS", BLOCK_THREADS);
-            (t::SOFTMAX, BLOCK_THREADS)
+            t::ATTENTION
         }
         KernelSpec::Glu { kind } => {
             c.flag("GELU", kind == GluKind::GeGlu);
-            (t::GLU, 256)
+            t::GLU
         }
         KernelSpec::Elementwise { op } => {
             let code = match op {
                 ElementwiseOp::Add => 0,
                 ElementwiseOp::AddBias => 1,
-                ElementwiseOp::Scale => 2,
-                ElementwiseOp::Softcap => 3,
+                ElementwiseOp::Softcap => 2,
             };
             c.int("OP", code);
-            (t::ELEMENTWISE, 256)
+            t::ELEMENTWISE
         }
-        KernelSpec::KvAppend => (t::KV_APPEND, 256),
+        KernelSpec::KvAppend => t::KV_APPEND,
         KernelSpec::Argmax => {
             c.int("BLOCK_THREADS", BLOCK_THREADS);
-            (t::ARGMAX, BLOCK_THREADS)
+            t::ARGMAX
         }
     };
     let fragments = match spec.weight_type() {
@@ -212,7 +201,7 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
         );
     }
     section(&mut src, body);
-    Ok(RenderedKernel { spec: *spec, entry, source: src, block_threads })
+    Ok(RenderedKernel { spec: *spec, entry, source: src, block_threads: spec.block_threads(ws) })
 }
 
 /// The fragments that define `block_t` and `dequant_part` for a weight type.

@@ -32,11 +32,10 @@ pub enum GluKind {
 pub enum ElementwiseOp {
     Add,
     AddBias,
-    Scale,
     Softcap,
 }
 
-/// Decode attends one new token per sequence; prefill many, causally.
+/// A pass's phase: decode runs one token (matrix-vector products), prefill many (matrix products).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AttnPhase {
     Decode,
@@ -51,7 +50,7 @@ impl AttnPhase {
 /// counts) are kernel arguments, so one compiled kernel serves every layer that shares a shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KernelSpec {
-    /// Row lookup: out[t] = scale · W[ids[t]], W rows of `n_embd` elements of `wtype`.
+    /// Row lookup: `out[t] = scale · W[ids[t]]`, W rows of `n_embd` elements of `wtype`.
     Embedding {
         wtype: GgmlType,
         n_embd: u32,
@@ -77,15 +76,13 @@ pub enum KernelSpec {
         wtype: GgmlType,
         k: u32,
     },
-    /// Causal attention over the f32 KV cache.
+    /// Causal attention over the f32 KV cache (one kernel for decode and prefill).
     Attention {
-        phase: AttnPhase,
         head_dim: u32,
         gqa: u32,
         sliding_window: bool,
         softcap: bool,
     },
-    Softmax,
     Glu {
         kind: GluKind,
     },
@@ -96,7 +93,7 @@ pub enum KernelSpec {
     Argmax,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq)]
 pub enum SpecError {
     #[error("{spec}: no kernel for weight type {ty} (supported: {})", supported_types())]
     UnsupportedType { spec: String, ty: GgmlType },
@@ -113,6 +110,16 @@ fn supported_types() -> String {
 /// Largest head the attention template keeps in registers and shared memory.
 pub const MAX_HEAD_DIM: u32 = 512;
 
+/// Threads per block of the ops that take a fixed block (norms, embedding, argmax; the glu,
+/// elementwise and kv_append templates spell it 256).
+pub const BLOCK_THREADS: u32 = 256;
+/// Rows (one warp each) per block of the matrix ops.
+pub const ROWS_PER_BLOCK: u32 = 4;
+/// Tokens per warp in the prefill matrix product.
+pub const TOKENS_PER_WARP: u32 = 8;
+/// Warps per block in attention.
+pub const ATTN_WARPS: u32 = 16;
+
 impl KernelSpec {
     /// The `extern "C"` entry point, spelled from the specialization (`mmv_q4_k_k4096`).
     pub fn entry_name(&self) -> String {
@@ -126,24 +133,38 @@ impl KernelSpec {
             }
             KernelSpec::MatVec { wtype, k } => format!("mmv_{}_k{k}", ty(wtype)),
             KernelSpec::MatMul { wtype, k } => format!("mmm_{}_k{k}", ty(wtype)),
-            KernelSpec::Attention { phase, head_dim, gqa, sliding_window, softcap } => format!(
-                "attn_{}_hd{head_dim}_gqa{gqa}{}{}",
-                if phase == AttnPhase::Decode { "decode" } else { "prefill" },
+            KernelSpec::Attention { head_dim, gqa, sliding_window, softcap } => format!(
+                "attn_hd{head_dim}_gqa{gqa}{}{}",
                 if sliding_window { "_swa" } else { "" },
                 if softcap { "_softcap" } else { "" }
             ),
-            KernelSpec::Softmax => "softmax".into(),
             KernelSpec::Glu { kind: GluKind::SwiGlu } => "swiglu".into(),
             KernelSpec::Glu { kind: GluKind::GeGlu } => "geglu".into(),
             KernelSpec::Elementwise { op } => match op {
                 ElementwiseOp::Add => "add",
                 ElementwiseOp::AddBias => "add_bias",
-                ElementwiseOp::Scale => "scale",
                 ElementwiseOp::Softcap => "softcap",
             }
             .into(),
             KernelSpec::KvAppend => "kv_append".into(),
             KernelSpec::Argmax => "argmax".into(),
+        }
+    }
+
+    /// Threads per block, for a target of `warp_size` lanes: what the template's
+    /// `__launch_bounds__` works out from the constants the renderer writes, and what a launch
+    /// description launches with.
+    pub fn block_threads(&self, warp_size: u32) -> u32 {
+        match *self {
+            KernelSpec::Rope { rope_dims, .. } => rope_dims / 2,
+            KernelSpec::MatVec { .. } | KernelSpec::MatMul { .. } => ROWS_PER_BLOCK * warp_size,
+            KernelSpec::Attention { .. } => ATTN_WARPS * warp_size,
+            KernelSpec::Embedding { .. }
+            | KernelSpec::RmsNorm { .. }
+            | KernelSpec::Glu { .. }
+            | KernelSpec::Elementwise { .. }
+            | KernelSpec::KvAppend
+            | KernelSpec::Argmax => BLOCK_THREADS,
         }
     }
 
@@ -159,11 +180,12 @@ impl KernelSpec {
 
     /// Refuses specializations the templates cannot take, before anything is rendered.
     pub fn validate(&self) -> Result<(), SpecError> {
-        let spec = self.entry_name();
-        let invalid = |what: String| Err(SpecError::Invalid { spec: spec.clone(), what });
+        // Named only on error: every launch is checked, and a valid spec costs no allocation.
+        let spec = || self.entry_name();
+        let invalid = |what: String| Err(SpecError::Invalid { spec: spec(), what });
         if let Some(ty) = self.weight_type() {
             if !quant::SUPPORTED.contains(&ty) {
-                return Err(SpecError::UnsupportedType { spec, ty });
+                return Err(SpecError::UnsupportedType { spec: spec(), ty });
             }
             let k = match *self {
                 KernelSpec::Embedding { n_embd, .. } => n_embd,
@@ -171,7 +193,7 @@ impl KernelSpec {
                 _ => unreachable!("weight_type is Some only for these"),
             };
             if k == 0 || k as usize % ty.block_elems() != 0 {
-                return Err(SpecError::PartialBlock { spec, k, ty, block: ty.block_elems() });
+                return Err(SpecError::PartialBlock { spec: spec(), k, ty, block: ty.block_elems() });
             }
         }
         match *self {

@@ -1,15 +1,19 @@
-//! The CPU backend: every op in plain Rust over f32 activations, dot products straight from the
-//! quantized blocks (no dequantized copy of the model), threads over rows where that pays. It is
-//! the oracle every GPU kernel is held to, so each op follows llama.cpp's CPU arithmetic where the
-//! order matters (f64 sums in norms and softmax, the iterated rope angle).
+//! The CPU reference ops: every op in plain Rust over f32 activations, dot products straight from
+//! the quantized blocks (no dequantized copy of the model), threads over rows where that pays. They
+//! are the oracle every GPU kernel is held to, so each op follows llama.cpp's CPU arithmetic where
+//! the order matters (f64 sums in norms and softmax, the iterated rope angle).
+//!
+//! They sit below `device` and `exec`: the plain CPU session (exec/session.rs) runs them on the
+//! graph, the CPU device (device/cpu.rs) runs them on launch descriptions. They know block formats
+//! (`quant`) and the op kinds of `kernels`, nothing above.
 
 use rayon::prelude::*;
 
 use crate::dtype::GgmlType;
 use crate::kernels::GluKind;
-use crate::quant::{self, QuantError};
+use crate::quant::{self, dot_f32, QuantError};
 
-/// out[t] = scale · row ids[t] of the embedding matrix (rows of `width` elements of `ty`).
+/// `out[t] = scale · row ids[t]` of the embedding matrix (rows of `width` elements of `ty`).
 pub fn embed(
     ty: GgmlType,
     table: &[u8],
@@ -42,9 +46,7 @@ pub fn rms_norm(x: &[f32], weight: &[f32], width: usize, eps: f32, out: &mut [f3
     }
 }
 
-use crate::quant::dot_f32;
-
-/// out[t, r] = Σ_k W[r, k] · x[t, k] for `n_out` weight rows of `k` elements of `ty`.
+/// `out[t, r] = Σ_k W[r, k] · x[t, k]` for `n_out` weight rows of `k` elements of `ty`.
 pub fn linear(ty: GgmlType, w: &[u8], k: usize, n_out: usize, x: &[f32], out: &mut [f32]) -> Result<(), QuantError> {
     let row_bytes = ty.row_bytes(k as u64).expect("weight rows are whole blocks") as usize;
     let n_tok = x.len() / k;
@@ -79,7 +81,12 @@ pub fn linear(ty: GgmlType, w: &[u8], k: usize, n_out: usize, x: &[f32], out: &m
     Ok(())
 }
 
-/// x[t, i] += bias[i] over rows of `width`.
+/// `acc[i] += b[i]` (the residual adds).
+pub fn add_assign(acc: &mut [f32], b: &[f32]) {
+    acc.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+}
+
+/// `x[t, i] += bias[i]` over rows of `width`.
 pub fn bias_add(x: &mut [f32], bias: &[f32], width: usize) {
     for row in x.chunks_exact_mut(width) {
         row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
@@ -184,6 +191,7 @@ pub fn glu(gate: &[f32], up: &[f32], kind: GluKind, out: &mut [f32]) {
     }
 }
 
+/// x = cap · tanh(x / cap).
 pub fn softcap(x: &mut [f32], cap: f32) {
     x.iter_mut().for_each(|v| *v = cap * (*v / cap).tanh());
 }
@@ -197,15 +205,4 @@ pub fn argmax(x: &[f32]) -> usize {
         }
     }
     best
-}
-
-pub fn softmax(x: &mut [f32]) {
-    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    let mut sum = 0f64;
-    for v in x.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v as f64;
-    }
-    let inv = (1.0 / sum) as f32;
-    x.iter_mut().for_each(|v| *v *= inv);
 }

@@ -1,0 +1,972 @@
+//! The launch contract: one typed description per op, with named fields (buffers, sizes, runtime
+//! scalars). A description alone computes its kernel's specialization, grid, block and argument
+//! list. The `args` method of each op below is the one Rust place its kernel's parameters are
+//! written (the template holds the other; a test holds the two to the same names and types).
+//!
+//! Descriptions are generic over the buffer handle `B`: the GPU executor plans with its own slot
+//! names, the device launches with views of its buffers, and the CPU device reads the same fields
+//! by name to run the reference op. Before anything runs, [`Launch::check`] holds every buffer to
+//! the element type and length the description touches, and every size to what an `int` holds.
+
+use std::fmt;
+
+use super::spec::{ElementwiseOp, GluKind, KernelSpec, RopeKind, SpecError, ROWS_PER_BLOCK, TOKENS_PER_WARP};
+use crate::dtype::GgmlType;
+
+/// The element type of a buffer argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Elem {
+    F32,
+    I32,
+    /// Raw bytes: quantized weight blocks.
+    U8,
+}
+
+impl Elem {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            Elem::F32 | Elem::I32 => 4,
+            Elem::U8 => 1,
+        }
+    }
+}
+
+impl fmt::Display for Elem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Elem::F32 => "f32",
+            Elem::I32 => "i32",
+            Elem::U8 => "u8",
+        })
+    }
+}
+
+/// What [`Launch::check`] needs to know of a buffer handle.
+pub trait BufferRef {
+    fn elem(&self) -> Elem;
+    /// Elements from the handle's start to the end of the memory it may touch.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One kernel argument, in the template's parameter order and under the template's name.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Arg<'a, B> {
+    /// A buffer of which the kernel touches the first `len` elements (of type `elem`).
+    Buffer {
+        name: &'static str,
+        buf: &'a B,
+        elem: Elem,
+        len: usize,
+    },
+    /// A size, count or position, passed as `int` ([`Launch::check`] holds it below 2³¹).
+    Int {
+        name: &'static str,
+        value: usize,
+    },
+    Float {
+        name: &'static str,
+        value: f32,
+    },
+}
+
+fn buf<'a, B>(name: &'static str, buf: &'a B, elem: Elem, len: usize) -> Arg<'a, B> {
+    Arg::Buffer { name, buf, elem, len }
+}
+
+fn int<'a, B>(name: &'static str, value: usize) -> Arg<'a, B> {
+    Arg::Int { name, value }
+}
+
+fn float<'a, B>(name: &'static str, value: f32) -> Arg<'a, B> {
+    Arg::Float { name, value }
+}
+
+/// a · b, saturating: an overflowing need can never be met, so the check refuses it.
+fn mul(a: usize, b: usize) -> usize {
+    a.saturating_mul(b)
+}
+
+/// A grid dimension: `n` blocks, or `u32::MAX` (refused by the check) when it does not fit.
+fn dim(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+#[derive(Clone, Debug, thiserror::Error, PartialEq)]
+pub enum LaunchError {
+    #[error("{kernel}: {what}")]
+    Invalid { kernel: String, what: String },
+    #[error("{kernel}: argument `{name}` is a buffer of {have}; the kernel takes {want}")]
+    WrongElem { kernel: String, name: &'static str, have: Elem, want: Elem },
+    #[error("{kernel}: buffer `{name}` holds {have} elements; the launch touches {need}")]
+    TooSmall { kernel: String, name: &'static str, have: usize, need: usize },
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+}
+
+/// Declares a description: its buffer fields (generic handles) and its scalar fields, and
+/// `try_map`, which gives the same launch over other buffer handles.
+macro_rules! description {
+    (
+        $(#[$doc:meta])*
+        $name:ident {
+            buffers { $($(#[$bdoc:meta])* $b:ident,)* }
+            scalars { $($(#[$sdoc:meta])* $s:ident: $t:ty,)* }
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq)]
+        pub struct $name<B> {
+            $($(#[$bdoc])* pub $b: B,)*
+            $($(#[$sdoc])* pub $s: $t,)*
+        }
+
+        impl<B> $name<B> {
+            /// The same launch over other buffer handles.
+            pub fn try_map<C, E>(&self, f: &mut impl FnMut(&B) -> Result<C, E>) -> Result<$name<C>, E> {
+                Ok($name { $($b: f(&self.$b)?,)* $($s: self.$s,)* })
+            }
+        }
+
+        impl<B> From<$name<B>> for Launch<B> {
+            fn from(op: $name<B>) -> Launch<B> {
+                Launch::$name(op)
+            }
+        }
+    };
+}
+
+description! {
+    /// `out[t] = scale · W[ids[t]]`, rows of `n_embd` elements of `wtype`. An id outside
+    /// `0..n_rows` gets a row of NaN (the kernel never reads outside the table).
+    Embedding {
+        buffers {
+            /// `[n_rows]` rows of `wtype` blocks.
+            table,
+            /// `[n_tokens]` token ids.
+            ids,
+            /// `[n_tokens, n_embd]`
+            out,
+        }
+        scalars {
+            wtype: GgmlType,
+            n_embd: u32,
+            n_rows: usize,
+            n_tokens: usize,
+            scale: f32,
+        }
+    }
+}
+
+description! {
+    /// `y = x / sqrt(mean(x²) + eps) · w` (`· (1 + w)` when `add_one`), over `rows` rows of `n`.
+    /// In place when `x` and `y` are the same buffer.
+    RmsNorm {
+        buffers {
+            /// `[rows, n]`
+            x,
+            /// `[n]`
+            w,
+            /// `[rows, n]`
+            y,
+        }
+        scalars {
+            n: u32,
+            add_one: bool,
+            rows: usize,
+            eps: f32,
+        }
+    }
+}
+
+description! {
+    /// Rope in place over `n_heads` heads of `head_dim` per token, rotating the first `rope_dims`
+    /// of each by `positions[t] · freq_scale · base^(-2i/rope_dims)`.
+    Rope {
+        buffers {
+            /// `[n_tokens, n_heads, head_dim]`
+            x,
+            /// `[n_tokens]` positions.
+            positions,
+        }
+        scalars {
+            head_dim: u32,
+            rope_dims: u32,
+            kind: RopeKind,
+            n_tokens: usize,
+            n_heads: usize,
+            base: f32,
+            freq_scale: f32,
+        }
+    }
+}
+
+description! {
+    /// y = W · x for one token (decode): `rows` weight rows of `k` elements of `wtype`.
+    MatVec {
+        buffers {
+            /// `[rows]` rows of `wtype` blocks.
+            w,
+            /// `[k]`
+            x,
+            /// `[rows]`
+            y,
+        }
+        scalars {
+            wtype: GgmlType,
+            k: u32,
+            rows: usize,
+        }
+    }
+}
+
+description! {
+    /// Y = X · Wᵀ for many tokens (prefill).
+    MatMul {
+        buffers {
+            /// `[rows]` rows of `wtype` blocks.
+            w,
+            /// `[tokens, k]`
+            x,
+            /// `[tokens, rows]`
+            y,
+        }
+        scalars {
+            wtype: GgmlType,
+            k: u32,
+            rows: usize,
+            tokens: usize,
+        }
+    }
+}
+
+description! {
+    /// Causal attention of `n_q` queries (at positions pos0 ..) over the f32 KV cache; query
+    /// heads share KV head h / gqa. Scores are scale · q·k, capped to softcap · tanh(s / softcap)
+    /// when `softcap`; a `window` attends to the last `window` positions only.
+    Attention {
+        buffers {
+            /// `[n_q, n_head, head_dim]`
+            q,
+            /// `[position, n_head / gqa, head_dim]`
+            k_cache,
+            /// `[position, n_head / gqa, head_dim]`
+            v_cache,
+            /// `[n_q, n_head, head_dim]`
+            out,
+        }
+        scalars {
+            head_dim: u32,
+            gqa: u32,
+            n_head: usize,
+            n_q: usize,
+            pos0: usize,
+            scale: f32,
+            softcap: Option<f32>,
+            window: Option<u32>,
+        }
+    }
+}
+
+description! {
+    /// out = act(gate) · up over `n` floats.
+    Glu {
+        buffers {
+            gate,
+            up,
+            out,
+        }
+        scalars {
+            kind: GluKind,
+            n: usize,
+        }
+    }
+}
+
+description! {
+    /// out = a + b over `n` floats (`out` may be `a`).
+    Add {
+        buffers {
+            a,
+            b,
+            out,
+        }
+        scalars {
+            n: usize,
+        }
+    }
+}
+
+description! {
+    /// `x[i] += bias[i % cols]` in place over `n` floats (rows of `cols`).
+    AddBias {
+        buffers {
+            x,
+            /// `[cols]`
+            bias,
+        }
+        scalars {
+            n: usize,
+            cols: usize,
+        }
+    }
+}
+
+description! {
+    /// x = cap · tanh(x / cap) in place over `n` floats.
+    Softcap {
+        buffers {
+            x,
+        }
+        scalars {
+            n: usize,
+            cap: f32,
+        }
+    }
+}
+
+description! {
+    /// Copies this pass's K and V rows (`n_tokens` rows of `row` floats) into the caches at
+    /// positions pos0 ..
+    KvAppend {
+        buffers {
+            /// `[n_tokens, row]`
+            k,
+            /// `[n_tokens, row]`
+            v,
+            /// `[position, row]`
+            k_cache,
+            /// `[position, row]`
+            v_cache,
+        }
+        scalars {
+            row: usize,
+            n_tokens: usize,
+            pos0: usize,
+        }
+    }
+}
+
+description! {
+    /// `out[0]` = the index of the largest of `n` floats (the lowest on ties).
+    Argmax {
+        buffers {
+            x,
+            /// `[1]`
+            out,
+        }
+        scalars {
+            n: usize,
+        }
+    }
+}
+
+/// What every description provides; [`Launch`] dispatches to it.
+trait Describe<B> {
+    fn spec(&self) -> KernelSpec;
+    fn grid(&self) -> [u32; 3];
+    /// The kernel's arguments, in its template's order.
+    fn args(&self) -> Vec<Arg<'_, B>>;
+    /// Consistency the types cannot express (beyond the buffer lengths and `int` ranges).
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+fn blocks(n: usize, per_block: u32) -> u32 {
+    dim(n.div_ceil(per_block as usize))
+}
+
+impl<B> Describe<B> for Embedding<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::Embedding { wtype: self.wtype, n_embd: self.n_embd }
+    }
+    fn grid(&self) -> [u32; 3] {
+        [dim(self.n_tokens), 1, 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        let row_bytes = self.wtype.row_bytes(self.n_embd as u64).map_or(usize::MAX, |b| b as usize);
+        vec![
+            buf("w", &self.table, Elem::U8, mul(self.n_rows, row_bytes)),
+            buf("ids", &self.ids, Elem::I32, self.n_tokens),
+            buf("out", &self.out, Elem::F32, mul(self.n_tokens, self.n_embd as usize)),
+            int("n_rows", self.n_rows),
+            float("scale", self.scale),
+        ]
+    }
+}
+
+impl<B> Describe<B> for RmsNorm<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::RmsNorm { n: self.n, add_one: self.add_one }
+    }
+    fn grid(&self) -> [u32; 3] {
+        [dim(self.rows), 1, 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        let len = mul(self.rows, self.n as usize);
+        vec![
+            buf("x", &self.x, Elem::F32, len),
+            buf("w", &self.w, Elem::F32, self.n as usize),
+            buf("y", &self.y, Elem::F32, len),
+            float("eps", self.eps),
+        ]
+    }
+}
+
+impl<B> Describe<B> for Rope<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::Rope { head_dim: self.head_dim, rope_dims: self.rope_dims, kind: self.kind }
+    }
+    fn grid(&self) -> [u32; 3] {
+        [dim(self.n_tokens), dim(self.n_heads), 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        vec![
+            buf("x", &self.x, Elem::F32, mul(mul(self.n_tokens, self.n_heads), self.head_dim as usize)),
+            buf("pos", &self.positions, Elem::I32, self.n_tokens),
+            int("n_heads", self.n_heads),
+            float("base", self.base),
+            float("freq_scale", self.freq_scale),
+        ]
+    }
+}
+
+fn weight_bytes(wtype: GgmlType, k: u32, rows: usize) -> usize {
+    mul(rows, wtype.row_bytes(k as u64).map_or(usize::MAX, |b| b as usize))
+}
+
+impl<B> Describe<B> for MatVec<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::MatVec { wtype: self.wtype, k: self.k }
+    }
+    fn grid(&self) -> [u32; 3] {
+        [blocks(self.rows, ROWS_PER_BLOCK), 1, 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        vec![
+            buf("w", &self.w, Elem::U8, weight_bytes(self.wtype, self.k, self.rows)),
+            buf("x", &self.x, Elem::F32, self.k as usize),
+            buf("y", &self.y, Elem::F32, self.rows),
+            int("n_rows", self.rows),
+        ]
+    }
+}
+
+impl<B> Describe<B> for MatMul<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::MatMul { wtype: self.wtype, k: self.k }
+    }
+    fn grid(&self) -> [u32; 3] {
+        [blocks(self.rows, ROWS_PER_BLOCK), blocks(self.tokens, TOKENS_PER_WARP), 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        vec![
+            buf("w", &self.w, Elem::U8, weight_bytes(self.wtype, self.k, self.rows)),
+            buf("x", &self.x, Elem::F32, mul(self.tokens, self.k as usize)),
+            buf("y", &self.y, Elem::F32, mul(self.tokens, self.rows)),
+            int("n_rows", self.rows),
+            int("n_tokens", self.tokens),
+        ]
+    }
+}
+
+impl<B> Describe<B> for Attention<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::Attention {
+            head_dim: self.head_dim,
+            gqa: self.gqa,
+            sliding_window: self.window.is_some(),
+            softcap: self.softcap.is_some(),
+        }
+    }
+    fn grid(&self) -> [u32; 3] {
+        [dim(self.n_head), dim(self.n_q), 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        let hd = self.head_dim as usize;
+        let q_len = mul(mul(self.n_q, self.n_head), hd);
+        // Query i reads cached positions up to pos0 + i.
+        let cache_len = mul(mul(self.pos0.saturating_add(self.n_q), self.n_head / self.gqa.max(1) as usize), hd);
+        vec![
+            buf("q", &self.q, Elem::F32, q_len),
+            buf("k", &self.k_cache, Elem::F32, cache_len),
+            buf("v", &self.v_cache, Elem::F32, cache_len),
+            buf("out", &self.out, Elem::F32, q_len),
+            int("n_head", self.n_head),
+            int("pos0", self.pos0),
+            float("scale", self.scale),
+            float("softcap", self.softcap.unwrap_or(0.0)),
+            int("window", self.window.unwrap_or(0) as usize),
+        ]
+    }
+    fn validate(&self) -> Result<(), String> {
+        if self.gqa == 0 || self.n_head % self.gqa as usize != 0 {
+            return Err(format!("{} query heads do not share KV heads in groups of {}", self.n_head, self.gqa));
+        }
+        if self.window == Some(0) {
+            return Err("a sliding window must hold at least one position".into());
+        }
+        if let Some(cap) = self.softcap {
+            if !(cap.is_finite() && cap > 0.0) {
+                return Err(format!("the score soft-cap must be positive and finite, is {cap}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<B> Describe<B> for Glu<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::Glu { kind: self.kind }
+    }
+    fn grid(&self) -> [u32; 3] {
+        [blocks(self.n, 256), 1, 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        vec![
+            buf("gate", &self.gate, Elem::F32, self.n),
+            buf("up", &self.up, Elem::F32, self.n),
+            buf("out", &self.out, Elem::F32, self.n),
+            int("n", self.n),
+        ]
+    }
+}
+
+/// The elementwise kernel's arguments (one template serves add, add_bias and softcap): y[i] from
+/// a[i] and b[i], or b[i % cols] (b_len elements of b are read).
+fn elementwise_args<'a, B>(
+    a: &'a B,
+    b: &'a B,
+    b_len: usize,
+    y: &'a B,
+    n: usize,
+    cols: usize,
+    s: f32,
+) -> Vec<Arg<'a, B>> {
+    vec![
+        buf("a", a, Elem::F32, n),
+        buf("b", b, Elem::F32, b_len),
+        buf("y", y, Elem::F32, n),
+        int("n", n),
+        int("cols", cols),
+        float("s", s),
+    ]
+}
+
+impl<B> Describe<B> for Add<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::Elementwise { op: ElementwiseOp::Add }
+    }
+    fn grid(&self) -> [u32; 3] {
+        [blocks(self.n, 256), 1, 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        elementwise_args(&self.a, &self.b, self.n, &self.out, self.n, 0, 0.0)
+    }
+}
+
+impl<B> Describe<B> for AddBias<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::Elementwise { op: ElementwiseOp::AddBias }
+    }
+    fn grid(&self) -> [u32; 3] {
+        [blocks(self.n, 256), 1, 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        elementwise_args(&self.x, &self.bias, self.cols, &self.x, self.n, self.cols, 0.0)
+    }
+    fn validate(&self) -> Result<(), String> {
+        if self.cols == 0 || self.n % self.cols != 0 {
+            return Err(format!("{} values are not whole rows of a {}-wide bias", self.n, self.cols));
+        }
+        Ok(())
+    }
+}
+
+impl<B> Describe<B> for Softcap<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::Elementwise { op: ElementwiseOp::Softcap }
+    }
+    fn grid(&self) -> [u32; 3] {
+        [blocks(self.n, 256), 1, 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        // The kernel reads no b for a soft-cap; x stands in for the pointer.
+        elementwise_args(&self.x, &self.x, 0, &self.x, self.n, 0, self.cap)
+    }
+    fn validate(&self) -> Result<(), String> {
+        if !(self.cap.is_finite() && self.cap > 0.0) {
+            return Err(format!("the soft-cap must be positive and finite, is {}", self.cap));
+        }
+        Ok(())
+    }
+}
+
+impl<B> Describe<B> for KvAppend<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::KvAppend
+    }
+    fn grid(&self) -> [u32; 3] {
+        [blocks(mul(self.row, self.n_tokens), 256), 1, 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        let new = mul(self.row, self.n_tokens);
+        let cache = mul(self.row, self.pos0.saturating_add(self.n_tokens));
+        vec![
+            buf("k", &self.k, Elem::F32, new),
+            buf("v", &self.v, Elem::F32, new),
+            buf("k_cache", &self.k_cache, Elem::F32, cache),
+            buf("v_cache", &self.v_cache, Elem::F32, cache),
+            int("row", self.row),
+            int("n_tokens", self.n_tokens),
+            int("pos0", self.pos0),
+        ]
+    }
+    fn validate(&self) -> Result<(), String> {
+        // The kernel indexes the cache with 64-bit arithmetic, but each thread's index is an int.
+        if mul(self.row, self.n_tokens) > i32::MAX as usize {
+            return Err(format!("{} × {} values do not fit one launch", self.n_tokens, self.row));
+        }
+        Ok(())
+    }
+}
+
+impl<B> Describe<B> for Argmax<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::Argmax
+    }
+    fn grid(&self) -> [u32; 3] {
+        [1, 1, 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        vec![buf("x", &self.x, Elem::F32, self.n), buf("out", &self.out, Elem::I32, 1), int("n", self.n)]
+    }
+    fn validate(&self) -> Result<(), String> {
+        if self.n == 0 {
+            return Err("the argmax of no values".into());
+        }
+        Ok(())
+    }
+}
+
+/// One launch of one op's kernel.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Launch<B> {
+    Embedding(Embedding<B>),
+    RmsNorm(RmsNorm<B>),
+    Rope(Rope<B>),
+    MatVec(MatVec<B>),
+    MatMul(MatMul<B>),
+    Attention(Attention<B>),
+    Glu(Glu<B>),
+    Add(Add<B>),
+    AddBias(AddBias<B>),
+    Softcap(Softcap<B>),
+    KvAppend(KvAppend<B>),
+    Argmax(Argmax<B>),
+}
+
+/// `$body` with `$op` bound to the description inside `$launch`, whichever op it is.
+macro_rules! each_op {
+    ($launch:expr, $op:ident => $body:expr) => {
+        match $launch {
+            Launch::Embedding($op) => $body,
+            Launch::RmsNorm($op) => $body,
+            Launch::Rope($op) => $body,
+            Launch::MatVec($op) => $body,
+            Launch::MatMul($op) => $body,
+            Launch::Attention($op) => $body,
+            Launch::Glu($op) => $body,
+            Launch::Add($op) => $body,
+            Launch::AddBias($op) => $body,
+            Launch::Softcap($op) => $body,
+            Launch::KvAppend($op) => $body,
+            Launch::Argmax($op) => $body,
+        }
+    };
+}
+
+/// The most threads a block may have, and blocks a grid's y and z may have (CUDA's and HIP's).
+const MAX_BLOCK_THREADS: u32 = 1024;
+const MAX_GRID_YZ: u32 = 65535;
+
+impl<B> Launch<B> {
+    /// The kernel this launch runs.
+    pub fn spec(&self) -> KernelSpec {
+        each_op!(self, op => op.spec())
+    }
+
+    /// Blocks in x, y, z.
+    pub fn grid(&self) -> [u32; 3] {
+        each_op!(self, op => op.grid())
+    }
+
+    /// Threads per block in x, y, z, on a target of `warp_size` lanes.
+    pub fn block(&self, warp_size: u32) -> [u32; 3] {
+        [self.spec().block_threads(warp_size), 1, 1]
+    }
+
+    /// The kernel's arguments, in its template's order.
+    pub fn args(&self) -> Vec<Arg<'_, B>> {
+        each_op!(self, op => op.args())
+    }
+
+    /// The same launch over other buffer handles (the first error of `f` stops it).
+    pub fn try_map<C, E>(&self, mut f: impl FnMut(&B) -> Result<C, E>) -> Result<Launch<C>, E> {
+        Ok(each_op!(self, op => op.try_map(&mut f)?.into()))
+    }
+
+    /// Sets the position of the pass's first token, for the ops that take it (attention and the
+    /// KV append): a planned decode step is replayed at each new position.
+    pub fn set_pos0(&mut self, pos0: usize) {
+        match self {
+            Launch::Attention(a) => a.pos0 = pos0,
+            Launch::KvAppend(a) => a.pos0 = pos0,
+            _ => {}
+        }
+    }
+
+    /// Checks the launch before it runs: the specialization is one the templates take, the
+    /// description is consistent, every size fits an `int`, the grid and block fit the hardware's
+    /// limits, and every buffer has the element type and (at least) the length the launch touches.
+    pub fn check(&self, warp_size: u32) -> Result<(), LaunchError>
+    where
+        B: BufferRef,
+    {
+        let spec = self.spec();
+        spec.validate()?;
+        let invalid = |what: String| LaunchError::Invalid { kernel: spec.entry_name(), what };
+        each_op!(self, op => op.validate()).map_err(invalid)?;
+        for arg in self.args() {
+            match arg {
+                Arg::Int { name, value } if value > i32::MAX as usize => {
+                    return Err(invalid(format!("`{name}` = {value} does not fit an int")));
+                }
+                Arg::Buffer { name, buf, elem, len } => {
+                    if buf.elem() != elem {
+                        return Err(LaunchError::WrongElem {
+                            kernel: spec.entry_name(),
+                            name,
+                            have: buf.elem(),
+                            want: elem,
+                        });
+                    }
+                    if buf.len() < len {
+                        return Err(LaunchError::TooSmall {
+                            kernel: spec.entry_name(),
+                            name,
+                            have: buf.len(),
+                            need: len,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        let grid = self.grid();
+        if grid.contains(&0) || grid[0] > i32::MAX as u32 || grid[1] > MAX_GRID_YZ || grid[2] > MAX_GRID_YZ {
+            return Err(invalid(format!("grid {grid:?} is empty or beyond the hardware's limits")));
+        }
+        let block = spec.block_threads(warp_size);
+        if block == 0 || block > MAX_BLOCK_THREADS {
+            return Err(invalid(format!("{block} threads a block is not 1..={MAX_BLOCK_THREADS}")));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::templates as t;
+    use super::*;
+
+    /// One launch of every op (over unit handles), and the template that kernel comes from.
+    fn every_op() -> Vec<(Launch<()>, &'static str)> {
+        let wtype = GgmlType::Q4_K;
+        vec![
+            (
+                Embedding { table: (), ids: (), out: (), wtype, n_embd: 256, n_rows: 10, n_tokens: 3, scale: 1.0 }
+                    .into(),
+                t::EMBEDDING.1,
+            ),
+            (RmsNorm { x: (), w: (), y: (), n: 64, add_one: false, rows: 2, eps: 1e-6 }.into(), t::RMSNORM.1),
+            (
+                Rope {
+                    x: (),
+                    positions: (),
+                    head_dim: 64,
+                    rope_dims: 64,
+                    kind: RopeKind::Neox,
+                    n_tokens: 2,
+                    n_heads: 3,
+                    base: 1e4,
+                    freq_scale: 1.0,
+                }
+                .into(),
+                t::ROPE.1,
+            ),
+            (MatVec { w: (), x: (), y: (), wtype, k: 256, rows: 5 }.into(), t::MATVEC.1),
+            (MatMul { w: (), x: (), y: (), wtype, k: 256, rows: 5, tokens: 9 }.into(), t::MATMUL.1),
+            (
+                Attention {
+                    q: (),
+                    k_cache: (),
+                    v_cache: (),
+                    out: (),
+                    head_dim: 64,
+                    gqa: 2,
+                    n_head: 4,
+                    n_q: 3,
+                    pos0: 5,
+                    scale: 0.125,
+                    softcap: None,
+                    window: Some(4),
+                }
+                .into(),
+                t::ATTENTION.1,
+            ),
+            (Glu { gate: (), up: (), out: (), kind: GluKind::SwiGlu, n: 10 }.into(), t::GLU.1),
+            (Add { a: (), b: (), out: (), n: 10 }.into(), t::ELEMENTWISE.1),
+            (AddBias { x: (), bias: (), n: 10, cols: 5 }.into(), t::ELEMENTWISE.1),
+            (Softcap { x: (), n: 10, cap: 30.0 }.into(), t::ELEMENTWISE.1),
+            (KvAppend { k: (), v: (), k_cache: (), v_cache: (), row: 8, n_tokens: 2, pos0: 4 }.into(), t::KV_APPEND.1),
+            (Argmax { x: (), out: (), n: 10 }.into(), t::ARGMAX.1),
+        ]
+    }
+
+    /// The template's parameters: (name, kind), kind as the argument list spells it.
+    fn template_params(body: &str) -> Vec<(String, String)> {
+        let start = body.find("KERNEL_NAME(").expect("every template defines KERNEL_NAME") + "KERNEL_NAME(".len();
+        let end = start + body[start..].find(')').expect("the parameter list closes");
+        body[start..end]
+            .split(',')
+            .map(|p| {
+                let p = p.replace("__restrict__", "").replace("const ", "");
+                let words: Vec<&str> = p.split_whitespace().collect();
+                let (name, ty) = words.split_last().expect("a parameter has a type and a name");
+                let kind = match ty.join(" ").as_str() {
+                    "float*" => "f32 buffer",
+                    "int*" => "i32 buffer",
+                    "block_t*" => "u8 buffer",
+                    "int" => "int",
+                    "float" => "float",
+                    other => panic!("parameter type {other} has no launch argument kind"),
+                };
+                (name.to_string(), kind.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_description_passes_its_template_the_parameters_it_declares() {
+        for (launch, body) in every_op() {
+            let ours: Vec<(String, String)> = launch
+                .args()
+                .iter()
+                .map(|a| match *a {
+                    Arg::Buffer { name, elem, .. } => (name.to_string(), format!("{elem} buffer")),
+                    Arg::Int { name, .. } => (name.to_string(), "int".into()),
+                    Arg::Float { name, .. } => (name.to_string(), "float".into()),
+                })
+                .collect();
+            assert_eq!(ours, template_params(body), "{}", launch.spec());
+        }
+    }
+
+    /// A handle that only knows its type and length.
+    struct Fake(Elem, usize);
+
+    impl BufferRef for Fake {
+        fn elem(&self) -> Elem {
+            self.0
+        }
+        fn len(&self) -> usize {
+            self.1
+        }
+    }
+
+    fn matvec(w: Fake, x: Fake, y: Fake, rows: usize) -> Launch<Fake> {
+        MatVec { w, x, y, wtype: GgmlType::Q8_0, k: 64, rows }.into()
+    }
+
+    #[test]
+    fn the_check_holds_buffers_to_what_the_launch_touches() {
+        // 3 rows of 64 Q8_0 values: 2 blocks of 34 bytes each.
+        let ok = matvec(Fake(Elem::U8, 204), Fake(Elem::F32, 64), Fake(Elem::F32, 3), 3);
+        assert_eq!(ok.check(32), Ok(()));
+        assert_eq!(ok.grid(), [1, 1, 1]);
+        assert_eq!(ok.block(32), [128, 1, 1]);
+        assert_eq!(ok.block(64), [256, 1, 1]);
+        let short = matvec(Fake(Elem::U8, 203), Fake(Elem::F32, 64), Fake(Elem::F32, 3), 3);
+        let e = short.check(32).unwrap_err();
+        assert_eq!(e, LaunchError::TooSmall { kernel: "mmv_q8_0_k64".into(), name: "w", have: 203, need: 204 });
+        assert!(e.to_string().contains("buffer `w` holds 203 elements; the launch touches 204"), "{e}");
+        let typed = matvec(Fake(Elem::U8, 204), Fake(Elem::I32, 64), Fake(Elem::F32, 3), 3);
+        assert!(matches!(typed.check(32), Err(LaunchError::WrongElem { name: "x", .. })));
+        let empty = matvec(Fake(Elem::U8, 0), Fake(Elem::F32, 64), Fake(Elem::F32, 0), 0);
+        assert!(empty.check(32).unwrap_err().to_string().contains("grid"));
+        let huge = matvec(Fake(Elem::U8, usize::MAX), Fake(Elem::F32, 64), Fake(Elem::F32, usize::MAX), 1 << 40);
+        assert!(huge.check(32).unwrap_err().to_string().contains("does not fit an int"));
+    }
+
+    #[test]
+    fn inconsistent_descriptions_are_refused_by_name() {
+        let f = |n| Fake(Elem::F32, n);
+        let attn = |n_head, gqa, window, softcap| -> Launch<Fake> {
+            Attention {
+                q: f(1 << 20),
+                k_cache: f(1 << 20),
+                v_cache: f(1 << 20),
+                out: f(1 << 20),
+                head_dim: 64,
+                gqa,
+                n_head,
+                n_q: 2,
+                pos0: 0,
+                scale: 1.0,
+                softcap,
+                window,
+            }
+            .into()
+        };
+        assert_eq!(attn(8, 4, Some(16), Some(50.0)).check(32), Ok(()));
+        assert!(attn(6, 4, None, None).check(32).unwrap_err().to_string().contains("groups of 4"));
+        assert!(attn(8, 4, Some(0), None).check(32).unwrap_err().to_string().contains("sliding window"));
+        assert!(attn(8, 4, None, Some(0.0)).check(32).unwrap_err().to_string().contains("soft-cap"));
+        let bias: Launch<Fake> = AddBias { x: f(10), bias: f(3), n: 10, cols: 3 }.into();
+        assert!(bias.check(32).unwrap_err().to_string().contains("whole rows"));
+        let rope: Launch<Fake> = Rope {
+            x: f(100),
+            positions: Fake(Elem::I32, 1),
+            head_dim: 64,
+            rope_dims: 3,
+            kind: RopeKind::Normal,
+            n_tokens: 1,
+            n_heads: 1,
+            base: 1e4,
+            freq_scale: 1.0,
+        }
+        .into();
+        assert!(matches!(rope.check(32), Err(LaunchError::Spec(_))));
+    }
+
+    #[test]
+    fn the_cache_a_launch_touches_grows_with_its_first_position() {
+        let kv = |pos0| -> Launch<()> {
+            KvAppend { k: (), v: (), k_cache: (), v_cache: (), row: 8, n_tokens: 2, pos0 }.into()
+        };
+        let cache_len = |l: &Launch<()>| match l.args()[2] {
+            Arg::Buffer { len, .. } => len,
+            _ => unreachable!("k_cache is a buffer"),
+        };
+        let mut l = kv(0);
+        assert_eq!(cache_len(&l), 16);
+        l.set_pos0(10);
+        assert_eq!(cache_len(&l), 96);
+        assert_eq!(l, kv(10));
+    }
+}

@@ -1,0 +1,632 @@
+//! The op case table, kept as llama.cpp's test-backend-ops keeps its own: each kernel against the
+//! CPU reference (`rocmforge::reference`) on fresh random inputs, outputs poisoned with NaN before
+//! the launch, and every output element held to a bound derived from the arithmetic of the two
+//! sides (bit-exact where both do the same operations). tests/gpu.rs runs the table on the GPU;
+//! tests/executor_on_cpu_device.rs runs it on the CPU device in CI, where it exercises the launch
+//! descriptions, buffer views and launch checks (the errors there are 0: the same reference runs).
+//!
+//! To add a case: push a [`Case`] in [`cases`]: a name, the rule its bound follows, and a closure
+//! that makes inputs, launches one description through the [`Harness`] and returns what it
+//! [`Measured`]. Bounds are per element, in the units of the output.
+
+#![allow(dead_code)]
+
+use rocmforge::device::{BufView, Device, DeviceBuffer, DeviceElem, Kernel};
+use rocmforge::dtype::GgmlType;
+use rocmforge::kernels::launch::{self, Launch};
+use rocmforge::kernels::{GluKind, KernelSpec, RopeKind};
+use rocmforge::{quant, reference};
+
+/// The unit roundoff of f32: a correctly rounded operation is within a factor (1 ± U) of exact.
+pub const U: f64 = f32::EPSILON as f64 / 2.0;
+
+/// γ(n) = n·U / (1 − n·U): the relative error of n rounded operations, e.g. of a sum of n products
+/// in any order against Σ|products| (Higham, Accuracy and Stability, ch. 3).
+pub fn gamma(n: usize) -> f64 {
+    let nu = n as f64 * U;
+    nu / (1.0 - nu)
+}
+
+/// All bits set: a NaN that no kernel computes, so an unwritten element cannot pass.
+pub const POISON: f32 = f32::from_bits(u32::MAX);
+
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// Uniform in [-1, 1).
+    pub fn f(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+    pub fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.f()).collect()
+    }
+}
+
+/// Random weights of `ty` with sane scales: random bytes, then every f16 scale field set to a
+/// small positive value (F16/BF16/F32 are drawn as floats).
+pub fn random_weights(rng: &mut Rng, ty: GgmlType, rows: usize, k: usize) -> Vec<u8> {
+    let n = rows * k;
+    match ty {
+        GgmlType::F32 => return rng.vec(n).iter().flat_map(|v| v.to_le_bytes()).collect(),
+        GgmlType::F16 => return rng.vec(n).iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
+        GgmlType::BF16 => return rng.vec(n).iter().flat_map(|v| half::bf16::from_f32(*v).to_le_bytes()).collect(),
+        _ => {}
+    }
+    let bb = ty.block_bytes();
+    let mut bytes: Vec<u8> = (0..n / ty.block_elems() * bb).map(|_| rng.next() as u8).collect();
+    let scale_offsets: &[usize] = match ty {
+        GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q5_0 => &[0],
+        GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
+        GgmlType::Q6_K => &[208],
+        other => panic!("no layout for {other}"),
+    };
+    for block in bytes.chunks_exact_mut(bb) {
+        for &o in scale_offsets {
+            let d = half::f16::from_f32(0.001 + 0.01 * (rng.next() % 100) as f32 / 100.0);
+            block[o..o + 2].copy_from_slice(&d.to_le_bytes());
+        }
+    }
+    bytes
+}
+
+/// A device and where its kernels come from (the JIT on a GPU, the reference on the CPU device).
+pub struct Harness {
+    pub device: Device,
+    kernel: Box<dyn Fn(&KernelSpec) -> Kernel>,
+}
+
+impl Harness {
+    pub fn new(device: Device, kernel: impl Fn(&KernelSpec) -> Kernel + 'static) -> Harness {
+        Harness { device, kernel: Box::new(kernel) }
+    }
+
+    pub fn upload<T: DeviceElem>(&self, v: &[T]) -> DeviceBuffer<T> {
+        self.device.upload(v).expect("test inputs fit the device")
+    }
+
+    /// `n` floats of [`POISON`].
+    pub fn poisoned(&self, n: usize) -> DeviceBuffer<f32> {
+        self.upload(&vec![POISON; n])
+    }
+
+    /// Launches one description on its kernel; a refused launch fails the case.
+    pub fn launch<'a>(&self, l: impl Into<Launch<BufView<'a>>>) {
+        let l = l.into();
+        let kernel = (self.kernel)(&l.spec());
+        kernel.launch(&l).unwrap_or_else(|e| panic!("the launch should pass its checks: {e}"));
+    }
+
+    pub fn read<T: DeviceElem>(&self, b: &DeviceBuffer<T>) -> Vec<T> {
+        self.device.synchronize().expect("the device should finish its launches");
+        b.to_vec().expect("a whole buffer reads back")
+    }
+}
+
+/// What a case measured: the kernel's output, the reference's, and per element the largest
+/// |got − want| the arithmetic allows (`None`: bit-exact, NaN bits included). Where a bound
+/// is not 0, `exact` is the op done in f64: the reference itself must lie within the bound of it
+/// (one side's rounding alone), which holds each bound to the arithmetic on every device, CI's
+/// CPU device included.
+pub struct Measured {
+    pub got: Vec<f32>,
+    pub want: Vec<f32>,
+    pub bound: Option<Vec<f64>>,
+    pub exact: Option<Vec<f64>>,
+}
+
+pub struct Case {
+    pub name: String,
+    /// How the bound is set, printed beside the measurement.
+    pub rule: &'static str,
+    run: Box<dyn Fn(&Harness) -> Measured>,
+}
+
+fn case(name: String, rule: &'static str, run: impl Fn(&Harness) -> Measured + 'static) -> Case {
+    Case { name, rule, run: Box::new(run) }
+}
+
+/// The largest error, the worst error-to-bound ratio, the elements out of bounds, and the
+/// reference's worst distance from f64 arithmetic against the bound.
+struct Outcome {
+    max_err: f64,
+    worst: f64,
+    failed: usize,
+    first: Option<String>,
+    reference: Option<f64>,
+}
+
+fn evaluate(m: &Measured) -> Outcome {
+    assert_eq!(m.got.len(), m.want.len(), "the output has the reference's length");
+    let mut o = Outcome { max_err: 0.0, worst: 0.0, failed: 0, first: None, reference: None };
+    if let (Some(b), Some(exact)) = (&m.bound, &m.exact) {
+        assert_eq!(exact.len(), m.want.len(), "the f64 result has the reference's length");
+        let ratio = |i: usize| {
+            let d = (m.want[i] as f64 - exact[i]).abs();
+            if d == 0.0 {
+                0.0
+            } else {
+                d / b[i]
+            }
+        };
+        o.reference = Some((0..exact.len()).map(ratio).fold(0.0, f64::max));
+    }
+    for (i, (&g, &w)) in m.got.iter().zip(&m.want).enumerate() {
+        let (err, ratio) = match &m.bound {
+            None if g.to_bits() == w.to_bits() => (0.0, 0.0),
+            None => ((g as f64 - w as f64).abs(), f64::INFINITY),
+            Some(b) => {
+                let err = if g.is_finite() { (g as f64 - w as f64).abs() } else { f64::INFINITY };
+                let ratio = if err == 0.0 { 0.0 } else { err / b[i] };
+                (err, ratio)
+            }
+        };
+        if err.is_finite() {
+            o.max_err = o.max_err.max(err);
+        }
+        o.worst = o.worst.max(ratio);
+        if ratio > 1.0 {
+            o.failed += 1;
+            if o.first.is_none() {
+                let b = m.bound.as_ref().map_or(0.0, |b| b[i]);
+                o.first = Some(format!("element {i}: got {g:e}, want {w:e}, bound {b:.2e}"));
+            }
+        }
+    }
+    o
+}
+
+/// Runs every case whose name contains `filter`, printing each measurement; returns the failures.
+pub fn run(h: &Harness, cases: &[Case], filter: &str) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    for c in cases.iter().filter(|c| c.name.contains(filter)) {
+        let m = (c.run)(h);
+        let o = evaluate(&m);
+        ran += 1;
+        let reference_ok = o.reference.is_none_or(|r| r <= 1.0);
+        let verdict = if o.failed == 0 && reference_ok { "ok" } else { "FAILED" };
+        let reference = o.reference.map_or("-".to_string(), |r| format!("{r:.1e}"));
+        println!(
+            "{:<58} max |Δ| {:8.2e}  worst |Δ|/bound {:7.2e}  reference vs f64 {reference:>7}  {verdict:6} bound: {}",
+            c.name, o.max_err, o.worst, c.rule
+        );
+        if !reference_ok {
+            failures.push(format!("{}: the CPU reference alone is {reference} of the bound from f64", c.name));
+        }
+        if o.failed > 0 {
+            failures.push(format!(
+                "{}: {} of {} out of bounds, first {}",
+                c.name,
+                o.failed,
+                m.got.len(),
+                o.first.unwrap()
+            ));
+        }
+    }
+    println!("{ran} cases on {:?}, {} failed", h.device, failures.len());
+    assert!(ran > 0, "no case matches {filter:?}");
+    failures
+}
+
+/// Attention queries at (queries, first position, sliding window, soft-cap): lengths 1 to 1024.
+const ATTN_SHAPES: [(usize, usize, Option<u32>, Option<f32>); 5] = [
+    (1, 0, None, None),
+    (1, 517, None, Some(30.0)),
+    (1, 1023, Some(256), None),
+    (64, 0, None, None),
+    (64, 960, Some(100), Some(50.0)),
+];
+
+/// Rope positions: 0 to 32768.
+const ROPE_POSITIONS: [u32; 8] = [0, 1, 100, 4095, 8191, 16383, 32767, 32768];
+
+/// Every case. `full` adds the head sizes and GQA ratios only a GPU run needs (the CPU device
+/// runs the same reference code at each, so a few show its plumbing).
+pub fn cases(full: bool) -> Vec<Case> {
+    let mut all = Vec::new();
+    let mut seed = 0u64;
+    let mut next_seed = || {
+        seed += 1;
+        0x9E37_79B9_7F4A_7C15u64.wrapping_mul(seed)
+    };
+    for &ty in quant::SUPPORTED {
+        // 576 is not a whole number of 256-element chunks: the kernels' block-wise tail.
+        for k in [512usize, 576].into_iter().filter(|k| k % ty.block_elems() == 0) {
+            for tokens in [1usize, 37] {
+                let s = next_seed();
+                let op = if tokens == 1 { "matvec" } else { "matmul" };
+                all.push(case(format!("{op} {ty} k {k} tokens {tokens}"), "2γ(K)·Σ|w·x| per output", move |h| {
+                    matrix(h, s, ty, k, tokens)
+                }));
+            }
+            let s = next_seed();
+            all.push(case(format!("embedding {ty} k {k}"), "bit-exact", move |h| embedding(h, s, ty, k)));
+        }
+    }
+    let (head_dims, gqas): (&[usize], &[usize]) =
+        if full { (&[64, 80, 96, 128, 256], &[1, 3, 4, 8]) } else { (&[64, 256], &[1, 4]) };
+    for &hd in head_dims {
+        for &gqa in gqas {
+            for (nq, pos0, window, softcap) in ATTN_SHAPES {
+                let s = next_seed();
+                let name = format!(
+                    "attention hd {hd} gqa {gqa} at {pos0}+{nq}{}{}",
+                    window.map_or(String::new(), |w| format!(" window {w}")),
+                    softcap.map_or(String::new(), |c| format!(" softcap {c}"))
+                );
+                let rule = "V·(4·ε_score + (4L+16)·U), ε_score = γ(hd+2)·S + 2U·S (+ 6U·cap)";
+                all.push(case(name, rule, move |h| attention(h, s, hd, gqa, nq, pos0, window, softcap)));
+            }
+        }
+    }
+    for (n, rows, add_one, in_place) in
+        [(576usize, 7usize, false, false), (256, 7, true, false), (4096, 3, false, false), (64, 15, false, true)]
+    {
+        let s = next_seed();
+        let name = format!(
+            "rmsnorm n {n}{}{}",
+            if add_one { " (1 + w)" } else { "" },
+            if in_place { " in place" } else { "" }
+        );
+        all.push(case(name, "|y|·(γ(n)/2 + 20U)", move |h| rms_norm(h, s, n, rows, add_one, in_place)));
+    }
+    for (kind, hd, rd, base, fs) in [
+        (RopeKind::Normal, 64usize, 64usize, 1e4f32, 1.0f32),
+        (RopeKind::Neox, 128, 64, 1e4, 1.0),
+        (RopeKind::Neox, 256, 256, 1e6, 1.0),
+        (RopeKind::Normal, 128, 128, 5e5, 0.25),
+    ] {
+        let s = next_seed();
+        let name = format!("rope {kind:?} hd {hd} dims {rd} base {base:e} scale {fs} at 0..32768");
+        let rule = "(|x0|+|x1|)·(Δθ + 10U), Δθ = θ·(4i + 11 + 2·ln base)·U; unrotated exact";
+        all.push(case(name, rule, move |h| rope(h, s, kind, hd, rd, base, fs)));
+    }
+    for kind in [GluKind::SwiGlu, GluKind::GeGlu] {
+        let s = next_seed();
+        let rule = if kind == GluKind::SwiGlu { "16U·|want|" } else { "|up|·(|g|·(6U·|t| + 5U·|z|) + 8U·|act|)" };
+        all.push(case(format!("glu {kind:?}"), rule, move |h| glu(h, s, kind)));
+    }
+    let s = next_seed();
+    all.push(case("add".into(), "bit-exact", move |h| add(h, s)));
+    let s = next_seed();
+    all.push(case("add_bias cols 300".into(), "bit-exact", move |h| add_bias(h, s)));
+    let s = next_seed();
+    all.push(case("softcap 3.5".into(), "16U·|want|", move |h| softcap(h, s)));
+    for n in [49152usize, 262144] {
+        let s = next_seed();
+        all.push(case(format!("argmax n {n}"), "bit-exact (the index)", move |h| argmax(h, s, n)));
+    }
+    let s = next_seed();
+    all.push(case("kv_append row 192 at 40+9".into(), "bit-exact, the rest untouched", move |h| kv_append(h, s)));
+    all
+}
+
+fn matrix(h: &Harness, seed: u64, ty: GgmlType, k: usize, tokens: usize) -> Measured {
+    let mut rng = Rng(seed);
+    let rows = 99;
+    let w = random_weights(&mut rng, ty, rows, k);
+    let x = rng.vec(tokens * k);
+    let mut want = vec![0f32; tokens * rows];
+    reference::linear(ty, &w, k, rows, &x, &mut want).expect("the reference takes every supported type");
+    // Both sides dequantize to the same values (each product of a scale and a quant is exact in
+    // f32, so at most one rounding follows, on both); they differ only in how they sum K products.
+    let wf = quant::dequantize_to_vec(ty, &w).expect("weights dequantize");
+    let (mut bound, mut exact) = (Vec::new(), Vec::new());
+    for i in 0..tokens * rows {
+        let (t, r) = (i / rows, i % rows);
+        let products = (0..k).map(|j| wf[r * k + j] as f64 * x[t * k + j] as f64);
+        bound.push(2.0 * gamma(k) * products.clone().map(f64::abs).sum::<f64>());
+        exact.push(products.sum());
+    }
+    let (wb, xb, yb) = (h.upload(&w), h.upload(&x), h.poisoned(tokens * rows));
+    let (w, x, y, k32) = (wb.view(), xb.view(), yb.view(), k as u32);
+    if tokens == 1 {
+        h.launch(launch::MatVec { w, x, y, wtype: ty, k: k32, rows });
+    } else {
+        h.launch(launch::MatMul { w, x, y, wtype: ty, k: k32, rows, tokens });
+    }
+    Measured { got: h.read(&yb), want, bound: Some(bound), exact: Some(exact) }
+}
+
+fn embedding(h: &Harness, seed: u64, ty: GgmlType, k: usize) -> Measured {
+    let mut rng = Rng(seed);
+    let rows = 99;
+    let w = random_weights(&mut rng, ty, rows, k);
+    let ids = [3u32, 0, 98, 41, 41];
+    let mut want = vec![0f32; ids.len() * k];
+    reference::embed(ty, &w, k, &ids, 0.5, &mut want).expect("the reference takes every supported type");
+    let (wb, ib, ob) = (h.upload(&w), h.upload(&ids.map(|i| i as i32)), h.poisoned(ids.len() * k));
+    h.launch(launch::Embedding {
+        table: wb.view(),
+        ids: ib.view(),
+        out: ob.view(),
+        wtype: ty,
+        n_embd: k as u32,
+        n_rows: rows,
+        n_tokens: ids.len(),
+        scale: 0.5,
+    });
+    Measured { got: h.read(&ob), want, bound: None, exact: None }
+}
+
+/// Per output of head h of query t: with S the largest |score| bound (scale·Σ|q·k|) and V the
+/// largest |v| over the attended positions, each side's score is within ε = γ(hd+2)·S (+ the
+/// soft-cap's tanh, 6U·cap); a score error δ moves a softmax weight by a relative 2δ, and exp's
+/// argument rounding adds 2U·S; the weighted sum of L rows, with the online rescaling, adds at most
+/// 2L + 8 roundings of V on each side.
+#[allow(clippy::too_many_arguments)]
+fn attention_bound(q: &[f32], kc: &[f32], vc: &[f32], pos0: usize, s: &reference::AttnShape, nq: usize) -> Vec<f64> {
+    let (hd, gqa, kw) = (s.head_dim, s.n_head / s.n_head_kv, s.n_head_kv * s.head_dim);
+    let mut bound = Vec::with_capacity(nq * s.n_head * hd);
+    for t in 0..nq {
+        for h in 0..s.n_head {
+            let hk = h / gqa;
+            let pos = pos0 + t;
+            let lo = s.window.map_or(0, |w| (pos + 1).saturating_sub(w as usize));
+            let qv = &q[(t * s.n_head + h) * hd..][..hd];
+            let (mut smax, mut vmax) = (0f64, 0f64);
+            for p in lo..=pos {
+                let kr = &kc[p * kw + hk * hd..][..hd];
+                let sp: f64 = qv.iter().zip(kr).map(|(a, b)| (*a as f64 * *b as f64).abs()).sum();
+                smax = smax.max(sp * s.scale as f64);
+                vmax = vc[p * kw + hk * hd..][..hd].iter().fold(vmax, |m, v| m.max(v.abs() as f64));
+            }
+            let eps = gamma(hd + 2) * smax + 2.0 * U * smax + s.softcap.map_or(0.0, |c| 6.0 * U * c as f64);
+            let l = (pos - lo + 1) as f64;
+            bound.extend(std::iter::repeat_n(vmax * (4.0 * eps + (4.0 * l + 16.0) * U), hd));
+        }
+    }
+    bound
+}
+
+/// Attention in f64, as `reference::attention` defines it.
+fn attention_f64(q: &[f32], kc: &[f32], vc: &[f32], pos0: usize, s: &reference::AttnShape, nq: usize) -> Vec<f64> {
+    let (hd, gqa, kw) = (s.head_dim, s.n_head / s.n_head_kv, s.n_head_kv * s.head_dim);
+    let mut out = Vec::with_capacity(nq * s.n_head * hd);
+    for t in 0..nq {
+        for h in 0..s.n_head {
+            let (hk, pos) = (h / gqa, pos0 + t);
+            let lo = s.window.map_or(0, |w| (pos + 1).saturating_sub(w as usize));
+            let qv = &q[(t * s.n_head + h) * hd..][..hd];
+            let scores: Vec<f64> = (lo..=pos)
+                .map(|p| {
+                    let kr = &kc[p * kw + hk * hd..][..hd];
+                    let sc = qv.iter().zip(kr).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>() * s.scale as f64;
+                    s.softcap.map_or(sc, |c| c as f64 * (sc / c as f64).tanh())
+                })
+                .collect();
+            let max = scores.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+            let weights: Vec<f64> = scores.iter().map(|sc| (sc - max).exp()).collect();
+            let sum: f64 = weights.iter().sum();
+            for d in 0..hd {
+                out.push((lo..=pos).zip(&weights).map(|(p, w)| w * vc[p * kw + hk * hd + d] as f64).sum::<f64>() / sum);
+            }
+        }
+    }
+    out
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attention(
+    h: &Harness,
+    seed: u64,
+    hd: usize,
+    gqa: usize,
+    nq: usize,
+    pos0: usize,
+    window: Option<u32>,
+    softcap: Option<f32>,
+) -> Measured {
+    let mut rng = Rng(seed);
+    let (n_kv, capacity) = (2usize, 1024usize);
+    let n_head = n_kv * gqa;
+    let (kc, vc) = (rng.vec(capacity * n_kv * hd), rng.vec(capacity * n_kv * hd));
+    let q = rng.vec(nq * n_head * hd);
+    let scale = 1.0 / (hd as f32).sqrt();
+    let shape = reference::AttnShape { n_head, n_head_kv: n_kv, head_dim: hd, head_dim_v: hd, scale, softcap, window };
+    let mut want = vec![0f32; q.len()];
+    reference::attention(&q, &kc, &vc, pos0, &shape, &mut want);
+    let bound = attention_bound(&q, &kc, &vc, pos0, &shape, nq);
+    let exact = attention_f64(&q, &kc, &vc, pos0, &shape, nq);
+    let (qb, kb, vb, ob) = (h.upload(&q), h.upload(&kc), h.upload(&vc), h.poisoned(want.len()));
+    h.launch(launch::Attention {
+        q: qb.view(),
+        k_cache: kb.view(),
+        v_cache: vb.view(),
+        out: ob.view(),
+        head_dim: hd as u32,
+        gqa: gqa as u32,
+        n_head,
+        n_q: nq,
+        pos0,
+        scale,
+        softcap,
+        window,
+    });
+    Measured { got: h.read(&ob), want, bound: Some(bound), exact: Some(exact) }
+}
+
+/// The mean of squares is a sum of n positive terms (γ(n) relative on the GPU's f32 sum); the
+/// inverse square root halves it; rsqrt, the mean's division, eps and the two products of each
+/// side add a few U.
+fn rms_norm(h: &Harness, seed: u64, n: usize, rows: usize, add_one: bool, in_place: bool) -> Measured {
+    let mut rng = Rng(seed);
+    let (x, w) = (rng.vec(rows * n), rng.vec(n));
+    let w_used: Vec<f32> = if add_one { w.iter().map(|v| v + 1.0).collect() } else { w.clone() };
+    let mut want = vec![0f32; rows * n];
+    reference::rms_norm(&x, &w_used, n, 1e-6, &mut want);
+    let bound = want.iter().map(|y| y.abs() as f64 * (gamma(n) / 2.0 + 20.0 * U)).collect();
+    let exact = x
+        .chunks_exact(n)
+        .flat_map(|row| {
+            let mean = row.iter().map(|v| *v as f64 * *v as f64).sum::<f64>() / n as f64;
+            let inv = 1.0 / (mean + 1e-6f32 as f64).sqrt();
+            row.iter().zip(&w_used).map(move |(v, w)| *v as f64 * inv * *w as f64)
+        })
+        .collect();
+    let (xb, wb, yb) = (h.upload(&x), h.upload(&w), h.poisoned(rows * n));
+    let y = if in_place { xb.view() } else { yb.view() };
+    h.launch(launch::RmsNorm { x: xb.view(), w: wb.view(), y, n: n as u32, add_one, rows, eps: 1e-6 });
+    Measured { got: h.read(if in_place { &xb } else { &yb }), want, bound: Some(bound), exact: Some(exact) }
+}
+
+/// The angle θ of pair i: the CPU iterates θ ← θ·base^(−2/dims) in f32 (llama.cpp's cache), i + 1
+/// roundings plus the power's own error raised to i; the GPU takes powf directly (its exponent's
+/// rounding costs ln(base)·U, powf a few ulp). sin and cos add 6U, the rotation 2U per side.
+#[allow(clippy::too_many_arguments)]
+fn rope(h: &Harness, seed: u64, kind: RopeKind, hd: usize, rd: usize, base: f32, fs: f32) -> Measured {
+    let mut rng = Rng(seed);
+    let (tokens, heads) = (ROPE_POSITIONS.len(), 3usize);
+    let x = rng.vec(tokens * heads * hd);
+    let neox = kind == RopeKind::Neox;
+    let mut want = x.clone();
+    reference::rope(&mut want, &ROPE_POSITIONS, heads, hd, rd, neox, base, fs);
+    let mut bound = vec![0f64; x.len()];
+    let mut exact: Vec<f64> = x.iter().map(|v| *v as f64).collect();
+    for (t, &p) in ROPE_POSITIONS.iter().enumerate() {
+        for hh in 0..heads {
+            let row = (t * heads + hh) * hd;
+            for i in 0..rd / 2 {
+                let theta = p as f64 * fs as f64 * (base as f64).powf(-2.0 * i as f64 / rd as f64);
+                let d_theta = theta * (4.0 * i as f64 + 11.0 + 2.0 * (base as f64).ln()) * U;
+                let (a, b) = if neox { (i, i + rd / 2) } else { (2 * i, 2 * i + 1) };
+                let b_pair = (x[row + a].abs() + x[row + b].abs()) as f64 * (d_theta + 10.0 * U);
+                bound[row + a] = b_pair;
+                bound[row + b] = b_pair;
+                let (x0, x1, (sin, cos)) = (x[row + a] as f64, x[row + b] as f64, theta.sin_cos());
+                exact[row + a] = x0 * cos - x1 * sin;
+                exact[row + b] = x0 * sin + x1 * cos;
+            }
+        }
+    }
+    let (xb, pb) = (h.upload(&x), h.upload(&ROPE_POSITIONS.map(|p| p as i32)));
+    h.launch(launch::Rope {
+        x: xb.view(),
+        positions: pb.view(),
+        head_dim: hd as u32,
+        rope_dims: rd as u32,
+        kind,
+        n_tokens: tokens,
+        n_heads: heads,
+        base,
+        freq_scale: fs,
+    });
+    Measured { got: h.read(&xb), want, bound: Some(bound), exact: Some(exact) }
+}
+
+/// SwiGLU: exp (2 ulp on the GPU, 1 on the CPU: 6U), the sum, the quotient and the product (2U
+/// each, both sides): 12U of the result, bound 16U. GeGLU: tanh's error (6U of t) and its
+/// argument's (5 roundings a side: 10U of z, times tanh' ≤ 1) reach the result through ½·g·up; the
+/// other roundings are 6U of it, bound 8U.
+fn glu(h: &Harness, seed: u64, kind: GluKind) -> Measured {
+    let mut rng = Rng(seed);
+    let n = 3000;
+    let (g, u) = (rng.vec(n), rng.vec(n));
+    let mut want = vec![0f32; n];
+    reference::glu(&g, &u, kind, &mut want);
+    let exact = (0..n)
+        .map(|i| {
+            let gi = g[i] as f64;
+            let act = match kind {
+                GluKind::SwiGlu => gi / (1.0 + (-gi).exp()),
+                // The constants as both sides hold them (f32).
+                GluKind::GeGlu => {
+                    let z = 0.797_884_6f32 as f64 * (gi + 0.044715f32 as f64 * gi * gi * gi);
+                    0.5 * gi * (1.0 + z.tanh())
+                }
+            };
+            act * u[i] as f64
+        })
+        .collect();
+    let bound = (0..n)
+        .map(|i| match kind {
+            GluKind::SwiGlu => 16.0 * U * want[i].abs() as f64,
+            GluKind::GeGlu => {
+                let gi = g[i] as f64;
+                let z = 0.797_884_560_802_865_4 * (gi + 0.044715 * gi * gi * gi);
+                let act = 0.5 * gi * (1.0 + z.tanh());
+                u[i].abs() as f64 * (gi.abs() * (6.0 * U * z.tanh().abs() + 5.0 * U * z.abs()) + 8.0 * U * act.abs())
+            }
+        })
+        .collect();
+    let (gb, ub, ob) = (h.upload(&g), h.upload(&u), h.poisoned(n));
+    h.launch(launch::Glu { gate: gb.view(), up: ub.view(), out: ob.view(), kind, n });
+    Measured { got: h.read(&ob), want, bound: Some(bound), exact: Some(exact) }
+}
+
+fn add(h: &Harness, seed: u64) -> Measured {
+    let mut rng = Rng(seed);
+    let n = 3000;
+    let (a, b) = (rng.vec(n), rng.vec(n));
+    let mut want = a.clone();
+    reference::add_assign(&mut want, &b);
+    let (ab, bb, ob) = (h.upload(&a), h.upload(&b), h.poisoned(n));
+    h.launch(launch::Add { a: ab.view(), b: bb.view(), out: ob.view(), n });
+    Measured { got: h.read(&ob), want, bound: None, exact: None }
+}
+
+fn add_bias(h: &Harness, seed: u64) -> Measured {
+    let mut rng = Rng(seed);
+    let (n, cols) = (3000, 300);
+    let (x, bias) = (rng.vec(n), rng.vec(cols));
+    let mut want = x.clone();
+    reference::bias_add(&mut want, &bias, cols);
+    let (xb, bb) = (h.upload(&x), h.upload(&bias));
+    h.launch(launch::AddBias { x: xb.view(), bias: bb.view(), n, cols });
+    Measured { got: h.read(&xb), want, bound: None, exact: None }
+}
+
+/// cap·tanh(x / cap): the quotients (2U), tanh (2 ulp on the GPU, 1 on the CPU: 6U), the argument's
+/// rounding through tanh (relative ≤ 1: 2U) and the products (2U): 12U of the result, bound 16U.
+fn softcap(h: &Harness, seed: u64) -> Measured {
+    let mut rng = Rng(seed);
+    let (n, cap) = (3000, 3.5f32);
+    let x: Vec<f32> = rng.vec(n).iter().map(|v| v * 10.0).collect();
+    let mut want = x.clone();
+    reference::softcap(&mut want, cap);
+    let bound = want.iter().map(|y| 16.0 * U * y.abs() as f64).collect();
+    let exact = x.iter().map(|v| cap as f64 * (*v as f64 / cap as f64).tanh()).collect();
+    let xb = h.upload(&x);
+    h.launch(launch::Softcap { x: xb.view(), n, cap });
+    Measured { got: h.read(&xb), want, bound: Some(bound), exact: Some(exact) }
+}
+
+fn argmax(h: &Harness, seed: u64, n: usize) -> Measured {
+    let mut rng = Rng(seed);
+    let x: Vec<f32> = rng.vec(n).iter().map(|v| v * 12.0).collect();
+    let want = vec![reference::argmax(&x) as f32];
+    let (xb, ob) = (h.upload(&x), h.upload(&[-1i32]));
+    h.launch(launch::Argmax { x: xb.view(), out: ob.view(), n });
+    Measured { got: h.read(&ob).iter().map(|&i| i as f32).collect(), want, bound: None, exact: None }
+}
+
+fn kv_append(h: &Harness, seed: u64) -> Measured {
+    let mut rng = Rng(seed);
+    let (row, tokens, pos0, capacity) = (192usize, 9usize, 40usize, 64usize);
+    let (k, v) = (rng.vec(row * tokens), rng.vec(row * tokens));
+    let (kb, vb, kc, vc) = (h.upload(&k), h.upload(&v), h.poisoned(row * capacity), h.poisoned(row * capacity));
+    h.launch(launch::KvAppend {
+        k: kb.view(),
+        v: vb.view(),
+        k_cache: kc.view(),
+        v_cache: vc.view(),
+        row,
+        n_tokens: tokens,
+        pos0,
+    });
+    let mut want = Vec::new();
+    for new in [&k, &v] {
+        let mut cache = vec![POISON; row * capacity];
+        cache[pos0 * row..(pos0 + tokens) * row].copy_from_slice(new);
+        want.extend(cache);
+    }
+    let mut got = h.read(&kc);
+    got.extend(h.read(&vc));
+    Measured { got, want, bound: None, exact: None }
+}
