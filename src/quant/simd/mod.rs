@@ -1,0 +1,317 @@
+//! Matrix products of quantized weight rows with Q8_1 activations (and of float weight rows with
+//! f32 activations) on the instruction sets of the host, chosen at run time.
+//!
+//! [`Isa::Portable`] is the scalar reference of [`super::vec_dot`], block by block. The SIMD
+//! kernels first unpack a weight row into one form shared by every format (biased unsigned
+//! bytes, a scale per 4 weights, an offset per 32; see [`VecDotQ8_1::unpack`]), then dot that row
+//! with every activation row it is asked for, so a row is unpacked once per matrix product
+//! however many tokens it meets. Their integer sums are those of the reference, exactly; their
+//! f32 combine adds the same terms in another order.
+
+use std::sync::OnceLock;
+
+use super::q8_1::{Q8Rows, QK8_1};
+use super::vec_dot::{SumTerm, VecDotQ8_1};
+use super::{
+    blocks, Block, BlockBF16, BlockF16, BlockF32, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
+    BlockQ6K, BlockQ8_0, QuantError,
+};
+use crate::dtype::GgmlType;
+
+#[cfg(target_arch = "aarch64")]
+mod neon;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+/// An instruction set the kernels are written for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Plain Rust, the scalar reference (every machine).
+    Portable,
+    /// x86-64 AVX2 + FMA + F16C: 256-bit `maddubs` integer dots.
+    Avx2,
+    /// x86-64 AVX-512 (F, BW, VL) with VNNI: 512-bit `vpdpbusd`.
+    Avx512Vnni,
+    /// aarch64 NEON: widening 8-bit multiplies.
+    Neon,
+    /// aarch64 NEON with the dot-product extension (`sdot`).
+    NeonDotprod,
+}
+
+impl Isa {
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Portable => "portable",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512Vnni => "avx512-vnni",
+            Isa::Neon => "neon",
+            Isa::NeonDotprod => "neon-dotprod",
+        }
+    }
+
+    /// Whether this host can run the kernels of `self`.
+    pub fn supported(self) -> bool {
+        match self {
+            Isa::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => {
+                Isa::Avx2.supported()
+                    && is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl")
+                    && is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[cfg(target_arch = "aarch64")]
+            Isa::NeonDotprod => {
+                std::arch::is_aarch64_feature_detected!("neon") && std::arch::is_aarch64_feature_detected!("dotprod")
+            }
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// Every instruction set this host runs, the portable one first.
+    pub fn available() -> Vec<Isa> {
+        [Isa::Portable, Isa::Avx2, Isa::Avx512Vnni, Isa::Neon, Isa::NeonDotprod]
+            .into_iter()
+            .filter(|i| i.supported())
+            .collect()
+    }
+
+    /// The fastest instruction set this host runs (detected once).
+    pub fn best() -> Isa {
+        static BEST: OnceLock<Isa> = OnceLock::new();
+        *BEST.get_or_init(|| *Isa::available().last().expect("the portable path is always available"))
+    }
+}
+
+/// Whether [`gemm_q8_1`] takes weights of type `ty`.
+pub fn int8_supported(ty: GgmlType) -> bool {
+    matches!(
+        ty,
+        GgmlType::Q8_0
+            | GgmlType::Q4_0
+            | GgmlType::Q4_1
+            | GgmlType::Q5_0
+            | GgmlType::Q5_1
+            | GgmlType::Q4_K
+            | GgmlType::Q5_K
+            | GgmlType::Q6_K
+    )
+}
+
+/// Whether [`gemm_f32`] takes weights of type `ty`.
+pub fn float_supported(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
+}
+
+/// One weight row in the unpacked form the SIMD kernels read (reused from row to row).
+#[derive(Default)]
+pub(crate) struct Unpacked {
+    /// Values in the row.
+    pub k: usize,
+    /// [k] biased unsigned weight integers.
+    pub u: Vec<u8>,
+    /// [k/4] the scale of each group of 4.
+    pub lane_scale: Vec<f32>,
+    /// [k/32] the coefficient of each activation block's sum term.
+    pub offset: Vec<f32>,
+    pub bias: u8,
+    pub sum_term: SumTerm,
+}
+
+impl Unpacked {
+    pub fn reshape(&mut self, k: usize, bias: u8, sum_term: SumTerm) {
+        self.k = k;
+        self.u.resize(k, 0);
+        self.lane_scale.resize(k / 4, 0.0);
+        self.offset.resize(k / QK8_1, 0.0);
+        self.bias = bias;
+        self.sum_term = sum_term;
+    }
+
+    /// The portable unpack of one row of blocks.
+    pub fn unpack_blocks<B: VecDotQ8_1>(&mut self, row: &[B]) {
+        let k = row.len() * B::ELEMS;
+        self.reshape(k, B::BIAS, B::SUM_TERM);
+        let (e, l, o) = (B::ELEMS, B::ELEMS / 4, B::ELEMS / QK8_1);
+        for (i, b) in row.iter().enumerate() {
+            b.unpack(
+                &mut self.u[i * e..(i + 1) * e],
+                &mut self.lane_scale[i * l..(i + 1) * l],
+                &mut self.offset[i * o..(i + 1) * o],
+            );
+        }
+    }
+
+    /// The portable dot of the unpacked row with activation row `t`, lane by lane in the
+    /// order the SIMD kernels use for one 4-weight lane (tests compare the unpack through it).
+    pub fn dot_portable(&self, a: &Q8Rows, t: usize) -> f32 {
+        let (k, nb) = (self.k, self.k / QK8_1);
+        let qs = &a.qs[t * k..(t + 1) * k];
+        let mut acc = 0f32;
+        for lane in 0..k / 4 {
+            let l: i32 = (4 * lane..4 * lane + 4).map(|j| (self.u[j] as i32 - self.bias as i32) * qs[j] as i32).sum();
+            acc += l as f32 * (self.lane_scale[lane] * a.d_lanes[t * k / 4 + lane]);
+        }
+        acc + self.offset_dot(a, t, nb)
+    }
+
+    fn offset_dot(&self, a: &Q8Rows, t: usize, nb: usize) -> f32 {
+        let sums = match self.sum_term {
+            SumTerm::None => return 0.0,
+            SumTerm::S => &a.s[t * nb..(t + 1) * nb],
+            SumTerm::DSum => &a.dsum[t * nb..(t + 1) * nb],
+        };
+        self.offset.iter().zip(sums).map(|(o, s)| o * s).sum()
+    }
+}
+
+/// Σ w·a over one row of blocks against activation row `t` (the scalar reference).
+pub fn vec_dot_row<B: VecDotQ8_1>(row: &[B], a: &Q8Rows, t: usize) -> f32 {
+    let per = B::ELEMS / QK8_1;
+    row.iter().enumerate().map(|(i, b)| b.vec_dot_q8_1(a.slice(t, i * per, per))).sum()
+}
+
+/// The same with the magnitude of the terms (for error bounds in tests).
+pub fn vec_dot_row_terms<B: VecDotQ8_1>(row: &[B], a: &Q8Rows, t: usize) -> (f32, f32) {
+    let per = B::ELEMS / QK8_1;
+    row.iter().enumerate().fold((0.0, 0.0), |(v, m), (i, b)| {
+        let terms = b.vec_dot_q8_1_terms(a.slice(t, i * per, per));
+        (v + terms.value, m + terms.magnitude)
+    })
+}
+
+macro_rules! by_int8_type {
+    ($ty:expr, $f:ident, $($arg:expr),*) => {
+        match $ty {
+            GgmlType::Q8_0 => $f::<BlockQ8_0>($($arg),*),
+            GgmlType::Q4_0 => $f::<BlockQ4_0>($($arg),*),
+            GgmlType::Q4_1 => $f::<BlockQ4_1>($($arg),*),
+            GgmlType::Q5_0 => $f::<BlockQ5_0>($($arg),*),
+            GgmlType::Q5_1 => $f::<BlockQ5_1>($($arg),*),
+            GgmlType::Q4_K => $f::<BlockQ4K>($($arg),*),
+            GgmlType::Q5_K => $f::<BlockQ5K>($($arg),*),
+            GgmlType::Q6_K => $f::<BlockQ6K>($($arg),*),
+            other => Err(QuantError::Unsupported(other)),
+        }
+    };
+}
+
+/// Checks that `w` holds whole rows of `k` values of `ty` and returns the row count.
+fn rows_of(ty: GgmlType, w: &[u8], k: usize) -> Result<usize, QuantError> {
+    let (elems, bytes) = (ty.block_elems(), ty.block_bytes());
+    if k == 0 || !k.is_multiple_of(elems) || (int8_supported(ty) && !k.is_multiple_of(QK8_1)) {
+        return Err(QuantError::PartialOutput { ty, n_elems: k, block_elems: elems.max(QK8_1) });
+    }
+    let row_bytes = k / elems * bytes;
+    if !w.len().is_multiple_of(row_bytes) {
+        return Err(QuantError::PartialBlock { ty, len: w.len(), block_bytes: row_bytes });
+    }
+    Ok(w.len() / row_bytes)
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Unpacked> = std::cell::RefCell::new(Unpacked::default());
+}
+
+fn gemm_q8_1_as<B: VecDotQ8_1>(isa: Isa, w: &[u8], k: usize, a: &Q8Rows, out: &mut [f32]) -> Result<(), QuantError> {
+    let row_blocks = blocks::<B>(w)?;
+    let per_row = k / B::ELEMS;
+    let n = a.n();
+    for (row, o) in row_blocks.chunks_exact(per_row).zip(out.chunks_exact_mut(n)) {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 | Isa::Avx512Vnni => SCRATCH.with(|s| x86::row_q8_1::<B>(isa, row, a, &mut s.borrow_mut(), o)),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon | Isa::NeonDotprod => SCRATCH.with(|s| neon::row_q8_1::<B>(isa, row, a, &mut s.borrow_mut(), o)),
+            _ => {
+                for (t, v) in o.iter_mut().enumerate() {
+                    *v = vec_dot_row(row, a, t);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// out[r·n + t] = Σ_j W[r, j]·a[t, j] for every row r of the quantized weights `w` (rows of `k`
+/// values of `ty`) and every activation row t of `a` (n of them), on `isa`.
+pub fn gemm_q8_1(isa: Isa, ty: GgmlType, w: &[u8], k: usize, a: &Q8Rows, out: &mut [f32]) -> Result<(), QuantError> {
+    if !int8_supported(ty) {
+        return Err(QuantError::Unsupported(ty));
+    }
+    let rows = rows_of(ty, w, k)?;
+    assert!(isa.supported(), "{} does not run on this host", isa.name());
+    if a.k() != k || out.len() != rows * a.n() {
+        return Err(QuantError::LengthMismatch { ty, blocks: rows, have: a.k() * a.n(), want: out.len() });
+    }
+    by_int8_type!(ty, gemm_q8_1_as, isa, w, k, a, out)
+}
+
+/// out[r·n + t] = Σ_j W[r, j]·x[t, j] for float weights (F32, F16, BF16) and f32 activations
+/// `x` ([n][k]).
+pub fn gemm_f32(isa: Isa, ty: GgmlType, w: &[u8], k: usize, x: &[f32], out: &mut [f32]) -> Result<(), QuantError> {
+    if !float_supported(ty) {
+        return Err(QuantError::Unsupported(ty));
+    }
+    let rows = rows_of(ty, w, k)?;
+    assert!(isa.supported(), "{} does not run on this host", isa.name());
+    let n = x.len() / k;
+    if x.len() != n * k || out.len() != rows * n {
+        return Err(QuantError::LengthMismatch { ty, blocks: rows, have: x.len(), want: out.len() });
+    }
+    let row_bytes = w.len() / rows;
+    for (r, o) in out.chunks_exact_mut(n).enumerate() {
+        let row = &w[r * row_bytes..(r + 1) * row_bytes];
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 | Isa::Avx512Vnni => x86::row_f32(isa, ty, row, x, o),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon | Isa::NeonDotprod => neon::row_f32(ty, row, x, o),
+            _ => {
+                for (t, v) in o.iter_mut().enumerate() {
+                    *v = float_dot_portable(ty, row, &x[t * k..(t + 1) * k]);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Σ w·x for one float row, the weights widened exactly, four accumulators.
+fn float_dot_portable(ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
+    fn go<B: Block>(row: &[u8], x: &[f32]) -> f32 {
+        let b = blocks::<B>(row).expect("whole values");
+        let mut w = [0f32; 1];
+        let mut acc = [0f32; 4];
+        for (i, (blk, &xv)) in b.iter().zip(x).enumerate() {
+            blk.dequantize(&mut w);
+            acc[i % 4] += w[0] * xv;
+        }
+        (acc[0] + acc[1]) + (acc[2] + acc[3])
+    }
+    match ty {
+        GgmlType::F32 => go::<BlockF32>(row, x),
+        GgmlType::F16 => go::<BlockF16>(row, x),
+        _ => go::<BlockBF16>(row, x),
+    }
+}
+
+/// The portable unpack of `row` (weights of type `ty`, `k` values), dotted lane by lane with each
+/// activation row: the unpacked form the SIMD kernels read, checked without SIMD.
+pub fn unpacked_dot_portable(ty: GgmlType, row: &[u8], k: usize, a: &Q8Rows) -> Result<Vec<f32>, QuantError> {
+    fn go<B: VecDotQ8_1>(row: &[u8], a: &Q8Rows) -> Result<Vec<f32>, QuantError> {
+        let mut un = Unpacked::default();
+        un.unpack_blocks(blocks::<B>(row)?);
+        Ok((0..a.n()).map(|t| un.dot_portable(a, t)).collect())
+    }
+    rows_of(ty, row, k)?;
+    by_int8_type!(ty, go, row, a)
+}
