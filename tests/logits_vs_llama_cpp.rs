@@ -140,3 +140,67 @@ fn synthetic_gemma2_f32_matches_llama_cpp() {
         assert_eq!(c.top1_gap, 0.0);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The fast CPU path (int8 activations for quantized weights, SIMD kernels) against the same
+// references: NMSE ≤ 1e-2 and the same top-1 token as llama.cpp, which also quantizes
+// activations to 8 bits for its quantized matrix products.
+
+/// (NMSE, whether the top-1 token is llama.cpp's, tokens) for each of a model's two prompts in
+/// the fast CPU mode.
+fn compare_fast(name: &str) -> Vec<(f64, bool, usize)> {
+    use rocmforge::exec::CpuPrecision;
+    let (file, sha) = manifest_entry(name);
+    let Some(path) = common::model(&file) else { return Vec::new() };
+    assert_eq!(sha256(&path), sha, "{}: not the file the references were made from", path.display());
+    let model = Model::load(&path).unwrap();
+    let mut out = Vec::new();
+    for n in 0..2 {
+        let ids = read_ids(&fixtures().join(format!("{name}/{n}.tokens.bin")));
+        let want = read_f32(&fixtures().join(format!("{name}/{n}.logits.bin")));
+        let mut session = Session::with_precision(&model, ids.len(), CpuPrecision::Fast).unwrap();
+        let got = session.forward(&ids).unwrap().to_vec();
+        assert_eq!(got.len(), want.len());
+        let err: f64 = got.iter().zip(&want).map(|(a, b)| ((a - b) as f64).powi(2)).sum();
+        let norm: f64 = want.iter().map(|b| (*b as f64).powi(2)).sum();
+        let argmax = |v: &[f32]| v.iter().enumerate().fold(0, |best, (i, &x)| if x > v[best] { i } else { best });
+        let same_top1 = argmax(&got) == argmax(&want);
+        eprintln!(
+            "{name} (fast, {}): {} tokens: NMSE {:.3e}, top-1 {} llama.cpp's",
+            session.isa().map_or("?", |i| i.name()),
+            ids.len(),
+            err / norm,
+            if same_top1 { "is" } else { "is NOT" }
+        );
+        out.push((err / norm, same_top1, ids.len()));
+    }
+    out
+}
+
+fn assert_fast_close(name: &str) {
+    for (nmse, same_top1, n_tokens) in compare_fast(name) {
+        assert!(nmse <= 1e-2, "{name} fast, {n_tokens} tokens: NMSE {nmse:.3e}");
+        assert!(same_top1, "{name} fast, {n_tokens} tokens: top-1 differs from llama.cpp's");
+    }
+}
+
+macro_rules! fast_mode_tests {
+    ($($test:ident => $name:literal,)*) => {$(
+        #[test]
+        fn $test() {
+            assert_fast_close($name);
+        }
+    )*};
+}
+
+fast_mode_tests! {
+    fast_smollm2_f32_matches_llama_cpp => "smollm2-f32",
+    fast_smollm2_f16_matches_llama_cpp => "smollm2-f16",
+    fast_smollm2_q8_0_matches_llama_cpp => "smollm2-q8_0",
+    fast_smollm2_q6_k_matches_llama_cpp => "smollm2-q6_k",
+    fast_smollm2_q4_k_m_matches_llama_cpp => "smollm2-q4_k_m",
+    fast_smollm2_original_q4_1_matches_llama_cpp => "smollm2-q4_1",
+    fast_gemma3_270m_q4_k_m_matches_llama_cpp => "gemma3-q4_k_m",
+    fast_synthetic_qwen2_q4_k_matches_llama_cpp => "qwen2-synth-q4_k",
+    fast_synthetic_gemma2_f32_matches_llama_cpp => "gemma2-synth-f32",
+}

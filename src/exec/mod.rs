@@ -2,6 +2,8 @@
 //! shapes) and [`Session`]s that run it with a KV cache of fixed capacity.
 
 pub mod cpu;
+mod cpu_fast;
+mod cpu_simd;
 mod generate;
 pub mod gpu;
 mod sampler;
@@ -17,6 +19,7 @@ use crate::kernels::AttnPhase;
 use crate::model::{ModelConfig, ModelError};
 use crate::quant::{self, QuantError};
 
+pub use cpu_fast::CpuPrecision;
 pub use generate::{GenerateParams, Generated, Generation, GenerationStats};
 pub use sampler::{Sampler, SamplerConfig};
 pub use session::Session;
