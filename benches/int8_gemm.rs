@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use rocmforge::dtype::GgmlType;
-use rocmforge::quant::{gemm_q8_1, Isa, Q8Rows};
+use rocmforge::quant::{gemm_q8_1_with, Isa, Kernel, Q8Rows};
 
 fn random_blocks(ty: GgmlType, n_blocks: usize) -> Vec<u8> {
     let mut s = 0x2545_F491_4F6C_DD1Du64;
@@ -67,7 +67,10 @@ fn main() {
         let copies = copies.clamp(1, 64);
         let w = random_blocks(ty, copies * rows * k / ty.block_elems());
         let per = w.len() / copies;
-        for isa in Isa::available() {
+        for (isa, kernel) in Isa::available().into_iter().flat_map(|i| [(i, Kernel::Fused), (i, Kernel::Unpacked)]) {
+            if isa != Isa::Avx512Vnni && kernel == Kernel::Fused {
+                continue;
+            }
             let x: Vec<f32> = (0..64 * k).map(|i| ((i * 7919) % 201) as f32 / 100.0 - 1.0).collect();
             let mut one = Q8Rows::new();
             one.quantize(&x[..k], k);
@@ -76,17 +79,18 @@ fn main() {
             let reps = if isa == Isa::Portable { 2 } else { 20 };
             let t1 = best_of(reps, || {
                 c = (c + 1) % copies;
-                gemm_q8_1(isa, ty, &w[c * per..(c + 1) * per], k, &one, &mut out[..rows]).unwrap();
+                gemm_q8_1_with(isa, kernel, ty, &w[c * per..(c + 1) * per], k, &one, &mut out[..rows]).unwrap();
             });
             let mut many = Q8Rows::new();
             many.quantize(&x, k);
-            let t64 = best_of(reps.min(5), || {
-                gemm_q8_1(isa, ty, &w[..per], k, &many, &mut out).unwrap();
+            let t64 = best_of(reps, || {
+                gemm_q8_1_with(isa, kernel, ty, &w[..per], k, &many, &mut out).unwrap();
             });
             println!(
-                "{:5} k {k:5} rows {rows:6} {:12}: decode {:6.2} GB/s of weights ({:7.1} µs) | 64 tokens {:6.1} GOP/s",
+                "{:5} k {k:5} rows {rows:6} {:12} {:8}: decode {:6.2} GB/s of weights ({:7.1} µs) | 64 tokens {:6.1} GOP/s",
                 ty.name(),
                 isa.name(),
+                format!("{kernel:?}"),
                 per as f64 / t1 / 1e9,
                 t1 * 1e6,
                 2.0 * (rows * k * 64) as f64 / t64 / 1e9

@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use rocmforge::dtype::GgmlType;
 use rocmforge::quant::simd::{unpacked_dot_portable, vec_dot_row_terms};
 use rocmforge::quant::{
-    self, blocks, gemm_f32, gemm_q8_1, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K,
-    BlockQ8_0, BlockQ8_1, Isa, Q8Rows, VecDotQ8_1,
+    self, blocks, gemm_f32, gemm_q8_1, gemm_q8_1_with, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
+    BlockQ6K, BlockQ8_0, BlockQ8_1, Isa, Kernel, Q8Rows, VecDotQ8_1,
 };
 
 const INT8_TYPES: [GgmlType; 8] = [
@@ -30,6 +30,16 @@ const INT8_TYPES: [GgmlType; 8] = [
     GgmlType::Q5_K,
     GgmlType::Q6_K,
 ];
+
+/// Every instruction set of this host with each kernel shape (shapes an instruction set lacks
+/// fall back to the unpacked one, which then runs twice).
+fn kernels() -> Vec<(Isa, Kernel)> {
+    Isa::available().into_iter().flat_map(|i| [(i, Kernel::Fused), (i, Kernel::Unpacked)]).collect()
+}
+
+fn label(isa: Isa, kernel: Kernel) -> String {
+    format!("{} {kernel:?}", isa.name())
+}
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/quant").join(name);
@@ -162,9 +172,9 @@ fn check_simd_against_reference(ty: GgmlType, w: &[u8], k: usize, a: &Q8Rows, re
     let row_bytes = k / ty.block_elems() * ty.block_bytes();
     let rows = w.len() / row_bytes;
     let mut worst = 0f64;
-    for isa in Isa::available() {
+    for (isa, kernel) in kernels() {
         let mut out = vec![0f32; rows * a.n()];
-        gemm_q8_1(isa, ty, w, k, a, &mut out).unwrap();
+        gemm_q8_1_with(isa, kernel, ty, w, k, a, &mut out).unwrap();
         for (r, row) in w.chunks_exact(row_bytes).enumerate() {
             for t in 0..a.n() {
                 let (want, magnitude) = reference(ty, row, a, t);
@@ -173,7 +183,7 @@ fn check_simd_against_reference(ty: GgmlType, w: &[u8], k: usize, a: &Q8Rows, re
                 assert!(
                     err <= rel,
                     "{ty} on {}: k {k}, row {r}, token {t}: {got} vs reference {want} (|Δ|/magnitude {err:.3e})",
-                    isa.name()
+                    label(isa, kernel)
                 );
                 worst = worst.max(err);
             }
@@ -313,9 +323,9 @@ fn integer_sums_are_bit_exact_on_every_instruction_set() {
                 .collect();
             let a = Q8Rows::from_blocks(&q8, k);
             let row_bytes = k / ty.block_elems() * bb;
-            for isa in Isa::available() {
+            for (isa, kernel) in kernels() {
                 let mut out = vec![0f32; n_rows * n_tok];
-                gemm_q8_1(isa, ty, &w, k, &a, &mut out).unwrap();
+                gemm_q8_1_with(isa, kernel, ty, &w, k, &a, &mut out).unwrap();
                 for (r, row) in w.chunks_exact(row_bytes).enumerate() {
                     let wf = quant::dequantize_to_vec(ty, row).unwrap();
                     for t in 0..n_tok {
@@ -328,7 +338,7 @@ fn integer_sums_are_bit_exact_on_every_instruction_set() {
                             got.to_bits(),
                             want.to_bits(),
                             "{ty} on {}: k {k} row {r} token {t}: {got} vs {want}",
-                            isa.name()
+                            label(isa, kernel)
                         );
                     }
                 }
@@ -344,20 +354,20 @@ fn many_tokens_at_once_equal_one_token_at_a_time() {
     for ty in INT8_TYPES {
         let k = 768;
         let w = random_blocks(ty, 5 * k / ty.block_elems(), &mut rng);
-        let a = quantized_activations(7, k, &mut rng);
-        for isa in Isa::available() {
-            let mut all = vec![0f32; 5 * 7];
-            gemm_q8_1(isa, ty, &w, k, &a, &mut all).unwrap();
-            for t in 0..7 {
+        let a = quantized_activations(27, k, &mut rng);
+        for (isa, kernel) in kernels() {
+            let mut all = vec![0f32; 5 * 27];
+            gemm_q8_1_with(isa, kernel, ty, &w, k, &a, &mut all).unwrap();
+            for t in 0..27 {
                 let one = Q8Rows::from_blocks(&a.to_blocks(t), k);
                 let mut single = vec![0f32; 5];
-                gemm_q8_1(isa, ty, &w, k, &one, &mut single).unwrap();
+                gemm_q8_1_with(isa, kernel, ty, &w, k, &one, &mut single).unwrap();
                 for r in 0..5 {
                     assert_eq!(
                         single[r].to_bits(),
-                        all[r * 7 + t].to_bits(),
+                        all[r * 27 + t].to_bits(),
                         "{ty} on {}: row {r} token {t}",
-                        isa.name()
+                        label(isa, kernel)
                     );
                 }
             }

@@ -117,13 +117,31 @@ impl Q8Rows {
         self.nsum4.resize(n * k / 4, 0);
     }
 
-    /// Quantizes `x` ([n][k], k a multiple of 32) with `quantize_row_q8_1_ref`.
+    /// Quantizes `x` ([n][k], k a multiple of 32) with `quantize_row_q8_1_ref`: the same bits
+    /// as [`quantize_block_q8_1`], in code the compiler vectorizes (compiled for the host's
+    /// widest vectors).
     pub fn quantize(&mut self, x: &[f32], k: usize) {
         assert!(k > 0 && x.len().is_multiple_of(k), "{} values are not whole rows of {k}", x.len());
         self.reshape(x.len() / k, k);
-        for (i, chunk) in x.chunks_exact(QK8_1).enumerate() {
-            self.set_block(i, &quantize_block_q8_1(chunk));
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
+            unsafe fn wide(rows: &mut Q8Rows, x: &[f32]) {
+                quantize_all_avx512(rows, x)
+            }
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn avx2(rows: &mut Q8Rows, x: &[f32]) {
+                quantize_all(rows, x)
+            }
+            match super::Isa::best() {
+                // SAFETY: `Isa::best()` names only instruction sets detected on this host.
+                super::Isa::Avx512Vnni => return unsafe { wide(self, x) },
+                // SAFETY: as above.
+                super::Isa::Avx2 => return unsafe { avx2(self, x) },
+                _ => {}
+            }
         }
+        quantize_all(self, x)
     }
 
     /// Takes canonical blocks ([n][k/32]) as they are. Quants of −128 are refused: the quantizer
@@ -190,6 +208,93 @@ impl Q8Rows {
     }
 }
 
+/// Every block of `x` into `rows` (already shaped): `quantize_block_q8_1` written without
+/// branches or calls, so it vectorizes. Rounding half away from zero is t + (|v − t| ≥ ½ ? ±1 : 0)
+/// with t = trunc(v), exact since v − t is.
+#[inline(always)]
+fn quantize_all(rows: &mut Q8Rows, x: &[f32]) {
+    for (i, chunk) in x.chunks_exact(QK8_1).enumerate() {
+        let chunk: &[f32; QK8_1] = chunk.try_into().expect("32 values");
+        let mut amax = 0f32;
+        for &v in chunk {
+            amax = if amax > v.abs() { amax } else { v.abs() };
+        }
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let qs: &mut [i8; QK8_1] = (&mut rows.qs[i * QK8_1..(i + 1) * QK8_1]).try_into().expect("32 quants");
+        for (q, &v) in qs.iter_mut().zip(chunk) {
+            let v = v * id;
+            let t = v.trunc();
+            let r = if (v - t).abs() >= 0.5 { t + 1f32.copysign(v) } else { t };
+            *q = r as i8;
+        }
+        let mut sums = [0i32; 8];
+        for (s, g) in sums.iter_mut().zip(qs.chunks_exact(4)) {
+            *s = g[0] as i32 + g[1] as i32 + g[2] as i32 + g[3] as i32;
+        }
+        let qsum: i32 = sums.iter().sum();
+        let dh = half::f16::from_f32(d);
+        let dw = dh.to_f32();
+        rows.d[i] = dw;
+        rows.s[i] = half::f16::from_f32(qsum as f32 * d).to_f32();
+        rows.qsum[i] = qsum;
+        rows.dsum[i] = dw * qsum as f32;
+        rows.d_lanes[i * 8..(i + 1) * 8].fill(dw);
+        for (n4, s) in rows.nsum4[i * 8..(i + 1) * 8].iter_mut().zip(sums) {
+            *n4 = -s;
+        }
+    }
+}
+
+/// [`quantize_all`] with AVX-512 intrinsics (the compiler keeps the block maximum scalar).
+///
+/// # Safety
+/// The host must run AVX-512 F/BW/DQ/VL/VNNI and F16C; `rows` must be shaped for `x`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn quantize_all_avx512(rows: &mut Q8Rows, x: &[f32]) {
+    use std::arch::x86_64::*;
+    let nblocks = x.len() / QK8_1;
+    assert!(rows.qs.len() >= x.len() && rows.d.len() >= nblocks && rows.nsum4.len() >= 8 * nblocks);
+    /// f32 → f16 (nearest even, as the half crate) → f32.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    unsafe fn f16_round(v: f32) -> f32 {
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set_ss(v))))
+    }
+    /// 16 values times 1/d, rounded half away from zero, as bytes.
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c")]
+    #[inline]
+    unsafe fn quant(v: __m512, id: __m512) -> __m128i {
+        let v = _mm512_mul_ps(v, id);
+        let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
+        let away = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(_mm512_abs_ps(_mm512_sub_ps(v, t)), _mm512_set1_ps(0.5));
+        let step = _mm512_or_ps(_mm512_and_ps(v, _mm512_set1_ps(-0.0)), _mm512_set1_ps(1.0));
+        _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(_mm512_mask_add_ps(t, away, t, step)))
+    }
+    let ones = _mm256_set1_epi8(1);
+    for i in 0..nblocks {
+        let p = x.as_ptr().add(i * QK8_1);
+        let (v0, v1) = (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)));
+        let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        let d = amax / 127.0;
+        let id = _mm512_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+        let q = _mm256_set_m128i(quant(v1, id), quant(v0, id));
+        _mm256_storeu_si256(rows.qs.as_mut_ptr().add(i * QK8_1).cast(), q);
+        let sum4 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, q);
+        _mm256_storeu_si256(rows.nsum4.as_mut_ptr().add(8 * i).cast(), _mm256_sub_epi32(_mm256_setzero_si256(), sum4));
+        let s4 = _mm_add_epi32(_mm256_castsi256_si128(sum4), _mm256_extracti128_si256::<1>(sum4));
+        let s4 = _mm_add_epi32(s4, _mm_shuffle_epi32::<0b01_00_11_10>(s4));
+        let qsum = _mm_cvtsi128_si32(_mm_add_epi32(s4, _mm_shuffle_epi32::<0b10_11_00_01>(s4)));
+        let dw = f16_round(d);
+        rows.d[i] = dw;
+        rows.s[i] = f16_round(qsum as f32 * d);
+        rows.qsum[i] = qsum;
+        rows.dsum[i] = dw * qsum as f32;
+        _mm256_storeu_ps(rows.d_lanes.as_mut_ptr().add(8 * i), _mm256_set1_ps(dw));
+    }
+}
+
 /// Consecutive Q8_1 blocks of one row: what one weight block is dotted with.
 #[derive(Clone, Copy)]
 pub struct Q8Slice<'a> {
@@ -228,6 +333,34 @@ mod tests {
         assert_eq!(b.d(), half::f16::from_f32(d).to_f32());
         let sum: i32 = b.qs.iter().map(|&q| q as i32).sum();
         assert_eq!(b.s(), half::f16::from_f32(sum as f32 * d).to_f32());
+    }
+
+    #[test]
+    fn the_vectorized_quantizer_equals_the_reference_bit_for_bit() {
+        let mut state = 0x9E37_79B9u32;
+        let mut x: Vec<f32> = (0..32 * 400)
+            .map(|i| {
+                state = state.wrapping_mul(1664525).wrapping_add(1013904223);
+                let u = (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
+                // Some blocks scaled far up or down, some exact ties (integers and halves).
+                match (i / 32) % 5 {
+                    0 => u * 1e4,
+                    1 => u * 1e-5,
+                    2 => ((u * 254.0).round() / 2.0).max(-127.0),
+                    _ => u,
+                }
+            })
+            .collect();
+        x[32 * 7] = 127.0;
+        x[32 * 7 + 1..32 * 8].iter_mut().enumerate().for_each(|(j, v)| *v = j as f32 - 15.5);
+        let mut rows = Q8Rows::new();
+        rows.quantize(&x, 32 * 8);
+        let mut want = vec![BlockQ8_1 { d: [0; 2], s: [0; 2], qs: [0; 32] }; 400];
+        quantize_row_q8_1(&x, &mut want);
+        let got: Vec<BlockQ8_1> = (0..rows.n()).flat_map(|t| rows.to_blocks(t)).collect();
+        assert_eq!(got, want);
+        let again = Q8Rows::from_blocks(&want, 32 * 8);
+        assert_eq!((&rows.nsum4, &rows.dsum, &rows.d_lanes), (&again.nsum4, &again.dsum, &again.d_lanes));
     }
 
     #[test]

@@ -22,6 +22,21 @@ use crate::dtype::GgmlType;
 mod neon;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_fused;
+
+/// Which SIMD kernel shape a product uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// The faster shape on this instruction set: fused where there are fused kernels (they were
+    /// measured faster at every token count, see benches/int8_gemm.rs), else unpacked.
+    Auto,
+    /// Weights unpacked in registers and dotted at once, up to 8 tokens a pass (AVX-512 VNNI;
+    /// elsewhere the unpacked shape).
+    Fused,
+    /// Each row unpacked once into a buffer, then dotted with every token.
+    Unpacked,
+}
 
 /// An instruction set the kernels are written for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -30,7 +45,7 @@ pub enum Isa {
     Portable,
     /// x86-64 AVX2 + FMA + F16C: 256-bit `maddubs` integer dots.
     Avx2,
-    /// x86-64 AVX-512 (F, BW, VL) with VNNI: 512-bit `vpdpbusd`.
+    /// x86-64 AVX-512 (F, BW, DQ, VL) with VNNI: 512-bit `vpdpbusd`.
     Avx512Vnni,
     /// aarch64 NEON: widening 8-bit multiplies.
     Neon,
@@ -62,6 +77,7 @@ impl Isa {
                 Isa::Avx2.supported()
                     && is_x86_feature_detected!("avx512f")
                     && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512dq")
                     && is_x86_feature_detected!("avx512vl")
                     && is_x86_feature_detected!("avx512vnni")
             }
@@ -221,8 +237,24 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Unpacked> = std::cell::RefCell::new(Unpacked::default());
 }
 
-fn gemm_q8_1_as<B: VecDotQ8_1>(isa: Isa, w: &[u8], k: usize, a: &Q8Rows, out: &mut [f32]) -> Result<(), QuantError> {
+fn gemm_q8_1_as<B: VecDotQ8_1>(
+    isa: Isa,
+    kernel: Kernel,
+    w: &[u8],
+    k: usize,
+    a: &Q8Rows,
+    out: &mut [f32],
+) -> Result<(), QuantError> {
     let row_blocks = blocks::<B>(w)?;
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512Vnni
+        && kernel != Kernel::Unpacked
+        // SAFETY: `gemm_q8_1_with` asserted AVX-512 VNNI runs here and checked the shapes.
+        && unsafe { x86_fused::gemm(B::TYPE, w, k, a, out) }
+    {
+        return Ok(());
+    }
+    let _ = kernel;
     let per_row = k / B::ELEMS;
     let n = a.n();
     for (row, o) in row_blocks.chunks_exact(per_row).zip(out.chunks_exact_mut(n)) {
@@ -244,6 +276,19 @@ fn gemm_q8_1_as<B: VecDotQ8_1>(isa: Isa, w: &[u8], k: usize, a: &Q8Rows, out: &m
 /// out[r·n + t] = Σ_j W[r, j]·a[t, j] for every row r of the quantized weights `w` (rows of `k`
 /// values of `ty`) and every activation row t of `a` (n of them), on `isa`.
 pub fn gemm_q8_1(isa: Isa, ty: GgmlType, w: &[u8], k: usize, a: &Q8Rows, out: &mut [f32]) -> Result<(), QuantError> {
+    gemm_q8_1_with(isa, Kernel::Auto, ty, w, k, a, out)
+}
+
+/// [`gemm_q8_1`] with the kernel shape chosen (tests run each one).
+pub fn gemm_q8_1_with(
+    isa: Isa,
+    kernel: Kernel,
+    ty: GgmlType,
+    w: &[u8],
+    k: usize,
+    a: &Q8Rows,
+    out: &mut [f32],
+) -> Result<(), QuantError> {
     if !int8_supported(ty) {
         return Err(QuantError::Unsupported(ty));
     }
@@ -252,7 +297,7 @@ pub fn gemm_q8_1(isa: Isa, ty: GgmlType, w: &[u8], k: usize, a: &Q8Rows, out: &m
     if a.k() != k || out.len() != rows * a.n() {
         return Err(QuantError::LengthMismatch { ty, blocks: rows, have: a.k() * a.n(), want: out.len() });
     }
-    by_int8_type!(ty, gemm_q8_1_as, isa, w, k, a, out)
+    by_int8_type!(ty, gemm_q8_1_as, isa, kernel, w, k, a, out)
 }
 
 /// out[r·n + t] = Σ_j W[r, j]·x[t, j] for float weights (F32, F16, BF16) and f32 activations

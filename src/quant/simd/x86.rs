@@ -92,7 +92,7 @@ unsafe fn unpack_avx2(ty: GgmlType, row: &[u8], un: &mut Unpacked) {
 }
 
 /// As [`unpack_avx2`], with AVX-512BW masks for the 5-bit formats.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn unpack_avx512(ty: GgmlType, row: &[u8], un: &mut Unpacked) {
     unpack_x86::<true>(ty, row, un)
 }
@@ -107,7 +107,7 @@ unsafe fn fifth_bits<const BW: bool>(nib: __m256i, bits: u32) -> __m256i {
     }
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c")]
 #[inline]
 unsafe fn fifth_bits_bw(nib: __m256i, bits: u32) -> __m256i {
     _mm256_mask_add_epi8(nib, bits, nib, _mm256_set1_epi8(0x10))
@@ -331,7 +331,7 @@ unsafe fn tile_avx2<const NT: usize>(un: &Unpacked, a: &Q8Rows, t0: usize, out: 
     }
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn dot_avx512(un: &Unpacked, a: &Q8Rows, out: &mut [f32]) {
     assert!(un.k == a.k() && un.u.len() >= un.k && un.lane_scale.len() >= un.k / 4);
     match un.bias {
@@ -342,7 +342,7 @@ unsafe fn dot_avx512(un: &Unpacked, a: &Q8Rows, out: &mut [f32]) {
     }
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
 #[inline]
 unsafe fn dot512<const SHIFT: u32>(un: &Unpacked, a: &Q8Rows, out: &mut [f32]) {
     let n = a.n();
@@ -359,7 +359,7 @@ unsafe fn dot512<const SHIFT: u32>(un: &Unpacked, a: &Q8Rows, out: &mut [f32]) {
 
 /// The lanes of one 64-value chunk (or a 32-value tail under masks): `vpdpbusd` from −bias·Σ4a
 /// (SHIFT = log2 bias; 0 means no bias), then lane scale × d8 into the accumulator.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
 #[inline]
 unsafe fn tile512<const SHIFT: u32, const NT: usize>(un: &Unpacked, a: &Q8Rows, t0: usize, out: &mut [f32]) {
     let rows = ActRows::<NT>::new(a, t0);
@@ -417,7 +417,7 @@ unsafe fn widen8(ty: GgmlType, p: *const u8) -> __m256 {
     }
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c")]
 #[inline]
 unsafe fn widen16(ty: GgmlType, p: *const u8) -> __m512 {
     match ty {
@@ -451,7 +451,7 @@ unsafe fn float_rows_avx2(ty: GgmlType, row: &[u8], k: usize, x: &[f32], out: &m
     }
 }
 
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c")]
 unsafe fn float_rows_avx512(ty: GgmlType, row: &[u8], k: usize, x: &[f32], out: &mut [f32]) {
     let es = ty.block_bytes();
     let main = k / 16 * 16;
