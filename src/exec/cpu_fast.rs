@@ -275,22 +275,17 @@ fn attention(q: &[f32], k_cache: &[f32], v_cache: &[f32], pos0: usize, s: &cpu::
         let qv = &q[(t * s.n_head + h) * s.head_dim..(t * s.n_head + h + 1) * s.head_dim];
         SCORES.with(|cell| {
             let mut scores = cell.borrow_mut();
-            scores.clear();
-            scores.extend((lo..=pos).map(|p| {
-                let kr = &k_cache[p * kw + hk * s.head_dim..p * kw + (hk + 1) * s.head_dim];
-                let sc = vs::dot(qv, kr) * s.scale;
-                match s.softcap {
-                    Some(cap) => cap * (sc / cap).tanh(),
-                    None => sc,
-                }
-            }));
+            scores.resize(pos + 1 - lo, 0.0);
+            let keys = &k_cache[lo * kw + hk * s.head_dim..pos * kw + (hk + 1) * s.head_dim];
+            vs::scaled_dots(qv, keys, kw, s.scale, &mut scores);
+            if let Some(cap) = s.softcap {
+                scores.iter_mut().for_each(|sc| *sc = cap * (*sc / cap).tanh());
+            }
             let max = vs::max(&scores);
             let inv = 1.0 / vs::exp_shift_sum(&mut scores, max);
-            o.fill(0.0);
-            for (j, p) in (lo..=pos).enumerate() {
-                let vr = &v_cache[p * vw + hk * s.head_dim_v..p * vw + (hk + 1) * s.head_dim_v];
-                vs::axpy(o, scores[j] * inv, vr);
-            }
+            scores.iter_mut().for_each(|w| *w *= inv);
+            let values = &v_cache[lo * vw + hk * s.head_dim_v..pos * vw + (hk + 1) * s.head_dim_v];
+            vs::weighted_rows(&scores, values, vw, o);
         });
     };
     let items = n_tok * s.n_head;

@@ -149,13 +149,32 @@ fn add_impl(acc: &mut [f32], x: &[f32]) {
     }
 }
 
+/// out[i] = scale · q·rows[i], where row i is `rows[i·stride..i·stride + q.len()]`.
+#[inline(always)]
+fn scaled_dots_impl(q: &[f32], rows: &[f32], stride: usize, scale: f32, out: &mut [f32]) {
+    let d = q.len();
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = dot_impl(q, &rows[i * stride..i * stride + d]) * scale;
+    }
+}
+
+/// out = Σ_i w[i]·rows[i], row i as in [`scaled_dots_impl`].
+#[inline(always)]
+fn weighted_rows_impl(w: &[f32], rows: &[f32], stride: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    let d = out.len();
+    for (i, &wi) in w.iter().enumerate() {
+        axpy_impl(out, wi, &rows[i * stride..i * stride + d]);
+    }
+}
+
 multiversion!(
-    /// Σ a·b.
-    fn dot(a: &[f32], b: &[f32]) -> f32 => dot_impl
+    /// out[i] = scale · q·rows[i] for rows `stride` apart (attention scores).
+    fn scaled_dots(q: &[f32], rows: &[f32], stride: usize, scale: f32, out: &mut [f32]) => scaled_dots_impl
 );
 multiversion!(
-    /// y += alpha·x.
-    fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) => axpy_impl
+    /// out = Σ_i w[i]·rows[i] for rows `stride` apart (attention's weighted values).
+    fn weighted_rows(w: &[f32], rows: &[f32], stride: usize, out: &mut [f32]) => weighted_rows_impl
 );
 multiversion!(
     /// Σ x².
@@ -211,7 +230,9 @@ mod tests {
         let a: Vec<f32> = (0..1000).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
         let b: Vec<f32> = (0..1000).map(|i| ((i * 53) % 89) as f32 / 40.0 - 1.1).collect();
         let want: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
-        assert!((dot(&a, &b) as f64 - want).abs() < 1e-3);
+        let mut one = [0f32; 1];
+        scaled_dots(&a, &b, 0, 1.0, &mut one);
+        assert!((one[0] as f64 - want).abs() < 1e-3);
         let mut s = a.clone();
         let sum = exp_shift_sum(&mut s, 1.0);
         let want: f64 = a.iter().map(|&v| ((v - 1.0) as f64).exp()).sum();
