@@ -67,8 +67,10 @@ fn main() {
         let copies = copies.clamp(1, 64);
         let w = random_blocks(ty, copies * rows * k / ty.block_elems());
         let per = w.len() / copies;
-        for (isa, kernel) in Isa::available().into_iter().flat_map(|i| [(i, Kernel::Fused), (i, Kernel::Unpacked)]) {
-            if isa != Isa::Avx512Vnni && kernel == Kernel::Fused {
+        for (isa, kernel) in
+            Isa::available().into_iter().flat_map(|i| [(i, Kernel::Fused), (i, Kernel::Unpacked), (i, Kernel::Amx)])
+        {
+            if isa != Isa::Avx512Vnni && kernel != Kernel::Unpacked {
                 continue;
             }
             let x: Vec<f32> = (0..64 * k).map(|i| ((i * 7919) % 201) as f32 / 100.0 - 1.0).collect();

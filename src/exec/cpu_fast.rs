@@ -21,7 +21,7 @@ use super::cpu_simd as vs;
 use super::{cpu, ExecError, Model};
 use crate::graph::{Buf, Step};
 use crate::kernels::GluKind;
-use crate::quant::{self, simd, Isa, Q8Rows};
+use crate::quant::{self, simd, Isa, Kernel, OutMatrix, Q8Rows, QuantError};
 
 /// How a CPU session computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,8 +48,6 @@ pub(crate) struct FastState {
     /// The quantized input of the last projections, and which buffer (and rows) it came from.
     q8: Q8Rows,
     q8_of: Option<(Buf, bool)>,
-    /// Projection outputs [rows][tokens] before they are transposed to [tokens][rows].
-    transposed: Vec<f32>,
     /// Rope (cos, sin) per token and rotated pair, and the pass they were made for.
     rope: Vec<(f32, f32)>,
     rope_key: Option<(usize, usize, u32, u32, usize)>,
@@ -57,14 +55,7 @@ pub(crate) struct FastState {
 
 impl FastState {
     pub(crate) fn new() -> FastState {
-        FastState {
-            isa: Isa::best(),
-            q8: Q8Rows::new(),
-            q8_of: None,
-            transposed: Vec::new(),
-            rope: Vec::new(),
-            rope_key: None,
-        }
+        FastState { isa: Isa::best(), q8: Q8Rows::new(), q8_of: None, rope: Vec::new(), rope_key: None }
     }
 
     /// The instruction set the projections run on.
@@ -107,7 +98,23 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
     let n = tokens.len();
     let graph = model.graph(n);
     state.q8_of = None;
-    for node in &graph.nodes {
+    let nodes = &graph.nodes;
+    let mut i = 0;
+    while i < nodes.len() {
+        let node = &nodes[i];
+        // Projections reading the same input (Q, K, V; gate, up) run as one parallel region.
+        let run = same_input_run(&nodes[i..]);
+        if run > 1 {
+            linear_group(state, model, &nodes[i..i + run], bufs, n)?;
+            for node in &nodes[i..i + run] {
+                if written(&node.step).is_some_and(|b| state.q8_of.is_some_and(|(q, _)| q == b)) {
+                    state.q8_of = None;
+                }
+            }
+            i += run;
+            continue;
+        }
+        i += 1;
         match node.step {
             Step::Embed { out, scale } => {
                 let t = file.require_tensor(&node.weights[0])?;
@@ -172,6 +179,93 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
         if written(&node.step).is_some_and(|b| state.q8_of.is_some_and(|(q, _)| q == b)) {
             state.q8_of = None;
         }
+    }
+    Ok(())
+}
+
+/// How many nodes from the first (at most 3) are projections of the same input rows, each into
+/// its own buffer.
+fn same_input_run(nodes: &[crate::graph::Node]) -> usize {
+    let Some(Step::Linear { x, last_only, .. }) = nodes.first().map(|n| &n.step) else { return 0 };
+    nodes
+        .iter()
+        .take(3)
+        .take_while(|n| matches!(n.step, Step::Linear { x: x2, last_only: l2, out, .. } if x2 == *x && l2 == *last_only && out != *x))
+        .count()
+}
+
+/// One projection of a run: weight type, weight bytes, row length, output buffer, rows.
+type Projection<'a> = (crate::dtype::GgmlType, &'a [u8], usize, Buf, usize);
+
+/// A run of 2 or 3 projections of one input buffer: the input quantized once, the products on
+/// rayon's threads together. Any weight type without a fast kernel runs them one by one.
+fn linear_group(
+    state: &mut FastState,
+    model: &Model,
+    nodes: &[crate::graph::Node],
+    bufs: &mut [Vec<f32>],
+    n: usize,
+) -> Result<(), ExecError> {
+    let file = &model.file;
+    let Step::Linear { x, last_only, .. } = nodes[0].step else { unreachable!("a run of projections") };
+    let mut job: [Option<Projection<'_>>; 3] = [None; 3];
+    for (slot, node) in job.iter_mut().zip(nodes) {
+        let Step::Linear { out, n_out, .. } = node.step else { unreachable!("a run of projections") };
+        let t = file.require_tensor(&node.weights[0])?;
+        *slot = Some((t.ty, file.tensor_data(t), t.row_len() as usize, out, n_out as usize));
+    }
+    let k = job[0].expect("a run has a first projection").2;
+    let all_int8 =
+        job.iter().flatten().all(|j| simd::int8_supported(j.0) && j.2 == k && k.is_multiple_of(quant::QK8_1));
+    if !all_int8 {
+        for &(ty, w, k, out, n_out) in job.iter().flatten() {
+            let [src, dst] = bufs.get_disjoint_mut([x as usize, out as usize]).expect("distinct buffers");
+            let src = if last_only { &src[(n - 1) * k..n * k] } else { &src[..] };
+            linear(state, (x, last_only), ty, w, k, n_out, src, dst)?;
+        }
+        return Ok(());
+    }
+    let rows = if last_only { 1 } else { n };
+    if state.q8_of != Some((x, last_only)) {
+        let src = &bufs[x as usize];
+        let src = if last_only { &src[(n - 1) * k..n * k] } else { &src[..] };
+        state.q8.quantize(src, k);
+        state.q8_of = Some((x, last_only));
+    }
+    let threads = rayon::current_num_threads().max(1);
+    let product = |ty, w: &[u8], n_out: usize| Product {
+        isa: state.isa,
+        ty,
+        k,
+        row_bytes: w.len() / n_out,
+        input: Input::Int8(&state.q8),
+    };
+    let min_rows = |n_out: usize| n_out.div_ceil(threads * 4).max(16);
+    match job {
+        [Some((t0, w0, _, o0, n0)), Some((t1, w1, _, o1, n1)), None] => {
+            let [d0, d1] = bufs.get_disjoint_mut([o0 as usize, o1 as usize]).expect("distinct buffers");
+            let (m0, m1) = (
+                OutMatrix::by_token(&mut d0[..rows * n0], n0, rows, n0),
+                OutMatrix::by_token(&mut d1[..rows * n1], n1, rows, n1),
+            );
+            let (p0, p1) = (product(t0, w0, n0), product(t1, w1, n1));
+            let (a, b) = rayon::join(|| p0.run(w0, m0, min_rows(n0)), || p1.run(w1, m1, min_rows(n1)));
+            a.and(b)?;
+        }
+        [Some((t0, w0, _, o0, n0)), Some((t1, w1, _, o1, n1)), Some((t2, w2, _, o2, n2))] => {
+            let [d0, d1, d2] =
+                bufs.get_disjoint_mut([o0 as usize, o1 as usize, o2 as usize]).expect("distinct buffers");
+            let m0 = OutMatrix::by_token(&mut d0[..rows * n0], n0, rows, n0);
+            let m1 = OutMatrix::by_token(&mut d1[..rows * n1], n1, rows, n1);
+            let m2 = OutMatrix::by_token(&mut d2[..rows * n2], n2, rows, n2);
+            let (p0, p1, p2) = (product(t0, w0, n0), product(t1, w1, n1), product(t2, w2, n2));
+            let (a, (b, c)) = rayon::join(
+                || p0.run(w0, m0, min_rows(n0)),
+                || rayon::join(|| p1.run(w1, m1, min_rows(n1)), || p2.run(w2, m2, min_rows(n2))),
+            );
+            a.and(b).and(c)?;
+        }
+        _ => unreachable!("runs are 2 or 3 projections"),
     }
     Ok(())
 }
@@ -277,15 +371,8 @@ fn attention(q: &[f32], k_cache: &[f32], v_cache: &[f32], pos0: usize, s: &cpu::
             let mut scores = cell.borrow_mut();
             scores.resize(pos + 1 - lo, 0.0);
             let keys = &k_cache[lo * kw + hk * s.head_dim..pos * kw + (hk + 1) * s.head_dim];
-            vs::scaled_dots(qv, keys, kw, s.scale, &mut scores);
-            if let Some(cap) = s.softcap {
-                scores.iter_mut().for_each(|sc| *sc = cap * (*sc / cap).tanh());
-            }
-            let max = vs::max(&scores);
-            let inv = 1.0 / vs::exp_shift_sum(&mut scores, max);
-            scores.iter_mut().for_each(|w| *w *= inv);
             let values = &v_cache[lo * vw + hk * s.head_dim_v..pos * vw + (hk + 1) * s.head_dim_v];
-            vs::weighted_rows(&scores, values, vw, o);
+            vs::attend(qv, keys, kw, values, vw, s.scale, s.softcap.unwrap_or(0.0), &mut scores, o);
         });
     };
     let items = n_tok * s.n_head;
@@ -319,42 +406,50 @@ fn linear(
         state.q8.quantize(x, k);
         state.q8_of = Some(source);
     }
-    let row_bytes = w.len() / n_out;
-    let isa = state.isa;
     // Enough tasks that both cores finish together, few enough that each is worth a join.
     let threads = rayon::current_num_threads().max(1);
-    let rows_per_task = n_out.div_ceil(threads * 4).max(16);
-    let (q8, dst) = if n == 1 {
-        (&state.q8, &mut out[..n_out])
-    } else {
-        state.transposed.resize(n_out * n, 0.0);
-        (&state.q8, &mut state.transposed[..])
+    let min_rows = n_out.div_ceil(threads * 4).max(16);
+    let product = Product {
+        isa: state.isa,
+        ty,
+        k,
+        row_bytes: w.len() / n_out,
+        input: if int8 { Input::Int8(&state.q8) } else { Input::Float(x) },
     };
-    dst.par_chunks_mut(rows_per_task * n).enumerate().try_for_each(|(c, o)| {
-        let rows = o.len() / n;
-        let wc = &w[c * rows_per_task * row_bytes..(c * rows_per_task + rows) * row_bytes];
-        if int8 {
-            quant::gemm_q8_1(isa, ty, wc, k, q8, o)
-        } else {
-            quant::gemm_f32(isa, ty, wc, k, x, o)
-        }
-    })?;
-    if n > 1 {
-        transpose(&state.transposed, n_out, n, out);
-    }
-    Ok(())
+    Ok(product.run(w, OutMatrix::by_token(&mut out[..n * n_out], n_out, n, n_out), min_rows)?)
 }
 
-/// out[t·rows + r] = src[r·cols + t].
-fn transpose(src: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
-    const B: usize = 16;
-    for r0 in (0..rows).step_by(B) {
-        for t0 in (0..cols).step_by(B) {
-            for r in r0..(r0 + B).min(rows) {
-                for t in t0..(t0 + B).min(cols) {
-                    out[t * rows + r] = src[r * cols + t];
-                }
-            }
+/// What one projection multiplies its weight rows with.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    Int8(&'a Q8Rows),
+    Float(&'a [f32]),
+}
+
+#[derive(Clone, Copy)]
+struct Product<'a> {
+    isa: Isa,
+    ty: crate::dtype::GgmlType,
+    k: usize,
+    row_bytes: usize,
+    input: Input<'a>,
+}
+
+impl Product<'_> {
+    /// The rows of `w` into `out`, halved across rayon's threads down to `min_rows` a task.
+    fn run(&self, w: &[u8], mut out: OutMatrix<'_>, min_rows: usize) -> Result<(), QuantError> {
+        let rows = out.rows();
+        if rows > min_rows {
+            // Halves on 16-row boundaries where possible (whole AMX tiles).
+            let half = if rows >= 32 { (rows / 2).next_multiple_of(16) } else { rows / 2 };
+            let (w0, w1) = w.split_at(half * self.row_bytes);
+            let (o0, o1) = out.split_rows(half);
+            let (a, b) = rayon::join(|| self.run(w0, o0, min_rows), || self.run(w1, o1, min_rows));
+            return a.and(b);
+        }
+        match self.input {
+            Input::Int8(q8) => quant::gemm_q8_1_into(self.isa, Kernel::Auto, self.ty, w, self.k, q8, &mut out),
+            Input::Float(x) => quant::gemm_f32_into(self.isa, self.ty, w, self.k, x, &mut out),
         }
     }
 }

@@ -10,12 +10,15 @@ use crate::quant::Isa;
 macro_rules! multiversion {
     ($(#[$doc:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? => $imp:ident) => {
         $(#[$doc])*
+        #[allow(clippy::too_many_arguments)]
         pub fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c")]
+                #[allow(clippy::too_many_arguments)]
                 unsafe fn wide($($arg: $ty),*) $(-> $ret)? { $imp($($arg),*) }
                 #[target_feature(enable = "avx2,fma,f16c")]
+                #[allow(clippy::too_many_arguments)]
                 unsafe fn avx2($($arg: $ty),*) $(-> $ret)? { $imp($($arg),*) }
                 match Isa::best() {
                     // SAFETY: `Isa::best()` names only instruction sets detected on this host.
@@ -168,13 +171,50 @@ fn weighted_rows_impl(w: &[f32], rows: &[f32], stride: usize, out: &mut [f32]) {
     }
 }
 
+/// One query's attention over `scores.len()` cached positions: scores = scale·q·k (soft-capped
+/// to cap·tanh(s/cap) when `softcap` > 0), softmax, out = Σ p·v. Keys and values are rows
+/// `kstride`/`vstride` apart, starting at the first attended position.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn attend_impl(
+    q: &[f32],
+    keys: &[f32],
+    kstride: usize,
+    values: &[f32],
+    vstride: usize,
+    scale: f32,
+    softcap: f32,
+    scores: &mut [f32],
+    out: &mut [f32],
+) {
+    scaled_dots_impl(q, keys, kstride, scale, scores);
+    if softcap > 0.0 {
+        for s in scores.iter_mut() {
+            // tanh(y) = 1 − 2/(e^{2y} + 1)
+            *s = softcap * (1.0 - 2.0 / (exp_approx(2.0 * *s / softcap) + 1.0));
+        }
+    }
+    let max = max_impl(scores);
+    let inv = 1.0 / exp_shift_sum_impl(scores, max);
+    for s in scores.iter_mut() {
+        *s *= inv;
+    }
+    weighted_rows_impl(scores, values, vstride, out);
+}
+
 multiversion!(
-    /// out[i] = scale · q·rows[i] for rows `stride` apart (attention scores).
-    fn scaled_dots(q: &[f32], rows: &[f32], stride: usize, scale: f32, out: &mut [f32]) => scaled_dots_impl
-);
-multiversion!(
-    /// out = Σ_i w[i]·rows[i] for rows `stride` apart (attention's weighted values).
-    fn weighted_rows(w: &[f32], rows: &[f32], stride: usize, out: &mut [f32]) => weighted_rows_impl
+    /// One query's attention (see `attend_impl`).
+    fn attend(
+        q: &[f32],
+        keys: &[f32],
+        kstride: usize,
+        values: &[f32],
+        vstride: usize,
+        scale: f32,
+        softcap: f32,
+        scores: &mut [f32],
+        out: &mut [f32]
+    ) => attend_impl
 );
 multiversion!(
     /// Σ x².
@@ -191,14 +231,6 @@ multiversion!(
 multiversion!(
     /// out = gelu_tanh(gate) · up.
     fn gelu_mul(out: &mut [f32], gate: &[f32], up: &[f32]) => gelu_mul_impl
-);
-multiversion!(
-    /// x ← e^(x − max); returns Σ of the new x.
-    fn exp_shift_sum(x: &mut [f32], max: f32) -> f32 => exp_shift_sum_impl
-);
-multiversion!(
-    /// The largest value (−∞ for none).
-    fn max(x: &[f32]) -> f32 => max_impl
 );
 multiversion!(
     /// acc += x.
@@ -229,15 +261,6 @@ mod tests {
     fn helpers_agree_with_plain_loops() {
         let a: Vec<f32> = (0..1000).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
         let b: Vec<f32> = (0..1000).map(|i| ((i * 53) % 89) as f32 / 40.0 - 1.1).collect();
-        let want: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
-        let mut one = [0f32; 1];
-        scaled_dots(&a, &b, 0, 1.0, &mut one);
-        assert!((one[0] as f64 - want).abs() < 1e-3);
-        let mut s = a.clone();
-        let sum = exp_shift_sum(&mut s, 1.0);
-        let want: f64 = a.iter().map(|&v| ((v - 1.0) as f64).exp()).sum();
-        assert!((sum as f64 - want).abs() / want < 1e-5);
-        assert_eq!(max(&a), a.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)));
         let mut out = vec![0f32; 1000];
         silu_mul(&mut out, &a, &b);
         for i in 0..1000 {
@@ -249,6 +272,50 @@ mod tests {
             let g = a[i];
             let want = 0.5 * g * (1.0 + (0.797_884_6 * (g + 0.044715 * g * g * g)).tanh()) * b[i];
             assert!((out[i] - want).abs() <= 1e-6 * (1.0 + want.abs()), "gelu {i}");
+        }
+        assert_eq!(sum_squares(&a) as f64 as f32, sum_squares(&a));
+        let want: f64 = a.iter().map(|&v| v as f64 * v as f64).sum();
+        assert!((sum_squares(&a) as f64 - want).abs() < 1e-3);
+    }
+
+    #[test]
+    fn attend_equals_a_plain_softmax_attention() {
+        // 40 positions of 3 interleaved heads of 16; attend to head 1, with and without a soft-cap.
+        let (n, d, heads) = (40, 16, 3);
+        let keys: Vec<f32> = (0..n * heads * d).map(|i| ((i * 29) % 97) as f32 / 30.0 - 1.5).collect();
+        let values: Vec<f32> = (0..n * heads * d).map(|i| ((i * 13) % 83) as f32 / 20.0 - 2.0).collect();
+        let q: Vec<f32> = (0..d).map(|i| i as f32 / 8.0 - 1.0).collect();
+        for cap in [0.0f32, 5.0] {
+            let (mut scores, mut out) = (vec![0f32; n], vec![0f32; d]);
+            let (k1, v1) = (&keys[d..], &values[d..]);
+            attend(
+                &q,
+                &k1[..(n - 1) * heads * d + d],
+                heads * d,
+                &v1[..(n - 1) * heads * d + d],
+                heads * d,
+                0.25,
+                cap,
+                &mut scores,
+                &mut out,
+            );
+            let mut s: Vec<f64> = (0..n)
+                .map(|p| {
+                    let dot: f64 = (0..d).map(|j| q[j] as f64 * k1[p * heads * d + j] as f64).sum::<f64>() * 0.25;
+                    if cap > 0.0 {
+                        cap as f64 * (dot / cap as f64).tanh()
+                    } else {
+                        dot
+                    }
+                })
+                .collect();
+            let m = s.iter().cloned().fold(f64::MIN, f64::max);
+            s.iter_mut().for_each(|v| *v = (*v - m).exp());
+            let z: f64 = s.iter().sum();
+            for j in 0..d {
+                let want: f64 = (0..n).map(|p| s[p] / z * v1[p * heads * d + j] as f64).sum();
+                assert!((out[j] as f64 - want).abs() < 1e-5, "cap {cap}, dim {j}: {} vs {want}", out[j]);
+            }
         }
     }
 }

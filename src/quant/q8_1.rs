@@ -81,6 +81,15 @@ pub struct Q8Rows {
     /// [n][k/4] −Σ of each group of 4 quants (SIMD kernels start their lanes there to turn an
     /// unsigned weight `w + c` into the signed `w`).
     pub(crate) nsum4: Vec<i32>,
+    /// The same numbers for whole groups of 16 rows, as AMX tile products read them (empty
+    /// unless AMX is in use): [g][b][8][16][4] quants, 4 of block b per row per tile row.
+    pub(crate) amx_qs: Vec<i8>,
+    /// [g][b][16] d, s, d·Σq of block b of each row of group g.
+    pub(crate) amx_d: Vec<f32>,
+    pub(crate) amx_s: Vec<f32>,
+    pub(crate) amx_dsum: Vec<f32>,
+    /// [g][b][2][16] Σq of each 16-value half of block b, per row of group g.
+    pub(crate) amx_qsum16: Vec<i32>,
 }
 
 impl Q8Rows {
@@ -119,29 +128,65 @@ impl Q8Rows {
 
     /// Quantizes `x` ([n][k], k a multiple of 32) with `quantize_row_q8_1_ref`: the same bits
     /// as [`quantize_block_q8_1`], in code the compiler vectorizes (compiled for the host's
-    /// widest vectors).
+    /// widest vectors); many rows are split across rayon's threads.
     pub fn quantize(&mut self, x: &[f32], k: usize) {
         assert!(k > 0 && x.len().is_multiple_of(k), "{} values are not whole rows of {k}", x.len());
         self.reshape(x.len() / k, k);
-        #[cfg(target_arch = "x86_64")]
-        {
-            #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-            unsafe fn wide(rows: &mut Q8Rows, x: &[f32]) {
-                quantize_all_avx512(rows, x)
-            }
-            #[target_feature(enable = "avx2,fma,f16c")]
-            unsafe fn avx2(rows: &mut Q8Rows, x: &[f32]) {
-                quantize_all(rows, x)
-            }
-            match super::Isa::best() {
-                // SAFETY: `Isa::best()` names only instruction sets detected on this host.
-                super::Isa::Avx512Vnni => return unsafe { wide(self, x) },
-                // SAFETY: as above.
-                super::Isa::Avx2 => return unsafe { avx2(self, x) },
-                _ => {}
+        let view = BlocksMut {
+            qs: &mut self.qs,
+            d: &mut self.d,
+            s: &mut self.s,
+            qsum: &mut self.qsum,
+            dsum: &mut self.dsum,
+            d_lanes: &mut self.d_lanes,
+            nsum4: &mut self.nsum4,
+        };
+        quantize_split(view, x, k);
+        self.build_amx_panels();
+    }
+
+    /// Whole groups of 16 rows laid out for AMX tile products.
+    pub fn amx_groups(&self) -> usize {
+        if self.amx_d.is_empty() {
+            0
+        } else {
+            self.n / 16
+        }
+    }
+
+    /// Fills the AMX panels when AMX is in use and there is a whole group of 16 rows.
+    fn build_amx_panels(&mut self) {
+        let groups = self.n / 16;
+        if groups == 0 || !super::simd::amx_usable() {
+            self.amx_d.clear();
+            return;
+        }
+        let (k, nb) = (self.k, self.k / QK8_1);
+        self.amx_qs.resize(groups * nb * 512, 0);
+        self.amx_d.resize(groups * nb * 16, 0.0);
+        self.amx_s.resize(groups * nb * 16, 0.0);
+        self.amx_dsum.resize(groups * nb * 16, 0.0);
+        self.amx_qsum16.resize(groups * nb * 32, 0);
+        for g in 0..groups {
+            for b in 0..nb {
+                let gb = g * nb + b;
+                for tt in 0..16 {
+                    let t = 16 * g + tt;
+                    let src = &self.qs[t * k + 32 * b..t * k + 32 * b + 32];
+                    for kk in 0..8 {
+                        let dst = gb * 512 + kk * 64 + tt * 4;
+                        self.amx_qs[dst..dst + 4].copy_from_slice(&src[4 * kk..4 * kk + 4]);
+                    }
+                    self.amx_d[gb * 16 + tt] = self.d[t * nb + b];
+                    self.amx_s[gb * 16 + tt] = self.s[t * nb + b];
+                    self.amx_dsum[gb * 16 + tt] = self.dsum[t * nb + b];
+                    for h in 0..2 {
+                        self.amx_qsum16[gb * 32 + h * 16 + tt] =
+                            src[16 * h..16 * h + 16].iter().map(|&q| q as i32).sum();
+                    }
+                }
             }
         }
-        quantize_all(self, x)
     }
 
     /// Takes canonical blocks ([n][k/32]) as they are. Quants of −128 are refused: the quantizer
@@ -155,6 +200,7 @@ impl Q8Rows {
             assert!(b.qs.iter().all(|&q| q != i8::MIN), "q8_1 block {i} holds −128, which no quantizer makes");
             rows.set_block(i, b);
         }
+        rows.build_amx_panels();
         rows
     }
 
@@ -208,11 +254,72 @@ impl Q8Rows {
     }
 }
 
-/// Every block of `x` into `rows` (already shaped): `quantize_block_q8_1` written without
-/// branches or calls, so it vectorizes. Rounding half away from zero is t + (|v − t| ≥ ½ ? ±1 : 0)
-/// with t = trunc(v), exact since v − t is.
+/// The fields of a run of whole blocks, borrowed apart so two runs can be filled at once.
+struct BlocksMut<'a> {
+    qs: &'a mut [i8],
+    d: &'a mut [f32],
+    s: &'a mut [f32],
+    qsum: &'a mut [i32],
+    dsum: &'a mut [f32],
+    d_lanes: &'a mut [f32],
+    nsum4: &'a mut [i32],
+}
+
+impl<'a> BlocksMut<'a> {
+    /// The first `b` blocks and the rest.
+    fn split(self, b: usize) -> (BlocksMut<'a>, BlocksMut<'a>) {
+        let (qs0, qs1) = self.qs.split_at_mut(b * QK8_1);
+        let (d0, d1) = self.d.split_at_mut(b);
+        let (s0, s1) = self.s.split_at_mut(b);
+        let (q0, q1) = self.qsum.split_at_mut(b);
+        let (ds0, ds1) = self.dsum.split_at_mut(b);
+        let (l0, l1) = self.d_lanes.split_at_mut(8 * b);
+        let (n0, n1) = self.nsum4.split_at_mut(8 * b);
+        (
+            BlocksMut { qs: qs0, d: d0, s: s0, qsum: q0, dsum: ds0, d_lanes: l0, nsum4: n0 },
+            BlocksMut { qs: qs1, d: d1, s: s1, qsum: q1, dsum: ds1, d_lanes: l1, nsum4: n1 },
+        )
+    }
+}
+
+/// Quantizes rows of `k` from `x` into `rows`, halving the rows across rayon's threads while
+/// each half is still worth a task.
+fn quantize_split(rows: BlocksMut<'_>, x: &[f32], k: usize) {
+    const MIN_VALUES: usize = 16 * 1024;
+    let n = x.len() / k;
+    if n >= 2 && x.len() >= 2 * MIN_VALUES {
+        let half = n / 2;
+        let (a, b) = rows.split(half * k / QK8_1);
+        let (xa, xb) = x.split_at(half * k);
+        rayon::join(|| quantize_split(a, xa, k), || quantize_split(b, xb, k));
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
+        unsafe fn wide(rows: BlocksMut<'_>, x: &[f32]) {
+            quantize_all_avx512(rows, x)
+        }
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn avx2(rows: BlocksMut<'_>, x: &[f32]) {
+            quantize_all(rows, x)
+        }
+        match super::Isa::best() {
+            // SAFETY: `Isa::best()` names only instruction sets detected on this host.
+            super::Isa::Avx512Vnni => return unsafe { wide(rows, x) },
+            // SAFETY: as above.
+            super::Isa::Avx2 => return unsafe { avx2(rows, x) },
+            _ => {}
+        }
+    }
+    quantize_all(rows, x)
+}
+
+/// Every block of `x` into `rows`: `quantize_block_q8_1` written without branches or calls, so
+/// it vectorizes. Rounding half away from zero is t + (|v − t| ≥ ½ ? ±1 : 0) with t = trunc(v),
+/// exact since v − t is.
 #[inline(always)]
-fn quantize_all(rows: &mut Q8Rows, x: &[f32]) {
+fn quantize_all(rows: BlocksMut<'_>, x: &[f32]) {
     for (i, chunk) in x.chunks_exact(QK8_1).enumerate() {
         let chunk: &[f32; QK8_1] = chunk.try_into().expect("32 values");
         let mut amax = 0f32;
@@ -249,13 +356,13 @@ fn quantize_all(rows: &mut Q8Rows, x: &[f32]) {
 /// [`quantize_all`] with AVX-512 intrinsics (the compiler keeps the block maximum scalar).
 ///
 /// # Safety
-/// The host must run AVX-512 F/BW/DQ/VL/VNNI and F16C; `rows` must be shaped for `x`.
+/// The host must run AVX-512 F/BW/DQ/VL/VNNI and F16C.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn quantize_all_avx512(rows: &mut Q8Rows, x: &[f32]) {
+unsafe fn quantize_all_avx512(rows: BlocksMut<'_>, x: &[f32]) {
     use std::arch::x86_64::*;
     let nblocks = x.len() / QK8_1;
-    assert!(rows.qs.len() >= x.len() && rows.d.len() >= nblocks && rows.nsum4.len() >= 8 * nblocks);
+    assert!(rows.qs.len() >= x.len() && rows.nsum4.len() >= 8 * nblocks && rows.d_lanes.len() >= 8 * nblocks);
     /// f32 → f16 (nearest even, as the half crate) → f32.
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
@@ -338,7 +445,7 @@ mod tests {
     #[test]
     fn the_vectorized_quantizer_equals_the_reference_bit_for_bit() {
         let mut state = 0x9E37_79B9u32;
-        let mut x: Vec<f32> = (0..32 * 400)
+        let mut x: Vec<f32> = (0..32 * 1600)
             .map(|i| {
                 state = state.wrapping_mul(1664525).wrapping_add(1013904223);
                 let u = (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
@@ -355,7 +462,7 @@ mod tests {
         x[32 * 7 + 1..32 * 8].iter_mut().enumerate().for_each(|(j, v)| *v = j as f32 - 15.5);
         let mut rows = Q8Rows::new();
         rows.quantize(&x, 32 * 8);
-        let mut want = vec![BlockQ8_1 { d: [0; 2], s: [0; 2], qs: [0; 32] }; 400];
+        let mut want = vec![BlockQ8_1 { d: [0; 2], s: [0; 2], qs: [0; 32] }; 1600];
         quantize_row_q8_1(&x, &mut want);
         let got: Vec<BlockQ8_1> = (0..rows.n()).flat_map(|t| rows.to_blocks(t)).collect();
         assert_eq!(got, want);

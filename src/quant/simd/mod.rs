@@ -23,19 +23,142 @@ mod neon;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 #[cfg(target_arch = "x86_64")]
+mod x86_amx;
+#[cfg(target_arch = "x86_64")]
 mod x86_fused;
 
 /// Which SIMD kernel shape a product uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    /// The faster shape on this instruction set: fused where there are fused kernels (they were
-    /// measured faster at every token count, see benches/int8_gemm.rs), else unpacked.
+    /// The fastest shape here: AMX where usable, else fused where there are fused kernels (they
+    /// were measured faster at every token count, see benches/int8_gemm.rs), else unpacked.
     Auto,
     /// Weights unpacked in registers and dotted at once, up to 8 tokens a pass (AVX-512 VNNI;
     /// elsewhere the unpacked shape).
     Fused,
     /// Each row unpacked once into a buffer, then dotted with every token.
     Unpacked,
+    /// AMX-INT8 tile products for whole groups of 16 weight rows and 16 tokens, the fused
+    /// kernels for the rest (where AMX is usable; elsewhere as `Fused`).
+    Amx,
+}
+
+/// Whether AMX-INT8 tile products run here: an x86-64 Linux host with AMX-TILE and AMX-INT8,
+/// the OS managing their state, and this process granted it (asked once). `ROCMFORGE_NO_AMX=1`
+/// turns it off.
+pub fn amx_usable() -> bool {
+    static USABLE: OnceLock<bool> = OnceLock::new();
+    *USABLE.get_or_init(|| {
+        if std::env::var_os("ROCMFORGE_NO_AMX").is_some() || !Isa::Avx512Vnni.supported() {
+            return false;
+        }
+        #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+        {
+            use std::arch::x86_64::{__cpuid, __cpuid_count, _xgetbv};
+            #[allow(unused_unsafe)]
+            // SAFETY: CPUID is present on every x86-64 processor.
+            let (l1, l7) = unsafe { (__cpuid(1), __cpuid_count(7, 0)) };
+            let (tile, int8, osxsave) = (l7.edx & (1 << 24) != 0, l7.edx & (1 << 25) != 0, l1.ecx & (1 << 27) != 0);
+            if !(tile && int8 && osxsave) {
+                return false;
+            }
+            #[target_feature(enable = "xsave")]
+            unsafe fn xcr0() -> u64 {
+                _xgetbv(0)
+            }
+            // SAFETY: OSXSAVE (checked above) means XGETBV is enabled.
+            let xcr0 = unsafe { xcr0() };
+            if xcr0 & (3 << 17) != 3 << 17 {
+                return false;
+            }
+            const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+            const XFEATURE_XTILEDATA: libc::c_long = 18;
+            // SAFETY: a plain system call with integer arguments; it only changes this process's
+            // permitted extended state.
+            unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0 }
+        }
+        #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+        false
+    })
+}
+
+/// Where a product writes: value (weight row r, activation row t) at
+/// `r·row_stride + t·tok_stride` of a borrowed slice. Splitting by weight rows gives views of
+/// disjoint elements, so the halves can be filled on different threads.
+pub struct OutMatrix<'a> {
+    ptr: std::ptr::NonNull<f32>,
+    rows: usize,
+    toks: usize,
+    row_stride: usize,
+    tok_stride: usize,
+    _borrow: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: an OutMatrix is an exclusive borrow of its elements (as `&mut [f32]`): views made by
+// `split_rows` never share an element, so moving one to another thread cannot race.
+unsafe impl Send for OutMatrix<'_> {}
+
+impl<'a> OutMatrix<'a> {
+    /// `out[r·toks + t]`: each weight row's tokens together.
+    pub fn by_row(out: &'a mut [f32], rows: usize, toks: usize) -> OutMatrix<'a> {
+        assert_eq!(out.len(), rows * toks, "one output per weight row and activation row");
+        OutMatrix::new(out, rows, toks, toks, 1)
+    }
+
+    /// `out[t·ld + r]` (ld ≥ rows): each token's outputs together, as activations are laid out.
+    pub fn by_token(out: &'a mut [f32], rows: usize, toks: usize, ld: usize) -> OutMatrix<'a> {
+        assert!(ld >= rows && (toks == 0 || (toks - 1) * ld + rows <= out.len()), "outputs fit the slice");
+        OutMatrix::new(out, rows, toks, 1, ld)
+    }
+
+    fn new(out: &'a mut [f32], rows: usize, toks: usize, row_stride: usize, tok_stride: usize) -> OutMatrix<'a> {
+        let ptr = std::ptr::NonNull::new(out.as_mut_ptr()).expect("slices are non-null");
+        OutMatrix { ptr, rows, toks, row_stride, tok_stride, _borrow: std::marker::PhantomData }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn toks(&self) -> usize {
+        self.toks
+    }
+
+    /// The first `at` weight rows and the rest.
+    pub fn split_rows(self, at: usize) -> (OutMatrix<'a>, OutMatrix<'a>) {
+        assert!(at <= self.rows);
+        let first = OutMatrix { rows: at, ..self };
+        // SAFETY: row `at` starts `at·row_stride` elements in, inside the borrowed slice (its
+        // elements exist when rows remain; with none left the pointer is never written through).
+        let ptr = if at < self.rows { unsafe { self.ptr.add(at * self.row_stride) } } else { self.ptr };
+        let rest = OutMatrix { ptr, rows: self.rows - at, ..self };
+        (first, rest)
+    }
+
+    /// Rows `rows` of this view, borrowed.
+    pub fn sub_rows(&mut self, rows: std::ops::Range<usize>) -> OutMatrix<'_> {
+        assert!(rows.start <= rows.end && rows.end <= self.rows);
+        // SAFETY: row `rows.start` is inside the view when any row of the range is; an empty
+        // range's pointer is never written through.
+        let ptr = if rows.start < self.rows { unsafe { self.ptr.add(rows.start * self.row_stride) } } else { self.ptr };
+        OutMatrix { ptr, rows: rows.end - rows.start, _borrow: std::marker::PhantomData, ..*self }
+    }
+
+    /// Writes value (r, t).
+    #[inline]
+    pub fn set(&mut self, r: usize, t: usize, v: f32) {
+        assert!(r < self.rows && t < self.toks, "({r}, {t}) outside {}×{}", self.rows, self.toks);
+        // SAFETY: in bounds by the assert and the constructors' checks; the view owns the element.
+        unsafe { self.ptr.add(r * self.row_stride + t * self.tok_stride).write(v) }
+    }
+
+    /// Writes row r's values for tokens t0.. from `v`.
+    #[inline]
+    pub fn set_row(&mut self, r: usize, t0: usize, v: &[f32]) {
+        for (j, &x) in v.iter().enumerate() {
+            self.set(r, t0 + j, x);
+        }
+    }
 }
 
 /// An instruction set the kernels are written for.
@@ -237,39 +360,63 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Unpacked> = std::cell::RefCell::new(Unpacked::default());
 }
 
+thread_local! {
+    static ROW_OUT: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 fn gemm_q8_1_as<B: VecDotQ8_1>(
     isa: Isa,
     kernel: Kernel,
     w: &[u8],
     k: usize,
     a: &Q8Rows,
-    out: &mut [f32],
+    out: &mut OutMatrix<'_>,
 ) -> Result<(), QuantError> {
     let row_blocks = blocks::<B>(w)?;
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx512Vnni
-        && kernel != Kernel::Unpacked
-        // SAFETY: `gemm_q8_1_with` asserted AVX-512 VNNI runs here and checked the shapes.
-        && unsafe { x86_fused::gemm(B::TYPE, w, k, a, out) }
-    {
-        return Ok(());
+    if isa == Isa::Avx512Vnni && kernel != Kernel::Unpacked {
+        let (n, rows) = (a.n(), out.rows());
+        let row_bytes = w.len() / rows.max(1);
+        // SAFETY (both blocks): `gemm_q8_1_into` asserted AVX-512 VNNI runs here and checked the
+        // shapes; AMX only where `amx_usable()` said so.
+        let (r_done, t_done) = if kernel != Kernel::Fused && amx_usable() {
+            unsafe { x86_amx::gemm(B::TYPE, w, k, a, out) }
+        } else {
+            (0, 0)
+        };
+        let fused = |w: &[u8], out: &mut OutMatrix<'_>, toks| unsafe { x86_fused::gemm(B::TYPE, w, k, a, out, toks) };
+        if t_done < n && !fused(&w[..r_done * row_bytes], &mut out.sub_rows(0..r_done), t_done..n) {
+            unreachable!("every int8 format has a fused kernel");
+        }
+        if fused(&w[r_done * row_bytes..], &mut out.sub_rows(r_done..rows), 0..n) {
+            return Ok(());
+        }
     }
     let _ = kernel;
     let per_row = k / B::ELEMS;
     let n = a.n();
-    for (row, o) in row_blocks.chunks_exact(per_row).zip(out.chunks_exact_mut(n)) {
-        match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 | Isa::Avx512Vnni => SCRATCH.with(|s| x86::row_q8_1::<B>(isa, row, a, &mut s.borrow_mut(), o)),
-            #[cfg(target_arch = "aarch64")]
-            Isa::Neon | Isa::NeonDotprod => SCRATCH.with(|s| neon::row_q8_1::<B>(isa, row, a, &mut s.borrow_mut(), o)),
-            _ => {
-                for (t, v) in o.iter_mut().enumerate() {
-                    *v = vec_dot_row(row, a, t);
+    ROW_OUT.with(|buf| {
+        let mut o = buf.borrow_mut();
+        o.resize(n, 0.0);
+        for (r, row) in row_blocks.chunks_exact(per_row).enumerate() {
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 | Isa::Avx512Vnni => {
+                    SCRATCH.with(|s| x86::row_q8_1::<B>(isa, row, a, &mut s.borrow_mut(), &mut o))
+                }
+                #[cfg(target_arch = "aarch64")]
+                Isa::Neon | Isa::NeonDotprod => {
+                    SCRATCH.with(|s| neon::row_q8_1::<B>(isa, row, a, &mut s.borrow_mut(), &mut o))
+                }
+                _ => {
+                    for (t, v) in o.iter_mut().enumerate() {
+                        *v = vec_dot_row(row, a, t);
+                    }
                 }
             }
+            out.set_row(r, 0, &o);
         }
-    }
+    });
     Ok(())
 }
 
@@ -289,13 +436,35 @@ pub fn gemm_q8_1_with(
     a: &Q8Rows,
     out: &mut [f32],
 ) -> Result<(), QuantError> {
+    let rows = rows_of(ty, w, k)?;
+    if out.len() != rows * a.n() {
+        return Err(QuantError::LengthMismatch { ty, blocks: rows, have: rows * a.n(), want: out.len() });
+    }
+    gemm_q8_1_into(isa, kernel, ty, w, k, a, &mut OutMatrix::by_row(out, rows, a.n()))
+}
+
+/// The quantized product into any [`OutMatrix`] (one row of it per weight row of `w`).
+pub fn gemm_q8_1_into(
+    isa: Isa,
+    kernel: Kernel,
+    ty: GgmlType,
+    w: &[u8],
+    k: usize,
+    a: &Q8Rows,
+    out: &mut OutMatrix<'_>,
+) -> Result<(), QuantError> {
     if !int8_supported(ty) {
         return Err(QuantError::Unsupported(ty));
     }
     let rows = rows_of(ty, w, k)?;
     assert!(isa.supported(), "{} does not run on this host", isa.name());
-    if a.k() != k || out.len() != rows * a.n() {
-        return Err(QuantError::LengthMismatch { ty, blocks: rows, have: a.k() * a.n(), want: out.len() });
+    if a.k() != k || out.rows() != rows || out.toks() != a.n() {
+        return Err(QuantError::LengthMismatch {
+            ty,
+            blocks: rows,
+            have: a.k() * a.n(),
+            want: out.rows() * out.toks(),
+        });
     }
     by_int8_type!(ty, gemm_q8_1_as, isa, kernel, w, k, a, out)
 }
@@ -303,30 +472,52 @@ pub fn gemm_q8_1_with(
 /// out[r·n + t] = Σ_j W[r, j]·x[t, j] for float weights (F32, F16, BF16) and f32 activations
 /// `x` ([n][k]).
 pub fn gemm_f32(isa: Isa, ty: GgmlType, w: &[u8], k: usize, x: &[f32], out: &mut [f32]) -> Result<(), QuantError> {
+    let rows = rows_of(ty, w, k)?;
+    let n = x.len() / k;
+    if out.len() != rows * n {
+        return Err(QuantError::LengthMismatch { ty, blocks: rows, have: rows * n, want: out.len() });
+    }
+    gemm_f32_into(isa, ty, w, k, x, &mut OutMatrix::by_row(out, rows, n))
+}
+
+/// The float product into any [`OutMatrix`].
+pub fn gemm_f32_into(
+    isa: Isa,
+    ty: GgmlType,
+    w: &[u8],
+    k: usize,
+    x: &[f32],
+    out: &mut OutMatrix<'_>,
+) -> Result<(), QuantError> {
     if !float_supported(ty) {
         return Err(QuantError::Unsupported(ty));
     }
     let rows = rows_of(ty, w, k)?;
     assert!(isa.supported(), "{} does not run on this host", isa.name());
     let n = x.len() / k;
-    if x.len() != n * k || out.len() != rows * n {
-        return Err(QuantError::LengthMismatch { ty, blocks: rows, have: x.len(), want: out.len() });
+    if x.len() != n * k || out.rows() != rows || out.toks() != n {
+        return Err(QuantError::LengthMismatch { ty, blocks: rows, have: x.len(), want: out.rows() * out.toks() });
     }
     let row_bytes = w.len() / rows;
-    for (r, o) in out.chunks_exact_mut(n).enumerate() {
-        let row = &w[r * row_bytes..(r + 1) * row_bytes];
-        match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 | Isa::Avx512Vnni => x86::row_f32(isa, ty, row, x, o),
-            #[cfg(target_arch = "aarch64")]
-            Isa::Neon | Isa::NeonDotprod => neon::row_f32(ty, row, x, o),
-            _ => {
-                for (t, v) in o.iter_mut().enumerate() {
-                    *v = float_dot_portable(ty, row, &x[t * k..(t + 1) * k]);
+    ROW_OUT.with(|buf| {
+        let mut o = buf.borrow_mut();
+        o.resize(n, 0.0);
+        for r in 0..rows {
+            let row = &w[r * row_bytes..(r + 1) * row_bytes];
+            match isa {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 | Isa::Avx512Vnni => x86::row_f32(isa, ty, row, x, &mut o),
+                #[cfg(target_arch = "aarch64")]
+                Isa::Neon | Isa::NeonDotprod => neon::row_f32(ty, row, x, &mut o),
+                _ => {
+                    for (t, v) in o.iter_mut().enumerate() {
+                        *v = float_dot_portable(ty, row, &x[t * k..(t + 1) * k]);
+                    }
                 }
             }
+            out.set_row(r, 0, &o);
         }
-    }
+    });
     Ok(())
 }
 

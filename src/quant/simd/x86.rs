@@ -116,17 +116,43 @@ unsafe fn fifth_bits_bw(nib: __m256i, bits: u32) -> __m256i {
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
 unsafe fn unpack_x86<const BW: bool>(ty: GgmlType, row: &[u8], un: &mut Unpacked) {
-    let bb = ty.block_bytes();
-    let nb = row.len() / bb;
-    let k = nb * ty.block_elems();
-    let (bias, sum_term) = match ty {
+    let k = row.len() / ty.block_bytes() * ty.block_elems();
+    let (bias, sum_term) = bias_and_sum_term(ty);
+    un.reshape(k, bias, sum_term);
+    unpack_into::<BW>(ty, row, &mut un.u, &mut un.lane_scale, &mut un.offset);
+}
+
+/// The bias and offset term of `ty`'s unpacked form (as its `VecDotQ8_1` impl says).
+pub(super) fn bias_and_sum_term(ty: GgmlType) -> (u8, SumTerm) {
+    match ty {
         GgmlType::Q8_0 => (128, SumTerm::None),
         GgmlType::Q6_K => (32, SumTerm::None),
         GgmlType::Q4_K | GgmlType::Q5_K => (0, SumTerm::DSum),
         _ => (0, SumTerm::S),
-    };
-    un.reshape(k, bias, sum_term);
-    let (u, ls, off) = (un.u.as_mut_ptr(), un.lane_scale.as_mut_ptr(), un.offset.as_mut_ptr());
+    }
+}
+
+/// Unpacks one row of `ty` into `u` (k bytes), `lane_scale` (k/4) and `offset` (k/32), with
+/// AVX-512BW masks for the fifth bits (`unpack_rows_avx512` for several rows).
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(super) unsafe fn unpack_row_avx512(
+    ty: GgmlType,
+    row: &[u8],
+    u: &mut [u8],
+    lane_scale: &mut [f32],
+    offset: &mut [f32],
+) {
+    unpack_into::<true>(ty, row, u, lane_scale, offset)
+}
+
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn unpack_into<const BW: bool>(ty: GgmlType, row: &[u8], u: &mut [u8], ls: &mut [f32], off: &mut [f32]) {
+    let bb = ty.block_bytes();
+    let nb = row.len() / bb;
+    let k = nb * ty.block_elems();
+    assert!(u.len() >= k && ls.len() >= k / 4 && off.len() >= k / 32, "unpack buffers hold the row");
+    let (u, ls, off) = (u.as_mut_ptr(), ls.as_mut_ptr(), off.as_mut_ptr());
     let p0 = row.as_ptr();
     let m0f = _mm256_set1_epi8(0x0F);
     for i in 0..nb {

@@ -16,19 +16,29 @@
 
 use std::arch::x86_64::*;
 
+use super::OutMatrix;
 use crate::dtype::GgmlType;
 use crate::quant::q8_1::Q8Rows;
 
 /// Tokens a fused pass takes at once.
 const NT_MAX: usize = 8;
 
-/// out[r·n + t] for every row of `w` (rows of `k` values of `ty`) and activation row of `a`.
+/// Row r, token t of the product for every row of `w` (rows of `k` values of `ty`) and the
+/// activation rows `toks` of `a`.
 /// Returns false (computing nothing) for a type without a fused kernel.
 ///
 /// # Safety
 /// The host must support AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C; `w` must hold whole rows of
-/// `k` values of `ty`, `a` rows of `k` values, `out` one value per row and activation row.
-pub(super) unsafe fn gemm(ty: GgmlType, w: &[u8], k: usize, a: &Q8Rows, out: &mut [f32]) -> bool {
+/// `k` values of `ty`, `a` rows of `k` values, `out` one row per weight row and a column per
+/// activation row.
+pub(super) unsafe fn gemm(
+    ty: GgmlType,
+    w: &[u8],
+    k: usize,
+    a: &Q8Rows,
+    out: &mut OutMatrix<'_>,
+    toks: std::ops::Range<usize>,
+) -> bool {
     let code = match ty {
         GgmlType::Q8_0 => Q8_0,
         GgmlType::Q4_0 => Q4_0,
@@ -43,8 +53,9 @@ pub(super) unsafe fn gemm(ty: GgmlType, w: &[u8], k: usize, a: &Q8Rows, out: &mu
     let row_bytes = k / ty.block_elems() * ty.block_bytes();
     let rows = w.len() / row_bytes;
     let n = a.n();
-    assert!(a.k() == k && out.len() == rows * n && rows * row_bytes == w.len());
-    let mut t = 0;
+    assert!(a.k() == k && out.rows() == rows && out.toks() == n && rows * row_bytes == w.len());
+    assert!(toks.end <= n);
+    let (mut t, n) = (toks.start, toks.end);
     while t < n {
         let nt = [8, 4, 2, 1].into_iter().find(|&c| c <= (n - t).min(NT_MAX)).expect("1 fits");
         macro_rules! go {
@@ -182,12 +193,11 @@ unsafe fn rows32<const TY: u8, const NT: usize>(
     k: usize,
     a: &Q8Rows,
     t0: usize,
-    out: &mut [f32],
+    out: &mut OutMatrix<'_>,
 ) {
     let (bb, _, _, m_off) = layout32(TY);
     let nb = k / 32;
     let row_bytes = nb * bb;
-    let n = a.n();
     let block_offsets = _mm512_mullo_epi32(
         _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
         _mm512_set1_epi32(bb as i32),
@@ -255,7 +265,9 @@ unsafe fn rows32<const TY: u8, const NT: usize>(
             }
             g += 16;
         }
-        store_sums::<NT>(&acc, &mut out[r * n + t0..r * n + t0 + NT]);
+        let mut sums = [0f32; NT];
+        store_sums::<NT>(&acc, &mut sums);
+        out.set_row(r, t0, &sums);
     }
 }
 
@@ -291,12 +303,19 @@ unsafe fn f16_at(p: *const u8) -> f32 {
 
 /// Rows of Q4_K (code Q4_K) or Q5_K against activation rows t0..t0+NT.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn rows_k4<const NT: usize>(ty: u8, w: &[u8], rows: usize, k: usize, a: &Q8Rows, t0: usize, out: &mut [f32]) {
+unsafe fn rows_k4<const NT: usize>(
+    ty: u8,
+    w: &[u8],
+    rows: usize,
+    k: usize,
+    a: &Q8Rows,
+    t0: usize,
+    out: &mut OutMatrix<'_>,
+) {
     let five = ty == Q5_K;
     let bb = if five { 176 } else { 144 };
     let (nsb, nb) = (k / 256, k / 32);
     let row_bytes = nsb * bb;
-    let n = a.n();
     let pair = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
     let m0f = _mm512_set1_epi8(0x0F);
     for r in 0..rows {
@@ -336,19 +355,20 @@ unsafe fn rows_k4<const NT: usize>(ty: u8, w: &[u8], rows: usize, k: usize, a: &
                 }
             }
         }
-        store_sums::<NT>(&acc, &mut out[r * n + t0..r * n + t0 + NT]);
+        let mut sums = [0f32; NT];
+        store_sums::<NT>(&acc, &mut sums);
+        out.set_row(r, t0, &sums);
     }
 }
 
 /// Rows of Q6_K against activation rows t0..t0+NT.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn rows_q6_k<const NT: usize>(w: &[u8], rows: usize, k: usize, a: &Q8Rows, t0: usize, out: &mut [f32]) {
+unsafe fn rows_q6_k<const NT: usize>(w: &[u8], rows: usize, k: usize, a: &Q8Rows, t0: usize, out: &mut OutMatrix<'_>) {
     const BB: usize = 210;
     let (nsb, nb) = (k / 256, k / 32);
     let row_bytes = nsb * BB;
     // Group g (16 values) of a super-block belongs to activation block g/2.
     let group_block = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-    let n = a.n();
     let quad = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     let (m0f, m3) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(3));
     for r in 0..rows {
@@ -391,7 +411,9 @@ unsafe fn rows_q6_k<const NT: usize>(w: &[u8], rows: usize, k: usize, a: &Q8Rows
                 }
             }
         }
-        store_sums::<NT>(&acc, &mut out[r * n + t0..r * n + t0 + NT]);
+        let mut sums = [0f32; NT];
+        store_sums::<NT>(&acc, &mut sums);
+        out.set_row(r, t0, &sums);
     }
 }
 
