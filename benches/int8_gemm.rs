@@ -1,6 +1,8 @@
 //! Int8 matrix products on one core: weight GB/s for one token (decode) and int8 GOP/s for 64
 //! tokens (prefill), per weight type and instruction set, beside the core's memory read
-//! bandwidth. `cargo bench --bench int8_gemm [-- FILTER]` (FILTER matches the type name).
+//! bandwidth. `cargo bench --bench int8_gemm [-- FILTER]` (FILTER matches the type name);
+//! `cargo bench --bench int8_gemm -- --model FILE` streams every int8 matrix of a model file once,
+//! as a decode step does.
 
 use std::time::Instant;
 
@@ -41,7 +43,46 @@ fn best_of(reps: usize, mut f: impl FnMut()) -> f64 {
         .fold(f64::MAX, f64::min)
 }
 
+/// Every 2-D int8 tensor of a model file dotted with one token, in file order (as one decode
+/// step reads them), on one core: weight GB/s over the whole pass.
+fn model_pass(path: &str) {
+    let f = rocmforge::gguf::GgufFile::open(path).expect("a GGUF file");
+    let tensors: Vec<_> =
+        f.tensors.iter().filter(|t| t.shape.len() == 2 && rocmforge::quant::simd::int8_supported(t.ty)).collect();
+    let acts: Vec<Q8Rows> = tensors
+        .iter()
+        .map(|t| {
+            let k = t.row_len() as usize;
+            let x: Vec<f32> = (0..k).map(|i| ((i * 7919) % 201) as f32 / 100.0 - 1.0).collect();
+            let mut a = Q8Rows::new();
+            a.quantize(&x, k);
+            a
+        })
+        .collect();
+    let bytes: u64 = tensors.iter().map(|t| t.n_bytes).sum();
+    let mut out = vec![0f32; tensors.iter().map(|t| t.shape[1] as usize).max().unwrap_or(0)];
+    let isa = Isa::best();
+    let t = best_of(10, || {
+        for (t, a) in tensors.iter().zip(&acts) {
+            let rows = t.shape[1] as usize;
+            rocmforge::quant::gemm_q8_1(isa, t.ty, f.tensor_data(t), t.row_len() as usize, a, &mut out[..rows])
+                .unwrap();
+        }
+    });
+    println!(
+        "{path}: {} tensors, {:.1} MB a pass from the file's mapping: {:.2} GB/s on one core ({:.2} ms, {})",
+        tensors.len(),
+        bytes as f64 / 1e6,
+        bytes as f64 / t / 1e9,
+        t * 1e3,
+        isa.name()
+    );
+}
+
 fn main() {
+    if let Some(path) = std::env::args().skip_while(|a| a != "--model").nth(1) {
+        return model_pass(&path);
+    }
     let filter = std::env::args().skip(1).find(|a| !a.starts_with('-')).unwrap_or_default();
     let buf = vec![1u64; 1 << 26];
     let t = best_of(3, || {

@@ -108,7 +108,9 @@ fn bench(
     );
     println!("load       {load_s:.3} s (map + validate + graphs)");
     let Some(dev) = rocmforge::device::open(device)? else {
+        let t = Instant::now();
         let mut s = Session::with_precision(&model, capacity, precision)?;
+        let session_s = t.elapsed().as_secs_f64();
         let (prefill, decode) = time_passes(&mut s, &ids, gen, reps)?;
         let bandwidth = host_read_bandwidth();
         let isa = s.isa().map_or(String::new(), |i| format!(", {}", i.name()));
@@ -118,6 +120,12 @@ fn bench(
             precision.name(),
             bandwidth / 1e9
         );
+        if s.copied_weight_bytes() > 0 {
+            println!(
+                "session    {session_s:.3} s (projection weights copied to 2 MiB pages: {})",
+                human_bytes(s.copied_weight_bytes() as u64)
+            );
+        }
         println!("prefill    {:.1} tokens/s ({} tokens, median of {reps})", prompt as f64 / prefill, prompt);
         let decode_tps = gen as f64 / decode;
         let roofline = bandwidth / weight_bytes as f64;

@@ -45,6 +45,8 @@ impl CpuPrecision {
 /// What the fast path keeps between passes.
 pub(crate) struct FastState {
     isa: Isa,
+    /// The projection weights in huge pages (decode reads them ~45% faster), if copied.
+    weights: Option<super::cpu_weights::HugeWeights>,
     /// The quantized input of the last projections, and which buffer (and rows) it came from.
     q8: Q8Rows,
     q8_of: Option<(Buf, bool)>,
@@ -54,13 +56,25 @@ pub(crate) struct FastState {
 }
 
 impl FastState {
-    pub(crate) fn new() -> FastState {
-        FastState { isa: Isa::best(), q8: Q8Rows::new(), q8_of: None, rope: Vec::new(), rope_key: None }
+    pub(crate) fn new(model: &Model) -> FastState {
+        FastState {
+            isa: Isa::best(),
+            weights: super::cpu_weights::HugeWeights::copy(model),
+            q8: Q8Rows::new(),
+            q8_of: None,
+            rope: Vec::new(),
+            rope_key: None,
+        }
     }
 
     /// The instruction set the projections run on.
     pub(crate) fn isa(&self) -> Isa {
         self.isa
+    }
+
+    /// Bytes of the huge-page copy of the projection weights (0 when they are read in place).
+    pub(crate) fn copied_weight_bytes(&self) -> usize {
+        self.weights.as_ref().map_or(0, |w| w.bytes())
     }
 }
 
@@ -134,7 +148,11 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
                 let k = t.row_len() as usize;
                 let [src, dst] = bufs.get_disjoint_mut([x as usize, out as usize]).expect("distinct buffers");
                 let src = if last_only { &src[(n - 1) * k..n * k] } else { &src[..] };
-                linear(state, (x, last_only), t.ty, file.tensor_data(t), k, n_out as usize, src, dst)?;
+                let huge = state.weights.take();
+                let w = weights(&huge, file.tensor_data(t));
+                let result = linear(state, (x, last_only), t.ty, w, k, n_out as usize, src, dst);
+                state.weights = huge;
+                result?;
             }
             Step::BiasAdd { x, width } => {
                 cpu::bias_add(&mut bufs[x as usize], model.vector(&node.weights[0]), width as usize);
@@ -183,6 +201,11 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
     Ok(())
 }
 
+/// A weight's bytes: the huge-page copy where there is one.
+fn weights<'a>(huge: &'a Option<super::cpu_weights::HugeWeights>, data: &'a [u8]) -> &'a [u8] {
+    huge.as_ref().map_or(data, |h| h.get(data))
+}
+
 /// How many nodes from the first (at most 3) are projections of the same input rows, each into
 /// its own buffer.
 fn same_input_run(nodes: &[crate::graph::Node]) -> usize {
@@ -208,11 +231,31 @@ fn linear_group(
 ) -> Result<(), ExecError> {
     let file = &model.file;
     let Step::Linear { x, last_only, .. } = nodes[0].step else { unreachable!("a run of projections") };
+    let huge = state.weights.take();
+    let result = linear_group_with(state, file, &huge, nodes, bufs, n, x, last_only);
+    state.weights = huge;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn linear_group_with(
+    state: &mut FastState,
+    file: &crate::gguf::GgufFile,
+    huge: &Option<super::cpu_weights::HugeWeights>,
+    nodes: &[crate::graph::Node],
+    bufs: &mut [Vec<f32>],
+    n: usize,
+    x: Buf,
+    last_only: bool,
+) -> Result<(), ExecError> {
     let mut job: [Option<Projection<'_>>; 3] = [None; 3];
     for (slot, node) in job.iter_mut().zip(nodes) {
         let Step::Linear { out, n_out, .. } = node.step else { unreachable!("a run of projections") };
         let t = file.require_tensor(&node.weights[0])?;
         *slot = Some((t.ty, file.tensor_data(t), t.row_len() as usize, out, n_out as usize));
+        if let Some(j) = slot.as_mut() {
+            j.1 = weights(huge, j.1);
+        }
     }
     let k = job[0].expect("a run has a first projection").2;
     let all_int8 =

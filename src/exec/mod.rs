@@ -4,6 +4,7 @@
 pub mod cpu;
 mod cpu_fast;
 mod cpu_simd;
+mod cpu_weights;
 mod generate;
 pub mod gpu;
 mod sampler;

@@ -46,7 +46,7 @@ impl<'m> Session<'m> {
             k_cache: (0..plan.n_layer).map(|_| vec![0.0; capacity * plan.kv_width]).collect(),
             v_cache: (0..plan.n_layer).map(|_| vec![0.0; capacity * plan.v_width]).collect(),
             bufs: Default::default(),
-            fast: (precision == CpuPrecision::Fast).then(|| Box::new(FastState::new())),
+            fast: (precision == CpuPrecision::Fast).then(|| Box::new(FastState::new(model))),
         })
     }
 
@@ -70,6 +70,11 @@ impl<'m> Session<'m> {
     /// The instruction set the fast path's projections run on (None in exact mode).
     pub fn isa(&self) -> Option<crate::quant::Isa> {
         self.fast.as_ref().map(|f| f.isa())
+    }
+
+    /// Bytes the fast path holds as a huge-page copy of the projection weights (0 if none).
+    pub fn copied_weight_bytes(&self) -> usize {
+        self.fast.as_ref().map_or(0, |f| f.copied_weight_bytes())
     }
 
     /// Forgets every position (the cache is overwritten by the next pass).
