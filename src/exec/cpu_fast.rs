@@ -420,7 +420,8 @@ fn attention(q: &[f32], k_cache: &[f32], v_cache: &[f32], pos0: usize, s: &cpu::
     };
     let items = n_tok * s.n_head;
     let chunks = out[..items * s.head_dim_v].chunks_mut(s.head_dim_v).enumerate();
-    if items * (pos0 + n_tok) < 4096 {
+    // Worth a join once the heads hold more than a few microseconds of work.
+    if items * (pos0 + n_tok) * s.head_dim < 16 * 1024 {
         chunks.for_each(one);
     } else {
         out[..items * s.head_dim_v].par_chunks_mut(s.head_dim_v).enumerate().for_each(one);
