@@ -412,6 +412,12 @@ fn attention(q: &[f32], k_cache: &[f32], v_cache: &[f32], pos0: usize, s: &cpu::
         let qv = &q[(t * s.n_head + h) * s.head_dim..(t * s.n_head + h + 1) * s.head_dim];
         SCORES.with(|cell| {
             let mut scores = cell.borrow_mut();
+            // Room for the whole cache at once, so later positions never grow it.
+            let capacity = k_cache.len() / kw;
+            if scores.capacity() < capacity {
+                let len = scores.len();
+                scores.reserve_exact(capacity - len);
+            }
             scores.resize(pos + 1 - lo, 0.0);
             let keys = &k_cache[lo * kw + hk * s.head_dim..pos * kw + (hk + 1) * s.head_dim];
             let values = &v_cache[lo * vw + hk * s.head_dim_v..pos * vw + (hk + 1) * s.head_dim_v];
