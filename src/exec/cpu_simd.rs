@@ -4,6 +4,7 @@
 //! from [`Isa::best`]. The exp is a Cephes-style polynomial (relative error about 2e-7), not libm:
 //! it is what lets SiLU, GELU and softmax vectorize.
 
+#[cfg(target_arch = "x86_64")]
 use crate::quant::Isa;
 
 /// Defines `pub fn $name` dispatching to copies of `$imp` compiled for each x86 level.
