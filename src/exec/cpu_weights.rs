@@ -5,8 +5,9 @@
 //! `cargo bench --bench int8_gemm -- --model FILE`: 9.6 GB/s a core from the mapping, 14 GB/s from
 //! 2 MiB pages). The mapping cannot be collapsed into huge pages in place (its file offsets are
 //! not 2 MiB-congruent), so the projections are copied once into 2 MiB-aligned anonymous memory
-//! advised for transparent huge pages. Linux only; where the allocation fails, or with
-//! `ROCMFORGE_CPU_HUGEPAGES=0`, the kernels read the mapping.
+//! advised for transparent huge pages. Linux only; where the copy would take more than half the
+//! available memory, the allocation fails, or `ROCMFORGE_CPU_HUGEPAGES=0`, the kernels read the
+//! mapping.
 
 use std::collections::HashMap;
 
@@ -46,6 +47,10 @@ impl HugeWeights {
         }
         const HUGE: usize = 2 << 20;
         let total: usize = tensors.iter().map(|d| d.len().next_multiple_of(64)).sum();
+        // A copy is worth its memory only while it leaves plenty: at most half of what is free.
+        if available_memory().is_some_and(|free| total > free / 2) {
+            return None;
+        }
         let layout = std::alloc::Layout::from_size_align(total.next_multiple_of(HUGE).max(HUGE), HUGE).ok()?;
         // SAFETY: the layout has a non-zero size.
         let buf = std::ptr::NonNull::new(unsafe { std::alloc::alloc(layout) })?;
@@ -80,6 +85,14 @@ impl Drop for HugeWeights {
         // SAFETY: allocated in `copy` with this layout.
         unsafe { std::alloc::dealloc(self.buf.as_ptr(), self.layout) }
     }
+}
+
+/// MemAvailable from /proc/meminfo, in bytes.
+fn available_memory() -> Option<usize> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 #[cfg(target_os = "linux")]
