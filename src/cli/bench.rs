@@ -113,7 +113,8 @@ fn bench(
         let session_s = t.elapsed().as_secs_f64();
         let (prefill, decode) = time_passes(&mut s, &ids, gen, reps)?;
         let bandwidth = host_read_bandwidth();
-        let isa = s.isa().map_or(String::new(), |i| format!(", {}", i.name()));
+        let amx = if rocmforge::quant::simd::amx_usable() { " + amx (prefill)" } else { "" };
+        let isa = s.isa().map_or(String::new(), |i| format!(", {}{amx}", i.name()));
         println!(
             "device     cpu ({} threads, {}{isa}); memory read bandwidth {:.1} GB/s",
             rayon::current_num_threads(),
