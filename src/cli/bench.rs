@@ -4,10 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use rocmforge::exec::gpu::{GpuModel, GpuSession, DEFAULT_MAX_BATCH};
-use rocmforge::exec::{Forward, Model, Session};
+use rocmforge::exec::{CpuPrecision, Forward, Model, Session};
 use rocmforge::inspect::human_bytes;
 use rocmforge::jit::Engine;
 
+use super::generate::PrecisionArg;
 use super::{DeviceArg, Result};
 
 #[derive(clap::Args)]
@@ -25,10 +26,12 @@ pub struct BenchArgs {
     pub reps: usize,
     #[command(flatten)]
     pub device: DeviceArg,
+    #[command(flatten)]
+    pub precision: PrecisionArg,
 }
 
 pub fn main(a: BenchArgs) -> Result<ExitCode> {
-    bench(a.model, a.prompt, a.gen, a.reps, &a.device.device)
+    bench(a.model, a.prompt, a.gen, a.reps, &a.device.device, a.precision.get())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -55,7 +58,30 @@ fn time_passes(s: &mut dyn Forward, ids: &[u32], gen: usize, reps: usize) -> Res
     Ok((median(prefill), t.elapsed().as_secs_f64()))
 }
 
-fn bench(path: PathBuf, prompt: usize, gen: usize, reps: usize, device: &str) -> Result<ExitCode> {
+/// The host's memory read bandwidth in bytes/s: the best of 3 passes over a 1 GiB buffer (twice
+/// the size of the largest caches seen on servers), read by every rayon thread.
+fn host_read_bandwidth() -> f64 {
+    use rayon::prelude::*;
+    let buf = vec![1u64; 1 << 27];
+    let mut best = f64::MAX;
+    let mut sink = 0u64;
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        sink ^= buf.par_chunks(1 << 16).map(|c| c.iter().fold(0u64, |a, &b| a ^ b)).reduce(|| 0, |a, b| a ^ b);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    std::hint::black_box(sink);
+    (buf.len() * 8) as f64 / best
+}
+
+fn bench(
+    path: PathBuf,
+    prompt: usize,
+    gen: usize,
+    reps: usize,
+    device: &str,
+    precision: CpuPrecision,
+) -> Result<ExitCode> {
     use std::time::Instant;
     let t = Instant::now();
     let model = Model::load(&path)?;
@@ -82,11 +108,34 @@ fn bench(path: PathBuf, prompt: usize, gen: usize, reps: usize, device: &str) ->
     );
     println!("load       {load_s:.3} s (map + validate + graphs)");
     let Some(dev) = rocmforge::device::open(device)? else {
-        let mut s = Session::new(&model, capacity)?;
+        let t = Instant::now();
+        let mut s = Session::with_precision(&model, capacity, precision)?;
+        let session_s = t.elapsed().as_secs_f64();
         let (prefill, decode) = time_passes(&mut s, &ids, gen, reps)?;
-        println!("device     cpu ({} threads)", rayon::current_num_threads());
+        let bandwidth = host_read_bandwidth();
+        let amx = if rocmforge::quant::simd::amx_usable() { " + amx (prefill)" } else { "" };
+        let isa = s.isa().map_or(String::new(), |i| format!(", {}{amx}", i.name()));
+        println!(
+            "device     cpu ({} threads, {}{isa}); memory read bandwidth {:.1} GB/s",
+            rayon::current_num_threads(),
+            precision.name(),
+            bandwidth / 1e9
+        );
+        if s.copied_weight_bytes() > 0 {
+            println!(
+                "session    {session_s:.3} s (projection weights copied to 2 MiB pages: {})",
+                human_bytes(s.copied_weight_bytes() as u64)
+            );
+        }
         println!("prefill    {:.1} tokens/s ({} tokens, median of {reps})", prompt as f64 / prefill, prompt);
-        println!("decode     {:.1} tokens/s ({gen} tokens)", gen as f64 / decode);
+        let decode_tps = gen as f64 / decode;
+        let roofline = bandwidth / weight_bytes as f64;
+        println!(
+            "decode     {decode_tps:.1} tokens/s ({gen} tokens); roofline {roofline:.0} tokens/s ({} per token at {:.1} GB/s): {:.0}% of it",
+            human_bytes(weight_bytes),
+            bandwidth / 1e9,
+            100.0 * decode_tps / roofline
+        );
         return Ok(ExitCode::SUCCESS);
     };
     let backend = dev.backend();

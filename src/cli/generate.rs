@@ -7,10 +7,35 @@ use std::process::ExitCode;
 
 use rocmforge::chat::{ChatFormat, Message};
 use rocmforge::exec::gpu::{GpuModel, GpuSession, DEFAULT_MAX_BATCH};
-use rocmforge::exec::{Forward, GenerateParams, Generation, Model, SamplerConfig, Session};
+use rocmforge::exec::{CpuPrecision, Forward, GenerateParams, Generation, Model, SamplerConfig, Session};
 use rocmforge::jit::Engine;
 
 use super::{DeviceArg, Result};
+
+/// `--cpu-precision`, for the subcommands that may run on the CPU.
+#[derive(clap::Args)]
+pub struct PrecisionArg {
+    /// On the CPU: `fast` quantizes activations to 8 bits for quantized weights and runs SIMD
+    /// kernels on every core (as llama.cpp's CPU backend); `exact` keeps f32 activations and the
+    /// reference ops.
+    #[arg(long, value_enum, default_value_t = Precision::Fast)]
+    pub cpu_precision: Precision,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Precision {
+    Exact,
+    Fast,
+}
+
+impl PrecisionArg {
+    pub fn get(&self) -> CpuPrecision {
+        match self.cpu_precision {
+            Precision::Exact => CpuPrecision::Exact,
+            Precision::Fast => CpuPrecision::Fast,
+        }
+    }
+}
 
 #[derive(clap::Args)]
 pub struct LogitsArgs {
@@ -30,6 +55,8 @@ pub struct LogitsArgs {
     pub tokens_out: Option<PathBuf>,
     #[command(flatten)]
     pub device: DeviceArg,
+    #[command(flatten)]
+    pub precision: PrecisionArg,
 }
 
 #[derive(clap::Args)]
@@ -71,10 +98,12 @@ pub struct RunArgs {
     pub ctx: Option<usize>,
     #[command(flatten)]
     pub device: DeviceArg,
+    #[command(flatten)]
+    pub precision: PrecisionArg,
 }
 
 pub fn logits_main(a: LogitsArgs) -> Result<ExitCode> {
-    logits(a.model, a.prompt, a.tokens, a.out, a.tokens_out, &a.device.device)
+    logits(a.model, a.prompt, a.tokens, a.out, a.tokens_out, &a.device.device, a.precision.get())
 }
 
 pub fn run_main(a: RunArgs) -> Result<ExitCode> {
@@ -87,7 +116,8 @@ pub fn run_main(a: RunArgs) -> Result<ExitCode> {
         repeat_last_n: 64,
         seed: a.seed,
     };
-    run_prompt(a.model, &a.prompt, a.max_tokens, a.chat, a.system, sampler, a.ctx, &a.device.device)
+    let where_ = (&a.device.device[..], a.precision.get());
+    run_prompt(a.model, &a.prompt, a.max_tokens, a.chat, a.system, sampler, a.ctx, where_)
 }
 
 fn read_token_file(path: &PathBuf) -> Result<Vec<u32>> {
@@ -119,13 +149,21 @@ fn open_session<'g, 'm: 'g>(
     model: &'m Model,
     gpu: Option<&'g GpuModel<'m>>,
     capacity: usize,
+    precision: CpuPrecision,
 ) -> Result<(Box<dyn Forward + 'g>, String)> {
     Ok(match gpu {
         Some(g) => (
             Box::new(GpuSession::new(g, capacity, DEFAULT_MAX_BATCH)?),
             format!("{} {}", g.device.backend(), g.device.name()),
         ),
-        None => (Box::new(Session::new(model, capacity)?), "cpu".to_string()),
+        None => {
+            let s = Session::with_precision(model, capacity, precision)?;
+            let label = match s.isa() {
+                Some(isa) => format!("cpu, {}, {}", precision.name(), isa.name()),
+                None => format!("cpu, {}", precision.name()),
+            };
+            (Box::new(s), label)
+        }
     })
 }
 
@@ -136,6 +174,7 @@ fn logits(
     out: PathBuf,
     tokens_out: Option<PathBuf>,
     device: &str,
+    precision: CpuPrecision,
 ) -> Result<ExitCode> {
     let model = Model::load(&model)?;
     let gpu = open_gpu(&model, device)?;
@@ -144,7 +183,7 @@ fn logits(
         (None, Some(path)) => read_token_file(&path)?,
         (None, None) => unreachable!("clap requires one"),
     };
-    let (mut session, _) = open_session(&model, gpu.as_ref(), ids.len().max(1))?;
+    let (mut session, _) = open_session(&model, gpu.as_ref(), ids.len().max(1), precision)?;
     let logits = session.forward(&ids)?;
     let bytes: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(&out, bytes).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -165,7 +204,7 @@ fn run_prompt(
     system: Option<String>,
     sampler: SamplerConfig,
     ctx: Option<usize>,
-    device: &str,
+    (device, precision): (&str, CpuPrecision),
 ) -> Result<ExitCode> {
     let load = std::time::Instant::now();
     let model = Model::load(&model)?;
@@ -184,7 +223,7 @@ fn run_prompt(
     };
     let ids = tokenizer.encode(&text, true, chat);
     let capacity = ctx.unwrap_or(ids.len() + max_tokens).min(model.config.n_ctx_train as usize);
-    let (mut session, where_) = open_session(&model, gpu.as_ref(), capacity)?;
+    let (mut session, where_) = open_session(&model, gpu.as_ref(), capacity, precision)?;
     let load_s = load.elapsed().as_secs_f64();
     let params = GenerateParams { max_tokens, sampler };
     let mut stdout = std::io::stdout();

@@ -1,6 +1,9 @@
 //! Execution: a loaded [`Model`] (file, config, the prefill and decode graphs, checked weight
 //! shapes) and [`Session`]s that run it with a KV cache of fixed capacity.
 
+mod cpu_fast;
+mod cpu_simd;
+mod cpu_weights;
 mod generate;
 pub mod gpu;
 mod sampler;
@@ -16,6 +19,7 @@ use crate::kernels::AttnPhase;
 use crate::model::{ModelConfig, ModelError};
 use crate::quant::{self, QuantError};
 
+pub use cpu_fast::CpuPrecision;
 pub use generate::{GenerateParams, Generated, Generation, GenerationStats};
 pub use sampler::{Sampler, SamplerConfig};
 pub use session::Session;

@@ -3,6 +3,7 @@
 //! At capacity, `forward` refuses with `ContextFull` (no silent shifting): the caller decides
 //! whether to start over or open a larger session.
 
+use super::cpu_fast::{self, CpuPrecision, FastState};
 use super::{ExecError, Model};
 use crate::graph::{Buf, Step};
 use crate::reference;
@@ -17,11 +18,23 @@ pub struct Session<'m> {
     k_cache: Vec<Vec<f32>>,
     v_cache: Vec<Vec<f32>>,
     bufs: [Vec<f32>; N_BUFS],
+    /// The fast path's state, when the session runs with `CpuPrecision::Fast`.
+    fast: Option<Box<FastState>>,
 }
 
 impl<'m> Session<'m> {
-    /// A session holding up to `capacity` positions (at most the trained context).
+    /// A session holding up to `capacity` positions (at most the trained context), computing
+    /// exactly (f32 activations, the reference ops).
     pub fn new(model: &'m Model, capacity: usize) -> Result<Session<'m>, ExecError> {
+        Session::with_precision(model, capacity, CpuPrecision::Exact)
+    }
+
+    /// A session computing with `precision`.
+    pub fn with_precision(
+        model: &'m Model,
+        capacity: usize,
+        precision: CpuPrecision,
+    ) -> Result<Session<'m>, ExecError> {
         let max = model.config.n_ctx_train as usize;
         if capacity > max {
             return Err(ExecError::CapacityTooLarge { capacity, max });
@@ -34,6 +47,7 @@ impl<'m> Session<'m> {
             k_cache: (0..plan.n_layer).map(|_| vec![0.0; capacity * plan.kv_width]).collect(),
             v_cache: (0..plan.n_layer).map(|_| vec![0.0; capacity * plan.v_width]).collect(),
             bufs: Default::default(),
+            fast: (precision == CpuPrecision::Fast).then(|| Box::new(FastState::new(model))),
         })
     }
 
@@ -44,6 +58,24 @@ impl<'m> Session<'m> {
 
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    pub fn precision(&self) -> CpuPrecision {
+        if self.fast.is_some() {
+            CpuPrecision::Fast
+        } else {
+            CpuPrecision::Exact
+        }
+    }
+
+    /// The instruction set the fast path's projections run on (None in exact mode).
+    pub fn isa(&self) -> Option<crate::quant::Isa> {
+        self.fast.as_ref().map(|f| f.isa())
+    }
+
+    /// Bytes the fast path holds as a huge-page copy of the projection weights (0 if none).
+    pub fn copied_weight_bytes(&self) -> usize {
+        self.fast.as_ref().map_or(0, |f| f.copied_weight_bytes())
     }
 
     /// Forgets every position (the cache is overwritten by the next pass).
@@ -62,6 +94,18 @@ impl<'m> Session<'m> {
             self.bufs[i].resize(graph.buffers.len(*buf, n), 0.0);
         }
         let pos0 = self.pos;
+        if let Some(fast) = self.fast.as_mut() {
+            let pass = cpu_fast::Pass {
+                model: self.model,
+                k_cache: &mut self.k_cache,
+                v_cache: &mut self.v_cache,
+                bufs: &mut self.bufs,
+                pos0,
+            };
+            cpu_fast::forward(fast, pass, tokens)?;
+            self.pos += n;
+            return Ok(&self.bufs[Buf::Logits as usize]);
+        }
         let positions: Vec<u32> = (pos0 as u32..(pos0 + n) as u32).collect();
         let file = &self.model.file;
         for node in &graph.nodes {

@@ -192,7 +192,7 @@ impl KernelSpec {
                 KernelSpec::MatVec { k, .. } | KernelSpec::MatMul { k, .. } => k,
                 _ => unreachable!("weight_type is Some only for these"),
             };
-            if k == 0 || k as usize % ty.block_elems() != 0 {
+            if k == 0 || !(k as usize).is_multiple_of(ty.block_elems()) {
                 return Err(SpecError::PartialBlock { spec: spec(), k, ty, block: ty.block_elems() });
             }
         }

@@ -5,6 +5,9 @@
 //! no copy and no alignment requirement. Dequantization reproduces gguf-py's arithmetic operation
 //! for operation (same f32 products in the same order), which makes it bit-exact; the dot product
 //! is a plain scalar sum over the dequantized values.
+//!
+//! The int8 path: activations quantized to [`BlockQ8_1`] ([`q8_1`]), each weight format's integer
+//! dot with them ([`VecDotQ8_1`], the scalar reference) and its SIMD kernels ([`simd`]).
 
 mod bf16;
 mod f16;
@@ -17,6 +20,9 @@ mod q5_1;
 mod q5_k;
 mod q6_k;
 mod q8_0;
+mod q8_1;
+pub mod simd;
+mod vec_dot;
 
 pub use bf16::BlockBF16;
 pub use f16::BlockF16;
@@ -29,6 +35,9 @@ pub use q5_1::BlockQ5_1;
 pub use q5_k::BlockQ5K;
 pub use q6_k::BlockQ6K;
 pub use q8_0::BlockQ8_0;
+pub use q8_1::{quantize_block_q8_1, quantize_row_q8_1, BlockQ8_1, Q8Rows, Q8Slice, QK8_1};
+pub use simd::{gemm_f32, gemm_f32_into, gemm_q8_1, gemm_q8_1_into, gemm_q8_1_with, Isa, Kernel, OutMatrix};
+pub use vec_dot::{DotTerms, SumTerm, VecDotQ8_1};
 
 use crate::dtype::{GgmlType, QK_K};
 
@@ -74,7 +83,7 @@ pub enum QuantError {
 /// Views `bytes` as blocks of `B`, without copying.
 pub fn blocks<B: Block>(bytes: &[u8]) -> Result<&[B], QuantError> {
     let size = std::mem::size_of::<B>();
-    if bytes.len() % size != 0 {
+    if !bytes.len().is_multiple_of(size) {
         return Err(QuantError::PartialBlock { ty: B::TYPE, len: bytes.len(), block_bytes: size });
     }
     // SAFETY: `Block` implementors are repr(C) byte arrays: alignment 1, no padding, every bit
@@ -145,7 +154,7 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) -> Result<(), Qua
 /// Dequantizes into a new vector.
 pub fn dequantize_to_vec(ty: GgmlType, bytes: &[u8]) -> Result<Vec<f32>, QuantError> {
     let size = ty.block_bytes();
-    if bytes.len() % size != 0 {
+    if !bytes.len().is_multiple_of(size) {
         return Err(QuantError::PartialBlock { ty, len: bytes.len(), block_bytes: size });
     }
     let mut out = vec![0f32; bytes.len() / size * ty.block_elems()];

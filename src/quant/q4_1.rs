@@ -1,6 +1,8 @@
 //! Q4_1: 32 four-bit values, an f16 scale and an f16 minimum; w = d·q + m.
 //! Nibble order as Q4_0.
 
+use super::q8_1::Q8Slice;
+use super::vec_dot::{abs_idot, DotTerms, SumTerm, VecDotQ8_1};
 use super::{f16_le, Block};
 use crate::dtype::GgmlType;
 
@@ -23,5 +25,34 @@ unsafe impl Block for BlockQ4_1 {
             out[j] = d * (b & 0x0F) as f32 + m;
             out[j + 16] = d * (b >> 4) as f32 + m;
         }
+    }
+}
+
+impl BlockQ4_1 {
+    /// The 32 unsigned nibbles in element order.
+    fn nibbles(&self) -> [i32; 32] {
+        std::array::from_fn(|j| if j < 16 { self.qs[j] & 0x0F } else { self.qs[j - 16] >> 4 } as i32)
+    }
+}
+
+impl VecDotQ8_1 for BlockQ4_1 {
+    const BIAS: u8 = 0;
+    const SUM_TERM: SumTerm = SumTerm::S;
+
+    fn vec_dot_q8_1_terms(&self, a: Q8Slice<'_>) -> DotTerms {
+        let u = self.nibbles();
+        let (d, m) = (f16_le(self.d), f16_le(self.m));
+        let dd = d * a.d[0];
+        let value = a.idot(0, &u) as f32 * dd + m * a.s[0];
+        let magnitude = abs_idot(&a, 0, &u) as f32 * dd.abs() + (m * a.s[0]).abs();
+        DotTerms { value, magnitude }
+    }
+
+    fn unpack(&self, u: &mut [u8], lane_scale: &mut [f32], offset: &mut [f32]) {
+        for (o, n) in u.iter_mut().zip(self.nibbles()) {
+            *o = n as u8;
+        }
+        lane_scale[..8].fill(f16_le(self.d));
+        offset[0] = f16_le(self.m);
     }
 }

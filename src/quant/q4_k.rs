@@ -2,6 +2,8 @@
 //! 6-bit minimum (packed in 12 bytes), under f16 `d` and `dmin`; w = (d·sc)·q − (dmin·m).
 //! Sub-block 2g takes the low nibbles of `qs[32g..32g+32]`, sub-block 2g+1 the high nibbles.
 
+use super::q8_1::Q8Slice;
+use super::vec_dot::{abs_idot, abs_qsum, DotTerms, SumTerm, VecDotQ8_1};
 use super::{f16_le, Block};
 use crate::dtype::{GgmlType, QK_K};
 
@@ -60,5 +62,76 @@ pub(crate) fn dequantize_k4(
             let high = qh.map_or(0, |h| ((h[l] >> sub) & 1) << 4);
             out[sub * 32 + l] = scale * (((b >> shift) & 0x0F) | high) as f32 - min;
         }
+    }
+}
+
+/// The 32 unsigned quants of sub-block `sub` of a Q4_K (`qh` None) or Q5_K block.
+#[inline]
+fn k4_quants(qs: &[u8; 128], qh: Option<&[u8; 32]>, sub: usize) -> [i32; 32] {
+    let shift = 4 * (sub % 2);
+    std::array::from_fn(|l| {
+        let high = qh.map_or(0, |h| ((h[l] >> sub) & 1) << 4);
+        (((qs[(sub / 2) * 32 + l] >> shift) & 0x0F) | high) as i32
+    })
+}
+
+/// The int8 dot of a Q4_K/Q5_K super-block with its 8 activation blocks, as
+/// `vec_dot_q4_K_q8_1_impl_vmmq`: per sub-block d8·(Σu·a · sc) and d8·(Σa · m) in f32, then
+/// d·Σ − dmin·Σ.
+pub(crate) fn k4_vec_dot(
+    d: [u8; 2],
+    dmin: [u8; 2],
+    scales: &[u8; 12],
+    qs: &[u8; 128],
+    qh: Option<&[u8; 32]>,
+    a: &Q8Slice<'_>,
+) -> DotTerms {
+    let (d, dmin) = (f16_le(d), f16_le(dmin));
+    let (sc, mn) = get_scale_min_k4(scales);
+    let (mut sumf_d, mut sumf_m, mut mag_d, mut mag_m) = (0f32, 0f32, 0f32, 0f32);
+    for sub in 0..8 {
+        let u = k4_quants(qs, qh, sub);
+        let d8 = a.d[sub];
+        sumf_d += d8 * (a.idot(sub, &u) * sc[sub] as i32) as f32;
+        sumf_m += d8 * (a.qsum[sub] * mn[sub] as i32) as f32;
+        mag_d += d8 * (abs_idot(a, sub, &u) * sc[sub] as i32) as f32;
+        mag_m += d8 * (abs_qsum(a, sub) * mn[sub] as i32) as f32;
+    }
+    DotTerms { value: d * sumf_d - dmin * sumf_m, magnitude: (d * mag_d).abs() + (dmin * mag_m).abs() }
+}
+
+/// The unpacked form of a Q4_K/Q5_K super-block: lane scales d·sc, offsets −dmin·m (× d8·Σa).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn k4_unpack(
+    d: [u8; 2],
+    dmin: [u8; 2],
+    scales: &[u8; 12],
+    qs: &[u8; 128],
+    qh: Option<&[u8; 32]>,
+    u: &mut [u8],
+    lane_scale: &mut [f32],
+    offset: &mut [f32],
+) {
+    let (d, dmin) = (f16_le(d), f16_le(dmin));
+    let (sc, mn) = get_scale_min_k4(scales);
+    for sub in 0..8 {
+        for (o, q) in u[sub * 32..(sub + 1) * 32].iter_mut().zip(k4_quants(qs, qh, sub)) {
+            *o = q as u8;
+        }
+        lane_scale[sub * 8..(sub + 1) * 8].fill(d * sc[sub] as f32);
+        offset[sub] = -(dmin * mn[sub] as f32);
+    }
+}
+
+impl VecDotQ8_1 for BlockQ4K {
+    const BIAS: u8 = 0;
+    const SUM_TERM: SumTerm = SumTerm::DSum;
+
+    fn vec_dot_q8_1_terms(&self, a: Q8Slice<'_>) -> DotTerms {
+        k4_vec_dot(self.d, self.dmin, &self.scales, &self.qs, None, &a)
+    }
+
+    fn unpack(&self, u: &mut [u8], lane_scale: &mut [f32], offset: &mut [f32]) {
+        k4_unpack(self.d, self.dmin, &self.scales, &self.qs, None, u, lane_scale, offset);
     }
 }

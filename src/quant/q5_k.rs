@@ -1,7 +1,9 @@
 //! Q5_K: Q4_K plus a fifth bit per value: bit `sub` of `qh[l]` belongs to value l of sub-block
 //! `sub`; w = (d·sc)·q − (dmin·m).
 
-use super::q4_k::dequantize_k4;
+use super::q4_k::{dequantize_k4, k4_unpack, k4_vec_dot};
+use super::q8_1::Q8Slice;
+use super::vec_dot::{DotTerms, SumTerm, VecDotQ8_1};
 use super::Block;
 use crate::dtype::{GgmlType, QK_K};
 
@@ -22,5 +24,18 @@ unsafe impl Block for BlockQ5K {
 
     fn dequantize(&self, out: &mut [f32]) {
         dequantize_k4(self.d, self.dmin, &self.scales, &self.qs, Some(&self.qh), out);
+    }
+}
+
+impl VecDotQ8_1 for BlockQ5K {
+    const BIAS: u8 = 0;
+    const SUM_TERM: SumTerm = SumTerm::DSum;
+
+    fn vec_dot_q8_1_terms(&self, a: Q8Slice<'_>) -> DotTerms {
+        k4_vec_dot(self.d, self.dmin, &self.scales, &self.qs, Some(&self.qh), &a)
+    }
+
+    fn unpack(&self, u: &mut [u8], lane_scale: &mut [f32], offset: &mut [f32]) {
+        k4_unpack(self.d, self.dmin, &self.scales, &self.qs, Some(&self.qh), u, lane_scale, offset);
     }
 }

@@ -2,6 +2,8 @@
 //! f16 `d`; w = (d·sc)·(q − 32). Each 128-value half h takes low bits from `ql[64h..64h+64]`
 //! (low nibbles, then high) and two high bits from `qh[32h..32h+32]` (shifts 0, 2, 4, 6).
 
+use super::q8_1::Q8Slice;
+use super::vec_dot::{abs_idot, DotTerms, SumTerm, VecDotQ8_1};
 use super::{f16_le, Block};
 use crate::dtype::{GgmlType, QK_K};
 
@@ -39,6 +41,56 @@ unsafe impl Block for BlockQ6K {
                     out[e] = group_scale[e / 16] * q as f32;
                 }
             }
+        }
+    }
+}
+
+impl BlockQ6K {
+    /// The 32 unsigned 6-bit quants of activation block b (elements 32b..32b+32): half h = b/4,
+    /// quarter k = b%4 of the layout in this file's header.
+    #[inline]
+    fn quants(&self, b: usize) -> [i32; 32] {
+        let (half, k) = (b / 4, b % 4);
+        std::array::from_fn(|l| {
+            let lo = (self.ql[64 * half + 32 * (k % 2) + l] >> (4 * (k / 2))) & 0x0F;
+            let hi = (self.qh[32 * half + l] >> (2 * k)) & 0x03;
+            (lo | (hi << 4)) as i32
+        })
+    }
+}
+
+impl VecDotQ8_1 for BlockQ6K {
+    const BIAS: u8 = 32;
+    const SUM_TERM: SumTerm = SumTerm::None;
+
+    /// Per activation block, the two 16-value groups' sums times their scales in integers
+    /// (`vec_dot_q6_K_q8_1_impl_mmq`); |Σ| ≤ 2·16·32·127·128 < 2^24, exact in f32.
+    fn vec_dot_q8_1_terms(&self, a: Q8Slice<'_>) -> DotTerms {
+        let d = f16_le(self.d);
+        let (mut sumf, mut mag) = (0f32, 0f32);
+        for b in 0..8 {
+            let w = self.quants(b).map(|u| u - 32);
+            let (mut lo, mut hi) = (w, w);
+            lo[16..].fill(0);
+            hi[..16].fill(0);
+            let (sc0, sc1) = (self.scales[2 * b] as i8 as i32, self.scales[2 * b + 1] as i8 as i32);
+            let isum = sc0 * a.idot(b, &lo) + sc1 * a.idot(b, &hi);
+            let iabs = sc0.abs() * abs_idot(&a, b, &lo) + sc1.abs() * abs_idot(&a, b, &hi);
+            sumf += a.d[b] * isum as f32;
+            mag += a.d[b] * iabs as f32;
+        }
+        DotTerms { value: d * sumf, magnitude: (d * mag).abs() }
+    }
+
+    fn unpack(&self, u: &mut [u8], lane_scale: &mut [f32], offset: &mut [f32]) {
+        let d = f16_le(self.d);
+        for b in 0..8 {
+            for (o, q) in u[b * 32..(b + 1) * 32].iter_mut().zip(self.quants(b)) {
+                *o = q as u8;
+            }
+            lane_scale[b * 8..b * 8 + 4].fill(d * self.scales[2 * b] as i8 as f32);
+            lane_scale[b * 8 + 4..b * 8 + 8].fill(d * self.scales[2 * b + 1] as i8 as f32);
+            offset[b] = 0.0;
         }
     }
 }

@@ -1,0 +1,506 @@
+//! The CPU fast path: the session's graph walk with int8 matrix products and vectorized ops.
+//!
+//! - Each projection's input is quantized to Q8_1 once ([`crate::quant::Q8Rows`]) and reused by
+//!   every projection that reads the same buffer before it changes (Q, K and V; gate and up).
+//! - Projections run [`crate::quant::gemm_q8_1`] on the host's best instruction set, rows split
+//!   across rayon's threads; for several tokens each weight row is unpacked once and dotted with
+//!   every token (a blocked GEMM: weights read once per pass, not once per token). F32/F16/BF16
+//!   weights stay float ([`crate::quant::gemm_f32`]); other formats fall back to the exact path.
+//! - RMSNorm, rope (angles cached per pass), attention, softmax and the GLU activations use the
+//!   f32 helpers of [`super::cpu_simd`]; buffers are kept between passes, so a decode step
+//!   allocates nothing once the first one has run.
+//!
+//! Results differ from [`CpuPrecision::Exact`] by the 8-bit quantization of activations, as
+//! llama.cpp's CPU backend does for quantized weights.
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use super::cpu_simd as vs;
+use super::{ExecError, Model};
+use crate::reference;
+use crate::graph::{Buf, Step};
+use crate::kernels::GluKind;
+use crate::quant::{self, simd, Isa, Kernel, OutMatrix, Q8Rows, QuantError};
+
+/// How a CPU session computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuPrecision {
+    /// f32 activations and the reference ops: the oracle the GPU kernels and llama.cpp's exact
+    /// mode are compared with.
+    Exact,
+    /// Int8 activations for quantized weights, SIMD kernels, all cores.
+    Fast,
+}
+
+impl CpuPrecision {
+    pub fn name(self) -> &'static str {
+        match self {
+            CpuPrecision::Exact => "exact",
+            CpuPrecision::Fast => "fast",
+        }
+    }
+}
+
+/// What the fast path keeps between passes.
+pub(crate) struct FastState {
+    isa: Isa,
+    /// The projection weights in huge pages (decode reads them ~45% faster), if copied.
+    weights: Option<super::cpu_weights::HugeWeights>,
+    /// The quantized input of the last projections, and which buffer (and rows) it came from.
+    q8: Q8Rows,
+    q8_of: Option<(Buf, bool)>,
+    /// Rope (cos, sin) per token and rotated pair, and the pass they were made for.
+    rope: Vec<(f32, f32)>,
+    rope_key: Option<(usize, usize, u32, u32, usize)>,
+}
+
+impl FastState {
+    pub(crate) fn new(model: &Model) -> FastState {
+        FastState {
+            isa: Isa::best(),
+            weights: super::cpu_weights::HugeWeights::copy(model),
+            q8: Q8Rows::new(),
+            q8_of: None,
+            rope: Vec::new(),
+            rope_key: None,
+        }
+    }
+
+    /// The instruction set the projections run on.
+    pub(crate) fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Bytes of the huge-page copy of the projection weights (0 when they are read in place).
+    pub(crate) fn copied_weight_bytes(&self) -> usize {
+        self.weights.as_ref().map_or(0, |w| w.bytes())
+    }
+}
+
+/// The buffer a step writes, if any.
+fn written(step: &Step) -> Option<Buf> {
+    match *step {
+        Step::Embed { out, .. } | Step::Norm { out, .. } | Step::Linear { out, .. } => Some(out),
+        Step::Add { out, .. } | Step::Glu { out, .. } => Some(out),
+        Step::BiasAdd { x, .. } | Step::Rope { x, .. } | Step::Softcap { x, .. } => Some(x),
+        Step::Attention { .. } => Some(Buf::AttnOut),
+        Step::KvAppend { .. } | Step::Argmax => None,
+    }
+}
+
+/// The session's caches and buffers, lent to one fast pass.
+pub(crate) struct Pass<'a> {
+    pub model: &'a Model,
+    pub k_cache: &'a mut [Vec<f32>],
+    pub v_cache: &'a mut [Vec<f32>],
+    pub bufs: &'a mut [Vec<f32>],
+    pub pos0: usize,
+}
+
+/// Runs `tokens` through the graph (buffers already sized) on rayon's pool.
+pub(crate) fn forward(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), ExecError> {
+    // Inside the pool the walk's parallel loops split with cheap joins instead of waking the
+    // pool from outside for each one.
+    rayon::scope(|_| walk(state, pass, tokens))
+}
+
+fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), ExecError> {
+    let Pass { model, k_cache, v_cache, bufs, pos0 } = pass;
+    let cfg = &model.config;
+    let file = &model.file;
+    let n = tokens.len();
+    let graph = model.graph(n);
+    state.q8_of = None;
+    let nodes = &graph.nodes;
+    let mut i = 0;
+    while i < nodes.len() {
+        let node = &nodes[i];
+        // Projections reading the same input (Q, K, V; gate, up) run as one parallel region.
+        let run = same_input_run(&nodes[i..]);
+        if run > 1 {
+            linear_group(state, model, &nodes[i..i + run], bufs, n)?;
+            for node in &nodes[i..i + run] {
+                if written(&node.step).is_some_and(|b| state.q8_of.is_some_and(|(q, _)| q == b)) {
+                    state.q8_of = None;
+                }
+            }
+            i += run;
+            continue;
+        }
+        i += 1;
+        match node.step {
+            Step::Embed { out, scale } => {
+                let t = file.require_tensor(&node.weights[0])?;
+                reference::embed(t.ty, file.tensor_data(t), cfg.n_embd as usize, tokens, scale, &mut bufs[out as usize])?;
+            }
+            Step::Norm { x, out, width, eps } => {
+                let w = model.vector(&node.weights[0]);
+                if x == out {
+                    rms_norm_in_place(&mut bufs[x as usize], w, width as usize, eps);
+                } else {
+                    let [src, dst] = bufs.get_disjoint_mut([x as usize, out as usize]).expect("distinct buffers");
+                    rms_norm(src, w, width as usize, eps, dst);
+                }
+            }
+            Step::Linear { x, out, n_out, last_only } => {
+                let t = file.require_tensor(&node.weights[0])?;
+                let k = t.row_len() as usize;
+                let [src, dst] = bufs.get_disjoint_mut([x as usize, out as usize]).expect("distinct buffers");
+                let src = if last_only { &src[(n - 1) * k..n * k] } else { &src[..] };
+                let huge = state.weights.take();
+                let w = weights(&huge, file.tensor_data(t));
+                let result = linear(state, (x, last_only), t.ty, w, k, n_out as usize, src, dst);
+                state.weights = huge;
+                result?;
+            }
+            Step::BiasAdd { x, width } => {
+                reference::bias_add(&mut bufs[x as usize], model.vector(&node.weights[0]), width as usize);
+            }
+            Step::Rope { x, heads, base, freq_scale } => {
+                let neox = cfg.rope_style == crate::model::RopeStyle::Neox;
+                let (hd, rd) = (cfg.head_dim as usize, cfg.rope_dims as usize);
+                rope(state, &mut bufs[x as usize], pos0, n, heads as usize, hd, rd, neox, base, freq_scale);
+            }
+            Step::KvAppend { layer } => {
+                let (kw, vw) = (graph.buffers.kv_width, graph.buffers.v_width);
+                let l = layer as usize;
+                k_cache[l][pos0 * kw..(pos0 + n) * kw].copy_from_slice(&bufs[Buf::K as usize]);
+                v_cache[l][pos0 * vw..(pos0 + n) * vw].copy_from_slice(&bufs[Buf::V as usize]);
+            }
+            Step::Attention { layer, scale, softcap, window } => {
+                let shape = reference::AttnShape {
+                    n_head: cfg.n_head as usize,
+                    n_head_kv: cfg.n_head_kv as usize,
+                    head_dim: cfg.head_dim as usize,
+                    head_dim_v: cfg.head_dim_v as usize,
+                    scale,
+                    softcap,
+                    window,
+                };
+                let l = layer as usize;
+                let [q, o] = bufs.get_disjoint_mut([Buf::Q as usize, Buf::AttnOut as usize]).expect("distinct");
+                attention(q, &k_cache[l], &v_cache[l], pos0, &shape, o);
+            }
+            Step::Add { a, b, out } => {
+                assert_eq!(a, out, "{}: an add must write its first operand", node.name);
+                let [acc, add] = bufs.get_disjoint_mut([a as usize, b as usize]).expect("distinct");
+                vs::add(acc, add);
+            }
+            Step::Glu { gate, up, out, kind } => {
+                let [g, u, o] = bufs.get_disjoint_mut([gate as usize, up as usize, out as usize]).expect("distinct");
+                glu(g, u, kind, o);
+            }
+            Step::Softcap { x, cap } => reference::softcap(&mut bufs[x as usize], cap),
+            Step::Argmax => {}
+        }
+        if written(&node.step).is_some_and(|b| state.q8_of.is_some_and(|(q, _)| q == b)) {
+            state.q8_of = None;
+        }
+    }
+    Ok(())
+}
+
+/// A weight's bytes: the huge-page copy where there is one.
+fn weights<'a>(huge: &'a Option<super::cpu_weights::HugeWeights>, data: &'a [u8]) -> &'a [u8] {
+    huge.as_ref().map_or(data, |h| h.get(data))
+}
+
+/// How many nodes from the first (at most 3) are projections of the same input rows, each into
+/// its own buffer.
+fn same_input_run(nodes: &[crate::graph::Node]) -> usize {
+    let Some(Step::Linear { x, last_only, .. }) = nodes.first().map(|n| &n.step) else { return 0 };
+    nodes
+        .iter()
+        .take(3)
+        .take_while(|n| matches!(n.step, Step::Linear { x: x2, last_only: l2, out, .. } if x2 == *x && l2 == *last_only && out != *x))
+        .count()
+}
+
+/// One projection of a run: weight type, weight bytes, row length, output buffer, rows.
+type Projection<'a> = (crate::dtype::GgmlType, &'a [u8], usize, Buf, usize);
+
+/// A run of 2 or 3 projections of one input buffer: the input quantized once, the products on
+/// rayon's threads together. Any weight type without a fast kernel runs them one by one.
+fn linear_group(
+    state: &mut FastState,
+    model: &Model,
+    nodes: &[crate::graph::Node],
+    bufs: &mut [Vec<f32>],
+    n: usize,
+) -> Result<(), ExecError> {
+    let file = &model.file;
+    let Step::Linear { x, last_only, .. } = nodes[0].step else { unreachable!("a run of projections") };
+    let huge = state.weights.take();
+    let result = linear_group_with(state, file, &huge, nodes, bufs, n, x, last_only);
+    state.weights = huge;
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn linear_group_with(
+    state: &mut FastState,
+    file: &crate::gguf::GgufFile,
+    huge: &Option<super::cpu_weights::HugeWeights>,
+    nodes: &[crate::graph::Node],
+    bufs: &mut [Vec<f32>],
+    n: usize,
+    x: Buf,
+    last_only: bool,
+) -> Result<(), ExecError> {
+    let mut job: [Option<Projection<'_>>; 3] = [None; 3];
+    for (slot, node) in job.iter_mut().zip(nodes) {
+        let Step::Linear { out, n_out, .. } = node.step else { unreachable!("a run of projections") };
+        let t = file.require_tensor(&node.weights[0])?;
+        *slot = Some((t.ty, file.tensor_data(t), t.row_len() as usize, out, n_out as usize));
+        if let Some(j) = slot.as_mut() {
+            j.1 = weights(huge, j.1);
+        }
+    }
+    let k = job[0].expect("a run has a first projection").2;
+    let all_int8 =
+        job.iter().flatten().all(|j| simd::int8_supported(j.0) && j.2 == k && k.is_multiple_of(quant::QK8_1));
+    if !all_int8 {
+        for &(ty, w, k, out, n_out) in job.iter().flatten() {
+            let [src, dst] = bufs.get_disjoint_mut([x as usize, out as usize]).expect("distinct buffers");
+            let src = if last_only { &src[(n - 1) * k..n * k] } else { &src[..] };
+            linear(state, (x, last_only), ty, w, k, n_out, src, dst)?;
+        }
+        return Ok(());
+    }
+    let rows = if last_only { 1 } else { n };
+    if state.q8_of != Some((x, last_only)) {
+        let src = &bufs[x as usize];
+        let src = if last_only { &src[(n - 1) * k..n * k] } else { &src[..] };
+        state.q8.quantize(src, k);
+        state.q8_of = Some((x, last_only));
+    }
+    let threads = rayon::current_num_threads().max(1);
+    let product = |ty, w: &[u8], n_out: usize| Product {
+        isa: state.isa,
+        ty,
+        k,
+        row_bytes: w.len() / n_out,
+        input: Input::Int8(&state.q8),
+    };
+    let min_rows = |n_out: usize| n_out.div_ceil(threads * 4).max(16);
+    match job {
+        [Some((t0, w0, _, o0, n0)), Some((t1, w1, _, o1, n1)), None] => {
+            let [d0, d1] = bufs.get_disjoint_mut([o0 as usize, o1 as usize]).expect("distinct buffers");
+            let (m0, m1) = (
+                OutMatrix::by_token(&mut d0[..rows * n0], n0, rows, n0),
+                OutMatrix::by_token(&mut d1[..rows * n1], n1, rows, n1),
+            );
+            let (p0, p1) = (product(t0, w0, n0), product(t1, w1, n1));
+            let (a, b) = rayon::join(|| p0.run(w0, m0, min_rows(n0)), || p1.run(w1, m1, min_rows(n1)));
+            a.and(b)?;
+        }
+        [Some((t0, w0, _, o0, n0)), Some((t1, w1, _, o1, n1)), Some((t2, w2, _, o2, n2))] => {
+            let [d0, d1, d2] =
+                bufs.get_disjoint_mut([o0 as usize, o1 as usize, o2 as usize]).expect("distinct buffers");
+            let m0 = OutMatrix::by_token(&mut d0[..rows * n0], n0, rows, n0);
+            let m1 = OutMatrix::by_token(&mut d1[..rows * n1], n1, rows, n1);
+            let m2 = OutMatrix::by_token(&mut d2[..rows * n2], n2, rows, n2);
+            let (p0, p1, p2) = (product(t0, w0, n0), product(t1, w1, n1), product(t2, w2, n2));
+            let (a, (b, c)) = rayon::join(
+                || p0.run(w0, m0, min_rows(n0)),
+                || rayon::join(|| p1.run(w1, m1, min_rows(n1)), || p2.run(w2, m2, min_rows(n2))),
+            );
+            a.and(b).and(c)?;
+        }
+        _ => unreachable!("runs are 2 or 3 projections"),
+    }
+    Ok(())
+}
+
+/// Rows of `width` RMS-normed into `out`, times the weight (f32 sums: the fast path's tolerance).
+fn rms_norm(x: &[f32], weight: &[f32], width: usize, eps: f32, out: &mut [f32]) {
+    for (xr, yr) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+        let scale = 1.0 / (vs::sum_squares(xr) / width as f32 + eps).sqrt();
+        vs::scale_mul(yr, xr, scale, weight);
+    }
+}
+
+fn rms_norm_in_place(x: &mut [f32], weight: &[f32], width: usize, eps: f32) {
+    for row in x.chunks_exact_mut(width) {
+        let scale = 1.0 / (vs::sum_squares(row) / width as f32 + eps).sqrt();
+        row.iter_mut().zip(weight).for_each(|(v, &w)| *v = *v * scale * w);
+    }
+}
+
+/// Rope as [`reference::rope`] (the same iterated f32 angles), the cos/sin of a pass computed once and
+/// reused by every layer with the same base.
+#[allow(clippy::too_many_arguments)]
+fn rope(
+    state: &mut FastState,
+    x: &mut [f32],
+    pos0: usize,
+    n: usize,
+    heads: usize,
+    head_dim: usize,
+    rope_dims: usize,
+    neox: bool,
+    base: f32,
+    freq_scale: f32,
+) {
+    let half = rope_dims / 2;
+    let key = (pos0, n, base.to_bits(), freq_scale.to_bits(), rope_dims);
+    if state.rope_key != Some(key) {
+        state.rope.resize(n * half, (0.0, 0.0));
+        let theta_scale = base.powf(-2.0 / rope_dims as f32);
+        for t in 0..n {
+            let mut theta = (pos0 + t) as f32;
+            for cs in &mut state.rope[t * half..(t + 1) * half] {
+                let th = theta * freq_scale;
+                *cs = (th.cos(), th.sin());
+                theta *= theta_scale;
+            }
+        }
+        state.rope_key = Some(key);
+    }
+    for t in 0..n {
+        let cos_sin = &state.rope[t * half..(t + 1) * half];
+        for h in 0..heads {
+            let v = &mut x[(t * heads + h) * head_dim..(t * heads + h + 1) * head_dim];
+            if neox {
+                let (a, b) = v[..rope_dims].split_at_mut(half);
+                for ((x0, x1), &(c, s)) in a.iter_mut().zip(b.iter_mut()).zip(cos_sin) {
+                    let (p, q) = (*x0, *x1);
+                    *x0 = p * c - q * s;
+                    *x1 = p * s + q * c;
+                }
+            } else {
+                for (pair, &(c, s)) in v[..rope_dims].chunks_exact_mut(2).zip(cos_sin) {
+                    let (p, q) = (pair[0], pair[1]);
+                    pair[0] = p * c - q * s;
+                    pair[1] = p * s + q * c;
+                }
+            }
+        }
+    }
+}
+
+fn glu(gate: &[f32], up: &[f32], kind: GluKind, out: &mut [f32]) {
+    // Split so both cores take a share of the exps when there are many.
+    const CHUNK: usize = 4096;
+    let run = |(o, (g, u)): (&mut [f32], (&[f32], &[f32]))| match kind {
+        GluKind::SwiGlu => vs::silu_mul(o, g, u),
+        GluKind::GeGlu => vs::gelu_mul(o, g, u),
+    };
+    if out.len() <= CHUNK {
+        run((out, (gate, up)));
+    } else {
+        out.par_chunks_mut(CHUNK).zip(gate.par_chunks(CHUNK).zip(up.par_chunks(CHUNK))).for_each(run);
+    }
+}
+
+thread_local! {
+    static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Causal attention as [`reference::attention`], one (token, head) per task, with vector dots, exps and
+/// axpys and a per-thread scores buffer.
+fn attention(q: &[f32], k_cache: &[f32], v_cache: &[f32], pos0: usize, s: &reference::AttnShape, out: &mut [f32]) {
+    let n_tok = q.len() / (s.n_head * s.head_dim);
+    let gqa = s.n_head / s.n_head_kv;
+    let (kw, vw) = (s.n_head_kv * s.head_dim, s.n_head_kv * s.head_dim_v);
+    let one = |(i, o): (usize, &mut [f32])| {
+        let (t, h) = (i / s.n_head, i % s.n_head);
+        let hk = h / gqa;
+        let pos = pos0 + t;
+        let lo = s.window.map_or(0, |w| (pos + 1).saturating_sub(w as usize));
+        let qv = &q[(t * s.n_head + h) * s.head_dim..(t * s.n_head + h + 1) * s.head_dim];
+        SCORES.with(|cell| {
+            let mut scores = cell.borrow_mut();
+            // Room for the whole cache at once, so later positions never grow it.
+            let capacity = k_cache.len() / kw;
+            if scores.capacity() < capacity {
+                let len = scores.len();
+                scores.reserve_exact(capacity - len);
+            }
+            scores.resize(pos + 1 - lo, 0.0);
+            let keys = &k_cache[lo * kw + hk * s.head_dim..pos * kw + (hk + 1) * s.head_dim];
+            let values = &v_cache[lo * vw + hk * s.head_dim_v..pos * vw + (hk + 1) * s.head_dim_v];
+            vs::attend(qv, keys, kw, values, vw, s.scale, s.softcap.unwrap_or(0.0), &mut scores, o);
+        });
+    };
+    let items = n_tok * s.n_head;
+    let chunks = out[..items * s.head_dim_v].chunks_mut(s.head_dim_v).enumerate();
+    // Worth a join once the heads hold more than a few microseconds of work.
+    if items * (pos0 + n_tok) * s.head_dim < 16 * 1024 {
+        chunks.for_each(one);
+    } else {
+        out[..items * s.head_dim_v].par_chunks_mut(s.head_dim_v).enumerate().for_each(one);
+    }
+}
+
+/// out[t, r] = Σ_j W[r, j]·x[t, j]: int8 for quantized weights (the input quantized once per
+/// buffer and reused), float for float weights, the exact path for anything else.
+#[allow(clippy::too_many_arguments)]
+fn linear(
+    state: &mut FastState,
+    source: (Buf, bool),
+    ty: crate::dtype::GgmlType,
+    w: &[u8],
+    k: usize,
+    n_out: usize,
+    x: &[f32],
+    out: &mut [f32],
+) -> Result<(), ExecError> {
+    let int8 = simd::int8_supported(ty) && k.is_multiple_of(quant::QK8_1);
+    if !int8 && !simd::float_supported(ty) {
+        return Ok(reference::linear(ty, w, k, n_out, x, out)?);
+    }
+    let n = x.len() / k;
+    if int8 && state.q8_of != Some(source) {
+        state.q8.quantize(x, k);
+        state.q8_of = Some(source);
+    }
+    // Enough tasks that both cores finish together, few enough that each is worth a join.
+    let threads = rayon::current_num_threads().max(1);
+    let min_rows = n_out.div_ceil(threads * 4).max(16);
+    let product = Product {
+        isa: state.isa,
+        ty,
+        k,
+        row_bytes: w.len() / n_out,
+        input: if int8 { Input::Int8(&state.q8) } else { Input::Float(x) },
+    };
+    Ok(product.run(w, OutMatrix::by_token(&mut out[..n * n_out], n_out, n, n_out), min_rows)?)
+}
+
+/// What one projection multiplies its weight rows with.
+#[derive(Clone, Copy)]
+enum Input<'a> {
+    Int8(&'a Q8Rows),
+    Float(&'a [f32]),
+}
+
+#[derive(Clone, Copy)]
+struct Product<'a> {
+    isa: Isa,
+    ty: crate::dtype::GgmlType,
+    k: usize,
+    row_bytes: usize,
+    input: Input<'a>,
+}
+
+impl Product<'_> {
+    /// The rows of `w` into `out`, halved across rayon's threads down to `min_rows` a task.
+    fn run(&self, w: &[u8], mut out: OutMatrix<'_>, min_rows: usize) -> Result<(), QuantError> {
+        let rows = out.rows();
+        if rows > min_rows {
+            // Halves on 16-row boundaries where possible (whole AMX tiles).
+            let half = if rows >= 32 { (rows / 2).next_multiple_of(16) } else { rows / 2 };
+            let (w0, w1) = w.split_at(half * self.row_bytes);
+            let (o0, o1) = out.split_rows(half);
+            let (a, b) = rayon::join(|| self.run(w0, o0, min_rows), || self.run(w1, o1, min_rows));
+            return a.and(b);
+        }
+        match self.input {
+            Input::Int8(q8) => quant::gemm_q8_1_into(self.isa, Kernel::Auto, self.ty, w, self.k, q8, &mut out),
+            Input::Float(x) => quant::gemm_f32_into(self.isa, self.ty, w, self.k, x, &mut out),
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Weight blocks dotted with Q8_1 activations in integers: the contract each quantized format
+//! carries (as candle's `GgmlType::VecDotType` and llama.cpp's `vec_dot_*_q8_1`).
+//!
+//! For each 32-value activation block the weight's integer quants are multiplied with the
+//! activation's int8 quants and summed exactly in i32; the sums are then combined in f32 with the
+//! weight's and the activation's scales. The integer sums and the f32 combine follow llama.cpp's
+//! CUDA `vec_dot_*_q8_1` (`ggml-cuda/vecdotq.cuh`), so the GPU int8 kernels are held to this code:
+//!
+//! | weight | per 32-value activation block b (d8 = d, s8 = s of the Q8_1 block) |
+//! | --- | --- |
+//! | Q8_0 | (d·d8)·Σ q·a |
+//! | Q4_0 / Q5_0 | d·(d8·Σ u·a − 8·s8) / d·(d8·Σ u·a − 16·s8), u the unsigned 4/5-bit quant |
+//! | Q4_1 / Q5_1 | (d·d8)·Σ u·a + m·s8 |
+//! | Q4_K / Q5_K | d·Σ_b d8·(sc_b·Σ u·a) − dmin·Σ_b d8·(m_b·Σ a) over a super-block's 8 sub-blocks |
+//! | Q6_K | d·Σ_b d8·(sc_2b·Σ (u−32)·a + sc_2b+1·Σ (u−32)·a), the two 16-value groups of block b summed in integers as `vec_dot_q6_K_q8_1_impl_mmq` does |
+//!
+//! Every integer sum and product of integers above fits in 24 bits, so its conversion to f32 is
+//! exact. A row's value is the blocks' values summed in order (the scalar reference); SIMD kernels
+//! sum in other orders and are held to it within f32 rounding of the combine.
+//!
+//! The SIMD kernels read a weight row in one unpacked form, whatever its format: per weight an
+//! unsigned byte `u` (the weight's integer is `u − BIAS`), per group of 4 weights an f32 scale,
+//! and per 32-value block the coefficient of the activation block's sum term.
+
+use super::q8_1::{Q8Slice, QK8_1};
+use super::Block;
+
+/// A block's value and the sum of the absolute values of the f32 terms its combine adds (what
+/// rounding error of a reordered combine is measured against).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct DotTerms {
+    pub value: f32,
+    pub magnitude: f32,
+}
+
+/// Which activation sum a block's offset term multiplies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SumTerm {
+    /// No offset term (signed weights).
+    #[default]
+    None,
+    /// The stored f16 `s` of the Q8_1 block (Q4_0, Q4_1, Q5_0, Q5_1, as vecdotq).
+    S,
+    /// d·Σq from the integer sum (the k-quants' minimums, as vecdotq's `dp4a(0x01010101, u)`).
+    DSum,
+}
+
+/// A weight format's int8 dot product with Q8_1 activations.
+pub trait VecDotQ8_1: Block {
+    /// The unpacked byte `u` stands for the integer `u − BIAS` (0, 32 or 128).
+    const BIAS: u8;
+    /// The activation sum the per-block offsets of [`VecDotQ8_1::unpack`] multiply.
+    const SUM_TERM: SumTerm;
+
+    /// Σ w·a of this block with the `ELEMS / 32` activation blocks of `a`, combined as the table in
+    /// this module's header says, with the magnitude of its terms.
+    fn vec_dot_q8_1_terms(&self, a: Q8Slice<'_>) -> DotTerms;
+
+    /// Σ w·a of this block with its activation blocks (the scalar reference).
+    #[inline]
+    fn vec_dot_q8_1(&self, a: Q8Slice<'_>) -> f32 {
+        self.vec_dot_q8_1_terms(a).value
+    }
+
+    /// Writes the block's unpacked form: `u[..ELEMS]` the biased weight integers,
+    /// `lane_scale[..ELEMS / 4]` the f32 scale of each group of 4, `offset[..ELEMS / 32]` the
+    /// coefficient of each activation block's sum term. Then for every activation block b,
+    /// Σ_{j in b} (u_j − BIAS)·a_j·lane_scale[j/4]·d8_b + offset_b·sum_b equals the reference
+    /// combine up to f32 rounding.
+    fn unpack(&self, u: &mut [u8], lane_scale: &mut [f32], offset: &mut [f32]);
+}
+
+/// Σ |u_j · a_j| over 32 integers (the magnitude helpers' integer part).
+#[inline]
+pub(crate) fn abs_idot(a: &Q8Slice<'_>, b: usize, u: &[i32; QK8_1]) -> i32 {
+    a.qs[b * QK8_1..(b + 1) * QK8_1].iter().zip(u).map(|(&q, &w)| (q as i32 * w).abs()).sum()
+}
+
+/// Σ |a_j| over activation block b.
+#[inline]
+pub(crate) fn abs_qsum(a: &Q8Slice<'_>, b: usize) -> i32 {
+    a.qs[b * QK8_1..(b + 1) * QK8_1].iter().map(|&q| (q as i32).abs()).sum()
+}
