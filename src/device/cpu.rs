@@ -155,7 +155,13 @@ impl Device for CpuDevice {
                 let mut x = self.f32s(a.ptr(0)?, n)?;
                 let pos: Vec<u32> = self.i32s(a.ptr(1)?, tokens)?.into_iter().map(|p| p as u32).collect();
                 let neox = kind == RopeKind::Neox;
-                cpu::rope(&mut x, &pos, heads, head_dim as usize, rope_dims as usize, neox, a.float(3)?, a.float(4)?);
+                // Argument 5: rope_dims/2 frequency divisors, or null for none.
+                let ff = match a.ptr(5)? {
+                    DevPtr(0) => None,
+                    p => Some(self.f32s(p, rope_dims as usize / 2)?),
+                };
+                let (hd, rd) = (head_dim as usize, rope_dims as usize);
+                cpu::rope(&mut x, &pos, heads, hd, rd, neox, a.float(3)?, a.float(4)?, ff.as_deref());
                 self.write_f32s(a.ptr(0)?, &x)
             }
             KernelSpec::MatVec { wtype, k } | KernelSpec::MatMul { wtype, k } => {

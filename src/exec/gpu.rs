@@ -85,8 +85,8 @@ impl<'m> GpuModel<'m> {
                     continue;
                 }
                 let bytes: Vec<u8> = match node.step {
-                    // Norms and biases go up as f32, as the kernels read them.
-                    Step::Norm { .. } | Step::BiasAdd { .. } => {
+                    // Norms, biases and rope frequency factors go up as f32, as the kernels read them.
+                    Step::Norm { .. } | Step::BiasAdd { .. } | Step::Rope { .. } => {
                         model.vector(name).iter().flat_map(|v| v.to_le_bytes()).collect()
                     }
                     _ => {
@@ -288,13 +288,15 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     ];
                     (elementwise(total), [256, 1, 1], args)
                 }
-                Step::Rope { x, heads, base, freq_scale } => {
+                Step::Rope { x, heads, base, freq_scale, freq_factors } => {
                     let args = vec![
                         ptr(self.buf(x)),
                         ptr(self.positions),
                         fixed(Arg::I32(heads as i32)),
                         fixed(Arg::F32(base)),
                         fixed(Arg::F32(freq_scale)),
+                        // Llama 3's per-pair frequency divisors; null: none.
+                        ptr(if freq_factors { weight(0) } else { DevPtr(0) }),
                     ];
                     ([n as u32, heads, 1], [cfg.rope_dims / 2, 1, 1], args)
                 }

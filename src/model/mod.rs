@@ -10,5 +10,5 @@ mod keys;
 mod llama;
 mod qwen2;
 
-pub use config::{Activation, Arch, ModelConfig, ModelError, RopeScaling, RopeStyle};
+pub use config::{Activation, Arch, ModelConfig, ModelError, RopeScaling, RopeStyle, ROPE_FREQS};
 pub use keys::Key;
