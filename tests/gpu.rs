@@ -406,3 +406,15 @@ fn synthetic_llama3_on_the_gpu_matches_the_cpu() {
     assert!(path.exists(), "{} is absent (scripts/make_variants.sh writes it)", path.display());
     gpu_matches_cpu(&path, 300);
 }
+
+/// qwen3 (per-head Q/K norms, 128-wide heads over a hidden size of 256) in F32 and Q4_K_M, GPU
+/// against CPU.
+#[test]
+#[ignore = "needs a GPU: run by scripts/gpu_tests.sh on the device"]
+fn synthetic_qwen3_on_the_gpu_matches_the_cpu() {
+    for file in ["variants/qwen3-synth-F32.gguf", "variants/qwen3-synth-Q4_K_M.gguf"] {
+        let path = common::models_dir().join(file);
+        assert!(path.exists(), "{} is absent (scripts/make_variants.sh writes it)", path.display());
+        gpu_matches_cpu(&path, 40);
+    }
+}

@@ -191,3 +191,22 @@ fn synthetic_llama3_q4_k_m_matches_llama_cpp() {
     }
     assert!(cs.is_empty() || cs[1].n_tokens >= 300);
 }
+
+/// qwen3: per-head Q/K RMSNorm before NEOX rope, no Q/K/V biases, heads of 128 over a hidden size
+/// of 256 (tests/fixtures/synth_qwen3.py). F32: NMSE ≤ 1e-4 and llama.cpp's top-1.
+#[test]
+fn synthetic_qwen3_f32_matches_llama_cpp() {
+    for c in compare("qwen3-synth-f32") {
+        assert!(c.nmse <= 1e-4, "{} tokens: NMSE {:.3e}", c.n_tokens, c.nmse);
+        assert_eq!(c.top1_gap, 0.0);
+    }
+}
+
+/// The synthetic qwen3 requantized to Q4_K_M: NMSE ≤ 1e-2 and the same top-1 token.
+#[test]
+fn synthetic_qwen3_q4_k_m_matches_llama_cpp() {
+    for c in compare("qwen3-synth-q4_k_m") {
+        assert!(c.nmse <= 1e-2, "{} tokens: NMSE {:.3e}", c.n_tokens, c.nmse);
+        assert_eq!(c.top1_gap, 0.0, "{} tokens: our top-1 is not llama.cpp's", c.n_tokens);
+    }
+}

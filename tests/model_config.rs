@@ -182,11 +182,11 @@ fn llama3_rope_freqs_are_read_and_checked() {
 
 #[test]
 fn rope_style_and_activation_follow_the_family() {
-    let styles: Vec<(RopeStyle, Activation, bool)> = ["llama", "qwen2", "gemma", "gemma2", "gemma3"]
+    let styles: Vec<(RopeStyle, Activation, bool, bool)> = ["llama", "qwen2", "gemma", "gemma2", "gemma3", "qwen3"]
         .iter()
         .map(|a| {
             let c = config(&base(a)).unwrap();
-            (c.rope_style, c.activation, c.qkv_bias)
+            (c.rope_style, c.activation, c.qkv_bias, c.qk_norm)
         })
         .collect();
     use Activation::*;
@@ -194,11 +194,12 @@ fn rope_style_and_activation_follow_the_family() {
     assert_eq!(
         styles,
         vec![
-            (Normal, Silu, false),
-            (Neox, Silu, true),
-            (Neox, GeluTanh, false),
-            (Neox, GeluTanh, false),
-            (Neox, GeluTanh, false)
+            (Normal, Silu, false, false),
+            (Neox, Silu, true, false),
+            (Neox, GeluTanh, false, false),
+            (Neox, GeluTanh, false, false),
+            (Neox, GeluTanh, false, true),
+            (Neox, Silu, false, true),
         ]
     );
 }
@@ -307,7 +308,7 @@ fn unsupported_architectures_are_named() {
     let e = config(&base("mamba")).unwrap_err();
     assert!(matches!(e, ModelError::UnsupportedArch { ref arch } if arch == "mamba"));
     let msg = e.to_string();
-    assert!(msg.contains("\"mamba\"") && msg.contains("llama, qwen2, gemma, gemma2, gemma3"), "{msg}");
+    assert!(msg.contains("\"mamba\"") && msg.contains("llama, qwen2, gemma, gemma2, gemma3, qwen3"), "{msg}");
     assert!(config(&without(&base("llama"), "general.architecture"))
         .unwrap_err()
         .to_string()
@@ -394,4 +395,19 @@ fn a_tensor_no_step_reads_is_refused_by_name() {
     let e = load(&w).err().expect("refused");
     assert!(matches!(&e, ExecError::Graph(GraphError::UnusedTensor(n)) if n == "rope_factors_long.weight"), "{e}");
     assert!(e.to_string().contains("rope_factors_long.weight"), "{e}");
+}
+
+#[test]
+fn qwen3_reads_wide_heads_from_key_length() {
+    // Qwen3-0.6B's shape: hidden 1024, 16 query heads and 8 KV heads of 128.
+    let mut w = base("qwen3");
+    w.set_u32("qwen3.embedding_length", 1024)
+        .set_u32("qwen3.attention.head_count", 16)
+        .set_u32("qwen3.attention.head_count_kv", 8)
+        .set_u32("qwen3.attention.key_length", 128)
+        .set_u32("qwen3.attention.value_length", 128);
+    let cfg = config(&w).unwrap();
+    assert_eq!((cfg.head_dim, cfg.head_dim_v, cfg.rope_dims, cfg.gqa_ratio()), (128, 128, 128, 2));
+    assert_eq!(cfg.attention_scale, 1.0 / (128f32).sqrt());
+    assert!(cfg.qk_norm && !cfg.qkv_bias && !cfg.post_norms);
 }

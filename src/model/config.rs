@@ -16,10 +16,11 @@ pub enum Arch {
     Gemma,
     Gemma2,
     Gemma3,
+    Qwen3,
 }
 
 impl Arch {
-    pub const ALL: &'static [Arch] = &[Arch::Llama, Arch::Qwen2, Arch::Gemma, Arch::Gemma2, Arch::Gemma3];
+    pub const ALL: &'static [Arch] = &[Arch::Llama, Arch::Qwen2, Arch::Gemma, Arch::Gemma2, Arch::Gemma3, Arch::Qwen3];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -28,6 +29,7 @@ impl Arch {
             Arch::Gemma => "gemma",
             Arch::Gemma2 => "gemma2",
             Arch::Gemma3 => "gemma3",
+            Arch::Qwen3 => "qwen3",
         }
     }
 
@@ -153,7 +155,7 @@ pub struct ModelConfig {
     pub activation: Activation,
     /// Q, K and V projections carry biases (qwen2).
     pub qkv_bias: bool,
-    /// Q and K are RMS-normed per head before rope (gemma3).
+    /// Q and K are RMS-normed per head before rope (gemma3, qwen3).
     pub qk_norm: bool,
     /// Extra RMSNorm after attention and after the feed-forward block (gemma2, gemma3).
     pub post_norms: bool,
@@ -320,6 +322,7 @@ impl ModelConfig {
             Arch::Gemma => super::gemma::apply(&mut cfg, &p)?,
             Arch::Gemma2 => super::gemma2::apply(&mut cfg, &p)?,
             Arch::Gemma3 => super::gemma3::apply(&mut cfg, &p)?,
+            Arch::Qwen3 => super::qwen3::apply(&mut cfg, &p)?,
         }
         Ok(cfg)
     }
