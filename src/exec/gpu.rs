@@ -45,6 +45,9 @@ pub struct GpuModel<'m> {
     weights: Vec<Weight>,
     /// Index into `weights` by tensor name.
     weight_index: HashMap<String, usize>,
+    /// Index into `weights` of `rope_dims / 2` ones: the frequency divisors of a rope without
+    /// Llama 3's factors (dividing by 1 is exact, so one rope kernel serves both).
+    unit_freq_factors: usize,
     kernels: HashMap<KernelSpec, Kernel>,
     pub report: LoadReport,
 }
@@ -98,8 +101,10 @@ impl<'m> GpuModel<'m> {
                     continue;
                 }
                 let weight = match node.step {
-                    // Norms and biases go up as f32, as the kernels read them.
-                    Step::Norm { .. } | Step::BiasAdd { .. } => Weight::F32(device.upload(model.vector(name))?),
+                    // Norms, biases and rope frequency factors go up as f32, as the kernels read them.
+                    Step::Norm { .. } | Step::BiasAdd { .. } | Step::Rope { .. } => {
+                        Weight::F32(device.upload(model.vector(name))?)
+                    }
                     _ => {
                         let t = model.file.require_tensor(name)?;
                         Weight::Blocks(device.upload(model.file.tensor_data(t))?)
@@ -113,9 +118,11 @@ impl<'m> GpuModel<'m> {
                 weights.push(weight);
             }
         }
+        let unit_freq_factors = weights.len();
+        weights.push(Weight::F32(device.upload(&vec![1f32; cfg.rope_dims as usize / 2])?));
         device.synchronize()?;
         report.upload_seconds = start.elapsed().as_secs_f64();
-        Ok(GpuModel { model, device, weights, weight_index, kernels, report })
+        Ok(GpuModel { model, device, weights, weight_index, unit_freq_factors, kernels, report })
     }
 }
 
@@ -284,10 +291,11 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 (Step::BiasAdd { x, width }, KernelSpec::Elementwise { .. }) => {
                     launch::AddBias { x: act(x), bias: weight(0), n: n * width as usize, cols: width as usize }.into()
                 }
-                (Step::Rope { x, heads, base, freq_scale }, KernelSpec::Rope { head_dim, rope_dims, kind }) => {
+                (Step::Rope { x, heads, base, freq_scale, freq_factors }, KernelSpec::Rope { head_dim, rope_dims, kind }) => {
                     launch::Rope {
                         x: act(x),
                         positions: Slot::Positions,
+                        freq_factors: if freq_factors { weight(0) } else { Slot::Weight(g.unit_freq_factors) },
                         head_dim,
                         rope_dims,
                         kind,

@@ -99,10 +99,11 @@ impl Model {
         let config = ModelConfig::from_gguf(&file)?;
         let prefill = graph::build(&config, &file, AttnPhase::Prefill)?;
         let decode = graph::build(&config, &file, AttnPhase::Decode)?;
+        graph::check_all_tensors_used(&decode, file.tensors.iter().map(|t| t.name.as_str()))?;
         let mut vectors = HashMap::new();
         for node in &decode.nodes {
             check_shapes(&file, &config, &node.step, &node.weights)?;
-            if matches!(node.step, Step::Norm { .. } | Step::BiasAdd { .. }) {
+            if matches!(node.step, Step::Norm { .. } | Step::BiasAdd { .. } | Step::Rope { freq_factors: true, .. }) {
                 let t = file.require_tensor(&node.weights[0])?;
                 vectors.insert(t.name.clone(), quant::dequantize_to_vec(t.ty, file.tensor_data(t))?);
             }

@@ -148,19 +148,12 @@ impl<'m> Session<'m> {
                         width as usize,
                     );
                 }
-                Step::Rope { x, heads, base, freq_scale } => {
+                Step::Rope { x, heads, base, freq_scale, freq_factors } => {
                     let neox = cfg.rope_style == crate::model::RopeStyle::Neox;
                     let (hd, rd) = (cfg.head_dim as usize, cfg.rope_dims as usize);
-                    reference::rope(
-                        &mut self.bufs[x as usize],
-                        &positions,
-                        heads as usize,
-                        hd,
-                        rd,
-                        neox,
-                        base,
-                        freq_scale,
-                    );
+                    let ff = freq_factors.then(|| self.model.vector(&node.weights[0]));
+                    let x = &mut self.bufs[x as usize];
+                    reference::rope(x, &positions, heads as usize, hd, rd, neox, base, freq_scale, ff);
                 }
                 Step::KvAppend { layer } => {
                     let (kw, vw) = (graph.buffers.kv_width, graph.buffers.v_width);
