@@ -180,8 +180,22 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             allocated.activations += bytes as u64;
         }
         allocated.activations += (2 * max_batch * 4 + 4) as u64; // ids, positions, argmax
-        allocated.kv_cache = plan.kv_bytes(capacity) as u64;
-        let kv = |w: usize| dev.alloc(capacity * w * 4);
+        // Sized with checked arithmetic; a refusal names what was asked (issue 12).
+        let need = super::session::kv_cache_bytes(plan, capacity).ok_or_else(|| ExecError::OutOfMemory {
+            what: "KV cache",
+            capacity,
+            need: "more than 2^64 bytes".into(),
+            limit: "no device has that".into(),
+        })?;
+        allocated.kv_cache = need;
+        let kv = |w: usize| {
+            dev.alloc(capacity * w * 4).map_err(|e| ExecError::OutOfMemory {
+                what: "KV cache",
+                capacity,
+                need: super::session::gib(need),
+                limit: format!("the device refused it: {e}"),
+            })
+        };
         let k_cache = (0..plan.n_layer).map(|_| kv(plan.kv_width)).collect::<Result<Vec<_>, _>>()?;
         let v_cache = (0..plan.n_layer).map(|_| kv(plan.v_width)).collect::<Result<Vec<_>, _>>()?;
         let mut s = GpuSession {
