@@ -95,7 +95,12 @@ fn tiny_model(path: &Path, edit: impl FnOnce(&mut GgufWriter)) {
             ("ffn_up", n_embd, n_ff),
             ("ffn_down", n_ff, n_embd),
         ] {
-            w.add_tensor(&format!("{p}.{name}.weight"), &[cols, rows], GgmlType::Q8_0, bytes(GgmlType::Q8_0, cols, rows));
+            w.add_tensor(
+                &format!("{p}.{name}.weight"),
+                &[cols, rows],
+                GgmlType::Q8_0,
+                bytes(GgmlType::Q8_0, cols, rows),
+            );
         }
     }
     w.add_f32("output_norm.weight", &[n_embd], &vec![1.0; n_embd as usize]);
@@ -129,7 +134,9 @@ fn a_fifo_given_as_the_model_is_refused_not_waited_on() {
     let dir = common::temp_dir("hostile-fifo-model");
     let fifo = dir.join("model.gguf");
     mkfifo(&fifo);
-    for args in [&["inspect"][..], &["run", "--device", "cpu", "-p", "hi"], &["kernels"], &["warm", "--target", "gfx90a"]] {
+    for args in
+        [&["inspect"][..], &["run", "--device", "cpu", "-p", "hi"], &["kernels"], &["warm", "--target", "gfx90a"]]
+    {
         let mut c = rocmforge();
         c.args(args).arg(&fifo);
         assert_refused(&run_within(c, 20), &format!("{args:?} on a FIFO"), &["FIFO", "model.gguf"]);
@@ -166,7 +173,8 @@ fn a_context_of_4_billion_tokens_is_refused_naming_the_memory_it_needs_and_the_l
     });
     // 2 layers × (128 + 128) f32 per position: 2 KiB a position, so 10^8 positions is 205 GB and
     // 4·10^9 is 8 TB, more than this machine (or any) has.
-    let cases: [(&str, &[&str]); 2] = [("-n 100000000", &["-n", "100000000"]), ("--ctx 4000000000", &["--ctx", "4000000000"])];
+    let cases: [(&str, &[&str]); 2] =
+        [("-n 100000000", &["-n", "100000000"]), ("--ctx 4000000000", &["--ctx", "4000000000"])];
     for (what, args) in cases {
         let mut c = rocmforge();
         c.args(["run", "--device", "cpu", "-p", "abc"]).args(args).arg(&model);
@@ -177,7 +185,11 @@ fn a_context_of_4_billion_tokens_is_refused_naming_the_memory_it_needs_and_the_l
 #[test]
 fn counts_that_overflow_or_exceed_any_context_are_refused_before_anything_runs() {
     let cases: [(&str, &[&str], &[&str]); 5] = [
-        ("-n 2^64-1", &["run", "-n", "18446744073709551615", "-p", "x", "m.gguf"], &["-n 18446744073709551615", "at most"]),
+        (
+            "-n 2^64-1",
+            &["run", "-n", "18446744073709551615", "-p", "x", "m.gguf"],
+            &["-n 18446744073709551615", "at most"],
+        ),
         ("--ctx 0", &["run", "--ctx", "0", "-p", "x", "m.gguf"], &["--ctx 0"]),
         ("--ctx 2^40", &["run", "--ctx", "1099511627776", "-p", "x", "m.gguf"], &["--ctx 1099511627776", "at most"]),
         ("bench --prompt 2^62", &["bench", "--prompt", "4611686018427387904", "m.gguf"], &["--prompt", "at most"]),
@@ -196,7 +208,9 @@ fn jobs_far_beyond_the_cores_or_zero_are_refused_before_any_process_starts() {
     let model = model_in(&dir, "m.gguf", |_| {});
     for (jobs, says) in [("100000", &["--jobs 100000", "too many", "at most"][..]), ("0", &["--jobs 0"][..])] {
         let mut c = rocmforge();
-        c.env("ROCMFORGE_CACHE_DIR", dir.join("cache")).args(["warm", "--target", "gfx90a", "--jobs", jobs]).arg(&model);
+        c.env("ROCMFORGE_CACHE_DIR", dir.join("cache"))
+            .args(["warm", "--target", "gfx90a", "--jobs", jobs])
+            .arg(&model);
         let start = std::time::Instant::now();
         assert_refused(&run_within(c, 20), &format!("warm --jobs {jobs}"), says);
         assert!(start.elapsed() < Duration::from_secs(10), "refused at once");
@@ -219,7 +233,11 @@ fn logits_out_refuses_to_overwrite_the_model_it_reads() {
             c.arg("--out").arg(dir.join("logits.bin"));
         }
         c.arg(flag).arg(out).arg(&model);
-        assert_refused(&run_within(c, 60), &format!("logits {flag} {}", out.display()), &[flag, "model file", "refusing"]);
+        assert_refused(
+            &run_within(c, 60),
+            &format!("logits {flag} {}", out.display()),
+            &[flag, "model file", "refusing"],
+        );
         assert_eq!(std::fs::read(&model).unwrap(), before, "the model is untouched");
     }
 }
@@ -250,12 +268,48 @@ fn model_values_the_forward_pass_cannot_use_are_refused_at_load_naming_the_key()
     let eps = EPS;
     type Edit = Box<dyn Fn(&mut GgufWriter)>;
     let cases: Vec<(&str, Edit, &[&str])> = vec![
-        ("eps NaN", Box::new(move |w| { w.set_f32(eps, f32::NAN); }), &[EPS, "NaN"]),
-        ("eps negative", Box::new(move |w| { w.set_f32(eps, -1e-5); }), &[EPS, "greater than 0"]),
-        ("eps infinite", Box::new(move |w| { w.set_f32(eps, f32::INFINITY); }), &[EPS, "inf"]),
-        ("eps zero", Box::new(move |w| { w.set_f32(eps, 0.0); }), &[EPS]),
-        ("rope base NaN", Box::new(|w| { w.set_f32("llama.rope.freq_base", f32::NAN); }), &["llama.rope.freq_base"]),
-        ("rope base negative", Box::new(|w| { w.set_f32("llama.rope.freq_base", -10000.0); }), &["llama.rope.freq_base"]),
+        (
+            "eps NaN",
+            Box::new(move |w| {
+                w.set_f32(eps, f32::NAN);
+            }),
+            &[EPS, "NaN"],
+        ),
+        (
+            "eps negative",
+            Box::new(move |w| {
+                w.set_f32(eps, -1e-5);
+            }),
+            &[EPS, "greater than 0"],
+        ),
+        (
+            "eps infinite",
+            Box::new(move |w| {
+                w.set_f32(eps, f32::INFINITY);
+            }),
+            &[EPS, "inf"],
+        ),
+        (
+            "eps zero",
+            Box::new(move |w| {
+                w.set_f32(eps, 0.0);
+            }),
+            &[EPS],
+        ),
+        (
+            "rope base NaN",
+            Box::new(|w| {
+                w.set_f32("llama.rope.freq_base", f32::NAN);
+            }),
+            &["llama.rope.freq_base"],
+        ),
+        (
+            "rope base negative",
+            Box::new(|w| {
+                w.set_f32("llama.rope.freq_base", -10000.0);
+            }),
+            &["llama.rope.freq_base"],
+        ),
         (
             "rope scaling factor NaN",
             Box::new(|w| {
@@ -265,12 +319,16 @@ fn model_values_the_forward_pass_cannot_use_are_refused_at_load_naming_the_key()
         ),
         (
             "block_count 1 of the 2 layers the file holds",
-            Box::new(|w| { w.set_u32("llama.block_count", 1); }),
+            Box::new(|w| {
+                w.set_u32("llama.block_count", 1);
+            }),
             &["llama.block_count", "holds 2 layers"],
         ),
         (
             "block_count 3 with 2 layers in the file",
-            Box::new(|w| { w.set_u32("llama.block_count", 3); }),
+            Box::new(|w| {
+                w.set_u32("llama.block_count", 3);
+            }),
             &["llama.block_count"],
         ),
     ];

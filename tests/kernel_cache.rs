@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rocmforge::jit::{
-    encode_entry, minimal_code_object, parse_entry, CacheKey, Compiler, CompilerId, JitError,
-    KernelCache, Origin, Target, SCHEMA,
+    encode_entry, minimal_code_object, parse_entry, CacheKey, Compiler, CompilerId, JitError, KernelCache, Origin,
+    Target, SCHEMA,
 };
 use rocmforge::kernels::Dialect;
 
@@ -337,7 +337,10 @@ fn a_cache_root_writable_by_others_is_refused_unless_shared_on_purpose() {
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o777)).unwrap();
     let err = KernelCache::open(&root).err().expect("a world-writable cache is refused");
     println!("{err}");
-    assert!(err.to_string().contains("writable by group and others") && err.to_string().contains("chmod go-w"), "{err}");
+    assert!(
+        err.to_string().contains("writable by group and others") && err.to_string().contains("chmod go-w"),
+        "{err}"
+    );
     std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o770)).unwrap();
     let err = KernelCache::open(&root).err().expect("a group-writable cache is refused");
     assert!(err.to_string().contains("writable by its group"), "{err}");
@@ -371,7 +374,10 @@ fn a_cache_root_or_entry_of_another_user_is_refused_unless_shared_on_purpose() {
     std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o660)).unwrap();
     let why = open(&root).list()[0].header.clone().unwrap_err();
     assert!(why.contains("writable by its group"), "{why}");
-    assert_eq!(KernelCache::open_with(&root, true).unwrap().get_or_compile(&fake, &gfx90a(), "k", "s").unwrap().1, Origin::Disk);
+    assert_eq!(
+        KernelCache::open_with(&root, true).unwrap().get_or_compile(&fake, &gfx90a(), "k", "s").unwrap().1,
+        Origin::Disk
+    );
 
     // The root itself owned by another user: refused whole, naming the way out.
     rustix::fs::chown(&root, Some(nobody), None).unwrap();
@@ -456,7 +462,8 @@ fn a_fifo_a_device_link_or_a_4_gib_file_at_an_entry_path_is_a_bad_entry_not_a_ha
     let dir = common::temp_dir("cache-fifo");
     let root = dir.join("cache");
     let fake = Arc::new(FakeCompiler::new());
-    let cases: [(&str, &str, &dyn Fn(&Path)); 3] = [
+    type Plant<'a> = &'a dyn Fn(&Path);
+    let cases: [(&str, &str, Plant); 3] = [
         ("a FIFO", "FIFO", &|p| mkfifo(p)),
         ("a symlink to /dev/zero", "symlink", &|p| std::os::unix::fs::symlink("/dev/zero", p).unwrap()),
         ("a sparse 4 GiB file", "limit", &|p| std::fs::File::create(p).unwrap().set_len(4 << 30).unwrap()),
@@ -564,7 +571,10 @@ fn eight_processes_warming_one_empty_cache_leave_only_entries_that_verify() {
     let verify = rocmforge(&cache).args(["cache", "verify"]).output().unwrap();
     assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
     let stdout = String::from_utf8_lossy(&verify.stdout);
-    assert!(stdout.contains(&format!("{} entries checked", 3 * n_specs(&model))) && stdout.contains(", 0 bad"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{} entries checked", 3 * n_specs(&model))) && stdout.contains(", 0 bad"),
+        "{stdout}"
+    );
     let check =
         rocmforge(&cache).args(["warm", "--check", "--target", "gfx906,gfx90a,gfx1030"]).arg(&model).output().unwrap();
     assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
@@ -602,7 +612,11 @@ fn eight_warms_with_gc_and_clear_looping_for_60_seconds_never_fail() {
         let out = c.stdout(Stdio::null()).stderr(Stdio::piped()).output().unwrap();
         runs.fetch_add(1, Ordering::Relaxed);
         if !out.status.success() {
-            failures.lock().unwrap().push(format!("{args:?}: {:?} {}", out.status, String::from_utf8_lossy(&out.stderr)));
+            failures.lock().unwrap().push(format!(
+                "{args:?}: {:?} {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
         }
     };
     let counts: Vec<usize> = std::thread::scope(|s| {
@@ -629,7 +643,10 @@ fn eight_warms_with_gc_and_clear_looping_for_60_seconds_never_fail() {
         }
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    println!("runs per process slot (8 warms, gc, clear): {counts:?}; {} processes in all", runs.load(Ordering::Relaxed));
+    println!(
+        "runs per process slot (8 warms, gc, clear): {counts:?}; {} processes in all",
+        runs.load(Ordering::Relaxed)
+    );
     let failures = failures.into_inner().unwrap();
     assert!(failures.is_empty(), "{} processes failed:\n{}", failures.len(), failures.join("\n"));
     assert!(counts[8] > 1 && counts[9] > 1, "gc and clear looped: {counts:?}");
@@ -640,7 +657,10 @@ fn eight_warms_with_gc_and_clear_looping_for_60_seconds_never_fail() {
     let stdout = String::from_utf8_lossy(&verify.stdout);
     println!("{stdout}");
     assert!(verify.status.success(), "{stdout}");
-    assert!(stdout.contains(&format!("{} entries checked", 3 * n_specs(&model))) && stdout.contains(", 0 bad"), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{} entries checked", 3 * n_specs(&model))) && stdout.contains(", 0 bad"),
+        "{stdout}"
+    );
     assert_eq!(tmp_files(&cache), Vec::<PathBuf>::new(), "no temporary file left");
 }
 
@@ -813,13 +833,25 @@ fn a_bundle_exported_after_a_warm_imports_into_an_empty_cache_and_a_tampered_one
     let dir = common::temp_dir("cache-bundle");
     let (model, cache, bundle) = (tiny_model(&dir), dir.join("cache"), dir.join("kernels.tar"));
     let targets = "gfx906,gfx1030";
-    let export = rocmforge(&cache).args(["cache", "export"]).arg(&bundle).args(["--target", targets]).arg(&model).output().unwrap();
+    let export = rocmforge(&cache)
+        .args(["cache", "export"])
+        .arg(&bundle)
+        .args(["--target", targets])
+        .arg(&model)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&export.stderr);
     assert_eq!(export.status.code(), Some(1), "nothing warmed yet: {err}");
     assert!(err.contains("not cached") && err.contains("rocmforge warm"), "{err}");
     let warm = rocmforge(&cache).args(["warm", "--target", targets]).arg(&model).output().unwrap();
     assert!(warm.status.success(), "{}", String::from_utf8_lossy(&warm.stderr));
-    let export = rocmforge(&cache).args(["cache", "export"]).arg(&bundle).args(["--target", targets]).arg(&model).output().unwrap();
+    let export = rocmforge(&cache)
+        .args(["cache", "export"])
+        .arg(&bundle)
+        .args(["--target", targets])
+        .arg(&model)
+        .output()
+        .unwrap();
     let out = String::from_utf8_lossy(&export.stdout);
     println!("{out}");
     assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
@@ -869,7 +901,11 @@ fn a_bundle_exported_after_a_warm_imports_into_an_empty_cache_and_a_tampered_one
     };
     let cases: Vec<(&str, &str, Vec<u8>)> = vec![
         ("a flipped byte", "sha256", replace(1, (&first_name, flipped))),
-        ("a listed entry missing", "missing", tar_of(&[refs[0]].into_iter().chain(refs[2..].iter().copied()).collect::<Vec<_>>())),
+        (
+            "a listed entry missing",
+            "missing",
+            tar_of(&[refs[0]].into_iter().chain(refs[2..].iter().copied()).collect::<Vec<_>>()),
+        ),
         ("an extra file", "more files", tar_of(&[refs.clone(), vec![("entries/extra.rfk", b"x")]].concat())),
         ("a path out of the cache", "more files", tar_of(&[refs.clone(), vec![("../../evil.rfk", b"x")]].concat())),
         ("a forged entry with a matching manifest", "payload", {

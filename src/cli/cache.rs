@@ -130,7 +130,13 @@ fn cache(action: CacheAction, cache_dir: Option<PathBuf>, shared: bool) -> Resul
 }
 
 /// `cache export`: every kernel of every model for every target must be cached and check out.
-fn export(dir: &PathBuf, shared: bool, out: &PathBuf, targets: &[String], models: &[PathBuf]) -> Result<ExitCode> {
+fn export(
+    dir: &std::path::Path,
+    shared: bool,
+    out: &std::path::Path,
+    targets: &[String],
+    models: &[PathBuf],
+) -> Result<ExitCode> {
     let targets = super::warm::parse_targets(targets)?;
     let engine = Engine::builder().targets(targets.clone()).cache_dir(dir).shared_cache(shared).build()?;
     let mut entries = Vec::new();

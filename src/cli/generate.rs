@@ -115,7 +115,12 @@ fn check_sampling(temp: f32, top_p: f32, min_p: f32, repeat_penalty: f32) -> Res
         ("--temp", temp, temp.is_finite() && temp >= 0.0, "a finite number >= 0 (0 is greedy)"),
         ("--top-p", top_p, (0.0..=1.0).contains(&top_p), "between 0 and 1"),
         ("--min-p", min_p, (0.0..=1.0).contains(&min_p), "between 0 and 1"),
-        ("--repeat-penalty", repeat_penalty, repeat_penalty.is_finite() && repeat_penalty > 0.0, "a finite number > 0 (1 is off)"),
+        (
+            "--repeat-penalty",
+            repeat_penalty,
+            repeat_penalty.is_finite() && repeat_penalty > 0.0,
+            "a finite number > 0 (1 is off)",
+        ),
     ];
     for (flag, value, ok, want) in checks {
         if !ok {
@@ -130,7 +135,12 @@ fn refuse_to_overwrite(model: &std::path::Path, out: &std::path::Path, flag: &st
     use std::os::unix::fs::MetadataExt;
     let (Ok(m), Ok(o)) = (std::fs::metadata(model), std::fs::metadata(out)) else { return Ok(()) };
     if (m.dev(), m.ino()) == (o.dev(), o.ino()) {
-        return Err(format!("{flag} {} is the model file {}: refusing to overwrite it", out.display(), model.display()).into());
+        return Err(format!(
+            "{flag} {} is the model file {}: refusing to overwrite it",
+            out.display(),
+            model.display()
+        )
+        .into());
     }
     Ok(())
 }
@@ -168,15 +178,13 @@ pub(super) fn with_worker_threads(f: impl FnOnce() -> Result<ExitCode> + Send) -
 }
 
 /// Prompt token ids from a file of at most `max_tokens` i32s (the model's context).
-fn read_token_file(path: &PathBuf, max_tokens: u32) -> Result<Vec<u32>> {
+fn read_token_file(path: &std::path::Path, max_tokens: u32) -> Result<Vec<u32>> {
     let io = |e: std::io::Error| format!("{}: {e}", path.display());
     let (file, len) = rocmforge::gguf::open_regular_file(path).map_err(io)?;
     if len > 4 * max_tokens as u64 {
-        return Err(format!(
-            "{}: {len} bytes is more than the model's context of {max_tokens} tokens",
-            path.display()
-        )
-        .into());
+        return Err(
+            format!("{}: {len} bytes is more than the model's context of {max_tokens} tokens", path.display()).into()
+        );
     }
     let mut bytes = Vec::with_capacity(len as usize);
     std::io::Read::read_to_end(&mut std::io::Read::take(file, len), &mut bytes).map_err(io)?;

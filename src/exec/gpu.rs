@@ -180,7 +180,8 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             allocated.activations += bytes as u64;
         }
         allocated.activations += (2 * max_batch * 4 + 4) as u64; // ids, positions, argmax
-        // Sized with checked arithmetic; a refusal names what was asked (issue 12).
+
+        // The KV cache, sized with checked arithmetic; a refusal names what was asked (issue 12).
         let need = super::session::kv_cache_bytes(plan, capacity).ok_or_else(|| ExecError::OutOfMemory {
             what: "KV cache",
             capacity,

@@ -109,7 +109,8 @@ pub fn write_bundle(out: &Path, entries: &[(EntryHeader, Vec<u8>)]) -> Result<Ma
 /// files in manifest order. Writes nothing.
 pub fn read_bundle(path: &Path) -> Result<(Manifest, Vec<Vec<u8>>), BundleError> {
     let refuse = |why: String| BundleError::Refused { path: path.to_path_buf(), why };
-    let (file, _) = crate::gguf::open_regular_file(path).map_err(|source| BundleError::Io { path: path.into(), source })?;
+    let (file, _) =
+        crate::gguf::open_regular_file(path).map_err(|source| BundleError::Io { path: path.into(), source })?;
     let mut archive = tar::Archive::new(file);
     let members = archive.entries().map_err(|e| refuse(format!("not a tar archive: {e}")))?;
     let mut manifest: Option<Manifest> = None;

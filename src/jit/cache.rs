@@ -201,6 +201,9 @@ pub enum CacheError {
     },
 }
 
+/// A whole entry file and a copy of its payload.
+type FileAndPayload = (Vec<u8>, Vec<u8>);
+
 type Slot = Arc<OnceLock<Result<Arc<Vec<u8>>, JitError>>>;
 
 pub struct KernelCache {
@@ -225,7 +228,11 @@ pub enum BadEntry {
     /// The file's header names another key (a file copied or renamed into the wrong place).
     Foreign,
     /// A header field differs from what was asked.
-    Mismatch { field: &'static str, found: String, expected: String },
+    Mismatch {
+        field: &'static str,
+        found: String,
+        expected: String,
+    },
     /// The header's fields do not hash to its key (an edited header).
     KeyNotDerived,
     /// The payload is not a loadable code object for the header's target and entry point.
@@ -287,6 +294,12 @@ mod fsx {
         CString::new(name).expect("cache names have no NUL")
     }
 
+    /// `st_mode` as u32 (its type differs between platforms).
+    #[allow(clippy::unnecessary_cast)]
+    pub fn mode(stat: &rustix::fs::Stat) -> u32 {
+        stat.st_mode as u32
+    }
+
     pub fn kind(mode: u32) -> &'static str {
         match FileType::from_raw_mode(mode as _) {
             FileType::RegularFile => "regular file",
@@ -307,7 +320,7 @@ mod fsx {
         }
         let you = rustix::process::geteuid().as_raw();
         let owner = (stat.st_uid != you).then_some(stat.st_uid);
-        let mode = stat.st_mode as u32 & 0o777;
+        let mode = fsx::mode(stat) & 0o777;
         let writable = match (mode & 0o020 != 0, mode & 0o002 != 0) {
             (true, true) => Some("group and others"),
             (true, false) => Some("its group"),
@@ -354,9 +367,9 @@ mod fsx {
                 }
                 Ok(fd)
             }
-            Err(Errno::EXIST) => open_dir_in(dir, name, shared)
-                .map_err(std::io::Error::other)?
-                .ok_or_else(|| Errno::NOENT.into()),
+            Err(Errno::EXIST) => {
+                open_dir_in(dir, name, shared).map_err(std::io::Error::other)?.ok_or_else(|| Errno::NOENT.into())
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -404,7 +417,7 @@ mod fsx {
         };
         let stat = rustix::fs::fstat(&fd).map_err(|e| BadEntry::Unreadable(e.to_string()))?;
         if FileType::from_raw_mode(stat.st_mode as _) != FileType::RegularFile {
-            return Err(BadEntry::NotRegularFile(kind(stat.st_mode as u32)));
+            return Err(BadEntry::NotRegularFile(kind(fsx::mode(&stat))));
         }
         if let Some(why) = untrusted(&stat, shared) {
             return Err(BadEntry::Unsafe(describe_untrusted("the entry", why)));
@@ -528,14 +541,14 @@ impl KernelCache {
         let stat = rustix::fs::fstat(&fd).map_err(|e| io(e.into()))?;
         match fsx::untrusted(&stat, self.shared) {
             None => Ok(Some(fd)),
-            Some((Some(owner), _)) => Err(CacheError::ForeignOwner {
-                path: root.clone(),
-                owner,
-                you: rustix::process::geteuid().as_raw(),
-            }),
-            Some((None, who)) => {
-                Err(CacheError::Writable { path: root.clone(), who: who.unwrap_or("others"), mode: stat.st_mode as u32 & 0o7777 })
+            Some((Some(owner), _)) => {
+                Err(CacheError::ForeignOwner { path: root.clone(), owner, you: rustix::process::geteuid().as_raw() })
             }
+            Some((None, who)) => Err(CacheError::Writable {
+                path: root.clone(),
+                who: who.unwrap_or("others"),
+                mode: fsx::mode(&stat) & 0o7777,
+            }),
         }
     }
 
@@ -646,7 +659,7 @@ impl KernelCache {
 
     /// Reads the entry for `expected` and checks all of it. `Ok(None)`: no entry. `Err`: an
     /// entry that must not be used.
-    fn read(&self, expected: &Expected) -> Result<Option<(Vec<u8>, Vec<u8>)>, BadEntry> {
+    fn read(&self, expected: &Expected) -> Result<Option<FileAndPayload>, BadEntry> {
         let Ok(Some(root)) = self.open_root() else { return Ok(None) };
         let hex = expected.key.hex();
         let Some(schema) = fsx::open_dir_in(&root, &Self::schema_name(), self.shared).map_err(BadEntry::Unsafe)? else {
@@ -740,7 +753,7 @@ impl KernelCache {
             let Some(name) = name else {
                 // A non-folder where an entry folder should be.
                 let why = match stat {
-                    Some(s) => format!("a {} where an entry folder should be", fsx::kind(s.st_mode as u32)),
+                    Some(s) => format!("a {} where an entry folder should be", fsx::kind(fsx::mode(&s))),
                     None => "unsafe entry folder".into(),
                 };
                 out.push(EntryInfo {
@@ -929,7 +942,8 @@ pub fn check_self_consistent(file: &[u8]) -> Result<(EntryHeader, CacheKey), Bad
     let source_hash = from_hex32(&header.source_blake3).ok_or(BadEntry::BadHeader)?;
     let mut sorted = header.options.clone();
     sorted.sort();
-    if sorted != header.options || CacheKey::derive(&header.compiler, &header.target, &header.options, &source_hash) != key
+    if sorted != header.options
+        || CacheKey::derive(&header.compiler, &header.target, &header.options, &source_hash) != key
     {
         return Err(BadEntry::KeyNotDerived);
     }
@@ -989,7 +1003,13 @@ pub fn encode_entry(header: &EntryHeader, payload: &[u8]) -> Vec<u8> {
 }
 
 /// The header a compiler's output for these inputs is stored under (tests forge entries with it).
-pub fn header_for(compiler: &dyn Compiler, target: &Target, entry: &str, source: &str, payload_len: usize) -> EntryHeader {
+pub fn header_for(
+    compiler: &dyn Compiler,
+    target: &Target,
+    entry: &str,
+    source: &str,
+    payload_len: usize,
+) -> EntryHeader {
     Expected::new(compiler, target, entry, source).header(payload_len)
 }
 

@@ -82,6 +82,7 @@ const EF_AMDGPU_FEATURE_XNACK_V4: u32 = 0x300;
 const EF_AMDGPU_FEATURE_SRAMECC_V4: u32 = 0xc00;
 
 /// `EF_AMDGPU_MACH_AMDGCN_*`: e_flags processor ids, as LLVM's `BinaryFormat/ELF.h` assigns them.
+#[rustfmt::skip]
 const AMDGPU_MACH: &[(&str, u32)] = &[
     ("gfx600", 0x20), ("gfx601", 0x21), ("gfx700", 0x22), ("gfx701", 0x23), ("gfx702", 0x24),
     ("gfx703", 0x25), ("gfx704", 0x26), ("gfx801", 0x28), ("gfx802", 0x29), ("gfx803", 0x2a),
@@ -97,7 +98,11 @@ const AMDGPU_MACH: &[(&str, u32)] = &[
 ];
 
 fn amdgpu_mach_name(mach: u32) -> String {
-    AMDGPU_MACH.iter().find(|(_, m)| *m == mach).map(|(n, _)| n.to_string()).unwrap_or(format!("processor id {mach:#x}"))
+    AMDGPU_MACH
+        .iter()
+        .find(|(_, m)| *m == mach)
+        .map(|(n, _)| n.to_string())
+        .unwrap_or(format!("processor id {mach:#x}"))
 }
 
 /// What a payload must be to reach a driver for `target`: see the module comment.
@@ -114,7 +119,8 @@ pub fn validate_code_object(elf: &[u8], target: &Target, entry: &str) -> Result<
     let e_flags = u32_at(elf, 0x30)? as u32;
     match target {
         Target::Amd { processor, features } => {
-            let wrong = |found| CodeObjectError::WrongMachine { found, expected: EM_AMDGPU, target: target.to_string() };
+            let wrong =
+                |found| CodeObjectError::WrongMachine { found, expected: EM_AMDGPU, target: target.to_string() };
             if e_machine != EM_AMDGPU || elf[7] != ELFOSABI_AMDGPU_HSA {
                 return Err(wrong(e_machine));
             }
@@ -136,7 +142,11 @@ pub fn validate_code_object(elf: &[u8], target: &Target, entry: &str) -> Result<
         }
         Target::Nvidia { sm, .. } => {
             if e_machine != EM_CUDA {
-                return Err(CodeObjectError::WrongMachine { found: e_machine, expected: EM_CUDA, target: target.to_string() });
+                return Err(CodeObjectError::WrongMachine {
+                    found: e_machine,
+                    expected: EM_CUDA,
+                    target: target.to_string(),
+                });
             }
             // The SM is the low byte of e_flags up to sm_90's ELF ABI and the second byte in the
             // Blackwell-era one (cuobjdump: sm_90 0x5a055a, sm_100 0x6006402); SM numbers (>= 30)
@@ -176,7 +186,12 @@ pub fn minimal_code_object(target: &Target, entry: &str) -> Vec<u8> {
                 Some(_) => 2 * unit,
                 None => unit, // any
             };
-            (EM_AMDGPU, ELFOSABI_AMDGPU_HSA, ELFABIVERSION_AMDGPU_HSA_V4, mach | setting("xnack", 0x100) | setting("sramecc", 0x400))
+            (
+                EM_AMDGPU,
+                ELFOSABI_AMDGPU_HSA,
+                ELFABIVERSION_AMDGPU_HSA_V4,
+                mach | setting("xnack", 0x100) | setting("sramecc", 0x400),
+            )
         }
         Target::Nvidia { sm, .. } => (EM_CUDA, 0x33, 7, (*sm << 16) | 0x500 | *sm),
     };
@@ -303,7 +318,8 @@ fn check_layout(elf: &[u8]) -> Result<Vec<Section>, CodeObjectError> {
             }
         }
     }
-    let (shoff, shentsize, shnum, shstrndx) = (u64_at(elf, 0x28)?, u16_at(elf, 0x3a)?, u16_at(elf, 0x3c)?, u16_at(elf, 0x3e)?);
+    let (shoff, shentsize, shnum, shstrndx) =
+        (u64_at(elf, 0x28)?, u16_at(elf, 0x3a)?, u16_at(elf, 0x3c)?, u16_at(elf, 0x3e)?);
     let mut sections = Vec::with_capacity(shnum);
     if shnum > 0 {
         if shentsize != 64 {
@@ -587,6 +603,56 @@ mod tests {
         assert!(amd_kernel_resources(&elf).is_err());
         let mut r = MsgPack { buf: &[0xdd, 0xff, 0xff, 0xff, 0xff], pos: 0 };
         assert!(r.value(0).is_err(), "a huge array count with no bytes behind it");
+    }
+
+    fn t(s: &str) -> Target {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_code_object_passes_only_for_its_own_target_and_entry() {
+        for target in ["gfx906", "gfx90a:sramecc+:xnack-", "gfx1030", "sm_90", "sm_100"] {
+            let elf = minimal_code_object(&t(target), "k");
+            assert_eq!(validate_code_object(&elf, &t(target), "k"), Ok(()), "{target}");
+            assert!(matches!(validate_code_object(&elf, &t(target), "other"), Err(CodeObjectError::MissingKernel(_))));
+        }
+        let gfx906 = minimal_code_object(&t("gfx906"), "k");
+        let e = validate_code_object(&gfx906, &t("gfx90a"), "k").unwrap_err();
+        assert_eq!(e.to_string(), "code object is for gfx906, not gfx90a (e_flags 0x52f)");
+        assert!(matches!(validate_code_object(&gfx906, &t("sm_90"), "k"), Err(CodeObjectError::WrongMachine { .. })));
+        let xnack_off = minimal_code_object(&t("gfx90a:xnack-"), "k");
+        assert!(matches!(
+            validate_code_object(&xnack_off, &t("gfx90a:xnack+"), "k"),
+            Err(CodeObjectError::WrongFeature { feature: "xnack", found: "off", .. })
+        ));
+        assert!(validate_code_object(&xnack_off, &t("gfx90a"), "k").is_err(), "built for xnack- only");
+        let sm80 = minimal_code_object(&t("sm_80"), "k");
+        assert!(matches!(validate_code_object(&sm80, &t("sm_90"), "k"), Err(CodeObjectError::WrongProcessor { .. })));
+    }
+
+    #[test]
+    fn sizes_outside_the_file_are_refused_before_anything_is_read_through_them() {
+        let good = minimal_code_object(&t("gfx90a"), "k");
+        let shoff = u64::from_le_bytes(good[0x28..0x30].try_into().unwrap()) as usize;
+        let cases: [(&str, usize, u64); 4] = [
+            ("section header table past the end", 0x28, good.len() as u64),
+            ("a section's size past the end", shoff + 64 + 0x20, 1 << 40),
+            ("a section's offset wrapping around", shoff + 64 + 0x18, u64::MAX - 2),
+            ("a program header table past the end", 0x20, good.len() as u64 + 1),
+        ];
+        for (what, at, value) in cases {
+            let mut elf = good.clone();
+            elf[at..at + 8].copy_from_slice(&value.to_le_bytes());
+            if what.contains("program") {
+                elf[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
+            }
+            let e = validate_code_object(&elf, &t("gfx90a"), "k").unwrap_err();
+            assert!(matches!(e, CodeObjectError::OutOfBounds { .. }), "{what}: {e}");
+        }
+        let mut truncated = good.clone();
+        truncated.truncate(good.len() - 10);
+        assert!(validate_code_object(&truncated, &t("gfx90a"), "k").is_err());
+        assert_eq!(validate_code_object(b"\x7fELF", &t("gfx90a"), "k"), Err(CodeObjectError::NotElf));
     }
 
     #[test]

@@ -149,7 +149,10 @@ impl Engine {
             cache_dir: None,
             memory_only: false,
             shared_cache: KernelCache::shared_from_env(),
-            targets: Vec::new(), jobs: None, progress: None }
+            targets: Vec::new(),
+            jobs: None,
+            progress: None,
+        }
     }
 
     /// The same engine, reporting progress through `f` from now on.

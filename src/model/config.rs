@@ -400,7 +400,9 @@ fn validate_values(cfg: &ModelConfig, p: &Params, blocks_in_file: Option<u64>) -
     if cfg.swa_layers.len() != cfg.n_layer as usize {
         return Err(p.invalid(Key::SlidingWindowPattern, cfg.swa_layers.len(), "needs one flag per layer"));
     }
-    if let Some(blocks) = blocks_in_file {
+    // A file with no layer tensors at all is a vocabulary or metadata file (llama.cpp's
+    // `vocab_only`); loading weights from it fails on the first missing tensor.
+    if let Some(blocks) = blocks_in_file.filter(|&b| b > 0) {
         if blocks != cfg.n_layer as u64 {
             return Err(p.invalid(
                 Key::BlockCount,
