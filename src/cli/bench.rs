@@ -31,7 +31,17 @@ pub struct BenchArgs {
 }
 
 pub fn main(a: BenchArgs) -> Result<ExitCode> {
-    bench(a.model, a.prompt, a.gen, a.reps, &a.device.device, a.precision.get())
+    // Bounded by a 32-bit context, so prompt + gen + 1 cannot overflow.
+    let max = u32::MAX as usize / 2;
+    for (flag, v) in [("--prompt", a.prompt), ("--gen", a.gen)] {
+        if v > max {
+            return Err(format!("{flag} {v}: at most {max} tokens").into());
+        }
+    }
+    if a.reps == 0 || a.reps > 1000 {
+        return Err(format!("--reps {}: between 1 and 1000", a.reps).into());
+    }
+    super::generate::with_worker_threads(move || bench(a.model, a.prompt, a.gen, a.reps, &a.device.device, a.precision.get()))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -143,8 +153,9 @@ fn bench(
     let target = dev.target().cloned().ok_or("bench measures GPUs; use --device cpu for the CPU")?;
     let mem_before = dev.memory_used()?;
     let bandwidth = rocmforge::exec::gpu::copy_bandwidth(&dev, 1 << 30)?;
-    let cache_dir = std::env::temp_dir().join(format!("rocmforge-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&cache_dir);
+    // A fresh private folder (random name, 0700) for the cold compile; removed when dropped.
+    let scratch = tempfile::Builder::new().prefix("rocmforge-bench-").tempdir()?;
+    let cache_dir = scratch.path().join("kernels");
     let engine = Engine::builder().target(target.clone()).cache_dir(&cache_dir).build()?;
     let t = Instant::now();
     let cold = GpuModel::new(&model, dev.clone(), &engine)?;
@@ -188,6 +199,6 @@ fn bench(
         "           the driver reports {} more in use than before loading (also the CUDA context's module code and stack reservations)",
         human_bytes(peak)
     );
-    let _ = std::fs::remove_dir_all(&cache_dir);
+    drop(scratch);
     Ok(ExitCode::SUCCESS)
 }

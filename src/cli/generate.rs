@@ -103,10 +103,26 @@ pub struct RunArgs {
 }
 
 pub fn logits_main(a: LogitsArgs) -> Result<ExitCode> {
-    logits(a.model, a.prompt, a.tokens, a.out, a.tokens_out, &a.device.device, a.precision.get())
+    refuse_to_overwrite(&a.model, &a.out, "--out")?;
+    if let Some(t) = &a.tokens_out {
+        refuse_to_overwrite(&a.model, t, "--tokens-out")?;
+    }
+    with_worker_threads(move || logits(a.model, a.prompt, a.tokens, a.out, a.tokens_out, &a.device.device, a.precision.get()))
 }
 
+/// The most tokens `-n` may ask for (the largest context a GGUF can declare).
+const MAX_GENERATE: usize = u32::MAX as usize;
+
 pub fn run_main(a: RunArgs) -> Result<ExitCode> {
+    if a.max_tokens > MAX_GENERATE {
+        return Err(format!("-n {}: at most {MAX_GENERATE} tokens", a.max_tokens).into());
+    }
+    match a.ctx {
+        Some(0) => return Err("--ctx 0: the context needs at least one position".into()),
+        Some(c) if c > MAX_GENERATE => return Err(format!("--ctx {c}: at most {MAX_GENERATE} positions").into()),
+        _ => {}
+    }
+    check_sampling(a.temp, a.top_p, a.min_p, a.repeat_penalty)?;
     let sampler = SamplerConfig {
         temperature: a.temp,
         top_k: a.top_k,
@@ -116,12 +132,92 @@ pub fn run_main(a: RunArgs) -> Result<ExitCode> {
         repeat_last_n: 64,
         seed: a.seed,
     };
-    let where_ = (&a.device.device[..], a.precision.get());
-    run_prompt(a.model, &a.prompt, a.max_tokens, a.chat, a.system, sampler, a.ctx, where_)
+    with_worker_threads(move || {
+        let where_ = (&a.device.device[..], a.precision.get());
+        run_prompt(a.model, &a.prompt, a.max_tokens, a.chat, a.system, sampler, a.ctx, where_)
+    })
 }
 
-fn read_token_file(path: &PathBuf) -> Result<Vec<u32>> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+/// Sampling parameters the sampler can use: a NaN would compare false everywhere and silently
+/// turn filtering off (or penalise into NaN logits).
+fn check_sampling(temp: f32, top_p: f32, min_p: f32, repeat_penalty: f32) -> Result<()> {
+    let checks: [(&str, f32, bool, &str); 4] = [
+        ("--temp", temp, temp.is_finite() && temp >= 0.0, "a finite number >= 0 (0 is greedy)"),
+        ("--top-p", top_p, (0.0..=1.0).contains(&top_p), "between 0 and 1"),
+        ("--min-p", min_p, (0.0..=1.0).contains(&min_p), "between 0 and 1"),
+        (
+            "--repeat-penalty",
+            repeat_penalty,
+            repeat_penalty.is_finite() && repeat_penalty > 0.0,
+            "a finite number > 0 (1 is off)",
+        ),
+    ];
+    for (flag, value, ok, want) in checks {
+        if !ok {
+            return Err(format!("{flag} {value}: must be {want}").into());
+        }
+    }
+    Ok(())
+}
+
+/// Refuses an output path that is the model file itself (through any link or path spelling).
+fn refuse_to_overwrite(model: &std::path::Path, out: &std::path::Path, flag: &str) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(m), Ok(o)) = (std::fs::metadata(model), std::fs::metadata(out)) else { return Ok(()) };
+    if (m.dev(), m.ino()) == (o.dev(), o.ino()) {
+        return Err(format!(
+            "{flag} {} is the model file {}: refusing to overwrite it",
+            out.display(),
+            model.display()
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Runs `f` with rayon's CPU worker threads started up front, so that a system refusing threads
+/// (a process limit) is a clear error here, not a panic in the middle of a forward pass. Fewer
+/// threads are tried before giving up.
+pub(super) fn with_worker_threads(f: impl FnOnce() -> Result<ExitCode> + Send) -> Result<ExitCode> {
+    let mut n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let pool = loop {
+        match rayon::ThreadPoolBuilder::new().num_threads(n).build() {
+            Ok(pool) => break pool,
+            Err(_) if n > 1 => n /= 2,
+            Err(e) => {
+                return Err(format!(
+                    "cannot start a worker thread ({e}): the system refuses new threads; raise the process limit (ulimit -u)"
+                )
+                .into())
+            }
+        }
+    };
+    // The error crosses back from the pool as text (with its causes), as main would print it.
+    pool.install(|| {
+        f().map_err(|e| {
+            let mut text = e.to_string();
+            let mut source = e.source();
+            while let Some(s) = source {
+                text.push_str(&format!("\n  caused by: {s}"));
+                source = s.source();
+            }
+            text
+        })
+    })
+    .map_err(Into::into)
+}
+
+/// Prompt token ids from a file of at most `max_tokens` i32s (the model's context).
+fn read_token_file(path: &std::path::Path, max_tokens: u32) -> Result<Vec<u32>> {
+    let io = |e: std::io::Error| format!("{}: {e}", path.display());
+    let (file, len) = rocmforge::gguf::open_regular_file(path).map_err(io)?;
+    if len > 4 * max_tokens as u64 {
+        return Err(
+            format!("{}: {len} bytes is more than the model's context of {max_tokens} tokens", path.display()).into()
+        );
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, len), &mut bytes).map_err(io)?;
     if bytes.len() % 4 != 0 {
         return Err(format!("{}: {} bytes is not a whole number of i32 token ids", path.display(), bytes.len()).into());
     }
@@ -180,7 +276,7 @@ fn logits(
     let gpu = open_gpu(&model, device)?;
     let ids = match (prompt, tokens) {
         (Some(p), _) => model.tokenizer()?.encode(&p, true, true),
-        (None, Some(path)) => read_token_file(&path)?,
+        (None, Some(path)) => read_token_file(&path, model.config.n_ctx_train)?,
         (None, None) => unreachable!("clap requires one"),
     };
     let (mut session, _) = open_session(&model, gpu.as_ref(), ids.len().max(1), precision)?;
@@ -222,7 +318,7 @@ fn run_prompt(
         prompt.to_string()
     };
     let ids = tokenizer.encode(&text, true, chat);
-    let capacity = ctx.unwrap_or(ids.len() + max_tokens).min(model.config.n_ctx_train as usize);
+    let capacity = ctx.unwrap_or(ids.len().saturating_add(max_tokens).min(model.config.n_ctx_train as usize));
     let (mut session, where_) = open_session(&model, gpu.as_ref(), capacity, precision)?;
     let load_s = load.elapsed().as_secs_f64();
     let params = GenerateParams { max_tokens, sampler };

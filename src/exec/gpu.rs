@@ -203,7 +203,21 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         let bufs =
             plan.sizes.iter().map(|(buf, _)| dev.alloc(plan.len(*buf, max_batch))).collect::<Result<Vec<_>, _>>()?;
         debug_assert!(plan.sizes.iter().enumerate().all(|(i, (b, _))| *b as usize == i) && bufs.len() == N_BUFS);
-        let kv = |w: usize| dev.alloc(capacity * w);
+        // The KV cache, sized with checked arithmetic; a refusal names what was asked.
+        let need = super::session::kv_cache_bytes(plan, capacity).ok_or_else(|| ExecError::OutOfMemory {
+            what: "KV cache",
+            capacity,
+            need: "more than 2^64 bytes".into(),
+            limit: "no device has that".into(),
+        })?;
+        let kv = |w: usize| {
+            dev.alloc(capacity * w).map_err(|e| ExecError::OutOfMemory {
+                what: "KV cache",
+                capacity,
+                need: super::session::gib(need),
+                limit: format!("the device refused it: {e}"),
+            })
+        };
         let k_cache = (0..plan.n_layer).map(|_| kv(plan.kv_width)).collect::<Result<Vec<_>, _>>()?;
         let v_cache = (0..plan.n_layer).map(|_| kv(plan.v_width)).collect::<Result<Vec<_>, _>>()?;
         let (ids, positions, argmax) = (dev.alloc(max_batch)?, dev.alloc(max_batch)?, dev.alloc(1)?);

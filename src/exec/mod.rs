@@ -44,6 +44,8 @@ pub enum ExecError {
     NoTokens,
     #[error("capacity {capacity} exceeds the model's limit of {max} positions")]
     CapacityTooLarge { capacity: usize, max: usize },
+    #[error("the {what} for {capacity} positions needs {need}, but {limit} (ask for fewer positions: --ctx, -n)")]
+    OutOfMemory { what: &'static str, capacity: usize, need: String, limit: String },
     #[error(transparent)]
     Device(#[from] crate::device::DeviceError),
     #[error(transparent)]

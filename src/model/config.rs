@@ -215,9 +215,13 @@ impl Params<'_> {
 }
 
 impl ModelConfig {
-    /// Reads the configuration of an opened GGUF file.
+    /// Reads the configuration of an opened GGUF file, and checks its layer count against the
+    /// blocks the file holds.
     pub fn from_gguf(file: &GgufFile) -> Result<ModelConfig, ModelError> {
-        Self::from_metadata(&file.metadata, |name| file.tensor(name))
+        let cfg = Self::read(&file.metadata, |name| file.tensor(name))?;
+        let p = Params { md: &file.metadata, arch: cfg.arch };
+        validate_values(&cfg, &p, Some(blocks_in_file(file.tensors.iter().map(|t| t.name.as_str()))))?;
+        Ok(cfg)
     }
 
     /// Reads the configuration from metadata, looking tensors up (for the vocabulary size and
@@ -226,6 +230,12 @@ impl ModelConfig {
         md: &Metadata,
         tensor: impl Fn(&str) -> Option<&'t TensorInfo>,
     ) -> Result<ModelConfig, ModelError> {
+        let cfg = Self::read(md, tensor)?;
+        validate_values(&cfg, &Params { md, arch: cfg.arch }, None)?;
+        Ok(cfg)
+    }
+
+    fn read<'t>(md: &Metadata, tensor: impl Fn(&str) -> Option<&'t TensorInfo>) -> Result<ModelConfig, ModelError> {
         let arch_name = md.get_str("general.architecture")?;
         let arch = Arch::from_name(arch_name).ok_or_else(|| ModelError::UnsupportedArch { arch: arch_name.into() })?;
         let p = Params { md, arch };
@@ -365,6 +375,70 @@ impl ModelConfig {
         self.swa_layers = (0..self.n_layer).map(|il| period == 0 || il % period < period - 1).collect();
         Ok(())
     }
+}
+
+/// How many `blk.N.` layers the file's tensors hold: one more than the highest N.
+fn blocks_in_file<'a>(names: impl Iterator<Item = &'a str>) -> u64 {
+    names
+        .filter_map(|n| n.strip_prefix("blk.")?.split('.').next()?.parse::<u64>().ok())
+        .map(|n| n + 1)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The values the forward pass runs with, checked once they are all read (issue 12): a NaN,
+/// infinite, zero or negative epsilon, rope base, scale or soft-cap would run and print NaN or
+/// garbage with exit code 0; a layer count other than the blocks the file holds would silently
+/// skip layers. `blocks_in_file`: `None` where no tensors are at hand (described models).
+fn validate_values(cfg: &ModelConfig, p: &Params, blocks_in_file: Option<u64>) -> Result<(), ModelError> {
+    let positive = |key: Key, v: f32| {
+        if v.is_finite() && v > 0.0 {
+            Ok(())
+        } else {
+            Err(p.invalid(key, v, "must be a finite number greater than 0"))
+        }
+    };
+    positive(Key::RmsEps, cfg.rms_eps)?;
+    if cfg.rms_eps >= 1.0 {
+        return Err(p.invalid(Key::RmsEps, cfg.rms_eps, "must be below 1 (it is added to a mean square)"));
+    }
+    positive(Key::RopeFreqBase, cfg.rope_base)?;
+    if let Some(base) = cfg.rope_base_swa {
+        positive(Key::RopeFreqBaseSwa, base)?;
+    }
+    if let RopeScaling::Linear { factor } = cfg.rope_scaling {
+        positive(Key::RopeScalingFactor, factor)?;
+    }
+    if let Some(cap) = cfg.attn_logit_softcap {
+        positive(Key::AttnLogitSoftcapping, cap)?;
+    }
+    if let Some(cap) = cfg.final_logit_softcap {
+        positive(Key::FinalLogitSoftcapping, cap)?;
+    }
+    if let Some(window) = cfg.sliding_window {
+        p.positive(Key::SlidingWindow, window)?;
+    }
+    let scales_ok = cfg.attention_scale.is_finite()
+        && cfg.attention_scale > 0.0
+        && cfg.embedding_scale.is_none_or(|s| s.is_finite() && s > 0.0);
+    if !scales_ok {
+        return Err(p.invalid(Key::EmbeddingLength, cfg.n_embd, "gives a non-finite attention or embedding scale"));
+    }
+    if cfg.swa_layers.len() != cfg.n_layer as usize {
+        return Err(p.invalid(Key::SlidingWindowPattern, cfg.swa_layers.len(), "needs one flag per layer"));
+    }
+    // A file with no layer tensors at all is a vocabulary or metadata file (llama.cpp's
+    // `vocab_only`); loading weights from it fails on the first missing tensor.
+    if let Some(blocks) = blocks_in_file.filter(|&b| b > 0) {
+        if blocks != cfg.n_layer as u64 {
+            return Err(p.invalid(
+                Key::BlockCount,
+                cfg.n_layer,
+                format!("the file holds {blocks} layers of tensors (blk.0 … blk.{})", blocks.saturating_sub(1)),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The scaling llama.cpp would apply (llama-model.cpp `load_hparams`, llama-context.cpp): the type
