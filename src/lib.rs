@@ -23,6 +23,7 @@ pub mod graph;
 pub mod inspect;
 pub mod jit;
 pub mod kernels;
+pub mod llm;
 pub mod model;
 pub mod quant;
 pub mod tokenizer;

@@ -5,10 +5,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use rocmforge::chat::{ChatFormat, Message};
+use rocmforge::chat::{ChatTemplate, Message, RenderOptions};
 use rocmforge::exec::gpu::{GpuModel, GpuSession, DEFAULT_MAX_BATCH};
-use rocmforge::exec::{Forward, GenerateParams, Generation, Model, SamplerConfig, Session};
+use rocmforge::exec::{Forward, GenerateParams, Generation, Model, SamplerConfig, SamplerError, Session};
 use rocmforge::jit::Engine;
+use rocmforge::tokenizer::EncodeOptions;
 
 use super::{DeviceArg, Result};
 
@@ -42,7 +43,8 @@ pub struct RunArgs {
     /// Tokens to generate at most.
     #[arg(short = 'n', long, default_value_t = 128)]
     pub max_tokens: usize,
-    /// Wrap the prompt in the model's chat format (ChatML, Gemma turns).
+    /// Wrap the prompt in the model's chat template (from the file; ChatML or Gemma turns when it
+    /// has none).
     #[arg(long)]
     pub chat: bool,
     /// A system message (with --chat).
@@ -86,8 +88,22 @@ pub fn run_main(a: RunArgs) -> Result<ExitCode> {
         repeat_penalty: a.repeat_penalty,
         repeat_last_n: 64,
         seed: a.seed,
+        ..SamplerConfig::default()
     };
+    sampler.validate().map_err(|e| flag_error(&e))?;
     run_prompt(a.model, &a.prompt, a.max_tokens, a.chat, a.system, sampler, a.ctx, &a.device.device)
+}
+
+/// A sampler setting out of range, named by its command-line flag.
+pub fn flag_error(e: &SamplerError) -> Box<dyn std::error::Error> {
+    let flag = match e.name {
+        "temperature" => "--temp",
+        "top_p" => "--top-p",
+        "min_p" => "--min-p",
+        "repeat_penalty" => "--repeat-penalty",
+        other => other,
+    };
+    format!("{flag} {}: must be {}", e.value, e.expected).into()
 }
 
 fn read_token_file(path: &PathBuf) -> Result<Vec<u32>> {
@@ -108,7 +124,8 @@ fn read_token_file(path: &PathBuf) -> Result<Vec<u32>> {
 /// the device's own target, weights uploaded.
 fn open_gpu<'m>(model: &'m Model, device: &str) -> Result<Option<GpuModel<'m>>> {
     let Some(dev) = rocmforge::device::open(device)? else { return Ok(None) };
-    let engine = Engine::builder().targets(dev.target().cloned()).build()?;
+    let progress = super::progress::JitProgress::new();
+    let engine = Engine::builder().targets(dev.target().cloned()).progress(progress.for_engine()).build()?;
     eprintln!("[{}] {}: loading kernels and weights", dev.backend(), dev.name());
     Ok(Some(GpuModel::new(model, dev, &engine)?))
 }
@@ -140,7 +157,7 @@ fn logits(
     let model = Model::load(&model)?;
     let gpu = open_gpu(&model, device)?;
     let ids = match (prompt, tokens) {
-        (Some(p), _) => model.tokenizer()?.encode(&p, true, true),
+        (Some(p), _) => model.tokenizer()?.encode(&p, EncodeOptions::CHAT),
         (None, Some(path)) => read_token_file(&path)?,
         (None, None) => unreachable!("clap requires one"),
     };
@@ -172,30 +189,52 @@ fn run_prompt(
     let gpu = open_gpu(&model, device)?;
     let tokenizer = model.tokenizer()?;
     let text = if chat {
-        let format = ChatFormat::from_metadata(&model.file.metadata)?;
+        let template = ChatTemplate::from_metadata(&model.file.metadata)?;
         let mut messages = Vec::new();
         if let Some(sys) = system {
             messages.push(Message::new("system", &sys));
         }
         messages.push(Message::new("user", prompt));
-        format.render(&messages)
+        let text = template.render(&messages, &RenderOptions::default())?;
+        // A template that writes BOS itself would get a second one from the tokenizer.
+        match text.strip_prefix(template.bos_token()) {
+            Some(rest) if !template.bos_token().is_empty() && tokenizer.add_bos => rest.to_string(),
+            _ => text,
+        }
     } else {
         prompt.to_string()
     };
-    let ids = tokenizer.encode(&text, true, chat);
-    let capacity = ctx.unwrap_or(ids.len() + max_tokens).min(model.config.n_ctx_train as usize);
+    let ids = tokenizer.encode(&text, if chat { EncodeOptions::CHAT } else { EncodeOptions::PROMPT });
+    let n_ctx_train = model.config.n_ctx_train as usize;
+    let capacity = ctx.unwrap_or(ids.len() + max_tokens).min(n_ctx_train);
+    if ids.len() >= capacity {
+        return Err(match ctx {
+            Some(c) if c <= n_ctx_train => format!(
+                "--ctx {c} cannot hold the prompt: it is {} tokens, and at least one more is needed for the answer",
+                ids.len()
+            ),
+            _ => format!("the prompt is {} tokens; the model's context holds {n_ctx_train}", ids.len()),
+        }
+        .into());
+    }
+    let max_tokens = max_tokens.min(capacity - ids.len());
     let (mut session, where_) = open_session(&model, gpu.as_ref(), capacity)?;
     let load_s = load.elapsed().as_secs_f64();
-    let params = GenerateParams { max_tokens, sampler };
-    let mut stdout = std::io::stdout();
-    if !chat {
-        print!("{prompt}");
+    let params = GenerateParams { max_tokens, sampler, ..Default::default() };
+    let mut stdout = std::io::stdout().lock();
+    // A closed stdout (`| head`) ends the generation quietly.
+    let mut out = |text: &str| stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()).is_ok();
+    if !chat && !out(prompt) {
+        return Ok(ExitCode::SUCCESS);
     }
-    let stats = Generation::new(session.as_mut(), &tokenizer, &ids, params)?.run(|t| {
-        print!("{}", t.text);
-        let _ = stdout.flush();
-    })?;
-    println!();
+    let mut generation = Generation::new(session.as_mut(), &tokenizer, &ids, params)?;
+    for t in generation.by_ref() {
+        if !out(&t?.text) {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let stats = generation.stats.clone();
+    out("\n");
     eprintln!(
         "\n[{where_}] load {:.2} s | prompt {} tokens, {:.1} tokens/s | generated {} tokens, {:.1} tokens/s",
         load_s,

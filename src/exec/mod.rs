@@ -17,8 +17,8 @@ use crate::kernels::AttnPhase;
 use crate::model::{ModelConfig, ModelError};
 use crate::quant::{self, QuantError};
 
-pub use generate::{GenerateParams, Generated, Generation, GenerationStats};
-pub use sampler::{Sampler, SamplerConfig};
+pub use generate::{FinishReason, GenerateParams, Generated, Generation, GenerationStats};
+pub use sampler::{Sampler, SamplerConfig, SamplerError};
 pub use session::Session;
 
 #[derive(Debug, thiserror::Error)]
