@@ -12,7 +12,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Instant;
@@ -199,7 +199,29 @@ struct Job {
     queued: Instant,
 }
 
+/// What the worker has done so far (for health checks and tests).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Generations that ran to their end.
+    pub completed: u64,
+    /// Generations stopped by their caller (a dropped stream, a client that disconnected),
+    /// running or still queued.
+    pub cancelled: u64,
+    pub failed: u64,
+    /// Requests refused because the queue was full.
+    pub busy: u64,
+}
+
+#[derive(Default)]
+struct AtomicCounters {
+    completed: AtomicU64,
+    cancelled: AtomicU64,
+    failed: AtomicU64,
+    busy: AtomicU64,
+}
+
 struct Shared {
+    counters: Arc<AtomicCounters>,
     jobs: SyncSender<Job>,
     queue: usize,
     tokenizer: Arc<Tokenizer>,
@@ -234,13 +256,16 @@ impl Llm {
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let (jobs_tx, jobs_rx) = mpsc::sync_channel(options.queue);
         let queue = options.queue;
+        let counters = Arc::new(AtomicCounters::default());
+        let for_worker = counters.clone();
         std::thread::Builder::new()
             .name("rocmforge-llm".into())
-            .spawn(move || worker(path, options, ready_tx, jobs_rx))
+            .spawn(move || worker(path, options, ready_tx, jobs_rx, for_worker))
             .map_err(|e| LlmError::Exec(ExecError::Unsupported(format!("cannot start the worker thread: {e}"))))?;
         let ready = ready_rx.recv().map_err(|_| LlmError::WorkerGone)??;
         Ok(Llm {
             shared: Arc::new(Shared {
+                counters,
                 jobs: jobs_tx,
                 queue,
                 tokenizer: ready.tokenizer,
@@ -256,6 +281,17 @@ impl Llm {
 
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.shared.tokenizer
+    }
+
+    /// Requests completed, cancelled, failed and refused so far.
+    pub fn counters(&self) -> Counters {
+        let c = &self.shared.counters;
+        Counters {
+            completed: c.completed.load(Ordering::Relaxed),
+            cancelled: c.cancelled.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            busy: c.busy.load(Ordering::Relaxed),
+        }
     }
 
     /// The model's chat template (from the file, else a built-in format).
@@ -320,7 +356,10 @@ impl Llm {
         let job = Job { prompt, params, cancel: cancel.clone(), sink, queued: Instant::now() };
         match self.shared.jobs.try_send(job) {
             Ok(()) => Ok(cancel),
-            Err(TrySendError::Full(_)) => Err(LlmError::Busy { queued: self.shared.queue }),
+            Err(TrySendError::Full(_)) => {
+                self.shared.counters.busy.fetch_add(1, Ordering::Relaxed);
+                Err(LlmError::Busy { queued: self.shared.queue })
+            }
             Err(TrySendError::Disconnected(_)) => Err(LlmError::WorkerGone),
         }
     }
@@ -410,7 +449,13 @@ struct Ready {
 
 /// The worker thread: loads everything, reports ready (or the error), then serves jobs until every
 /// `Llm` handle is gone.
-fn worker(path: PathBuf, options: LlmOptions, ready: SyncSender<Result<Ready, LlmError>>, jobs: Receiver<Job>) {
+fn worker(
+    path: PathBuf,
+    options: LlmOptions,
+    ready: SyncSender<Result<Ready, LlmError>>,
+    jobs: Receiver<Job>,
+    counters: Arc<AtomicCounters>,
+) {
     let start = Instant::now();
     let progress = options.progress.clone();
     let stage = |s: &str| {
@@ -461,7 +506,12 @@ fn worker(path: PathBuf, options: LlmOptions, ready: SyncSender<Result<Ready, Ll
     // Tokens the session's KV cache holds, in order.
     let mut held: Vec<u32> = Vec::new();
     for job in jobs {
-        serve(session.as_mut(), &tokenizer, context, &mut held, job);
+        let counter = match serve(session.as_mut(), &tokenizer, context, &mut held, job) {
+            Outcome::Completed => &counters.completed,
+            Outcome::Cancelled => &counters.cancelled,
+            Outcome::Failed => &counters.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -487,10 +537,16 @@ fn open_gpu<'m>(model: &'m Model, options: &LlmOptions) -> Result<Option<GpuMode
     Ok(Some(GpuModel::new(model, dev, &engine)?))
 }
 
+enum Outcome {
+    Completed,
+    Cancelled,
+    Failed,
+}
+
 /// Runs one job on the session, reusing the cached prefix when the prompt extends it.
-fn serve(session: &mut dyn Forward, tokenizer: &Tokenizer, context: usize, held: &mut Vec<u32>, mut job: Job) {
+fn serve(session: &mut dyn Forward, tokenizer: &Tokenizer, context: usize, held: &mut Vec<u32>, mut job: Job) -> Outcome {
     if job.cancel.is_cancelled() {
-        return; // its client left while it waited
+        return Outcome::Cancelled; // its client left while it waited
     }
     let queued_seconds = job.queued.elapsed().as_secs_f64();
     let reuse = held.len() < job.prompt.len() && job.prompt.starts_with(held) && session.pos() == held.len();
@@ -506,7 +562,7 @@ fn serve(session: &mut dyn Forward, tokenizer: &Tokenizer, context: usize, held:
         Err(e) => {
             held.clear();
             (job.sink)(Event::Failed(e.into()));
-            return;
+            return Outcome::Failed;
         }
     };
     let mut failed = None;
@@ -540,7 +596,10 @@ fn serve(session: &mut dyn Forward, tokenizer: &Tokenizer, context: usize, held:
         held.extend_from_slice(&history[..session.pos().min(history.len())]);
     }
     match (failed, reason) {
-        (Some(e), _) => drop((job.sink)(Event::Failed(e.into()))),
+        (Some(e), _) => {
+            (job.sink)(Event::Failed(e.into()));
+            Outcome::Failed
+        }
         (None, Some(reason)) if !job.cancel.is_cancelled() => {
             let finished = Finished {
                 reason,
@@ -551,8 +610,9 @@ fn serve(session: &mut dyn Forward, tokenizer: &Tokenizer, context: usize, held:
                 queued_seconds,
             };
             (job.sink)(Event::Done(finished));
+            Outcome::Completed
         }
-        _ => {}
+        _ => Outcome::Cancelled,
     }
 }
 

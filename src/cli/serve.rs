@@ -11,8 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event as SseEvent, Sse};
@@ -22,6 +21,7 @@ use axum::{Json, Router};
 use rocmforge::chat::{Message, RenderOptions};
 use rocmforge::exec::{FinishReason, GenerateParams, SamplerConfig};
 use rocmforge::llm::{CancelHandle, Event, Finished, Llm, LlmError, LlmOptions};
+use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
@@ -57,6 +57,7 @@ pub struct ServeArgs {
 
 struct App {
     llm: Llm,
+    max_body: usize,
     id: String,
     created: u64,
     counter: AtomicU64,
@@ -85,6 +86,7 @@ pub fn main(a: ServeArgs) -> Result<ExitCode> {
         id: a.alias.unwrap_or_else(|| info.name.clone()),
         created: now(),
         counter: AtomicU64::new(0),
+        max_body: a.max_body,
         llm,
     });
     let router = Router::new()
@@ -95,7 +97,7 @@ pub fn main(a: ServeArgs) -> Result<ExitCode> {
         .route("/v1/completions", post(completions))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(a.max_body))
+        .layer(DefaultBodyLimit::disable()) // read_body enforces --max-body
         .with_state(app.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -203,8 +205,10 @@ async fn method_not_allowed() -> ApiError {
     }
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+async fn health(State(app): State<Arc<App>>) -> Json<Value> {
+    let c = app.llm.counters();
+    Json(json!({"status": "ok", "requests": {"completed": c.completed, "cancelled": c.cancelled,
+                                             "failed": c.failed, "refused_busy": c.busy}}))
 }
 
 fn model_object(app: &App) -> Value {
@@ -233,17 +237,36 @@ fn unknown_model(app: &App, id: &str) -> ApiError {
     }
 }
 
+/// A request body of at most `limit` bytes. A larger one is still read (up to a bound) before the
+/// 413, so a client that sends it whole gets the answer rather than a reset connection.
+async fn read_body(body: Body, limit: usize) -> std::result::Result<Bytes, ApiError> {
+    let drain_up_to = limit.saturating_mul(4).max(64 << 20);
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad(format!("reading the request body failed: {e}"), None))?;
+        total = total.saturating_add(chunk.len());
+        if total <= limit {
+            buf.extend_from_slice(&chunk);
+        } else if total > drain_up_to {
+            break;
+        }
+    }
+    if total > limit {
+        return Err(ApiError {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("the request body is {total} bytes or more; this server takes at most {limit} (--max-body)"),
+            param: None,
+            code: None,
+        });
+    }
+    Ok(buf.into())
+}
+
 /// The JSON object of a request body, or the error a client should see.
-fn parse_body(body: std::result::Result<Bytes, BytesRejection>) -> std::result::Result<Map<String, Value>, ApiError> {
-    let bytes = body.map_err(|r| ApiError {
-        status: r.status(),
-        message: match r.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => "the request body is too large".to_string(),
-            _ => r.body_text(),
-        },
-        param: None,
-        code: None,
-    })?;
+async fn parse_body(app: &App, body: Body) -> std::result::Result<Map<String, Value>, ApiError> {
+    let bytes = read_body(body, app.max_body).await?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(ApiError::bad("the request body must be a JSON object", None)),
@@ -449,9 +472,9 @@ enum Kind {
 
 async fn chat_completions(
     State(app): State<Arc<App>>,
-    body: std::result::Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> std::result::Result<Response, ApiError> {
-    let map = parse_body(body)?;
+    let map = parse_body(&app, body).await?;
     let f = Fields(&map);
     let common = common(&app, &f)?;
     let messages = messages(&f)?;
@@ -464,9 +487,9 @@ async fn chat_completions(
 
 async fn completions(
     State(app): State<Arc<App>>,
-    body: std::result::Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> std::result::Result<Response, ApiError> {
-    let map = parse_body(body)?;
+    let map = parse_body(&app, body).await?;
     let f = Fields(&map);
     let common = common(&app, &f)?;
     let prompt = match f.get("prompt") {
