@@ -17,11 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let llm = Llm::open(&model, device)?;
     eprintln!("{} on {}", llm.info().name, llm.info().device);
 
-    let params = GenerateParams {
-        max_tokens: 24,
-        sampler: SamplerConfig::greedy(),
-        stop: vec!["\n\n".into()],
-    };
+    let params = GenerateParams { max_tokens: 24, sampler: SamplerConfig::greedy(), stop: vec!["\n\n".into()] };
     print!("{prompt}");
     let mut tokens = llm.generate(&prompt, params)?;
     for token in tokens.by_ref() {

@@ -107,7 +107,7 @@ pub struct ChatTemplate {
 }
 
 enum Kind {
-    Jinja { env: Environment<'static>, bos_token: String, eos_token: String },
+    Jinja { env: Box<Environment<'static>>, bos_token: String, eos_token: String },
     Builtin(ChatFormat),
 }
 
@@ -121,10 +121,9 @@ impl ChatTemplate {
             let token = |key: &str| -> String {
                 let id = md.opt(key, Metadata::get_u32).ok().flatten();
                 match (id, md.get("tokenizer.ggml.tokens").and_then(|v| v.as_array())) {
-                    (Some(id), Some(Array::String(tokens))) => tokens
-                        .get(id as usize)
-                        .map(|t| String::from_utf8_lossy(t).into_owned())
-                        .unwrap_or_default(),
+                    (Some(id), Some(Array::String(tokens))) => {
+                        tokens.get(id as usize).map(|t| String::from_utf8_lossy(t).into_owned()).unwrap_or_default()
+                    }
                     _ => String::new(),
                 }
             };
@@ -167,7 +166,11 @@ impl ChatTemplate {
         env.add_filter("tojson", tojson);
         env.add_template_owned(NAME, source.to_string()).map_err(|e| ChatError::Syntax(describe(&e)))?;
         Ok(ChatTemplate {
-            kind: Kind::Jinja { env, bos_token: bos_token.to_string(), eos_token: eos_token.to_string() },
+            kind: Kind::Jinja {
+                env: Box::new(env),
+                bos_token: bos_token.to_string(),
+                eos_token: eos_token.to_string(),
+            },
         })
     }
 

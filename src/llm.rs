@@ -68,16 +68,17 @@ impl FromStr for DeviceChoice {
     }
 }
 
+/// What can go wrong. The large lower-layer errors are boxed, so a `Result` stays small.
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
     #[error(transparent)]
-    Exec(#[from] ExecError),
+    Exec(Box<ExecError>),
     #[error(transparent)]
-    Tokenizer(#[from] TokenizerError),
+    Tokenizer(Box<TokenizerError>),
     #[error(transparent)]
-    Device(#[from] DeviceError),
+    Device(Box<DeviceError>),
     #[error(transparent)]
-    Jit(#[from] JitError),
+    Jit(Box<JitError>),
     #[error(transparent)]
     Chat(#[from] ChatError),
     #[error("sampling: {0}")]
@@ -95,6 +96,17 @@ pub enum LlmError {
     #[error("context size {0} is too small: at least 2 positions")]
     ContextTooSmall(usize),
 }
+
+macro_rules! boxed_from {
+    ($($variant:ident($ty:ty)),*) => {$(
+        impl From<$ty> for LlmError {
+            fn from(e: $ty) -> Self {
+                LlmError::$variant(Box::new(e))
+            }
+        }
+    )*};
+}
+boxed_from!(Exec(ExecError), Tokenizer(TokenizerError), Device(DeviceError), Jit(JitError));
 
 /// What a load is doing, for progress displays.
 #[derive(Clone, Debug)]
@@ -261,7 +273,7 @@ impl Llm {
         std::thread::Builder::new()
             .name("rocmforge-llm".into())
             .spawn(move || worker(path, options, ready_tx, jobs_rx, for_worker))
-            .map_err(|e| LlmError::Exec(ExecError::Unsupported(format!("cannot start the worker thread: {e}"))))?;
+            .map_err(|e| LlmError::from(ExecError::Unsupported(format!("cannot start the worker thread: {e}"))))?;
         let ready = ready_rx.recv().map_err(|_| LlmError::WorkerGone)??;
         Ok(Llm {
             shared: Arc::new(Shared {
@@ -544,7 +556,13 @@ enum Outcome {
 }
 
 /// Runs one job on the session, reusing the cached prefix when the prompt extends it.
-fn serve(session: &mut dyn Forward, tokenizer: &Tokenizer, context: usize, held: &mut Vec<u32>, mut job: Job) -> Outcome {
+fn serve(
+    session: &mut dyn Forward,
+    tokenizer: &Tokenizer,
+    context: usize,
+    held: &mut Vec<u32>,
+    mut job: Job,
+) -> Outcome {
     if job.cancel.is_cancelled() {
         return Outcome::Cancelled; // its client left while it waited
     }

@@ -52,11 +52,8 @@ fn prompts(s: &str) -> usize {
 #[test]
 fn chat_in_a_terminal_remembers_the_conversation_and_ctrl_c_stops_only_the_answer() {
     let Some(model) = common::model("SmolLM2-135M-Instruct.Q4_1.gguf") else { return };
-    let command = format!(
-        "{} chat {} --device cpu --temp 0 -n 160 --ctx 1024",
-        env!("CARGO_BIN_EXE_rocmforge"),
-        model.display()
-    );
+    let command =
+        format!("{} chat {} --device cpu --temp 0 -n 160 --ctx 1024", env!("CARGO_BIN_EXE_rocmforge"), model.display());
     let mut child = Command::new("script")
         .args(["-qfec", &command, "/dev/null"])
         .stdin(Stdio::piped())
@@ -88,11 +85,12 @@ fn chat_in_a_terminal_remembers_the_conversation_and_ctrl_c_stops_only_the_answe
     let s = t.wait_for("the second answer", |s| prompts(s) >= 3);
     let second = &s[s.rfind("Italy?").unwrap()..];
     assert!(second.contains("Rome"), "{second}");
-    let reused: Vec<usize> = s
-        .split(" reused]")
-        .filter_map(|before| before.rsplit(", ").next()?.parse().ok())
-        .collect();
-    assert!(reused.len() == 2 && reused[0] == 0 && reused[1] > 20, "the second turn reuses the first's cache: {reused:?}\n{s}");
+    let reused: Vec<usize> =
+        s.split(" reused]").filter_map(|before| before.rsplit(", ").next()?.parse().ok()).collect();
+    assert!(
+        reused.len() == 2 && reused[0] == 0 && reused[1] > 20,
+        "the second turn reuses the first's cache: {reused:?}\n{s}"
+    );
 
     // Ctrl-C while it writes a long answer: the answer stops, the program waits for the next line.
     t.type_text("Write a long story about a dragon who learns to paint.\n");

@@ -36,9 +36,8 @@ fn every_template_renders_what_transformers_renders() {
     for t in all["templates"].as_array().unwrap() {
         let name = t["name"].as_str().unwrap();
         let source = std::fs::read_to_string(fixtures().join(format!("{name}.jinja"))).unwrap();
-        let template =
-            ChatTemplate::jinja(&source, t["bos_token"].as_str().unwrap(), t["eos_token"].as_str().unwrap())
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let template = ChatTemplate::jinja(&source, t["bos_token"].as_str().unwrap(), t["eos_token"].as_str().unwrap())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         for case in t["cases"].as_array().unwrap() {
             let label = case["name"].as_str().unwrap();
             let extra: BTreeMap<String, Value> =

@@ -5,8 +5,8 @@
 mod common;
 
 use rocmforge::chat::{ChatTemplate, Message, RenderOptions};
-use rocmforge::tokenizer::EncodeOptions;
 use rocmforge::exec::{ExecError, GenerateParams, Generation, Model, SamplerConfig, Session};
+use rocmforge::tokenizer::EncodeOptions;
 
 fn smollm2() -> Option<Model> {
     common::model("variants/smol-Q4_K_M.gguf").map(|p| Model::load(p).unwrap())
@@ -58,7 +58,8 @@ fn greedy_chat_generation_is_reproducible_and_stops_at_the_turn_end() {
     let ids = chat_ids(&model, "What is the capital of France?");
     let generate = |sampler: SamplerConfig, n: usize| {
         let mut s = Session::new(&model, ids.len() + n).unwrap();
-        let g = Generation::new(&mut s, &tok, &ids, GenerateParams { max_tokens: n, sampler, ..Default::default() }).unwrap();
+        let g = Generation::new(&mut s, &tok, &ids, GenerateParams { max_tokens: n, sampler, ..Default::default() })
+            .unwrap();
         let toks: Vec<_> = g.map(|t| t.unwrap()).collect();
         (toks.iter().map(|t| t.id).collect::<Vec<_>>(), toks.iter().map(|t| t.text.as_str()).collect::<String>())
     };

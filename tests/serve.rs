@@ -53,6 +53,7 @@ fn start(model: &Path, extra: &[&str]) -> Server {
         seen.push(line);
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("the server did not report its address within 120 s: {seen:?}");
 }
 
@@ -99,7 +100,8 @@ fn serve_answers_curl_and_the_openai_client_and_survives_bad_requests() {
     assert_eq!(models["data"][0]["id"], "SmolLM2-135M-Instruct.Q4_1", "{body}");
 
     let chat = r#"{"messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 16, "temperature": 0}"#;
-    let (code, body) = curl(&["-H", "Content-Type: application/json", "-d", chat, &format!("{url}/v1/chat/completions")]);
+    let (code, body) =
+        curl(&["-H", "Content-Type: application/json", "-d", chat, &format!("{url}/v1/chat/completions")]);
     assert_eq!(code, 200, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     let answer = v["choices"][0]["message"]["content"].as_str().unwrap().to_string();

@@ -96,7 +96,9 @@ fn bench(path: PathBuf, prompt: usize, gen: usize, reps: usize, device: &str) ->
     let bandwidth = rocmforge::exec::gpu::copy_bandwidth(dev.as_ref(), 1 << 30)?;
     let cache_dir = std::env::temp_dir().join(format!("rocmforge-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&cache_dir);
-    let engine = Engine::builder().target(target.clone()).cache_dir(&cache_dir).build()?;
+    let progress = super::progress::JitProgress::new();
+    let engine =
+        Engine::builder().target(target.clone()).cache_dir(&cache_dir).progress(progress.for_engine()).build()?;
     let t = Instant::now();
     let cold = GpuModel::new(&model, dev, &engine)?;
     let cold_s = t.elapsed().as_secs_f64();

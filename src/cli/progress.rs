@@ -75,8 +75,6 @@ impl JitProgress {
     /// The callback `Engine::builder().progress` takes.
     pub fn for_engine(self: &Arc<Self>) -> impl Fn(&rocmforge::jit::Progress<'_>) + Send + Sync + 'static {
         let me = self.clone();
-        move |p| {
-            me.kernel(p.done, p.total, &p.kernel.entry, p.kernel.origin == rocmforge::jit::Origin::Compiled)
-        }
+        move |p| me.kernel(p.done, p.total, &p.kernel.entry, p.kernel.origin == rocmforge::jit::Origin::Compiled)
     }
 }

@@ -18,10 +18,10 @@ use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures_util::StreamExt;
 use rocmforge::chat::{Message, RenderOptions};
 use rocmforge::exec::{FinishReason, GenerateParams, SamplerConfig};
 use rocmforge::llm::{CancelHandle, Event, Finished, Llm, LlmError, LlmOptions};
-use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
@@ -72,13 +72,8 @@ pub fn main(a: ServeArgs) -> Result<ExitCode> {
         .or_else(|_| format!("[{}]:{}", a.host, a.port).parse())
         .map_err(|_| format!("--host {:?}: not an IP address", a.host))?;
     let progress = JitProgress::new();
-    let options = LlmOptions {
-        device: a.device.choice()?,
-        context: a.ctx,
-        queue: a.queue,
-        ..Default::default()
-    }
-    .progress(progress.for_llm());
+    let options = LlmOptions { device: a.device.choice()?, context: a.ctx, queue: a.queue, ..Default::default() }
+        .progress(progress.for_llm());
     // Everything is compiled and loaded before the port opens.
     let llm = Llm::open_with(&a.model, options)?;
     let info = llm.info().clone();
@@ -101,7 +96,8 @@ pub fn main(a: ServeArgs) -> Result<ExitCode> {
         .with_state(app.clone());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let listener =
+            tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let local = listener.local_addr()?;
         eprintln!(
             "serving {} ({}, {} on {}, context {}) on http://{local}  (model id {:?}; Ctrl-C stops)",
@@ -172,7 +168,9 @@ impl From<LlmError> for ApiError {
         let message = e.to_string();
         let (status, param, code) = match e {
             LlmError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, None, Some("server_busy")),
-            LlmError::PromptTooLong { .. } => (StatusCode::BAD_REQUEST, Some("messages"), Some("context_length_exceeded")),
+            LlmError::PromptTooLong { .. } => {
+                (StatusCode::BAD_REQUEST, Some("messages"), Some("context_length_exceeded"))
+            }
             LlmError::EmptyPrompt => (StatusCode::BAD_REQUEST, Some("prompt"), None),
             LlmError::Sampler(s) => (
                 StatusCode::BAD_REQUEST,
@@ -256,7 +254,9 @@ async fn read_body(body: Body, limit: usize) -> std::result::Result<Bytes, ApiEr
     if total > limit {
         return Err(ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
-            message: format!("the request body is {total} bytes or more; this server takes at most {limit} (--max-body)"),
+            message: format!(
+                "the request body is {total} bytes or more; this server takes at most {limit} (--max-body)"
+            ),
             param: None,
             code: None,
         });
@@ -293,10 +293,9 @@ impl Fields<'_> {
     fn int(&self, key: &'static str) -> std::result::Result<Option<i64>, ApiError> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| ApiError::bad(format!("{key} must be an integer"), Some(key))),
+            Some(v) => {
+                v.as_i64().map(Some).ok_or_else(|| ApiError::bad(format!("{key} must be an integer"), Some(key)))
+            }
         }
     }
     fn bool(&self, key: &'static str) -> std::result::Result<bool, ApiError> {
@@ -328,7 +327,10 @@ fn common(app: &App, f: &Fields) -> std::result::Result<Common, ApiError> {
     }
     for (key, what) in [("logprobs", "log probabilities"), ("echo", "echo")] {
         if f.get(key).and_then(Value::as_bool) == Some(true) {
-            return Err(ApiError::bad(format!("{what} are not supported"), Some(if key == "echo" { "echo" } else { "logprobs" })));
+            return Err(ApiError::bad(
+                format!("{what} are not supported"),
+                Some(if key == "echo" { "echo" } else { "logprobs" }),
+            ));
         }
     }
     if f.get("tools").and_then(Value::as_array).is_some_and(|t| !t.is_empty()) {
@@ -380,11 +382,8 @@ fn common(app: &App, f: &Fields) -> std::result::Result<Common, ApiError> {
         Some(_) => return Err(ApiError::bad("stop must be a string or an array of at most 16 strings", Some("stop"))),
     };
     let stream = f.bool("stream")?;
-    let include_usage = f
-        .get("stream_options")
-        .and_then(|o| o.get("include_usage"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let include_usage =
+        f.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool).unwrap_or(false);
     Ok(Common {
         params: GenerateParams { max_tokens: max_tokens.unwrap_or(usize::MAX), sampler, stop },
         max_tokens_given: max_tokens.is_some(),
@@ -436,7 +435,9 @@ fn messages(f: &Fields) -> std::result::Result<Vec<Message>, ApiError> {
                     }
                     text
                 }
-                Some(_) => return Err(ApiError::bad("message content must be a string or a list of parts", Some("messages"))),
+                Some(_) => {
+                    return Err(ApiError::bad("message content must be a string or a list of parts", Some("messages")))
+                }
             };
             Ok(Message::new(role, &content))
         })
@@ -470,25 +471,20 @@ enum Kind {
     Text,
 }
 
-async fn chat_completions(
-    State(app): State<Arc<App>>,
-    body: Body,
-) -> std::result::Result<Response, ApiError> {
+async fn chat_completions(State(app): State<Arc<App>>, body: Body) -> std::result::Result<Response, ApiError> {
     let map = parse_body(&app, body).await?;
     let f = Fields(&map);
     let common = common(&app, &f)?;
     let messages = messages(&f)?;
     let llm = app.llm.clone();
-    let ids = tokio::task::spawn_blocking(move || llm.chat_tokens(&messages, &RenderOptions::default()))
-        .await
-        .map_err(|e| ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string(), param: None, code: None })??;
+    let ids =
+        tokio::task::spawn_blocking(move || llm.chat_tokens(&messages, &RenderOptions::default())).await.map_err(
+            |e| ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string(), param: None, code: None },
+        )??;
     respond(app, Kind::Chat, ids, common).await
 }
 
-async fn completions(
-    State(app): State<Arc<App>>,
-    body: Body,
-) -> std::result::Result<Response, ApiError> {
+async fn completions(State(app): State<Arc<App>>, body: Body) -> std::result::Result<Response, ApiError> {
     let map = parse_body(&app, body).await?;
     let f = Fields(&map);
     let common = common(&app, &f)?;

@@ -9,7 +9,7 @@ use crate::dtype::GgmlType;
 use crate::kernels::GluKind;
 use crate::quant::{self, QuantError};
 
-/// out[t] = scale · row ids[t] of the embedding matrix (rows of `width` elements of `ty`).
+/// `out[t] = scale · row ids[t]` of the embedding matrix (rows of `width` elements of `ty`).
 pub fn embed(
     ty: GgmlType,
     table: &[u8],
@@ -79,7 +79,7 @@ pub fn linear(ty: GgmlType, w: &[u8], k: usize, n_out: usize, x: &[f32], out: &m
     Ok(())
 }
 
-/// x[t, i] += bias[i] over rows of `width`.
+/// `x[t, i] += bias[i]` over rows of `width`.
 pub fn bias_add(x: &mut [f32], bias: &[f32], width: usize) {
     for row in x.chunks_exact_mut(width) {
         row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);

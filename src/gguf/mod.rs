@@ -1,7 +1,7 @@
 //! GGUF files as llama.cpp writes them: validated metadata, tensor infos and zero-copy tensor views
 //! over a memory map.
 //!
-//! Spec: https://github.com/ggml-org/ggml/blob/master/docs/gguf.md. Versions 2 and 3 are read;
+//! Spec: <https://github.com/ggml-org/ggml/blob/master/docs/gguf.md>. Versions 2 and 3 are read;
 //! every length is bounded by the bytes left, and every tensor is checked to lie inside the file
 //! without overlapping another, so later stages can slice tensor data without re-checking.
 

@@ -1,7 +1,7 @@
 //! The GGUF parser: header, metadata and tensor infos from a byte slice, every length bounded by
 //! the bytes left before anything is allocated for it.
 //!
-//! Format: https://github.com/ggml-org/ggml/blob/master/docs/gguf.md (versions 2 and 3, little
+//! Format: <https://github.com/ggml-org/ggml/blob/master/docs/gguf.md> (versions 2 and 3, little
 //! endian). Checks follow ggml's `gguf.cpp`, which refuses the same hostile inputs.
 
 use std::collections::HashMap;

@@ -38,20 +38,20 @@ pub enum Buf {
     Up,
     /// FFN activation [T, n_ff].
     Act,
-    /// Logits of the last position [n_vocab].
+    /// Logits of the last position, `[n_vocab]`.
     Logits,
 }
 
 /// What a node does, with its buffers and runtime values.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
-    /// out[t] = scale · embedding row of token t.
+    /// `out[t] = scale ·` embedding row of token t.
     Embed { out: Buf, scale: f32 },
     /// RMSNorm of rows of `width` (a head, for Q/K norms), in place when x == out.
     Norm { x: Buf, out: Buf, width: u32, eps: f32 },
     /// out = x · Wᵀ over rows of x; `last_only` takes the last token's row alone (logits).
     Linear { x: Buf, out: Buf, n_out: u32, last_only: bool },
-    /// x[t, i] += bias[i].
+    /// `x[t, i] += bias[i]`.
     BiasAdd { x: Buf, width: u32 },
     /// Rope over `heads` heads of each token's row of x, in place.
     Rope { x: Buf, heads: u32, base: f32, freq_scale: f32 },

@@ -51,7 +51,7 @@ impl AttnPhase {
 /// counts) are kernel arguments, so one compiled kernel serves every layer that shares a shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KernelSpec {
-    /// Row lookup: out[t] = scale · W[ids[t]], W rows of `n_embd` elements of `wtype`.
+    /// Row lookup: `out[t] = scale · W[ids[t]]`, W rows of `n_embd` elements of `wtype`.
     Embedding {
         wtype: GgmlType,
         n_embd: u32,
