@@ -208,8 +208,9 @@ pub fn temp_dir(tag: &str) -> std::path::PathBuf {
     dir
 }
 
-/// An example built beside the tests (`cargo test --all-targets` builds `examples/`), or `None`
-/// (with a note; a failure with `ROCMFORGE_REQUIRE_MODELS=1`, so CI cannot skip them silently).
+/// An example program built beside the tests (`cargo build --profile test --examples`, which
+/// scripts/test.sh runs: `cargo test --all-targets` builds examples only as test harnesses), or
+/// `None` (with a note; a failure with `ROCMFORGE_REQUIRE_MODELS=1`, so CI cannot skip them).
 #[allow(dead_code)]
 pub fn example_binary(name: &str) -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?;
@@ -218,8 +219,8 @@ pub fn example_binary(name: &str) -> Option<PathBuf> {
         return Some(path);
     }
     if std::env::var("ROCMFORGE_REQUIRE_MODELS").as_deref() == Ok("1") {
-        panic!("{} is missing: build the examples (`cargo test --all-targets`)", path.display());
+        panic!("{} is missing: `cargo build --profile test --examples` builds it", path.display());
     }
-    eprintln!("skipping: {} is absent (`cargo test --all-targets` builds it)", path.display());
+    eprintln!("skipping: {} is absent (`cargo build --profile test --examples` builds it)", path.display());
     None
 }
