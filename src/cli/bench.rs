@@ -41,7 +41,9 @@ pub fn main(a: BenchArgs) -> Result<ExitCode> {
     if a.reps == 0 || a.reps > 1000 {
         return Err(format!("--reps {}: between 1 and 1000", a.reps).into());
     }
-    super::generate::with_worker_threads(move || bench(a.model, a.prompt, a.gen, a.reps, &a.device.device, a.precision.get()))
+    super::generate::with_worker_threads(move || {
+        bench(a.model, a.prompt, a.gen, a.reps, &a.device.device, a.precision.get())
+    })
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -156,7 +158,9 @@ fn bench(
     // A fresh private folder (random name, 0700) for the cold compile; removed when dropped.
     let scratch = tempfile::Builder::new().prefix("rocmforge-bench-").tempdir()?;
     let cache_dir = scratch.path().join("kernels");
-    let engine = Engine::builder().target(target.clone()).cache_dir(&cache_dir).build()?;
+    let progress = super::progress::JitProgress::new();
+    let engine =
+        Engine::builder().target(target.clone()).cache_dir(&cache_dir).progress(progress.for_engine()).build()?;
     let t = Instant::now();
     let cold = GpuModel::new(&model, dev.clone(), &engine)?;
     let cold_s = t.elapsed().as_secs_f64();

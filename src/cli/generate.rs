@@ -5,10 +5,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use rocmforge::chat::{ChatFormat, Message};
+use rocmforge::chat::{ChatTemplate, Message, RenderOptions};
 use rocmforge::exec::gpu::{GpuModel, GpuSession, DEFAULT_MAX_BATCH};
-use rocmforge::exec::{CpuPrecision, Forward, GenerateParams, Generation, Model, SamplerConfig, Session};
+use rocmforge::exec::{CpuPrecision, Forward, GenerateParams, Generation, Model, SamplerConfig, SamplerError, Session};
 use rocmforge::jit::Engine;
+use rocmforge::tokenizer::EncodeOptions;
 
 use super::{DeviceArg, Result};
 
@@ -69,7 +70,8 @@ pub struct RunArgs {
     /// Tokens to generate at most.
     #[arg(short = 'n', long, default_value_t = 128)]
     pub max_tokens: usize,
-    /// Wrap the prompt in the model's chat format (ChatML, Gemma turns).
+    /// Wrap the prompt in the model's chat template (from the file; ChatML or Gemma turns when it
+    /// has none).
     #[arg(long)]
     pub chat: bool,
     /// A system message (with --chat).
@@ -107,7 +109,9 @@ pub fn logits_main(a: LogitsArgs) -> Result<ExitCode> {
     if let Some(t) = &a.tokens_out {
         refuse_to_overwrite(&a.model, t, "--tokens-out")?;
     }
-    with_worker_threads(move || logits(a.model, a.prompt, a.tokens, a.out, a.tokens_out, &a.device.device, a.precision.get()))
+    with_worker_threads(move || {
+        logits(a.model, a.prompt, a.tokens, a.out, a.tokens_out, &a.device.device, a.precision.get())
+    })
 }
 
 /// The most tokens `-n` may ask for (the largest context a GGUF can declare).
@@ -122,7 +126,6 @@ pub fn run_main(a: RunArgs) -> Result<ExitCode> {
         Some(c) if c > MAX_GENERATE => return Err(format!("--ctx {c}: at most {MAX_GENERATE} positions").into()),
         _ => {}
     }
-    check_sampling(a.temp, a.top_p, a.min_p, a.repeat_penalty)?;
     let sampler = SamplerConfig {
         temperature: a.temp,
         top_k: a.top_k,
@@ -131,33 +134,13 @@ pub fn run_main(a: RunArgs) -> Result<ExitCode> {
         repeat_penalty: a.repeat_penalty,
         repeat_last_n: 64,
         seed: a.seed,
+        ..SamplerConfig::default()
     };
+    sampler.validate().map_err(|e| flag_error(&e))?;
     with_worker_threads(move || {
         let where_ = (&a.device.device[..], a.precision.get());
         run_prompt(a.model, &a.prompt, a.max_tokens, a.chat, a.system, sampler, a.ctx, where_)
     })
-}
-
-/// Sampling parameters the sampler can use: a NaN would compare false everywhere and silently
-/// turn filtering off (or penalise into NaN logits).
-fn check_sampling(temp: f32, top_p: f32, min_p: f32, repeat_penalty: f32) -> Result<()> {
-    let checks: [(&str, f32, bool, &str); 4] = [
-        ("--temp", temp, temp.is_finite() && temp >= 0.0, "a finite number >= 0 (0 is greedy)"),
-        ("--top-p", top_p, (0.0..=1.0).contains(&top_p), "between 0 and 1"),
-        ("--min-p", min_p, (0.0..=1.0).contains(&min_p), "between 0 and 1"),
-        (
-            "--repeat-penalty",
-            repeat_penalty,
-            repeat_penalty.is_finite() && repeat_penalty > 0.0,
-            "a finite number > 0 (1 is off)",
-        ),
-    ];
-    for (flag, value, ok, want) in checks {
-        if !ok {
-            return Err(format!("{flag} {value}: must be {want}").into());
-        }
-    }
-    Ok(())
 }
 
 /// Refuses an output path that is the model file itself (through any link or path spelling).
@@ -207,6 +190,18 @@ pub(super) fn with_worker_threads(f: impl FnOnce() -> Result<ExitCode> + Send) -
     .map_err(Into::into)
 }
 
+/// A sampler setting out of range, named by its command-line flag.
+pub fn flag_error(e: &SamplerError) -> Box<dyn std::error::Error> {
+    let flag = match e.name {
+        "temperature" => "--temp",
+        "top_p" => "--top-p",
+        "min_p" => "--min-p",
+        "repeat_penalty" => "--repeat-penalty",
+        other => other,
+    };
+    format!("{flag} {}: must be {}", e.value, e.expected).into()
+}
+
 /// Prompt token ids from a file of at most `max_tokens` i32s (the model's context).
 fn read_token_file(path: &std::path::Path, max_tokens: u32) -> Result<Vec<u32>> {
     let io = |e: std::io::Error| format!("{}: {e}", path.display());
@@ -234,7 +229,8 @@ fn read_token_file(path: &std::path::Path, max_tokens: u32) -> Result<Vec<u32>> 
 /// the device's own target, weights uploaded.
 fn open_gpu<'m>(model: &'m Model, device: &str) -> Result<Option<GpuModel<'m>>> {
     let Some(dev) = rocmforge::device::open(device)? else { return Ok(None) };
-    let engine = Engine::builder().targets(dev.target().cloned()).build()?;
+    let progress = super::progress::JitProgress::new();
+    let engine = Engine::builder().targets(dev.target().cloned()).progress(progress.for_engine()).build()?;
     eprintln!("[{}] {}: loading kernels and weights", dev.backend(), dev.name());
     Ok(Some(GpuModel::new(model, dev, &engine)?))
 }
@@ -275,7 +271,7 @@ fn logits(
     let model = Model::load(&model)?;
     let gpu = open_gpu(&model, device)?;
     let ids = match (prompt, tokens) {
-        (Some(p), _) => model.tokenizer()?.encode(&p, true, true),
+        (Some(p), _) => model.tokenizer()?.encode(&p, EncodeOptions::CHAT),
         (None, Some(path)) => read_token_file(&path, model.config.n_ctx_train)?,
         (None, None) => unreachable!("clap requires one"),
     };
@@ -307,30 +303,52 @@ fn run_prompt(
     let gpu = open_gpu(&model, device)?;
     let tokenizer = model.tokenizer()?;
     let text = if chat {
-        let format = ChatFormat::from_metadata(&model.file.metadata)?;
+        let template = ChatTemplate::from_metadata(&model.file.metadata)?;
         let mut messages = Vec::new();
         if let Some(sys) = system {
             messages.push(Message::new("system", &sys));
         }
         messages.push(Message::new("user", prompt));
-        format.render(&messages)
+        let text = template.render(&messages, &RenderOptions::default())?;
+        // A template that writes BOS itself would get a second one from the tokenizer.
+        match text.strip_prefix(template.bos_token()) {
+            Some(rest) if !template.bos_token().is_empty() && tokenizer.add_bos => rest.to_string(),
+            _ => text,
+        }
     } else {
         prompt.to_string()
     };
-    let ids = tokenizer.encode(&text, true, chat);
-    let capacity = ctx.unwrap_or(ids.len().saturating_add(max_tokens).min(model.config.n_ctx_train as usize));
+    let ids = tokenizer.encode(&text, if chat { EncodeOptions::CHAT } else { EncodeOptions::PROMPT });
+    let n_ctx_train = model.config.n_ctx_train as usize;
+    let capacity = ctx.unwrap_or(ids.len().saturating_add(max_tokens)).min(n_ctx_train);
+    if ids.len() >= capacity {
+        return Err(match ctx {
+            Some(c) if c <= n_ctx_train => format!(
+                "--ctx {c} cannot hold the prompt: it is {} tokens, and at least one more is needed for the answer",
+                ids.len()
+            ),
+            _ => format!("the prompt is {} tokens; the model's context holds {n_ctx_train}", ids.len()),
+        }
+        .into());
+    }
+    let max_tokens = max_tokens.min(capacity - ids.len());
     let (mut session, where_) = open_session(&model, gpu.as_ref(), capacity, precision)?;
     let load_s = load.elapsed().as_secs_f64();
-    let params = GenerateParams { max_tokens, sampler };
-    let mut stdout = std::io::stdout();
-    if !chat {
-        print!("{prompt}");
+    let params = GenerateParams { max_tokens, sampler, ..Default::default() };
+    let mut stdout = std::io::stdout().lock();
+    // A closed stdout (`| head`) ends the generation quietly.
+    let mut out = |text: &str| stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()).is_ok();
+    if !chat && !out(prompt) {
+        return Ok(ExitCode::SUCCESS);
     }
-    let stats = Generation::new(session.as_mut(), &tokenizer, &ids, params)?.run(|t| {
-        print!("{}", t.text);
-        let _ = stdout.flush();
-    })?;
-    println!();
+    let mut generation = Generation::new(session.as_mut(), &tokenizer, &ids, params)?;
+    for t in generation.by_ref() {
+        if !out(&t?.text) {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let stats = generation.stats.clone();
+    out("\n");
     eprintln!(
         "\n[{where_}] load {:.2} s | prompt {} tokens, {:.1} tokens/s | generated {} tokens, {:.1} tokens/s",
         load_s,

@@ -260,6 +260,17 @@ fn warm(
 }
 
 fn draw_bar(done: usize, total: usize, what: &str) {
+    use std::io::IsTerminal;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    if !std::io::stderr().is_terminal() {
+        // A log, not a screen: a line at each quarter and at the end, no carriage returns.
+        static LAST_QUARTER: AtomicUsize = AtomicUsize::new(usize::MAX);
+        let quarter = done * 4 / total.max(1);
+        if LAST_QUARTER.swap(quarter, Ordering::Relaxed) != quarter {
+            eprintln!("{done}/{total} {what}");
+        }
+        return;
+    }
     let width = 30;
     let filled = done * width / total.max(1);
     eprint!("\r[{}{}] {done}/{total} {what:<60}", "#".repeat(filled), " ".repeat(width - filled));

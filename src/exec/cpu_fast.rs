@@ -19,10 +19,10 @@ use rayon::prelude::*;
 
 use super::cpu_simd as vs;
 use super::{ExecError, Model};
-use crate::reference;
 use crate::graph::{Buf, Step};
 use crate::kernels::GluKind;
 use crate::quant::{self, simd, Isa, Kernel, OutMatrix, Q8Rows, QuantError};
+use crate::reference;
 
 /// How a CPU session computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -133,7 +133,14 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
         match node.step {
             Step::Embed { out, scale } => {
                 let t = file.require_tensor(&node.weights[0])?;
-                reference::embed(t.ty, file.tensor_data(t), cfg.n_embd as usize, tokens, scale, &mut bufs[out as usize])?;
+                reference::embed(
+                    t.ty,
+                    file.tensor_data(t),
+                    cfg.n_embd as usize,
+                    tokens,
+                    scale,
+                    &mut bufs[out as usize],
+                )?;
             }
             Step::Norm { x, out, width, eps } => {
                 let w = model.vector(&node.weights[0]);

@@ -305,21 +305,22 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 (Step::BiasAdd { x, width }, KernelSpec::Elementwise { .. }) => {
                     launch::AddBias { x: act(x), bias: weight(0), n: n * width as usize, cols: width as usize }.into()
                 }
-                (Step::Rope { x, heads, base, freq_scale, freq_factors }, KernelSpec::Rope { head_dim, rope_dims, kind }) => {
-                    launch::Rope {
-                        x: act(x),
-                        positions: Slot::Positions,
-                        freq_factors: if freq_factors { weight(0) } else { Slot::Weight(g.unit_freq_factors) },
-                        head_dim,
-                        rope_dims,
-                        kind,
-                        n_tokens: n,
-                        n_heads: heads as usize,
-                        base,
-                        freq_scale,
-                    }
-                    .into()
+                (
+                    Step::Rope { x, heads, base, freq_scale, freq_factors },
+                    KernelSpec::Rope { head_dim, rope_dims, kind },
+                ) => launch::Rope {
+                    x: act(x),
+                    positions: Slot::Positions,
+                    freq_factors: if freq_factors { weight(0) } else { Slot::Weight(g.unit_freq_factors) },
+                    head_dim,
+                    rope_dims,
+                    kind,
+                    n_tokens: n,
+                    n_heads: heads as usize,
+                    base,
+                    freq_scale,
                 }
+                .into(),
                 (Step::KvAppend { layer }, KernelSpec::KvAppend) => launch::KvAppend {
                     k: act(Buf::K),
                     v: act(Buf::V),

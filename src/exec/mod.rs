@@ -20,8 +20,8 @@ use crate::model::{ModelConfig, ModelError};
 use crate::quant::{self, QuantError};
 
 pub use cpu_fast::CpuPrecision;
-pub use generate::{GenerateParams, Generated, Generation, GenerationStats};
-pub use sampler::{Sampler, SamplerConfig};
+pub use generate::{FinishReason, GenerateParams, Generated, Generation, GenerationStats};
+pub use sampler::{Sampler, SamplerConfig, SamplerError};
 pub use session::Session;
 
 #[derive(Debug, thiserror::Error)]

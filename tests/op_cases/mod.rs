@@ -498,10 +498,10 @@ fn rope(h: &Harness, seed: u64, kind: RopeKind, hd: usize, rd: usize, base: f32,
     for (t, &p) in ROPE_POSITIONS.iter().enumerate() {
         for hh in 0..heads {
             let row = (t * heads + hh) * hd;
-            for i in 0..rd / 2 {
-                let theta = p as f64 * fs as f64 * (base as f64).powf(-2.0 * i as f64 / rd as f64) / ff[i] as f64;
+            for (i, &f) in ff.iter().enumerate() {
+                let theta = p as f64 * fs as f64 * (base as f64).powf(-2.0 * i as f64 / rd as f64) / f as f64;
                 // A divisor other than 1 adds one rounding.
-                let divide = if ff[i] == 1.0 { 0.0 } else { 1.0 };
+                let divide = if f == 1.0 { 0.0 } else { 1.0 };
                 let d_theta = theta * (4.0 * i as f64 + 11.0 + divide + 2.0 * (base as f64).ln()) * U;
                 let (a, b) = if neox { (i, i + rd / 2) } else { (2 * i, 2 * i + 1) };
                 let b_pair = (x[row + a].abs() + x[row + b].abs()) as f64 * (d_theta + 10.0 * U);
