@@ -178,8 +178,8 @@ impl CpuBackend {
             }
             Launch::MatVecQ8(l) => {
                 let k = l.k as usize;
-                let a = q8_1_blocks(view(mem, &l.a, launch::q8_1_bytes(k))?)
-                    .map_err(|e| host(format!("{spec}: {e}")))?;
+                let a =
+                    q8_1_blocks(view(mem, &l.a, launch::q8_1_bytes(k))?).map_err(|e| host(format!("{spec}: {e}")))?;
                 let a = quant::Q8Rows::from_blocks(&a, k);
                 let w = view(mem, &l.w, l.rows * row_bytes(l.wtype, k)?)?;
                 let mut y = vec![0f32; l.rows];

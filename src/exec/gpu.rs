@@ -338,7 +338,8 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     q8_of = Some((*x, 0));
                 }
                 let layout = crate::kernels::MmvqLayout { threads_per_row, rows_per_thread };
-                let m = launch::MatVecQ8 { w: weight(0), a: Slot::Q8, y: act(*y), wtype, k, rows: *n_out as usize, layout };
+                let m =
+                    launch::MatVecQ8 { w: weight(0), a: Slot::Q8, y: act(*y), wtype, k, rows: *n_out as usize, layout };
                 out.push(Planned { kernel: kernel_for(&mmvq)?, launch: m.into() });
                 if q8_of.is_some_and(|(b, _)| b == *y) {
                     q8_of = None;

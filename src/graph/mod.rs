@@ -248,8 +248,7 @@ pub fn kernel_specs(cfg: &ModelConfig, tensors: &dyn TensorTypes) -> Result<BTre
         specs.extend(build(cfg, tensors, phase)?.nodes.into_iter().map(|n| n.spec));
     }
     // The GPU's int8 decode runs each quantized matvec as a q8_1 quantize and an int8 matvec.
-    let int8: Vec<KernelSpec> =
-        specs.iter().filter_map(|s| s.int8_decode()).flat_map(|(q, m)| [q, m]).collect();
+    let int8: Vec<KernelSpec> = specs.iter().filter_map(|s| s.int8_decode()).flat_map(|(q, m)| [q, m]).collect();
     specs.extend(int8);
     Ok(specs)
 }

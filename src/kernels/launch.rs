@@ -525,7 +525,7 @@ impl<B> Describe<B> for QuantizeQ8_1<B> {
         ]
     }
     fn validate(&self) -> Result<(), String> {
-        if self.n == 0 || self.n % 32 != 0 {
+        if self.n == 0 || !self.n.is_multiple_of(32) {
             return Err(format!("{} values are not whole q8_1 blocks of 32", self.n));
         }
         Ok(())

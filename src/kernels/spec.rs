@@ -306,7 +306,7 @@ impl KernelSpec {
     /// for float weights.
     pub fn int8_decode(&self) -> Option<(KernelSpec, KernelSpec)> {
         match *self {
-            KernelSpec::MatVec { wtype, k } if int8_matvec_type(wtype) && k % 32 == 0 => {
+            KernelSpec::MatVec { wtype, k } if int8_matvec_type(wtype) && k.is_multiple_of(32) => {
                 let l = MmvqLayout::default_for(wtype, k);
                 let mmvq = KernelSpec::MatVecQ8 {
                     wtype,
@@ -324,5 +324,29 @@ impl KernelSpec {
 impl fmt::Display for KernelSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.entry_name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantized_matvecs_get_the_int8_pair_and_float_ones_keep_theirs() {
+        let pair = |wtype, k| KernelSpec::MatVec { wtype, k }.int8_decode().map(|(_, m)| m.entry_name());
+        // The 7B's shapes: whole blocks of 128 threads, two rows a thread.
+        assert_eq!(pair(GgmlType::Q4_K, 4096).as_deref(), Some("mmvq_q4_k_k4096_t128_r2"));
+        assert_eq!(pair(GgmlType::Q6_K, 11008).as_deref(), Some("mmvq_q6_k_k11008_t128_r2"));
+        // SmolLM2's 576-wide Q8_0 rows (36 units): one warp a row.
+        assert_eq!(pair(GgmlType::Q8_0, 576).as_deref(), Some("mmvq_q8_0_k576_t32_r1"));
+        for ty in [GgmlType::F32, GgmlType::F16, GgmlType::BF16] {
+            assert_eq!(pair(ty, 4096), None, "{ty} keeps the float matvec");
+        }
+        assert_eq!(KernelSpec::Argmax.int8_decode(), None);
+        let bad = KernelSpec::MatVecQ8 { wtype: GgmlType::F16, k: 64, threads_per_row: 32, rows_per_thread: 1 };
+        assert!(bad.validate().unwrap_err().to_string().contains("keep the float matvec"));
+        let bad = KernelSpec::MatVecQ8 { wtype: GgmlType::Q8_0, k: 64, threads_per_row: 48, rows_per_thread: 1 };
+        assert!(bad.validate().unwrap_err().to_string().contains("threads must be 32, 64 or 128"));
+        assert_eq!(MmvqLayout { threads_per_row: 32, rows_per_thread: 2 }.rows_per_block(), 8);
     }
 }
