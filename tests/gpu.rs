@@ -8,7 +8,7 @@ mod op_cases;
 use std::path::Path;
 
 use rocmforge::device::{self, Device, DeviceError};
-use rocmforge::exec::gpu::{GpuModel, GpuSession, DEFAULT_MAX_BATCH};
+use rocmforge::exec::gpu::{GpuModel, GpuPrecision, GpuSession, DEFAULT_MAX_BATCH};
 use rocmforge::exec::{Model, Session};
 use rocmforge::jit::Engine;
 use rocmforge::kernels::launch;
@@ -100,18 +100,25 @@ fn launches_that_do_not_fit_their_buffers_never_reach_the_gpu() {
     println!("refused: a buffer too short, a buffer of the wrong type, a buffer of another device");
 }
 
-/// GPU against CPU on a whole model: logits NMSE ≤ 1e-3 after a prefill of `prompt_len` tokens
-/// (in passes of `DEFAULT_MAX_BATCH`), and the same 32 greedy tokens.
+/// GPU against CPU on a whole model, in both GPU decode precisions (the int8 decode, `Fast`, and
+/// the f32 one, `Exact`) against the CPU reference session: logits NMSE ≤ 1e-3 after a prefill of
+/// `prompt_len` tokens (in passes of `DEFAULT_MAX_BATCH`), and the same 32 greedy tokens.
 fn gpu_matches_cpu(path: &Path, prompt_len: usize) {
     let model = Model::load(path).unwrap();
     let dev = device::open("cuda").unwrap().unwrap();
     let engine = Engine::builder().targets(dev.target().cloned()).build().unwrap();
     let gpu = GpuModel::new(&model, dev, &engine).unwrap();
+    for precision in [GpuPrecision::Fast, GpuPrecision::Exact] {
+        gpu_session_matches_cpu(path, &model, &gpu, precision, prompt_len);
+    }
+}
+
+fn gpu_session_matches_cpu(path: &Path, model: &Model, gpu: &GpuModel, precision: GpuPrecision, prompt_len: usize) {
     let n_vocab = model.config.n_vocab;
     let prompt: Vec<u32> = (0..prompt_len as u32).map(|i| (i * 7919 + 13) % n_vocab).collect();
     let steps = 32;
-    let mut cs = Session::new(&model, prompt_len + steps + 1).unwrap();
-    let mut gs = GpuSession::new(&gpu, prompt_len + steps + 1, DEFAULT_MAX_BATCH).unwrap();
+    let mut cs = Session::new(model, prompt_len + steps + 1).unwrap();
+    let mut gs = GpuSession::with_precision(gpu, prompt_len + steps + 1, DEFAULT_MAX_BATCH, precision).unwrap();
     let want = cs.forward(&prompt).unwrap().to_vec();
     let got = gs.forward(&prompt).unwrap().to_vec();
     let e = nmse(&got, &want);
@@ -128,13 +135,15 @@ fn gpu_matches_cpu(path: &Path, prompt_len: usize) {
         gpu_tokens.push(gt);
     }
     println!(
-        "{}: prompt {prompt_len} ({} prefill passes), prefill NMSE {e:.2e}, worst decode NMSE {worst:.2e}, greedy tokens equal: {}",
+        "{} [{} decode]: prompt {prompt_len} ({} prefill passes), prefill NMSE {e:.2e}, worst decode NMSE {worst:.2e}, greedy tokens equal: {}",
         path.display(),
+        precision.name(),
         prompt_len.div_ceil(DEFAULT_MAX_BATCH),
         cpu_tokens == gpu_tokens
     );
-    assert!(worst <= 1e-3, "{}: GPU vs CPU NMSE {worst:.2e}", path.display());
-    assert_eq!(gpu_tokens, cpu_tokens, "{}: greedy tokens differ", path.display());
+    let p = precision.name();
+    assert!(worst <= 1e-3, "{} [{p}]: GPU vs CPU NMSE {worst:.2e}", path.display());
+    assert_eq!(gpu_tokens, cpu_tokens, "{} [{p}]: greedy tokens differ", path.display());
 }
 
 fn nmse(got: &[f32], want: &[f32]) -> f64 {
@@ -157,6 +166,8 @@ fn real_models_on_the_gpu_match_the_cpu() {
         ("variants/smol-Q6_K.gguf", 40),
         ("variants/smol-Q4_K_M.gguf", 40),
         ("gemma-3-270m-q4_k_m.gguf", 40),
+        ("variants/qwen2-synth-Q4_K.gguf", 40),
+        ("variants/gemma2-synth-F32.gguf", 40),
     ];
     let mut ran = 0;
     for (file, prompt_len) in files {

@@ -2,6 +2,11 @@
 //! quantized form; the KV cache and activations live on the device; a decode step moves only the
 //! token id in and the logits (or the argmax id) out. The decode pass is planned once — every
 //! launch with its grid and arguments — and replayed each step with the new position.
+//!
+//! Decode runs in one of two precisions ([`GpuPrecision`]): `Fast` (the default) quantizes each
+//! quantized projection's input to q8_1 once (Q/K/V and gate/up share one quantization, as the
+//! CPU's fast path does) and runs the int8 matvec (`mmvq`); `Exact` keeps the f32 matvec, the
+//! path the CPU reference matches to f32 rounding. Prefill runs the f32 matrix product in both.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -126,6 +131,49 @@ impl<'m> GpuModel<'m> {
     }
 }
 
+/// How a GPU session's decode computes its projections over quantized weights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GpuPrecision {
+    /// Activations quantized to q8_1 and int8 dot products (as llama.cpp's mmvq).
+    #[default]
+    Fast,
+    /// f32 activations and the float matvec: the CPU reference's arithmetic.
+    Exact,
+}
+
+impl GpuPrecision {
+    pub fn name(self) -> &'static str {
+        match self {
+            GpuPrecision::Fast => "fast",
+            GpuPrecision::Exact => "exact",
+        }
+    }
+}
+
+/// The buffer a step writes, if any (a quantized copy of it is stale afterwards).
+fn written(step: &Step) -> Option<Buf> {
+    match *step {
+        Step::Embed { out, .. } | Step::Norm { out, .. } | Step::Linear { out, .. } => Some(out),
+        Step::Add { out, .. } | Step::Glu { out, .. } => Some(out),
+        Step::BiasAdd { x, .. } | Step::Rope { x, .. } | Step::Softcap { x, .. } => Some(x),
+        Step::Attention { .. } => Some(Buf::AttnOut),
+        Step::KvAppend { .. } | Step::Argmax => None,
+    }
+}
+
+/// Bytes of the q8_1 buffer a decode pass needs: the widest quantized projection input.
+fn q8_bytes(graph: &Graph) -> usize {
+    graph
+        .nodes
+        .iter()
+        .filter_map(|n| match n.spec.int8_decode() {
+            Some((_, KernelSpec::MatVecQ8 { k, .. })) => Some(launch::q8_1_bytes(k as usize)),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// A buffer a planned launch names; resolved to a view of the session's buffers at each replay.
 #[derive(Clone, Copy, Debug)]
 enum Slot {
@@ -140,6 +188,8 @@ enum Slot {
     Ids,
     Positions,
     Argmax,
+    /// The q8_1 blocks of the int8 decode's current projection input.
+    Q8,
 }
 
 fn act(buf: Buf) -> Slot {
@@ -172,6 +222,9 @@ pub struct GpuSession<'g, 'm> {
     ids: DeviceBuffer<i32>,
     positions: DeviceBuffer<i32>,
     argmax: DeviceBuffer<i32>,
+    /// q8_1 activations of the int8 decode (one byte when the session runs `Exact`).
+    q8: DeviceBuffer<u8>,
+    precision: GpuPrecision,
     decode_plan: Vec<Planned<'g>>,
     logits: Vec<f32>,
     /// Bytes this session allocated on the device (KV cache, activations, ids, positions).
@@ -191,7 +244,17 @@ fn mismatch(node: &Node) -> ExecError {
 }
 
 impl<'g, 'm> GpuSession<'g, 'm> {
+    /// A session that decodes in [`GpuPrecision::Fast`].
     pub fn new(g: &'g GpuModel<'m>, capacity: usize, max_batch: usize) -> Result<Self, ExecError> {
+        Self::with_precision(g, capacity, max_batch, GpuPrecision::Fast)
+    }
+
+    pub fn with_precision(
+        g: &'g GpuModel<'m>,
+        capacity: usize,
+        max_batch: usize,
+        precision: GpuPrecision,
+    ) -> Result<Self, ExecError> {
         let model = g.model;
         let max = model.config.n_ctx_train as usize;
         if capacity > max {
@@ -221,12 +284,17 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         let k_cache = (0..plan.n_layer).map(|_| kv(plan.kv_width)).collect::<Result<Vec<_>, _>>()?;
         let v_cache = (0..plan.n_layer).map(|_| kv(plan.v_width)).collect::<Result<Vec<_>, _>>()?;
         let (ids, positions, argmax) = (dev.alloc(max_batch)?, dev.alloc(max_batch)?, dev.alloc(1)?);
+        let q8 = dev.alloc(match precision {
+            GpuPrecision::Fast => q8_bytes(&model.decode).max(1),
+            GpuPrecision::Exact => 1,
+        })?;
         let allocated = SessionBytes {
             kv_cache: k_cache.iter().chain(&v_cache).map(|b| b.bytes() as u64).sum(),
             activations: bufs
                 .iter()
                 .map(|b| b.bytes())
                 .chain([&ids, &positions, &argmax].map(|b| b.bytes()))
+                .chain([q8.bytes()])
                 .sum::<usize>() as u64,
         };
         let mut s = GpuSession {
@@ -240,6 +308,8 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             ids,
             positions,
             argmax,
+            q8,
+            precision,
             decode_plan: Vec::new(),
             logits: vec![0.0; model.config.n_vocab as usize],
             allocated,
@@ -252,6 +322,10 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         self.pos
     }
 
+    pub fn precision(&self) -> GpuPrecision {
+        self.precision
+    }
+
     pub fn reset(&mut self) {
         self.pos = 0;
     }
@@ -261,12 +335,41 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         let g: &'g GpuModel<'m> = self.g;
         let cfg = &g.model.config;
         let mut out = Vec::with_capacity(graph.nodes.len());
+        let kernel_for = |spec: &KernelSpec| {
+            g.kernels.get(spec).ok_or_else(|| ExecError::Unsupported(format!("no kernel loaded for {spec}")))
+        };
+        // The int8 decode: which activation rows the q8_1 buffer holds now.
+        let int8 = n == 1 && self.precision == GpuPrecision::Fast;
+        let mut q8_of: Option<(Buf, usize)> = None;
         for node in &graph.nodes {
-            let kernel = g
-                .kernels
-                .get(&node.spec)
-                .ok_or_else(|| ExecError::Unsupported(format!("no kernel loaded for {}", node.spec)))?;
+            let kernel = kernel_for(&node.spec)?;
             let weight = |i: usize| Slot::Weight(g.weight_index[&node.weights[i]]);
+            if let (true, Step::Linear { x, out: y, n_out, .. }, Some((quantize, mmvq))) =
+                (int8, &node.step, node.spec.int8_decode())
+            {
+                let (KernelSpec::MatVec { wtype, k }, KernelSpec::MatVecQ8 { threads_per_row, rows_per_thread, .. }) =
+                    (node.spec, mmvq)
+                else {
+                    return Err(mismatch(node));
+                };
+                // A decode pass has one token: its row of x starts at 0, logits included.
+                if q8_of != Some((*x, 0)) {
+                    let q = launch::QuantizeQ8_1 { x: act(*x), out: Slot::Q8, n: k as usize };
+                    out.push(Planned { kernel: kernel_for(&quantize)?, launch: q.into() });
+                    q8_of = Some((*x, 0));
+                }
+                let layout = crate::kernels::MmvqLayout { threads_per_row, rows_per_thread };
+                let m =
+                    launch::MatVecQ8 { w: weight(0), a: Slot::Q8, y: act(*y), wtype, k, rows: *n_out as usize, layout };
+                out.push(Planned { kernel: kernel_for(&mmvq)?, launch: m.into() });
+                if q8_of.is_some_and(|(b, _)| b == *y) {
+                    q8_of = None;
+                }
+                continue;
+            }
+            if q8_of.is_some_and(|(b, _)| written(&node.step) == Some(b)) {
+                q8_of = None;
+            }
             let launch: Launch<Slot> = match (node.step.clone(), node.spec) {
                 (Step::Embed { out, scale }, KernelSpec::Embedding { wtype, n_embd }) => launch::Embedding {
                     table: weight(0),
@@ -381,6 +484,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             Slot::Ids => self.ids.view(),
             Slot::Positions => self.positions.view(),
             Slot::Argmax => self.argmax.view(),
+            Slot::Q8 => self.q8.view(),
         })
     }
 
