@@ -118,11 +118,13 @@ fn weight_rows<'w, B: VecDotQ8_1>(w: &'w [u8], k: usize, a: &Q8Rows) -> Result<(
 /// the scalar reference ([`VecDotQ8_1::vec_dot_q8_1`], blocks summed in order): the int8 matvec
 /// the GPU kernels are held to on the same q8_1 input.
 pub fn matvec_q8_1(ty: GgmlType, w: &[u8], k: usize, a: &Q8Rows, out: &mut [f32]) -> Result<(), QuantError> {
-    fn go<B: VecDotQ8_1>(w: &[u8], k: usize, a: &Q8Rows, out: &mut [f32]) -> Result<(), QuantError> {
+    fn go<B: VecDotQ8_1 + Sync>(w: &[u8], k: usize, a: &Q8Rows, out: &mut [f32]) -> Result<(), QuantError> {
+        use rayon::prelude::*;
         let (per_row, blocks) = weight_rows::<B>(w, k, a)?;
-        for (o, row) in out.iter_mut().zip(blocks.chunks_exact(per_row)) {
+        // Rows in parallel (each row's sum stays in order): a 7B's decode on the CPU device.
+        out.par_iter_mut().zip(blocks.par_chunks_exact(per_row)).for_each(|(o, row)| {
             *o = super::simd::vec_dot_row(row, a, 0);
-        }
+        });
         Ok(())
     }
     by_vec_dot_type!(ty, go, w, k, a, out)
