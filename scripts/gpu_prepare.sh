@@ -7,6 +7,8 @@
 #   gpu_prepare.sh append PART   appends one carried part to $W/payload.tar
 #   gpu_prepare.sh llama SRC     builds llama-bench and llama-quantize (CUDA, sm_90) from the
 #                                llama.cpp source tarball SRC into $W/llama/build/bin (~5 min)
+#   gpu_prepare.sh llama-bin TAR unpacks a build/bin carried from an earlier session's `llama`
+#                                (tar.xz of bin/, 43 MB) instead of building
 #   gpu_prepare.sh models        unpacks the payload into $W, writes the variants and synthetic
 #                                models (as scripts/make_variants.sh does here) and the 7B
 #                                ($W/syn7b.gguf, ../shared/tools/synth_q4km.py)
@@ -31,8 +33,15 @@ llama)
   ninja -C build -j16 llama-bench llama-quantize >"$W/llama-build.log" 2>&1
   touch "$W/llama.done"
   ;;
+llama-bin)
+  mkdir -p "$W/llama/build"
+  tar xJf "$2" -C "$W/llama/build"
+  touch "$W/llama.done"
+  ;;
 models)
   tar xf "$W/payload.tar" -C "$W"
+  # gguf-py for the synthetic models, from the llama.cpp source in the payload.
+  [ -d "$W/llama/gguf-py" ] || tar xJf "$W/llama-src.tar.xz" -C "$W/llama" --strip-components=1 llama.cpp/gguf-py
   m="$W/models" v="$W/models/variants" q="$W/llama/build/bin/llama-quantize"
   mkdir -p "$v"
   export PYTHONPATH="$W/llama/gguf-py${PYTHONPATH:+:$PYTHONPATH}"
