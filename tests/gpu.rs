@@ -115,7 +115,7 @@ fn gpu_matches_cpu(path: &Path, prompt_len: usize) {
     let dev = device::open("cuda").unwrap().unwrap();
     let engine = Engine::builder().targets(dev.target().cloned()).build().unwrap();
     let gpu = GpuModel::new(&model, dev, &engine).unwrap();
-    for precision in [GpuPrecision::Fast, GpuPrecision::Exact] {
+    for precision in [GpuPrecision::Exact, GpuPrecision::Fast] {
         gpu_session_matches_cpu(path, &model, &gpu, precision, prompt_len);
     }
 }
