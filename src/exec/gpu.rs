@@ -11,7 +11,7 @@ use crate::device::{BufView, Device, DeviceBuffer, DeviceError, Kernel};
 use crate::graph::{Buf, Graph, Node, Step};
 use crate::jit::{Engine, Origin};
 use crate::kernels::launch::{self, Launch};
-use crate::kernels::KernelSpec;
+use crate::kernels::{KernelSpec, KvPrecision};
 
 /// What loading a model onto the device took.
 #[derive(Clone, Debug, Default)]
@@ -46,13 +46,25 @@ pub struct GpuModel<'m> {
     /// Index into `weights` by tensor name.
     weight_index: HashMap<String, usize>,
     kernels: HashMap<KernelSpec, Kernel>,
+    /// The element type of its sessions' KV caches (the attention and append kernels read it).
+    pub kv: KvPrecision,
     pub report: LoadReport,
 }
 
 impl<'m> GpuModel<'m> {
     /// Compiles (or loads from the cache) every kernel the model needs for the device's own
-    /// target, and uploads the weights.
+    /// target, and uploads the weights; sessions keep their KV cache in f16.
     pub fn new(model: &'m Model, device: Device, engine: &Engine) -> Result<GpuModel<'m>, ExecError> {
+        GpuModel::with_kv(model, device, engine, KvPrecision::default())
+    }
+
+    /// As [`GpuModel::new`], with sessions keeping their KV cache in `kv`.
+    pub fn with_kv(
+        model: &'m Model,
+        device: Device,
+        engine: &Engine,
+        kv: KvPrecision,
+    ) -> Result<GpuModel<'m>, ExecError> {
         let cfg = &model.config;
         if cfg.head_dim != cfg.head_dim_v {
             return Err(ExecError::Unsupported(format!(
@@ -60,7 +72,9 @@ impl<'m> GpuModel<'m> {
                 cfg.head_dim, cfg.head_dim_v
             )));
         }
-        let specs: Vec<KernelSpec> = crate::graph::kernel_specs(cfg, model.file.as_ref())?.into_iter().collect();
+        let specs: std::collections::BTreeSet<KernelSpec> =
+            crate::graph::kernel_specs(cfg, model.file.as_ref())?.into_iter().map(|s| s.with_kv(kv)).collect();
+        let specs: Vec<KernelSpec> = specs.into_iter().collect();
         let start = Instant::now();
         let mut kernels = HashMap::new();
         let mut report = LoadReport::default();
@@ -115,7 +129,7 @@ impl<'m> GpuModel<'m> {
         }
         device.synchronize()?;
         report.upload_seconds = start.elapsed().as_secs_f64();
-        Ok(GpuModel { model, device, weights, weight_index, kernels, report })
+        Ok(GpuModel { model, device, weights, weight_index, kernels, kv, report })
     }
 }
 
@@ -129,6 +143,9 @@ enum Slot {
     },
     KCache(usize),
     VCache(usize),
+    /// Split decode attention's partial results and per-group counters.
+    AttnPart,
+    AttnCounters,
     Weight(usize),
     Ids,
     Positions,
@@ -160,8 +177,12 @@ pub struct GpuSession<'g, 'm> {
     pos: usize,
     /// One per `Buf`, in `Buf` order.
     bufs: Vec<DeviceBuffer<f32>>,
-    k_cache: Vec<DeviceBuffer<f32>>,
-    v_cache: Vec<DeviceBuffer<f32>>,
+    k_cache: Vec<KvBuffer>,
+    v_cache: Vec<KvBuffer>,
+    /// Split decode attention's workspace: partial results, and counters kept at 0 between
+    /// launches.
+    attn_part: DeviceBuffer<f32>,
+    attn_counters: DeviceBuffer<i32>,
     ids: DeviceBuffer<i32>,
     positions: DeviceBuffer<i32>,
     argmax: DeviceBuffer<i32>,
@@ -169,6 +190,35 @@ pub struct GpuSession<'g, 'm> {
     logits: Vec<f32>,
     /// Bytes this session allocated on the device (KV cache, activations, ids, positions).
     pub allocated: SessionBytes,
+}
+
+/// One layer's K or V cache, in the precision the model's kernels read.
+enum KvBuffer {
+    F16(DeviceBuffer<half::f16>),
+    F32(DeviceBuffer<f32>),
+}
+
+impl KvBuffer {
+    fn new(dev: &Device, kv: KvPrecision, len: usize) -> Result<KvBuffer, DeviceError> {
+        Ok(match kv {
+            KvPrecision::F16 => KvBuffer::F16(dev.alloc(len)?),
+            KvPrecision::F32 => KvBuffer::F32(dev.alloc(len)?),
+        })
+    }
+
+    fn view(&self) -> BufView<'_> {
+        match self {
+            KvBuffer::F16(b) => b.view(),
+            KvBuffer::F32(b) => b.view(),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            KvBuffer::F16(b) => b.bytes(),
+            KvBuffer::F32(b) => b.bytes(),
+        }
+    }
 }
 
 /// Device memory a session holds, by purpose.
@@ -196,16 +246,25 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         let bufs =
             plan.sizes.iter().map(|(buf, _)| dev.alloc(plan.len(*buf, max_batch))).collect::<Result<Vec<_>, _>>()?;
         debug_assert!(plan.sizes.iter().enumerate().all(|(i, (b, _))| *b as usize == i) && bufs.len() == N_BUFS);
-        let kv = |w: usize| dev.alloc(capacity * w);
+        let kv = |w: usize| KvBuffer::new(dev, g.kv, capacity * w);
         let k_cache = (0..plan.n_layer).map(|_| kv(plan.kv_width)).collect::<Result<Vec<_>, _>>()?;
         let v_cache = (0..plan.n_layer).map(|_| kv(plan.v_width)).collect::<Result<Vec<_>, _>>()?;
         let (ids, positions, argmax) = (dev.alloc(max_batch)?, dev.alloc(max_batch)?, dev.alloc(1)?);
+        let cfg = &model.config;
+        let (n_head, n_kv) = (cfg.n_head as usize, cfg.n_head_kv as usize);
+        let uses_split = model.decode.nodes.iter().any(|n| matches!(n.spec, KernelSpec::AttnDecode { .. }));
+        let part_len =
+            if uses_split { launch::AttnDecode::<()>::part_len(capacity, n_head, n_kv, cfg.head_dim as usize) } else { 0 };
+        let attn_part = dev.alloc(part_len)?;
+        let mut attn_counters = dev.alloc(n_kv)?;
+        attn_counters.write(0, &vec![0i32; n_kv])?;
         let allocated = SessionBytes {
             kv_cache: k_cache.iter().chain(&v_cache).map(|b| b.bytes() as u64).sum(),
             activations: bufs
                 .iter()
                 .map(|b| b.bytes())
                 .chain([&ids, &positions, &argmax].map(|b| b.bytes()))
+                .chain([attn_part.bytes(), attn_counters.bytes()])
                 .sum::<usize>() as u64,
         };
         let mut s = GpuSession {
@@ -216,6 +275,8 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             bufs,
             k_cache,
             v_cache,
+            attn_part,
+            attn_counters,
             ids,
             positions,
             argmax,
@@ -243,10 +304,10 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         for node in &graph.nodes {
             let kernel = g
                 .kernels
-                .get(&node.spec)
+                .get(&node.spec.with_kv(g.kv))
                 .ok_or_else(|| ExecError::Unsupported(format!("no kernel loaded for {}", node.spec)))?;
             let weight = |i: usize| Slot::Weight(g.weight_index[&node.weights[i]]);
-            let launch: Launch<Slot> = match (node.step.clone(), node.spec) {
+            let launch: Launch<Slot> = match (node.step.clone(), node.spec.with_kv(g.kv)) {
                 (Step::Embed { out, scale }, KernelSpec::Embedding { wtype, n_embd }) => launch::Embedding {
                     table: weight(0),
                     ids: Slot::Ids,
@@ -298,7 +359,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     }
                     .into()
                 }
-                (Step::KvAppend { layer }, KernelSpec::KvAppend) => launch::KvAppend {
+                (Step::KvAppend { layer }, KernelSpec::KvAppend { kv }) => launch::KvAppend {
                     k: act(Buf::K),
                     v: act(Buf::V),
                     k_cache: Slot::KCache(layer as usize),
@@ -306,9 +367,32 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     row: graph.buffers.kv_width,
                     n_tokens: n,
                     pos0: 0, // set at each replay
+                    kv,
                 }
                 .into(),
-                (Step::Attention { layer, scale, softcap, window }, KernelSpec::Attention { head_dim, gqa, .. }) => {
+                (Step::Attention { layer, scale, softcap, window }, KernelSpec::AttnDecode { head_dim, gqa, kv, .. }) => {
+                    if n != 1 {
+                        return Err(mismatch(node));
+                    }
+                    launch::AttnDecode {
+                        q: act(Buf::Q),
+                        k_cache: Slot::KCache(layer as usize),
+                        v_cache: Slot::VCache(layer as usize),
+                        out: act(Buf::AttnOut),
+                        part: Slot::AttnPart,
+                        counters: Slot::AttnCounters,
+                        head_dim,
+                        gqa,
+                        n_head: cfg.n_head as usize,
+                        pos0: 0, // set at each replay
+                        scale,
+                        softcap,
+                        window,
+                        kv,
+                    }
+                    .into()
+                }
+                (Step::Attention { layer, scale, softcap, window }, KernelSpec::Attention { head_dim, gqa, kv, .. }) => {
                     launch::Attention {
                         q: act(Buf::Q),
                         k_cache: Slot::KCache(layer as usize),
@@ -322,6 +406,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                         scale,
                         softcap,
                         window,
+                        kv,
                     }
                     .into()
                 }
@@ -354,6 +439,8 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             }
             Slot::KCache(l) => self.k_cache[l].view(),
             Slot::VCache(l) => self.v_cache[l].view(),
+            Slot::AttnPart => self.attn_part.view(),
+            Slot::AttnCounters => self.attn_counters.view(),
             Slot::Weight(i) => self.g.weights[i].view(),
             Slot::Ids => self.ids.view(),
             Slot::Positions => self.positions.view(),

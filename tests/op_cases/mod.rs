@@ -448,6 +448,7 @@ fn attention(
         scale,
         softcap,
         window,
+        kv: KvPrecision::F32,
     });
     Measured { got: h.read(&ob), want, bound: Some(bound), exact: Some(exact) }
 }
