@@ -103,7 +103,7 @@ pub struct RunArgs {
 }
 
 pub fn logits_main(a: LogitsArgs) -> Result<ExitCode> {
-    logits(a.model, a.prompt, a.tokens, a.out, a.tokens_out, &a.device.device, a.precision.get())
+    logits(a.model, a.prompt, a.tokens, a.out, a.tokens_out, &a.device, a.precision.get())
 }
 
 pub fn run_main(a: RunArgs) -> Result<ExitCode> {
@@ -116,7 +116,7 @@ pub fn run_main(a: RunArgs) -> Result<ExitCode> {
         repeat_last_n: 64,
         seed: a.seed,
     };
-    let where_ = (&a.device.device[..], a.precision.get());
+    let where_ = (&a.device, a.precision.get());
     run_prompt(a.model, &a.prompt, a.max_tokens, a.chat, a.system, sampler, a.ctx, where_)
 }
 
@@ -135,12 +135,12 @@ fn read_token_file(path: &PathBuf) -> Result<Vec<u32>> {
 }
 
 /// Opens `--device`, and on a GPU, its model: kernels JIT-compiled (or loaded from the cache) for
-/// the device's own target, weights uploaded.
-fn open_gpu<'m>(model: &'m Model, device: &str) -> Result<Option<GpuModel<'m>>> {
-    let Some(dev) = rocmforge::device::open(device)? else { return Ok(None) };
+/// the device's own target, weights uploaded, sessions' KV caches in `--kv`.
+fn open_gpu<'m>(model: &'m Model, device: &DeviceArg) -> Result<Option<GpuModel<'m>>> {
+    let Some(dev) = rocmforge::device::open(&device.device)? else { return Ok(None) };
     let engine = Engine::builder().targets(dev.target().cloned()).build()?;
     eprintln!("[{}] {}: loading kernels and weights", dev.backend(), dev.name());
-    Ok(Some(GpuModel::new(model, dev, &engine)?))
+    Ok(Some(GpuModel::with_kv(model, dev, &engine, device.kv)?))
 }
 
 /// A session of `capacity` positions on the GPU model when there is one, else on the CPU, and a
@@ -173,7 +173,7 @@ fn logits(
     tokens: Option<PathBuf>,
     out: PathBuf,
     tokens_out: Option<PathBuf>,
-    device: &str,
+    device: &DeviceArg,
     precision: CpuPrecision,
 ) -> Result<ExitCode> {
     let model = Model::load(&model)?;
@@ -204,7 +204,7 @@ fn run_prompt(
     system: Option<String>,
     sampler: SamplerConfig,
     ctx: Option<usize>,
-    (device, precision): (&str, CpuPrecision),
+    (device, precision): (&DeviceArg, CpuPrecision),
 ) -> Result<ExitCode> {
     let load = std::time::Instant::now();
     let model = Model::load(&model)?;
