@@ -495,7 +495,7 @@ fn attention(
         scale,
         softcap,
         window,
-        kv: KvPrecision::F32,
+        kv,
     });
     Measured { got: h.read(&ob), want, bound: Some(bound), exact: Some(exact) }
 }
