@@ -12,7 +12,7 @@ use rocmforge::exec::gpu::{GpuModel, GpuSession, DEFAULT_MAX_BATCH};
 use rocmforge::exec::{Model, Session};
 use rocmforge::jit::Engine;
 use rocmforge::kernels::launch;
-use rocmforge::kernels::LaunchError;
+use rocmforge::kernels::{KvPrecision, LaunchError};
 use rocmforge::{dtype::GgmlType, reference};
 
 fn open_gpu() -> (Device, Engine) {
@@ -101,12 +101,17 @@ fn launches_that_do_not_fit_their_buffers_never_reach_the_gpu() {
 }
 
 /// GPU against CPU on a whole model: logits NMSE ≤ 1e-3 after a prefill of `prompt_len` tokens
-/// (in passes of `DEFAULT_MAX_BATCH`), and the same 32 greedy tokens.
+/// (in passes of `DEFAULT_MAX_BATCH`), and the same 32 greedy tokens; the GPU's KV cache in f16
+/// (the default), the CPU's in f32.
 fn gpu_matches_cpu(path: &Path, prompt_len: usize) {
+    gpu_matches_cpu_with(path, prompt_len, KvPrecision::F16)
+}
+
+fn gpu_matches_cpu_with(path: &Path, prompt_len: usize, kv: KvPrecision) {
     let model = Model::load(path).unwrap();
     let dev = device::open("cuda").unwrap().unwrap();
     let engine = Engine::builder().targets(dev.target().cloned()).build().unwrap();
-    let gpu = GpuModel::new(&model, dev, &engine).unwrap();
+    let gpu = GpuModel::with_kv(&model, dev, &engine, kv).unwrap();
     let n_vocab = model.config.n_vocab;
     let prompt: Vec<u32> = (0..prompt_len as u32).map(|i| (i * 7919 + 13) % n_vocab).collect();
     let steps = 32;
@@ -128,8 +133,9 @@ fn gpu_matches_cpu(path: &Path, prompt_len: usize) {
         gpu_tokens.push(gt);
     }
     println!(
-        "{}: prompt {prompt_len} ({} prefill passes), prefill NMSE {e:.2e}, worst decode NMSE {worst:.2e}, greedy tokens equal: {}",
+        "{} ({} KV cache): prompt {prompt_len} ({} prefill passes), prefill NMSE {e:.2e}, worst decode NMSE {worst:.2e}, greedy tokens equal: {}",
         path.display(),
+        kv.name(),
         prompt_len.div_ceil(DEFAULT_MAX_BATCH),
         cpu_tokens == gpu_tokens
     );
@@ -167,6 +173,13 @@ fn real_models_on_the_gpu_match_the_cpu() {
         }
     }
     assert!(ran > 0, "no model file in {}", common::models_dir().display());
+}
+
+#[test]
+#[ignore = "needs a GPU: run by scripts/gpu_tests.sh on the device"]
+fn an_f32_kv_cache_on_the_gpu_matches_the_cpu() {
+    let Some(path) = common::model("SmolLM2-135M-Instruct.Q4_1.gguf") else { return };
+    gpu_matches_cpu_with(&path, DEFAULT_MAX_BATCH + 44, KvPrecision::F32);
 }
 
 #[test]
