@@ -6,7 +6,8 @@
 // widened exactly, or f32) are summed in f32.
 //
 // Within a block, P lanes share one position, each holding NV vectors of VEC cache values (16-byte
-// loads); a warp covers PPW = WARP_SIZE / P positions at a time. Pass 1 writes the chunk's scores
+// loads); a warp covers PPW = WARP_SIZE / P positions at a time, UNROLL steps of the block's
+// positions loaded before they are used. Pass 1 writes the chunk's scores
 // to shared memory, pass 2 takes each head's max and exp, pass 3 sums the weighted V rows (lane
 // groups, then the warp's position groups by shuffles, then the warps in a fixed order: the
 // result does not depend on timing).
@@ -29,6 +30,9 @@ constexpr int P = rf_pow2_at_least(GROUPS) < WARP_SIZE ? rf_pow2_at_least(GROUPS
 constexpr int NV = (GROUPS + P - 1) / P;       // vectors per lane
 constexpr int PPW = WARP_SIZE / P;             // positions per warp step
 constexpr int PPB = NWARPS * PPW;              // positions per block step
+// Block steps whose loads are issued before any is used: a 7B's 256 blocks on an H100 then keep
+// about 16 KiB of K or V in flight per SM, what its latency-bandwidth product asks for.
+constexpr int UNROLL = 4;
 static_assert(HEAD_DIM % VEC == 0, "head rows must be whole 16-byte vectors");
 
 struct alignas(16) kv_vec {
@@ -64,35 +68,43 @@ KERNEL_NAME(const float* __restrict__ q, const kv_t* __restrict__ k, const kv_t*
             }
         }
         // The trip count is the same for every lane of a warp: the shuffles below see all of them.
-        for (int i0 = warp * PPW; i0 < n; i0 += PPB) {
-            const int i = i0 + sub;
-            float s[GQA];
+        for (int i0 = warp * PPW; i0 < n; i0 += PPB * UNROLL) {
+            kv_vec x[UNROLL][NV];
 #pragma unroll
-            for (int g = 0; g < GQA; ++g) s[g] = 0.0f;
-            if (i < n) {
+            for (int u = 0; u < UNROLL; ++u) {
+                const int i = i0 + u * PPB + sub;
                 const kv_t* row = k + ((long long)(p0 + i) * n_kv + hk) * HEAD_DIM;
 #pragma unroll
                 for (int j = 0; j < NV; ++j) {
                     const int vi = j * P + gl;
-                    if (vi < GROUPS) {
-                        const kv_vec x = *(const kv_vec*)(row + vi * VEC);
-#pragma unroll
-                        for (int e = 0; e < VEC; ++e) {
-                            const float kf = kv_load(x.v[e]);
-#pragma unroll
-                            for (int g = 0; g < GQA; ++g) s[g] += qr[g][j][e] * kf;
-                        }
-                    }
+                    if (i < n && vi < GROUPS) x[u][j] = *(const kv_vec*)(row + vi * VEC);
+                    else x[u][j] = kv_vec{};
                 }
             }
 #pragma unroll
-            for (int g = 0; g < GQA; ++g) {
+            for (int u = 0; u < UNROLL; ++u) {
+                const int i = i0 + u * PPB + sub;
+                float s[GQA];
 #pragma unroll
-                for (int m = P / 2; m > 0; m >>= 1) s[g] += rf_shfl_xor(s[g], m);
-            }
-            if (i < n && gl == 0) {
+                for (int g = 0; g < GQA; ++g) s[g] = 0.0f;
 #pragma unroll
-                for (int g = 0; g < GQA; ++g) sm_s[g][i] = SOFTCAP ? softcap * tanhf(s[g] / softcap) : s[g];
+                for (int j = 0; j < NV; ++j) {
+#pragma unroll
+                    for (int e = 0; e < VEC; ++e) {
+                        const float kf = kv_load(x[u][j].v[e]);
+#pragma unroll
+                        for (int g = 0; g < GQA; ++g) s[g] += qr[g][j][e] * kf;
+                    }
+                }
+#pragma unroll
+                for (int g = 0; g < GQA; ++g) {
+#pragma unroll
+                    for (int m = P / 2; m > 0; m >>= 1) s[g] += rf_shfl_xor(s[g], m);
+                }
+                if (i < n && gl == 0) {
+#pragma unroll
+                    for (int g = 0; g < GQA; ++g) sm_s[g][i] = SOFTCAP ? softcap * tanhf(s[g] / softcap) : s[g];
+                }
             }
         }
     }
@@ -125,16 +137,28 @@ KERNEL_NAME(const float* __restrict__ q, const kv_t* __restrict__ k, const kv_t*
         for (int j = 0; j < NV; ++j)
 #pragma unroll
             for (int e = 0; e < VEC; ++e) acc[g][j][e] = 0.0f;
-    for (int i = warp * PPW + sub; i < n; i += PPB) {
-        const kv_t* row = v + ((long long)(p0 + i) * n_kv + hk) * HEAD_DIM;
+    for (int i0 = warp * PPW; i0 < n; i0 += PPB * UNROLL) {
+        kv_vec x[UNROLL][NV];
 #pragma unroll
-        for (int j = 0; j < NV; ++j) {
-            const int vi = j * P + gl;
-            if (vi < GROUPS) {
-                const kv_vec x = *(const kv_vec*)(row + vi * VEC);
+        for (int u = 0; u < UNROLL; ++u) {
+            const int i = i0 + u * PPB + sub;
+            const kv_t* row = v + ((long long)(p0 + i) * n_kv + hk) * HEAD_DIM;
+#pragma unroll
+            for (int j = 0; j < NV; ++j) {
+                const int vi = j * P + gl;
+                if (i < n && vi < GROUPS) x[u][j] = *(const kv_vec*)(row + vi * VEC);
+                else x[u][j] = kv_vec{};
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < UNROLL; ++u) {
+            const int i = i0 + u * PPB + sub;
+            if (i >= n) continue; // sm_s holds no weight there
+#pragma unroll
+            for (int j = 0; j < NV; ++j) {
 #pragma unroll
                 for (int e = 0; e < VEC; ++e) {
-                    const float vf = kv_load(x.v[e]);
+                    const float vf = kv_load(x[u][j].v[e]);
 #pragma unroll
                     for (int g = 0; g < GQA; ++g) acc[g][j][e] += sm_s[g][i] * vf;
                 }
