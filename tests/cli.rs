@@ -130,7 +130,8 @@ fn bench_on_the_cpu_decodes_at_each_depth_and_prints_json() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && stdout.contains("2 tokens @ depth 3"), "{stdout}");
     // A depth beyond the model's context is refused by name, not a panic.
-    let out = rocmforge().args(["bench", "--device", "cpu", "--depth", "300", "--gen", "2"]).arg(&model).output().unwrap();
+    let out =
+        rocmforge().args(["bench", "--device", "cpu", "--depth", "300", "--gen", "2"]).arg(&model).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("exceeds the model's limit of 256 positions"), "{err}");

@@ -49,7 +49,10 @@ fn the_executor_on_the_cpu_device_matches_the_cpu_session() {
             let mut dev = GpuSession::new(&g, n + 4, DEFAULT_MAX_BATCH).unwrap();
             let got = dev.forward(&prompt).unwrap().to_vec();
             let e = nmse(&got, &want);
-            println!("{file}, {} cache: prefill of {n} tokens in 2 passes, NMSE {e:.2e} against the CPU session", kv.name());
+            println!(
+                "{file}, {} cache: prefill of {n} tokens in 2 passes, NMSE {e:.2e} against the CPU session",
+                kv.name()
+            );
             assert!(e < bound, "{file}: prefill NMSE {e:.2e}");
             for (step, (tok, want)) in decoded.iter().enumerate() {
                 let got = dev.forward(&[*tok]).unwrap().to_vec();

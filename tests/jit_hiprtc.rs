@@ -52,7 +52,13 @@ fn coverage_specs() -> BTreeSet<KernelSpec> {
     // The split decode kernel's other GQA groups (its queries and sums live in registers).
     for head_dim in [64, 128, 256] {
         for gqa in [2, 5, 6, 7] {
-            all.insert(KernelSpec::AttnDecode { head_dim, gqa, sliding_window: false, softcap: false, kv: KvPrecision::F16 });
+            all.insert(KernelSpec::AttnDecode {
+                head_dim,
+                gqa,
+                sliding_window: false,
+                softcap: false,
+                kv: KvPrecision::F16,
+            });
         }
     }
     for kv in [KvPrecision::F16, KvPrecision::F32] {

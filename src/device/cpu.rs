@@ -77,10 +77,9 @@ fn i32s(mem: &Memory, v: &RawView, n: usize) -> Result<Vec<i32>, DeviceError> {
 /// The first `n` values of a KV cache view (f16 widened exactly, or f32).
 fn kv_f32s(mem: &Memory, v: &RawView, n: usize) -> Result<Vec<f32>, DeviceError> {
     match v.elem {
-        launch::Elem::F16 => Ok(view(mem, v, n)?
-            .chunks_exact(2)
-            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-            .collect()),
+        launch::Elem::F16 => {
+            Ok(view(mem, v, n)?.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect())
+        }
         _ => f32s(mem, v, n),
     }
 }

@@ -253,8 +253,11 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         let cfg = &model.config;
         let (n_head, n_kv) = (cfg.n_head as usize, cfg.n_head_kv as usize);
         let uses_split = model.decode.nodes.iter().any(|n| matches!(n.spec, KernelSpec::AttnDecode { .. }));
-        let part_len =
-            if uses_split { launch::AttnDecode::<()>::part_len(capacity, n_head, n_kv, cfg.head_dim as usize) } else { 0 };
+        let part_len = if uses_split {
+            launch::AttnDecode::<()>::part_len(capacity, n_head, n_kv, cfg.head_dim as usize)
+        } else {
+            0
+        };
         let attn_part = dev.alloc(part_len)?;
         let mut attn_counters = dev.alloc(n_kv)?;
         attn_counters.write(0, &vec![0i32; n_kv])?;
@@ -370,7 +373,10 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     kv,
                 }
                 .into(),
-                (Step::Attention { layer, scale, softcap, window }, KernelSpec::AttnDecode { head_dim, gqa, kv, .. }) => {
+                (
+                    Step::Attention { layer, scale, softcap, window },
+                    KernelSpec::AttnDecode { head_dim, gqa, kv, .. },
+                ) => {
                     if n != 1 {
                         return Err(mismatch(node));
                     }
@@ -392,7 +398,10 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     }
                     .into()
                 }
-                (Step::Attention { layer, scale, softcap, window }, KernelSpec::Attention { head_dim, gqa, kv, .. }) => {
+                (
+                    Step::Attention { layer, scale, softcap, window },
+                    KernelSpec::Attention { head_dim, gqa, kv, .. },
+                ) => {
                     launch::Attention {
                         q: act(Buf::Q),
                         k_cache: Slot::KCache(layer as usize),

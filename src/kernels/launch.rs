@@ -603,7 +603,7 @@ impl<B> Describe<B> for Attention<B> {
         ]
     }
     fn validate(&self) -> Result<(), String> {
-        if self.gqa == 0 || self.n_head % self.gqa as usize != 0 {
+        if self.gqa == 0 || !self.n_head.is_multiple_of(self.gqa as usize) {
             return Err(format!("{} query heads do not share KV heads in groups of {}", self.n_head, self.gqa));
         }
         if self.window == Some(0) {
@@ -653,7 +653,7 @@ impl<B> Describe<B> for AttnDecode<B> {
         ]
     }
     fn validate(&self) -> Result<(), String> {
-        if self.gqa == 0 || self.n_head % self.gqa as usize != 0 {
+        if self.gqa == 0 || !self.n_head.is_multiple_of(self.gqa as usize) {
             return Err(format!("{} query heads do not share KV heads in groups of {}", self.n_head, self.gqa));
         }
         if self.window == Some(0) {
@@ -733,7 +733,7 @@ impl<B> Describe<B> for AddBias<B> {
         elementwise_args(&self.x, &self.bias, self.cols, &self.x, self.n, self.cols, 0.0)
     }
     fn validate(&self) -> Result<(), String> {
-        if self.cols == 0 || self.n % self.cols != 0 {
+        if self.cols == 0 || !self.n.is_multiple_of(self.cols) {
             return Err(format!("{} values are not whole rows of a {}-wide bias", self.n, self.cols));
         }
         Ok(())

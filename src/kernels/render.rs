@@ -3,11 +3,11 @@
 
 use std::fmt::Write;
 
-use super::spec::{KvPrecision, ATTN_DECODE_MAX_CHUNK, ATTN_DECODE_WARPS};
 use super::spec::{
     Dialect, ElementwiseOp, GluKind, KernelSpec, RopeKind, SpecError, ATTN_WARPS, BLOCK_THREADS, ROWS_PER_BLOCK,
     TOKENS_PER_WARP,
 };
+use super::spec::{KvPrecision, ATTN_DECODE_MAX_CHUNK, ATTN_DECODE_WARPS};
 use super::templates::{self as t, Template};
 use crate::dtype::GgmlType;
 

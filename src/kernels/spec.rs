@@ -196,7 +196,7 @@ impl KernelSpec {
             && (1..=ATTN_DECODE_MAX_GQA).contains(&gqa)
             && head_dim <= ATTN_DECODE_MAX_HEAD_DIM
             && head_dim > 0
-            && head_dim % 8 == 0;
+            && head_dim.is_multiple_of(8);
         if split {
             KernelSpec::AttnDecode { head_dim, gqa, sliding_window, softcap, kv }
         } else {
@@ -316,7 +316,7 @@ impl KernelSpec {
             KernelSpec::AttnDecode { head_dim, gqa, .. }
                 if head_dim == 0
                     || head_dim > ATTN_DECODE_MAX_HEAD_DIM
-                    || head_dim % 8 != 0
+                    || !head_dim.is_multiple_of(8)
                     || !(1..=ATTN_DECODE_MAX_GQA).contains(&gqa) =>
             {
                 invalid(format!(
