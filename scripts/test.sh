@@ -8,6 +8,9 @@ cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 python3 scripts/fetch_models.py >/dev/null
+# (serve helper, issue 11) The official OpenAI client that tests/serve.rs drives `rocmforge serve` with, and
+# the examples as programs (`--all-targets` builds them only as test harnesses) for tests/examples.rs.
+{ python3 -m pip install -q --disable-pip-version-check openai || python3 -m pip install -q --disable-pip-version-check --break-system-packages openai; } && cargo build --locked -q --profile test --examples
 # Requantized SmolLM2 variants and the synthetic qwen2 (builds llama-quantize once, ~5 min).
 bash scripts/make_variants.sh >/dev/null
 # Tests that need a fetched model or hipRTC fail (rather than skip) when it is missing: both ROCm

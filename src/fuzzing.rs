@@ -25,3 +25,36 @@ pub fn walk_untrusted_gguf(data: &[u8]) {
         let _ = summary.to_string();
     }
 }
+
+/// The body of the `cache_entry` fuzz target: untrusted bytes as a cache entry file, as the same
+/// file sealed with a valid hash (so that mutations reach the header and payload checks instead of
+/// stopping at the hash), and as a code object for each kind of target. Must return (never panic,
+/// hang or over-allocate) for any input.
+pub fn walk_untrusted_cache_entry(data: &[u8]) {
+    use crate::jit::{amd_kernel_resources, check_self_consistent, parse_entry, validate_code_object, Target};
+    static TARGETS: std::sync::OnceLock<Vec<Target>> = std::sync::OnceLock::new();
+    let targets = TARGETS.get_or_init(|| {
+        ["gfx906", "gfx90a:sramecc+:xnack-", "gfx1030", "gfx1100", "sm_90", "sm_100a"]
+            .iter()
+            .map(|t| t.parse().expect("the fuzz targets parse"))
+            .collect()
+    });
+    let walk = |file: &[u8]| {
+        if let Ok((header, payload)) = parse_entry(file) {
+            assert_eq!(payload.len() as u64, header.payload_len, "the payload has its declared length");
+            if let Ok((checked, key)) = check_self_consistent(file) {
+                assert_eq!(checked.key, key.hex());
+                let target: Target = checked.target.parse().expect("a checked entry's target parses");
+                validate_code_object(payload, &target, &checked.entry).expect("a checked entry's payload validates");
+            }
+        }
+    };
+    walk(data);
+    let mut sealed = data.to_vec();
+    sealed.extend_from_slice(blake3::hash(data).as_bytes());
+    walk(&sealed);
+    for target in targets {
+        let _ = validate_code_object(data, target, "k");
+    }
+    let _ = amd_kernel_resources(data);
+}

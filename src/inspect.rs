@@ -6,7 +6,34 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::gguf::GgufFile;
-use crate::model::{ModelConfig, ModelError};
+use crate::model::{ModelConfig, ModelError, RopeScaling, ROPE_FREQS};
+
+/// What a file's `rope_freqs.weight` does: how many rotated pairs it slows down, and by how much.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FreqFactors {
+    pub tensor: String,
+    pub pairs: usize,
+    /// Pairs whose divisor is not 1.
+    pub scaled: usize,
+    pub min: f32,
+    pub max: f32,
+}
+
+impl FreqFactors {
+    fn of(file: &GgufFile) -> Option<FreqFactors> {
+        // The model config has checked it: F32, rope_dims/2 values.
+        let t = file.tensor(ROPE_FREQS)?;
+        let f: Vec<f32> =
+            file.tensor_data(t).chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
+        Some(FreqFactors {
+            tensor: t.name.clone(),
+            pairs: f.len(),
+            scaled: f.iter().filter(|&&v| v != 1.0).count(),
+            min: f.iter().copied().fold(f32::INFINITY, f32::min),
+            max: f.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        })
+    }
+}
 
 /// A model file's shape at a glance. Field names are the `--json` keys.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -19,6 +46,10 @@ pub struct Summary {
     pub head_dim: u32,
     pub rope_dims: u32,
     pub rope_base: f32,
+    /// `{"type": "none"}` or `{"type": "linear", "factor": 8.0}`.
+    pub rope_scaling: RopeScaling,
+    /// Llama 3's per-pair frequency divisors, when the file has them.
+    pub rope_freq_factors: Option<FreqFactors>,
     pub n_ctx_train: u32,
     pub n_vocab: u32,
     /// Tensor type name → number of tensors of that type.
@@ -47,6 +78,8 @@ impl Summary {
             head_dim: config.head_dim,
             rope_dims: config.rope_dims,
             rope_base: config.rope_base,
+            rope_scaling: config.rope_scaling,
+            rope_freq_factors: if config.rope_freq_factors { FreqFactors::of(file) } else { None },
             n_ctx_train: config.n_ctx_train,
             n_vocab: config.n_vocab,
             tensor_types,
@@ -72,6 +105,20 @@ impl fmt::Display for Summary {
             self.head_dim
         )?;
         writeln!(f, "rope           {} dims, base {}, {:?} style", self.rope_dims, self.rope_base, c.rope_style)?;
+        let mut scaling = match self.rope_scaling {
+            RopeScaling::None => Vec::new(),
+            RopeScaling::Linear { factor } => vec![format!("linear: positions / {factor}")],
+        };
+        if let Some(ff) = &self.rope_freq_factors {
+            scaling.push(format!(
+                "Llama 3 frequency factors ({}): {} of {} pairs slowed, divisors {} to {}",
+                ff.tensor, ff.scaled, ff.pairs, ff.min, ff.max
+            ));
+        }
+        if let Some(n) = c.rope_scaling_orig_ctx {
+            scaling.push(format!("original context {n}"));
+        }
+        writeln!(f, "rope scaling   {}", if scaling.is_empty() { "none".to_string() } else { scaling.join("; ") })?;
         if let Some(w) = c.sliding_window {
             let n_swa = c.swa_layers.iter().filter(|&&s| s).count();
             writeln!(f, "sliding window {w} tokens on {n_swa} of {} layers", self.n_layer)?;

@@ -28,6 +28,10 @@ fn the_executor_on_the_cpu_device_matches_the_cpu_session() {
         "gemma-3-270m-q4_k_m.gguf",
         "variants/qwen2-synth-Q4_K.gguf",
         "variants/gemma2-synth-F32.gguf",
+        // Llama 3 rope frequency factors, through the rope launch's factor pointer.
+        "variants/llama3-synth-F32.gguf",
+        // Per-head Q/K norms, heads wider than n_embd / n_head.
+        "variants/qwen3-synth-F32.gguf",
     ] {
         let Some(path) = common::model(file) else { continue };
         let model = Model::load(&path).unwrap();

@@ -4,8 +4,9 @@
 
 mod common;
 
-use rocmforge::chat::{ChatFormat, Message};
+use rocmforge::chat::{ChatTemplate, Message, RenderOptions};
 use rocmforge::exec::{ExecError, GenerateParams, Generation, Model, SamplerConfig, Session};
+use rocmforge::tokenizer::EncodeOptions;
 
 fn smollm2() -> Option<Model> {
     common::model("variants/smol-Q4_K_M.gguf").map(|p| Model::load(p).unwrap())
@@ -15,7 +16,7 @@ fn smollm2() -> Option<Model> {
 fn decoding_token_by_token_matches_one_prefill() {
     let Some(model) = smollm2() else { return };
     let tok = model.tokenizer().unwrap();
-    let ids = tok.encode("The quick brown fox jumps over the lazy dog because", true, false);
+    let ids = tok.encode("The quick brown fox jumps over the lazy dog because", EncodeOptions::PROMPT);
     let mut whole = Session::new(&model, 64).unwrap();
     let want = whole.forward(&ids).unwrap().to_vec();
     let mut steps = Session::new(&model, 64).unwrap();
@@ -45,9 +46,9 @@ fn a_full_kv_cache_refuses_more_tokens_with_a_clear_error() {
 }
 
 fn chat_ids(model: &Model, question: &str) -> Vec<u32> {
-    let format = ChatFormat::from_metadata(&model.file.metadata).unwrap();
-    let text = format.render(&[Message::new("user", question)]);
-    model.tokenizer().unwrap().encode(&text, true, true)
+    let template = ChatTemplate::from_metadata(&model.file.metadata).unwrap();
+    let text = template.render(&[Message::new("user", question)], &RenderOptions::default()).unwrap();
+    model.tokenizer().unwrap().encode(&text, EncodeOptions::CHAT)
 }
 
 #[test]
@@ -57,7 +58,8 @@ fn greedy_chat_generation_is_reproducible_and_stops_at_the_turn_end() {
     let ids = chat_ids(&model, "What is the capital of France?");
     let generate = |sampler: SamplerConfig, n: usize| {
         let mut s = Session::new(&model, ids.len() + n).unwrap();
-        let g = Generation::new(&mut s, &tok, &ids, GenerateParams { max_tokens: n, sampler }).unwrap();
+        let g = Generation::new(&mut s, &tok, &ids, GenerateParams { max_tokens: n, sampler, ..Default::default() })
+            .unwrap();
         let toks: Vec<_> = g.map(|t| t.unwrap()).collect();
         (toks.iter().map(|t| t.id).collect::<Vec<_>>(), toks.iter().map(|t| t.text.as_str()).collect::<String>())
     };

@@ -196,3 +196,25 @@ fn synthetic_7b_q4_k_m_on_the_gpu_matches_the_cpu() {
     };
     gpu_matches_cpu(Path::new(&path), 16);
 }
+
+/// Llama 3 rope frequency factors through the GPU rope kernel: the synthetic Llama 3 on a
+/// 300-token prompt (where its factors change the logits by NMSE 4e-2), GPU against CPU.
+#[test]
+#[ignore = "needs a GPU: run by scripts/gpu_tests.sh on the device"]
+fn synthetic_llama3_on_the_gpu_matches_the_cpu() {
+    let path = common::models_dir().join("variants/llama3-synth-F32.gguf");
+    assert!(path.exists(), "{} is absent (scripts/make_variants.sh writes it)", path.display());
+    gpu_matches_cpu(&path, 300);
+}
+
+/// qwen3 (per-head Q/K norms, 128-wide heads over a hidden size of 256) in F32 and Q4_K_M, GPU
+/// against CPU.
+#[test]
+#[ignore = "needs a GPU: run by scripts/gpu_tests.sh on the device"]
+fn synthetic_qwen3_on_the_gpu_matches_the_cpu() {
+    for file in ["variants/qwen3-synth-F32.gguf", "variants/qwen3-synth-Q4_K_M.gguf"] {
+        let path = common::models_dir().join(file);
+        assert!(path.exists(), "{} is absent (scripts/make_variants.sh writes it)", path.display());
+        gpu_matches_cpu(&path, 40);
+    }
+}

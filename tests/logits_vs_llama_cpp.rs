@@ -3,13 +3,16 @@
 //! tests/fixtures/make_reference.sh). SmolLM2 F32: max |Δ| ≤ 1e-3. Every quantized model: NMSE ≤
 //! 1e-2 and our top-1 token's llama.cpp logit within 0.15 of llama.cpp's maximum (llama.cpp
 //! quantizes activations to 8 bits for quantized matrices; we do not, so exact agreement is not
-//! expected). Prompts of 13 and 80+ tokens.
+//! expected). Prompts of 13 and 80+ tokens (323 for the synthetic Llama 3, whose rope frequency
+//! factors matter only on long prompts).
 
 mod common;
 
 use std::path::PathBuf;
 
 use rocmforge::exec::{Model, Session};
+use rocmforge::graph;
+use rocmforge::kernels::AttnPhase;
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/logits")
@@ -46,21 +49,33 @@ struct Comparison {
     n_tokens: usize,
 }
 
-fn compare(name: &str) -> Vec<Comparison> {
+/// The model the references of `name` were made from, or `None` when it is absent.
+fn load(name: &str) -> Option<Model> {
     let (file, sha) = manifest_entry(name);
-    let Some(path) = common::model(&file) else { return Vec::new() };
+    let path = common::model(&file)?;
     assert_eq!(
         sha256(&path),
         sha,
         "{}: not the file the references were made from (rerun scripts/make_variants.sh)",
         path.display()
     );
-    let model = Model::load(&path).unwrap();
+    Some(Model::load(&path).unwrap())
+}
+
+fn compare(name: &str) -> Vec<Comparison> {
+    match load(name) {
+        Some(model) => compare_model(name, &model),
+        None => Vec::new(),
+    }
+}
+
+/// Our CPU logits for both prompts of `name` against llama.cpp's.
+fn compare_model(name: &str, model: &Model) -> Vec<Comparison> {
     let mut out = Vec::new();
     for n in 0..2 {
         let ids = read_ids(&fixtures().join(format!("{name}/{n}.tokens.bin")));
         let want = read_f32(&fixtures().join(format!("{name}/{n}.logits.bin")));
-        let mut session = Session::new(&model, ids.len()).unwrap();
+        let mut session = Session::new(model, ids.len()).unwrap();
         let got = session.forward(&ids).unwrap().to_vec();
         assert_eq!(got.len(), want.len());
         let max_abs = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
@@ -217,4 +232,61 @@ fast_mode_tests! {
     fast_gemma3_270m_q4_k_m_matches_llama_cpp => "gemma3-q4_k_m",
     fast_synthetic_qwen2_q4_k_matches_llama_cpp => "qwen2-synth-q4_k",
     fast_synthetic_gemma2_f32_matches_llama_cpp => "gemma2-synth-f32",
+    fast_synthetic_llama3_q4_k_m_matches_llama_cpp => "llama3-synth-q4_k_m",
+    fast_synthetic_qwen3_q4_k_m_matches_llama_cpp => "qwen3-synth-q4_k_m",
+}
+
+/// Llama 3.x rope scaling: a synthetic Llama 3 (tests/fixtures/synth_llama3.py) whose
+/// `rope_freqs.weight` holds Meta's llama3 factors (32, low 1, high 4, original context 8192),
+/// slowing 8 of its 16 rotated pairs. F32 weights, so the comparison is exact up to summation
+/// order: NMSE ≤ 1e-4 on 14 and 324 tokens. Run without its factors, the same model is far from
+/// llama.cpp on the long prompt (NMSE > 1e-2), so this test sees whether they are applied.
+#[test]
+fn synthetic_llama3_f32_with_rope_freq_factors_matches_llama_cpp() {
+    let Some(mut model) = load("llama3-synth-f32") else { return };
+    assert!(model.config.rope_freq_factors, "the synthetic Llama 3 carries rope_freqs.weight");
+    let with = compare_model("llama3-synth-f32", &model);
+    for c in &with {
+        assert!(c.nmse <= 1e-4, "{} tokens: NMSE {:.3e}", c.n_tokens, c.nmse);
+        assert_eq!(c.top1_gap, 0.0);
+    }
+    assert!(with[1].n_tokens >= 300, "the long prompt has {} tokens", with[1].n_tokens);
+
+    model.config.rope_freq_factors = false;
+    model.prefill = graph::build(&model.config, model.file.as_ref(), AttnPhase::Prefill).unwrap();
+    model.decode = graph::build(&model.config, model.file.as_ref(), AttnPhase::Decode).unwrap();
+    eprintln!("the same model without its rope frequency factors:");
+    let without = compare_model("llama3-synth-f32", &model);
+    assert!(without[1].nmse > 1e-2, "without factors: NMSE {:.3e}", without[1].nmse);
+}
+
+/// The synthetic Llama 3 requantized to Q4_K_M by llama-quantize (rope_freqs.weight stays F32):
+/// NMSE ≤ 1e-2 (llama.cpp's 8-bit activations, which we do not have) and the same top-1 token.
+#[test]
+fn synthetic_llama3_q4_k_m_matches_llama_cpp() {
+    let cs = compare("llama3-synth-q4_k_m");
+    for c in &cs {
+        assert!(c.nmse <= 1e-2, "{} tokens: NMSE {:.3e}", c.n_tokens, c.nmse);
+        assert_eq!(c.top1_gap, 0.0, "{} tokens: our top-1 is not llama.cpp's", c.n_tokens);
+    }
+    assert!(cs.is_empty() || cs[1].n_tokens >= 300);
+}
+
+/// qwen3: per-head Q/K RMSNorm before NEOX rope, no Q/K/V biases, heads of 128 over a hidden size
+/// of 256 (tests/fixtures/synth_qwen3.py). F32: NMSE ≤ 1e-4 and llama.cpp's top-1.
+#[test]
+fn synthetic_qwen3_f32_matches_llama_cpp() {
+    for c in compare("qwen3-synth-f32") {
+        assert!(c.nmse <= 1e-4, "{} tokens: NMSE {:.3e}", c.n_tokens, c.nmse);
+        assert_eq!(c.top1_gap, 0.0);
+    }
+}
+
+/// The synthetic qwen3 requantized to Q4_K_M: NMSE ≤ 1e-2 and the same top-1 token.
+#[test]
+fn synthetic_qwen3_q4_k_m_matches_llama_cpp() {
+    for c in compare("qwen3-synth-q4_k_m") {
+        assert!(c.nmse <= 1e-2, "{} tokens: NMSE {:.3e}", c.n_tokens, c.nmse);
+        assert_eq!(c.top1_gap, 0.0, "{} tokens: our top-1 is not llama.cpp's", c.n_tokens);
+    }
 }

@@ -101,22 +101,92 @@ fn rope_base_defaults_to_ten_thousand() {
 }
 
 #[test]
-fn rope_scaling_is_read_when_present() {
+fn rope_scaling_is_read_as_llama_cpp_reads_it() {
     assert_eq!(config(&base("llama")).unwrap().rope_scaling, RopeScaling::None);
     let mut w = base("llama");
     w.set_str("llama.rope.scaling.type", "linear").set_f32("llama.rope.scaling.factor", 8.0);
     assert_eq!(config(&w).unwrap().rope_scaling, RopeScaling::Linear { factor: 8.0 });
-    w.set_str("llama.rope.scaling.type", "longrope");
-    assert!(config(&w).unwrap_err().to_string().contains("longrope"));
+    assert_eq!(config(&w).unwrap().rope_scaling.freq_scale(), 0.125);
+    // llama.cpp: the type defaults to linear; the factor's old key still counts; none never scales.
+    let mut w = base("llama");
+    w.set_f32("llama.rope.scale_linear", 4.0);
+    assert_eq!(config(&w).unwrap().rope_scaling, RopeScaling::Linear { factor: 4.0 });
+    w.set_f32("llama.rope.scaling.factor", 2.0);
+    assert_eq!(config(&w).unwrap().rope_scaling, RopeScaling::Linear { factor: 2.0 }, "the new key first");
+    w.set_str("llama.rope.scaling.type", "none");
+    assert_eq!(config(&w).unwrap().rope_scaling, RopeScaling::None);
+    for factor in [0.0, 1.0] {
+        let mut w = base("qwen2");
+        w.set_str("qwen2.rope.scaling.type", "yarn").set_f32("qwen2.rope.scaling.factor", factor);
+        assert_eq!(config(&w).unwrap().rope_scaling, RopeScaling::None, "YaRN by {factor} changes nothing");
+    }
+    let mut w = base("llama");
+    w.set_u32("llama.rope.scaling.original_context_length", 8192);
+    assert_eq!(config(&w).unwrap().rope_scaling_orig_ctx, Some(8192));
+}
+
+#[test]
+fn rope_scaling_we_do_not_compute_is_refused_naming_key_and_value() {
+    for (ty, factor, needles) in [
+        ("yarn", 4.0, ["qwen2.rope.scaling.type", "yarn", "4"]),
+        ("longrope", 1.0, ["qwen2.rope.scaling.type", "longrope", "LongRoPE"]),
+        ("dynamic", 2.0, ["qwen2.rope.scaling.type", "dynamic", "unknown"]),
+    ] {
+        let mut w = base("qwen2");
+        w.set_str("qwen2.rope.scaling.type", ty).set_f32("qwen2.rope.scaling.factor", factor);
+        let e = config(&w).unwrap_err().to_string();
+        assert!(needles.iter().all(|n| e.contains(n)), "{e}");
+    }
+    let mut w = base("llama");
+    w.set_f32("llama.rope.scaling.attn_factor", 1.2);
+    let e = config(&w).unwrap_err().to_string();
+    assert!(e.contains("llama.rope.scaling.attn_factor") && e.contains("1.2"), "{e}");
+    w.set_f32("llama.rope.scaling.attn_factor", 1.0);
+    assert!(config(&w).is_ok(), "an attention factor of 1 changes nothing");
+    let mut w = base("llama");
+    w.set_f32("llama.rope.scaling.factor", -2.0);
+    let e = config(&w).unwrap_err().to_string();
+    assert!(e.contains("llama.rope.scaling.factor") && e.contains("-2"), "{e}");
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+#[test]
+fn llama3_rope_freqs_are_read_and_checked() {
+    assert!(!config(&base("llama")).unwrap().rope_freq_factors);
+    // 8 heads of 64: 32 rotated pairs.
+    let mut w = base("llama");
+    w.add_tensor("rope_freqs.weight", &[32], GgmlType::F32, f32_bytes(&[1.0; 32]));
+    assert!(config(&w).unwrap().rope_freq_factors);
+
+    let mut w = base("llama");
+    w.add_tensor("rope_freqs.weight", &[16], GgmlType::F32, f32_bytes(&[1.0; 16]));
+    let e = config(&w).unwrap_err();
+    assert!(matches!(e, ModelError::BadTensor { .. }), "{e}");
+    let e = e.to_string();
+    assert!(e.contains("rope_freqs.weight") && e.contains("[16]") && e.contains("32 factors"), "{e}");
+
+    let mut w = base("llama");
+    w.add_tensor("rope_freqs.weight", &[32], GgmlType::F16, vec![0; 64]);
+    let e = config(&w).unwrap_err().to_string();
+    assert!(e.contains("rope_freqs.weight") && e.contains("F16"), "{e}");
+
+    // llama.cpp passes the factors to rope for llama (and families we do not run), not for qwen2.
+    let mut w = base("qwen2");
+    w.add_tensor("rope_freqs.weight", &[32], GgmlType::F32, f32_bytes(&[1.0; 32]));
+    let e = config(&w).unwrap_err().to_string();
+    assert!(e.contains("rope_freqs.weight") && e.contains("qwen2"), "{e}");
 }
 
 #[test]
 fn rope_style_and_activation_follow_the_family() {
-    let styles: Vec<(RopeStyle, Activation, bool)> = ["llama", "qwen2", "gemma", "gemma2", "gemma3"]
+    let styles: Vec<(RopeStyle, Activation, bool, bool)> = ["llama", "qwen2", "gemma", "gemma2", "gemma3", "qwen3"]
         .iter()
         .map(|a| {
             let c = config(&base(a)).unwrap();
-            (c.rope_style, c.activation, c.qkv_bias)
+            (c.rope_style, c.activation, c.qkv_bias, c.qk_norm)
         })
         .collect();
     use Activation::*;
@@ -124,11 +194,12 @@ fn rope_style_and_activation_follow_the_family() {
     assert_eq!(
         styles,
         vec![
-            (Normal, Silu, false),
-            (Neox, Silu, true),
-            (Neox, GeluTanh, false),
-            (Neox, GeluTanh, false),
-            (Neox, GeluTanh, false)
+            (Normal, Silu, false, false),
+            (Neox, Silu, true, false),
+            (Neox, GeluTanh, false, false),
+            (Neox, GeluTanh, false, false),
+            (Neox, GeluTanh, false, true),
+            (Neox, Silu, false, true),
         ]
     );
 }
@@ -237,7 +308,7 @@ fn unsupported_architectures_are_named() {
     let e = config(&base("mamba")).unwrap_err();
     assert!(matches!(e, ModelError::UnsupportedArch { ref arch } if arch == "mamba"));
     let msg = e.to_string();
-    assert!(msg.contains("\"mamba\"") && msg.contains("llama, qwen2, gemma, gemma2, gemma3"), "{msg}");
+    assert!(msg.contains("\"mamba\"") && msg.contains("llama, qwen2, gemma, gemma2, gemma3, qwen3"), "{msg}");
     assert!(config(&without(&base("llama"), "general.architecture"))
         .unwrap_err()
         .to_string()
@@ -266,4 +337,77 @@ fn every_supported_architecture_loads() {
     for &arch in Arch::ALL {
         assert_eq!(config(&base(arch.name())).unwrap().arch, arch);
     }
+}
+
+/// A whole one-layer llama (hidden 32, 2 heads of 16, zero weights) that `Model` can load.
+fn tiny_llama() -> GgufWriter {
+    let mut w = GgufWriter::new();
+    w.set_str("general.architecture", "llama")
+        .set_u32("llama.block_count", 1)
+        .set_u32("llama.context_length", 64)
+        .set_u32("llama.embedding_length", 32)
+        .set_u32("llama.feed_forward_length", 64)
+        .set_u32("llama.attention.head_count", 2)
+        .set_f32("llama.attention.layer_norm_rms_epsilon", 1e-6)
+        .set_u32("llama.vocab_size", 8);
+    let mut t = |name: &str, shape: &[u64]| {
+        let n: u64 = shape.iter().product();
+        w.add_tensor(name, shape, GgmlType::F32, vec![0; n as usize * 4]);
+    };
+    t("token_embd.weight", &[32, 8]);
+    t("output_norm.weight", &[32]);
+    for (name, shape) in [
+        ("attn_norm", [32, 1]),
+        ("attn_q", [32, 32]),
+        ("attn_k", [32, 32]),
+        ("attn_v", [32, 32]),
+        ("attn_output", [32, 32]),
+        ("ffn_norm", [32, 1]),
+        ("ffn_gate", [32, 64]),
+        ("ffn_up", [32, 64]),
+        ("ffn_down", [64, 32]),
+    ] {
+        let shape = if shape[1] == 1 { &shape[..1] } else { &shape[..] };
+        t(&format!("blk.0.{name}.weight"), shape);
+    }
+    w
+}
+
+#[test]
+fn a_tensor_no_step_reads_is_refused_by_name() {
+    use rocmforge::exec::{ExecError, Model};
+    use rocmforge::graph::{GraphError, Step};
+    let load = |w: &GgufWriter| Model::from_file(GgufFile::from_bytes(w.to_bytes()).unwrap());
+    assert!(load(&tiny_llama()).is_ok());
+
+    let mut w = tiny_llama();
+    w.add_tensor("rope_freqs.weight", &[8], GgmlType::F32, f32_bytes(&[1.0; 8]));
+    let model = load(&w).unwrap();
+    let ropes: Vec<_> = model.decode.nodes.iter().filter(|n| matches!(n.step, Step::Rope { .. })).collect();
+    assert_eq!(ropes.len(), 2);
+    assert!(ropes
+        .iter()
+        .all(|n| n.weights == ["rope_freqs.weight"] && matches!(n.step, Step::Rope { freq_factors: true, .. })));
+
+    // Such as LongRoPE's factor tensors, which we do not implement.
+    let mut w = tiny_llama();
+    w.add_tensor("rope_factors_long.weight", &[8], GgmlType::F32, f32_bytes(&[1.0; 8]));
+    let e = load(&w).err().expect("refused");
+    assert!(matches!(&e, ExecError::Graph(GraphError::UnusedTensor(n)) if n == "rope_factors_long.weight"), "{e}");
+    assert!(e.to_string().contains("rope_factors_long.weight"), "{e}");
+}
+
+#[test]
+fn qwen3_reads_wide_heads_from_key_length() {
+    // Qwen3-0.6B's shape: hidden 1024, 16 query heads and 8 KV heads of 128.
+    let mut w = base("qwen3");
+    w.set_u32("qwen3.embedding_length", 1024)
+        .set_u32("qwen3.attention.head_count", 16)
+        .set_u32("qwen3.attention.head_count_kv", 8)
+        .set_u32("qwen3.attention.key_length", 128)
+        .set_u32("qwen3.attention.value_length", 128);
+    let cfg = config(&w).unwrap();
+    assert_eq!((cfg.head_dim, cfg.head_dim_v, cfg.rope_dims, cfg.gqa_ratio()), (128, 128, 128, 2));
+    assert_eq!(cfg.attention_scale, 1.0 / (128f32).sqrt());
+    assert!(cfg.qk_norm && !cfg.qkv_bias && !cfg.post_norms);
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use rocmforge::gguf::GgufFile;
-use rocmforge::tokenizer::Tokenizer;
+use rocmforge::tokenizer::{EncodeOptions, Tokenizer};
 
 fn check_vocab(name: &str) {
     let Some(path) = common::model(&format!("vocab/ggml-vocab-{name}.gguf")) else { return };
@@ -19,7 +19,7 @@ fn check_vocab(name: &str) {
     let texts = &texts[..expected.len()];
     let mut failures = Vec::new();
     for (text, want) in texts.iter().zip(&expected) {
-        let got = tok.encode(text, false, false);
+        let got = tok.encode(text, EncodeOptions::TEXT);
         if &got != want {
             failures.push(format!("{text:?}\n   want {want:?}\n   got  {got:?}"));
         }
@@ -68,7 +68,7 @@ fn check_prompts(tsv: &str, model: &str) {
         let (prompt, ids) = line.split_once('\t').unwrap();
         let prompt: String = serde_json::from_str(prompt).unwrap();
         let want: Vec<u32> = serde_json::from_str(ids).unwrap();
-        assert_eq!(tok.encode(&prompt, true, true), want, "{model}: {prompt:?}");
+        assert_eq!(tok.encode(&prompt, EncodeOptions::CHAT), want, "{model}: {prompt:?}");
         // Decoding gives the text back (less control tokens and the BOS).
         let text = tok.decode(&want);
         if !prompt.contains("<|im_") && !prompt.contains("_of_turn>") {

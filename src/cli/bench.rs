@@ -45,10 +45,21 @@ pub struct BenchArgs {
 }
 
 pub fn main(a: BenchArgs) -> Result<ExitCode> {
+    // Bounded by a 32-bit context, so max(prompt, depth) + gen + 1 cannot overflow.
+    let max = u32::MAX as usize / 2;
+    let depth = a.depth.iter().copied().max().unwrap_or(0);
+    for (flag, v) in [("--prompt", a.prompt), ("--gen", a.gen), ("--depth", depth)] {
+        if v > max {
+            return Err(format!("{flag} {v}: at most {max} tokens").into());
+        }
+    }
+    if a.reps == 0 || a.reps > 1000 {
+        return Err(format!("--reps {}: between 1 and 1000", a.reps).into());
+    }
     if a.depth.is_empty() {
         return Err("--depth needs at least one value".into());
     }
-    bench(&a, a.precision.get())
+    super::generate::with_worker_threads(move || bench(&a, a.precision.get()))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -235,10 +246,13 @@ fn bench(a: &BenchArgs, precision: CpuPrecision) -> Result<ExitCode> {
     let target = dev.target().cloned().ok_or("bench measures GPUs; use --device cpu for the CPU")?;
     let mem_before = dev.memory_used()?;
     let bandwidth = rocmforge::exec::gpu::copy_bandwidth(&dev, 1 << 30)?;
-    let cache_dir = std::env::temp_dir().join(format!("rocmforge-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&cache_dir);
+    // A fresh private folder (random name, 0700) for the cold compile; removed when dropped.
+    let scratch = tempfile::Builder::new().prefix("rocmforge-bench-").tempdir()?;
+    let cache_dir = scratch.path().join("kernels");
+    let progress = super::progress::JitProgress::new();
     let kv: KvPrecision = a.device.kv;
-    let engine = Engine::builder().target(target.clone()).cache_dir(&cache_dir).build()?;
+    let engine =
+        Engine::builder().target(target.clone()).cache_dir(&cache_dir).progress(progress.for_engine()).build()?;
     let t = Instant::now();
     let cold = GpuModel::with_kv(&model, dev.clone(), &engine, kv)?;
     let cold_s = t.elapsed().as_secs_f64();
@@ -305,6 +319,6 @@ fn bench(a: &BenchArgs, precision: CpuPrecision) -> Result<ExitCode> {
         });
         println!("{j}");
     }
-    let _ = std::fs::remove_dir_all(&cache_dir);
+    drop(scratch);
     Ok(ExitCode::SUCCESS)
 }

@@ -12,8 +12,9 @@ use super::Result;
 pub struct InspectArgs {
     /// The GGUF file to read.
     pub model: PathBuf,
-    /// Print one JSON object (keys: architecture, n_layer, n_embd, n_head, n_head_kv,
-    /// head_dim, rope_dims, rope_base, n_ctx_train, n_vocab, tensor_types, n_params, n_bytes).
+    /// Print one JSON object (keys: architecture, n_layer, n_embd, n_head, n_head_kv, head_dim,
+    /// rope_dims, rope_base, rope_scaling, rope_freq_factors, n_ctx_train, n_vocab, tensor_types,
+    /// n_params, n_bytes).
     #[arg(long)]
     pub json: bool,
     /// Also list every metadata key with its type and (shortened) value.

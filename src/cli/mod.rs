@@ -2,8 +2,11 @@
 
 mod bench;
 mod cache;
+mod chat;
 mod generate;
 mod inspect;
+mod progress;
+mod serve;
 mod warm;
 
 use std::process::ExitCode;
@@ -24,6 +27,8 @@ pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
   rocmforge run SmolLM2-135M-Instruct.Q4_1.gguf --chat -p "What is the capital of France?"
   rocmforge run model.gguf -p "Once upon a time" -n 64 --temp 0 # greedy
   rocmforge logits model.gguf -p "Hello" --out logits.bin     # llama-debug's format
+  rocmforge chat SmolLM2-135M-Instruct.Q4_1.gguf             # talk to it in the terminal
+  rocmforge serve model.gguf --port 8080                      # an OpenAI-compatible HTTP API
   rocmforge cache ls"#)]
 pub struct Cli {
     #[command(subcommand)]
@@ -50,6 +55,14 @@ enum Command {
     Logits(generate::LogitsArgs),
     /// Generate text from a prompt, streaming it as it is made.
     Run(generate::RunArgs),
+    /// Chat with a model in the terminal: history kept, /reset, /exit; Ctrl-C stops an answer.
+    Chat(chat::ChatArgs),
+    /// Serve a model over HTTP with OpenAI's API: /v1/chat/completions (streamed or not),
+    /// /v1/completions, /v1/models, /health.
+    ///
+    /// Kernels are compiled (or read from the cache) before the port opens. Requests wait in a
+    /// bounded queue for the model's one session; past it they get 503.
+    Serve(serve::ServeArgs),
     /// Measure a model: load, JIT (cold and warm), prefill and decode tokens/s, and decode against
     /// the memory-bandwidth roofline (weight bytes per token over the device's copy bandwidth).
     Bench(bench::BenchArgs),
@@ -69,9 +82,29 @@ pub struct DeviceArg {
     pub kv: rocmforge::kernels::KvPrecision,
 }
 
+impl DeviceArg {
+    pub fn choice(&self) -> Result<rocmforge::llm::DeviceChoice> {
+        Ok(self.device.parse()?)
+    }
+}
+
+/// Lets a closed stdout pipe (`rocmforge … | head`) end the process quietly, as it does for other
+/// Unix tools, instead of a panic in `print!`. Not for `serve`, which writes to sockets.
+fn exit_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE at start-up, before any thread exists;
+    // `signal` with SIG_DFL has no other effect.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Parses the command line, runs the subcommand, and prints an error with its causes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        exit_quietly_on_closed_pipe();
+    }
     let result = match cli.command {
         Command::Inspect(a) => inspect::main(a),
         Command::Kernels(a) => warm::kernels_main(a),
@@ -80,6 +113,8 @@ pub fn main() -> ExitCode {
         Command::Bench(a) => bench::main(a),
         Command::Logits(a) => generate::logits_main(a),
         Command::Run(a) => generate::run_main(a),
+        Command::Chat(a) => chat::main(a),
+        Command::Serve(a) => serve::main(a),
     };
     match result {
         Ok(code) => code,

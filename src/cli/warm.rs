@@ -38,12 +38,17 @@ pub struct WarmArgs {
     /// Print each kernel's VGPRs, SGPRs, LDS, scratch and spills (AMD targets).
     #[arg(long)]
     pub report: bool,
-    /// Parallel compile jobs (default: the number of cores).
+    /// Parallel compile jobs, each a compiler process (default: the number of cores; at most 4
+    /// per core).
     #[arg(long)]
     pub jobs: Option<usize>,
     /// Cache root (default: ROCMFORGE_CACHE_DIR, else ~/.cache/rocmforge/kernels).
     #[arg(long)]
     pub cache_dir: Option<PathBuf>,
+    /// The cache folder is shared on purpose (see `rocmforge cache --help`); also
+    /// ROCMFORGE_CACHE_SHARED=1.
+    #[arg(long)]
+    pub shared_cache: bool,
     /// Internal: compile only share I of N (`I/N`); the worker processes of a parallel warm.
     #[arg(long, hide = true)]
     pub shard: Option<String>,
@@ -54,11 +59,29 @@ pub fn kernels_main(a: KernelsArgs) -> Result<ExitCode> {
 }
 
 pub fn main(a: WarmArgs) -> Result<ExitCode> {
-    warm(a.model, &a.target, a.check, a.report, a.jobs, a.cache_dir, a.shard.as_deref())
+    let shared = a.shared_cache || rocmforge::jit::KernelCache::shared_from_env();
+    let jobs = check_jobs(a.jobs)?;
+    warm(a.model, &a.target, a.check, a.report, jobs, a.cache_dir, shared, a.shard.as_deref())
+}
+
+/// `--jobs`: each job is a compiler process of a few hundred MB, so more than 4 per core only
+/// starves the machine.
+fn check_jobs(jobs: Option<usize>) -> Result<usize> {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let max = 4 * cores;
+    match jobs {
+        None => Ok(cores),
+        Some(0) => Err("--jobs 0: at least one job is needed".into()),
+        Some(n) if n > max => Err(format!(
+            "--jobs {n} is too many: at most {max} on this machine (4 per core, {cores} cores); each job is a compiler process"
+        )
+        .into()),
+        Some(n) => Ok(n),
+    }
 }
 
 /// The model's distinct kernel specs (prefill and decode).
-fn model_specs(model: &PathBuf) -> Result<Vec<KernelSpec>> {
+pub(super) fn model_specs(model: &PathBuf) -> Result<Vec<KernelSpec>> {
     let file = GgufFile::open(model)?;
     let cfg = ModelConfig::from_gguf(&file).map_err(|e| format!("{}: {e}", model.display()))?;
     Ok(graph::kernel_specs(&cfg, &file)?.into_iter().collect())
@@ -88,7 +111,7 @@ fn kernels(model: PathBuf, source: Option<String>, target: &str) -> Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
-fn parse_targets(list: &[String]) -> Result<Vec<Target>> {
+pub(super) fn parse_targets(list: &[String]) -> Result<Vec<Target>> {
     Ok(list.iter().map(|t| t.trim().parse::<Target>()).collect::<std::result::Result<_, _>>()?)
 }
 
@@ -98,14 +121,14 @@ fn warm(
     targets: &[String],
     check: bool,
     report: bool,
-    jobs: Option<usize>,
+    jobs: usize,
     cache_dir: Option<PathBuf>,
+    shared: bool,
     shard: Option<&str>,
 ) -> Result<ExitCode> {
     let target_list = parse_targets(targets)?;
     let specs = model_specs(&model)?;
-    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)).max(1);
-    let mut builder = Engine::builder().targets(target_list.clone()).jobs(jobs);
+    let mut builder = Engine::builder().targets(target_list.clone()).jobs(jobs).shared_cache(shared);
     if let Some(dir) = &cache_dir {
         builder = builder.cache_dir(dir);
     }
@@ -161,7 +184,18 @@ fn warm(
             if let Some(dir) = &cache_dir {
                 c.arg("--cache-dir").arg(dir);
             }
-            children.push(c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn()?);
+            if shared {
+                c.arg("--shared-cache");
+            }
+            match c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn() {
+                Ok(child) => children.push(child),
+                // Workers are a speed-up: where the system refuses more processes, the shards
+                // that did not start are compiled below, in this process.
+                Err(e) => {
+                    eprintln!("warning: started {i} of {jobs} compile workers ({e}); this process compiles the rest");
+                    break;
+                }
+            }
         }
         loop {
             let mut running = false;
@@ -226,6 +260,17 @@ fn warm(
 }
 
 fn draw_bar(done: usize, total: usize, what: &str) {
+    use std::io::IsTerminal;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    if !std::io::stderr().is_terminal() {
+        // A log, not a screen: a line at each quarter and at the end, no carriage returns.
+        static LAST_QUARTER: AtomicUsize = AtomicUsize::new(usize::MAX);
+        let quarter = done * 4 / total.max(1);
+        if LAST_QUARTER.swap(quarter, Ordering::Relaxed) != quarter {
+            eprintln!("{done}/{total} {what}");
+        }
+        return;
+    }
     let width = 30;
     let filled = done * width / total.max(1);
     eprint!("\r[{}{}] {done}/{total} {what:<60}", "#".repeat(filled), " ".repeat(width - filled));

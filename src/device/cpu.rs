@@ -155,7 +155,9 @@ impl CpuBackend {
                 let mut x = f32s(mem, &l.x, l.n_tokens * l.n_heads * hd)?;
                 let pos = indices(mem, &l.positions, l.n_tokens, "position")?;
                 let neox = l.kind == crate::kernels::RopeKind::Neox;
-                reference::rope(&mut x, &pos, l.n_heads, hd, l.rope_dims as usize, neox, l.base, l.freq_scale);
+                let rd = l.rope_dims as usize;
+                let ff = f32s(mem, &l.freq_factors, rd / 2)?;
+                reference::rope(&mut x, &pos, l.n_heads, hd, rd, neox, l.base, l.freq_scale, Some(&ff));
                 put_f32s(mem, &l.x, 0, &x)
             }
             Launch::MatVec(launch::MatVec { w, x, y, wtype, k, rows })

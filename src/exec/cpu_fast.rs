@@ -19,10 +19,10 @@ use rayon::prelude::*;
 
 use super::cpu_simd as vs;
 use super::{ExecError, Model};
-use crate::reference;
 use crate::graph::{Buf, Step};
 use crate::kernels::GluKind;
 use crate::quant::{self, simd, Isa, Kernel, OutMatrix, Q8Rows, QuantError};
+use crate::reference;
 
 /// How a CPU session computes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,7 +53,7 @@ pub(crate) struct FastState {
     q8_of: Option<(Buf, bool)>,
     /// Rope (cos, sin) per token and rotated pair, and the pass they were made for.
     rope: Vec<(f32, f32)>,
-    rope_key: Option<(usize, usize, u32, u32, usize)>,
+    rope_key: Option<(usize, usize, u32, u32, usize, bool)>,
 }
 
 impl FastState {
@@ -133,7 +133,14 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
         match node.step {
             Step::Embed { out, scale } => {
                 let t = file.require_tensor(&node.weights[0])?;
-                reference::embed(t.ty, file.tensor_data(t), cfg.n_embd as usize, tokens, scale, &mut bufs[out as usize])?;
+                reference::embed(
+                    t.ty,
+                    file.tensor_data(t),
+                    cfg.n_embd as usize,
+                    tokens,
+                    scale,
+                    &mut bufs[out as usize],
+                )?;
             }
             Step::Norm { x, out, width, eps } => {
                 let w = model.vector(&node.weights[0]);
@@ -158,10 +165,12 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
             Step::BiasAdd { x, width } => {
                 reference::bias_add(&mut bufs[x as usize], model.vector(&node.weights[0]), width as usize);
             }
-            Step::Rope { x, heads, base, freq_scale } => {
+            Step::Rope { x, heads, base, freq_scale, freq_factors } => {
                 let neox = cfg.rope_style == crate::model::RopeStyle::Neox;
                 let (hd, rd) = (cfg.head_dim as usize, cfg.rope_dims as usize);
-                rope(state, &mut bufs[x as usize], pos0, n, heads as usize, hd, rd, neox, base, freq_scale);
+                let ff = freq_factors.then(|| model.vector(&node.weights[0]));
+                let angles = RopeAngles { pos0, n, rope_dims: rd, base, freq_scale, freq_factors: ff };
+                rope(state, &mut bufs[x as usize], &angles, heads as usize, hd, neox);
             }
             Step::KvAppend { layer } => {
                 let (kw, vw) = (graph.buffers.kv_width, graph.buffers.v_width);
@@ -329,30 +338,30 @@ fn rms_norm_in_place(x: &mut [f32], weight: &[f32], width: usize, eps: f32) {
     }
 }
 
-/// Rope as [`reference::rope`] (the same iterated f32 angles), the cos/sin of a pass computed once and
-/// reused by every layer with the same base.
-#[allow(clippy::too_many_arguments)]
-fn rope(
-    state: &mut FastState,
-    x: &mut [f32],
+/// The rope angles of a pass: positions `pos0..pos0 + n`, and what turns them into angles.
+struct RopeAngles<'a> {
     pos0: usize,
     n: usize,
-    heads: usize,
-    head_dim: usize,
     rope_dims: usize,
-    neox: bool,
     base: f32,
     freq_scale: f32,
-) {
+    /// Llama 3's per-pair frequency divisors (one tensor for every layer).
+    freq_factors: Option<&'a [f32]>,
+}
+
+/// Rope as [`reference::rope`] (the same iterated f32 angles), the cos/sin of a pass computed once and
+/// reused by every layer with the same base.
+fn rope(state: &mut FastState, x: &mut [f32], a: &RopeAngles, heads: usize, head_dim: usize, neox: bool) {
+    let (n, rope_dims) = (a.n, a.rope_dims);
     let half = rope_dims / 2;
-    let key = (pos0, n, base.to_bits(), freq_scale.to_bits(), rope_dims);
+    let key = (a.pos0, n, a.base.to_bits(), a.freq_scale.to_bits(), rope_dims, a.freq_factors.is_some());
     if state.rope_key != Some(key) {
         state.rope.resize(n * half, (0.0, 0.0));
-        let theta_scale = base.powf(-2.0 / rope_dims as f32);
+        let theta_scale = a.base.powf(-2.0 / rope_dims as f32);
         for t in 0..n {
-            let mut theta = (pos0 + t) as f32;
-            for cs in &mut state.rope[t * half..(t + 1) * half] {
-                let th = theta * freq_scale;
+            let mut theta = (a.pos0 + t) as f32;
+            for (i, cs) in state.rope[t * half..(t + 1) * half].iter_mut().enumerate() {
+                let th = a.freq_factors.map_or(theta, |ff| theta / ff[i]) * a.freq_scale;
                 *cs = (th.cos(), th.sin());
                 theta *= theta_scale;
             }

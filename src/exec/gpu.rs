@@ -45,6 +45,9 @@ pub struct GpuModel<'m> {
     weights: Vec<Weight>,
     /// Index into `weights` by tensor name.
     weight_index: HashMap<String, usize>,
+    /// Index into `weights` of `rope_dims / 2` ones: the frequency divisors of a rope without
+    /// Llama 3's factors (dividing by 1 is exact, so one rope kernel serves both).
+    unit_freq_factors: usize,
     kernels: HashMap<KernelSpec, Kernel>,
     /// The element type of its sessions' KV caches (the attention and append kernels read it).
     pub kv: KvPrecision,
@@ -112,8 +115,10 @@ impl<'m> GpuModel<'m> {
                     continue;
                 }
                 let weight = match node.step {
-                    // Norms and biases go up as f32, as the kernels read them.
-                    Step::Norm { .. } | Step::BiasAdd { .. } => Weight::F32(device.upload(model.vector(name))?),
+                    // Norms, biases and rope frequency factors go up as f32, as the kernels read them.
+                    Step::Norm { .. } | Step::BiasAdd { .. } | Step::Rope { .. } => {
+                        Weight::F32(device.upload(model.vector(name))?)
+                    }
                     _ => {
                         let t = model.file.require_tensor(name)?;
                         Weight::Blocks(device.upload(model.file.tensor_data(t))?)
@@ -127,9 +132,11 @@ impl<'m> GpuModel<'m> {
                 weights.push(weight);
             }
         }
+        let unit_freq_factors = weights.len();
+        weights.push(Weight::F32(device.upload(&vec![1f32; cfg.rope_dims as usize / 2])?));
         device.synchronize()?;
         report.upload_seconds = start.elapsed().as_secs_f64();
-        Ok(GpuModel { model, device, weights, weight_index, kernels, kv, report })
+        Ok(GpuModel { model, device, weights, weight_index, unit_freq_factors, kernels, kv, report })
     }
 }
 
@@ -246,7 +253,23 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         let bufs =
             plan.sizes.iter().map(|(buf, _)| dev.alloc(plan.len(*buf, max_batch))).collect::<Result<Vec<_>, _>>()?;
         debug_assert!(plan.sizes.iter().enumerate().all(|(i, (b, _))| *b as usize == i) && bufs.len() == N_BUFS);
-        let kv = |w: usize| KvBuffer::new(dev, g.kv, capacity * w);
+        // The KV cache, sized with checked arithmetic (f32 bytes, halved for f16); a refusal names
+        // what was asked.
+        let need = super::session::kv_cache_bytes(plan, capacity).map(|b| b / 4 * g.kv.size() as u64);
+        let need = need.ok_or_else(|| ExecError::OutOfMemory {
+            what: "KV cache",
+            capacity,
+            need: "more than 2^64 bytes".into(),
+            limit: "no device has that".into(),
+        })?;
+        let kv = |w: usize| {
+            KvBuffer::new(dev, g.kv, capacity * w).map_err(|e| ExecError::OutOfMemory {
+                what: "KV cache",
+                capacity,
+                need: super::session::gib(need),
+                limit: format!("the device refused it: {e}"),
+            })
+        };
         let k_cache = (0..plan.n_layer).map(|_| kv(plan.kv_width)).collect::<Result<Vec<_>, _>>()?;
         let v_cache = (0..plan.n_layer).map(|_| kv(plan.v_width)).collect::<Result<Vec<_>, _>>()?;
         let (ids, positions, argmax) = (dev.alloc(max_batch)?, dev.alloc(max_batch)?, dev.alloc(1)?);
@@ -348,20 +371,22 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 (Step::BiasAdd { x, width }, KernelSpec::Elementwise { .. }) => {
                     launch::AddBias { x: act(x), bias: weight(0), n: n * width as usize, cols: width as usize }.into()
                 }
-                (Step::Rope { x, heads, base, freq_scale }, KernelSpec::Rope { head_dim, rope_dims, kind }) => {
-                    launch::Rope {
-                        x: act(x),
-                        positions: Slot::Positions,
-                        head_dim,
-                        rope_dims,
-                        kind,
-                        n_tokens: n,
-                        n_heads: heads as usize,
-                        base,
-                        freq_scale,
-                    }
-                    .into()
+                (
+                    Step::Rope { x, heads, base, freq_scale, freq_factors },
+                    KernelSpec::Rope { head_dim, rope_dims, kind },
+                ) => launch::Rope {
+                    x: act(x),
+                    positions: Slot::Positions,
+                    freq_factors: if freq_factors { weight(0) } else { Slot::Weight(g.unit_freq_factors) },
+                    head_dim,
+                    rope_dims,
+                    kind,
+                    n_tokens: n,
+                    n_heads: heads as usize,
+                    base,
+                    freq_scale,
                 }
+                .into(),
                 (Step::KvAppend { layer }, KernelSpec::KvAppend { kv }) => launch::KvAppend {
                     k: act(Buf::K),
                     v: act(Buf::V),

@@ -20,8 +20,8 @@ use crate::model::{ModelConfig, ModelError};
 use crate::quant::{self, QuantError};
 
 pub use cpu_fast::CpuPrecision;
-pub use generate::{GenerateParams, Generated, Generation, GenerationStats};
-pub use sampler::{Sampler, SamplerConfig};
+pub use generate::{FinishReason, GenerateParams, Generated, Generation, GenerationStats};
+pub use sampler::{Sampler, SamplerConfig, SamplerError};
 pub use session::Session;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +44,8 @@ pub enum ExecError {
     NoTokens,
     #[error("capacity {capacity} exceeds the model's limit of {max} positions")]
     CapacityTooLarge { capacity: usize, max: usize },
+    #[error("the {what} for {capacity} positions needs {need}, but {limit} (ask for fewer positions: --ctx, -n)")]
+    OutOfMemory { what: &'static str, capacity: usize, need: String, limit: String },
     #[error(transparent)]
     Device(#[from] crate::device::DeviceError),
     #[error(transparent)]
@@ -99,10 +101,11 @@ impl Model {
         let config = ModelConfig::from_gguf(&file)?;
         let prefill = graph::build(&config, &file, AttnPhase::Prefill)?;
         let decode = graph::build(&config, &file, AttnPhase::Decode)?;
+        graph::check_all_tensors_used(&decode, file.tensors.iter().map(|t| t.name.as_str()))?;
         let mut vectors = HashMap::new();
         for node in &decode.nodes {
             check_shapes(&file, &config, &node.step, &node.weights)?;
-            if matches!(node.step, Step::Norm { .. } | Step::BiasAdd { .. }) {
+            if matches!(node.step, Step::Norm { .. } | Step::BiasAdd { .. } | Step::Rope { freq_factors: true, .. }) {
                 let t = file.require_tensor(&node.weights[0])?;
                 vectors.insert(t.name.clone(), quant::dequantize_to_vec(t.ty, file.tensor_data(t))?);
             }

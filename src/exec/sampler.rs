@@ -1,6 +1,6 @@
-//! Sampling: repetition penalty, then top-k, top-p and min-p filtering, then temperature and a
-//! seeded draw (llama.cpp's default order). Temperature 0 is greedy. The same seed gives the same
-//! tokens.
+//! Sampling: penalties (repetition, presence, frequency), then top-k, top-p and min-p filtering,
+//! then temperature and a seeded draw (llama.cpp's default order). Temperature 0 is greedy. The
+//! same seed gives the same tokens.
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SamplerConfig {
@@ -14,9 +14,25 @@ pub struct SamplerConfig {
     pub min_p: f32,
     /// 1.0: off. Logits of recent tokens are divided (if positive) or multiplied by it.
     pub repeat_penalty: f32,
-    /// How many recent tokens the penalty looks at.
+    /// How many recent tokens the penalties look at.
     pub repeat_last_n: usize,
+    /// 0.0: off. Subtracted once from the logit of every token among the recent ones (OpenAI's
+    /// `presence_penalty`, -2 to 2).
+    pub presence_penalty: f32,
+    /// 0.0: off. Subtracted per occurrence among the recent tokens (OpenAI's
+    /// `frequency_penalty`, -2 to 2).
+    pub frequency_penalty: f32,
     pub seed: u64,
+}
+
+/// A sampling setting outside its range.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{name} = {value} is out of range: {expected}")]
+pub struct SamplerError {
+    /// The setting, as `SamplerConfig` names it (`temperature`, `top_p`, …).
+    pub name: &'static str,
+    pub value: f32,
+    pub expected: &'static str,
 }
 
 impl Default for SamplerConfig {
@@ -28,6 +44,8 @@ impl Default for SamplerConfig {
             min_p: 0.05,
             repeat_penalty: 1.0,
             repeat_last_n: 64,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
             seed: 0,
         }
     }
@@ -36,6 +54,25 @@ impl Default for SamplerConfig {
 impl SamplerConfig {
     pub fn greedy() -> Self {
         SamplerConfig { temperature: 0.0, ..Default::default() }
+    }
+
+    /// Checks every setting is finite and in its range (a NaN temperature would otherwise sample
+    /// garbage silently).
+    pub fn validate(&self) -> Result<(), SamplerError> {
+        let check = |name, value: f32, ok: bool, expected| {
+            if value.is_finite() && ok {
+                Ok(())
+            } else {
+                Err(SamplerError { name, value, expected })
+            }
+        };
+        check("temperature", self.temperature, self.temperature >= 0.0, "0 (greedy) or more")?;
+        check("top_p", self.top_p, self.top_p > 0.0 && self.top_p <= 1.0, "above 0 and at most 1 (1: off)")?;
+        check("min_p", self.min_p, (0.0..=1.0).contains(&self.min_p), "0 (off) to 1")?;
+        check("repeat_penalty", self.repeat_penalty, self.repeat_penalty > 0.0, "above 0 (1: off)")?;
+        check("presence_penalty", self.presence_penalty, (-2.0..=2.0).contains(&self.presence_penalty), "-2 to 2")?;
+        check("frequency_penalty", self.frequency_penalty, (-2.0..=2.0).contains(&self.frequency_penalty), "-2 to 2")?;
+        Ok(())
     }
 }
 
@@ -65,11 +102,18 @@ impl Sampler {
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
         let c = self.config.clone();
         let mut cand: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
-        if c.repeat_penalty != 1.0 {
+        if c.repeat_penalty != 1.0 || c.presence_penalty != 0.0 || c.frequency_penalty != 0.0 {
+            // As llama.cpp's penalties sampler: each distinct recent token once for the repeat
+            // and presence penalties, per occurrence for the frequency penalty.
             let recent = &history[history.len().saturating_sub(c.repeat_last_n)..];
+            let mut counts = std::collections::HashMap::<u32, usize>::new();
             for &t in recent {
+                *counts.entry(t).or_default() += 1;
+            }
+            for (&t, &n) in &counts {
                 if let Some(e) = cand.get_mut(t as usize) {
                     e.1 = if e.1 > 0.0 { e.1 / c.repeat_penalty } else { e.1 * c.repeat_penalty };
+                    e.1 -= n as f32 * c.frequency_penalty + c.presence_penalty;
                 }
             }
         }
@@ -132,6 +176,35 @@ mod tests {
     fn repeat_penalty_can_change_the_greedy_choice() {
         let mut s = Sampler::new(SamplerConfig { repeat_penalty: 1.5, ..SamplerConfig::greedy() });
         assert_eq!(s.sample(&[0.1, 3.0, -1.0, 2.9], &[1]), 3);
+    }
+
+    #[test]
+    fn a_token_seen_twice_is_penalised_once_and_frequency_counts_occurrences() {
+        // Token 1 appears twice: repeat penalty 2 halves it once (3.0 -> 1.5, below token 3's 1.6).
+        let mut s = Sampler::new(SamplerConfig { repeat_penalty: 2.0, ..SamplerConfig::greedy() });
+        assert_eq!(s.sample(&[0.1, 3.0, -1.0, 1.6], &[1, 1]), 3);
+        let mut s = Sampler::new(SamplerConfig { repeat_penalty: 2.0, ..SamplerConfig::greedy() });
+        assert_eq!(s.sample(&[0.1, 3.0, -1.0, 1.4], &[1, 1]), 1, "halved once, not twice");
+        // Frequency 0.6 per occurrence: 3.0 - 1.2 = 1.8 stays above 1.7; presence 0.2 more sinks it.
+        let freq = SamplerConfig { frequency_penalty: 0.6, ..SamplerConfig::greedy() };
+        assert_eq!(Sampler::new(freq.clone()).sample(&[0.0, 3.0, 0.0, 1.7], &[1, 1]), 1);
+        let both = SamplerConfig { presence_penalty: 0.2, ..freq };
+        assert_eq!(Sampler::new(both).sample(&[0.0, 3.0, 0.0, 1.7], &[1, 1]), 3);
+    }
+
+    #[test]
+    fn settings_out_of_range_are_named() {
+        assert!(SamplerConfig::default().validate().is_ok());
+        let bad = |c: SamplerConfig| c.validate().unwrap_err().name;
+        assert_eq!(bad(SamplerConfig { temperature: f32::NAN, ..Default::default() }), "temperature");
+        assert_eq!(bad(SamplerConfig { temperature: -0.5, ..Default::default() }), "temperature");
+        assert_eq!(bad(SamplerConfig { top_p: 0.0, ..Default::default() }), "top_p");
+        assert_eq!(bad(SamplerConfig { top_p: 1.5, ..Default::default() }), "top_p");
+        assert_eq!(bad(SamplerConfig { min_p: -0.1, ..Default::default() }), "min_p");
+        assert_eq!(bad(SamplerConfig { repeat_penalty: 0.0, ..Default::default() }), "repeat_penalty");
+        assert_eq!(bad(SamplerConfig { repeat_penalty: f32::INFINITY, ..Default::default() }), "repeat_penalty");
+        assert_eq!(bad(SamplerConfig { presence_penalty: 2.5, ..Default::default() }), "presence_penalty");
+        assert_eq!(bad(SamplerConfig { frequency_penalty: -3.0, ..Default::default() }), "frequency_penalty");
     }
 
     #[test]

@@ -5,10 +5,50 @@
 
 use super::cpu_fast::{self, CpuPrecision, FastState};
 use super::{ExecError, Model};
-use crate::graph::{Buf, Step};
+use crate::graph::{Buf, BufferPlan, Step};
 use crate::reference;
 
 const N_BUFS: usize = Buf::Logits as usize + 1;
+
+/// Bytes of an f32 KV cache of `capacity` positions; `None` where that overflows 64 bits.
+pub(crate) fn kv_cache_bytes(plan: &BufferPlan, capacity: usize) -> Option<u64> {
+    let per_position = (plan.kv_width as u64).checked_add(plan.v_width as u64)?.checked_mul(4)?;
+    per_position.checked_mul(plan.n_layer as u64)?.checked_mul(capacity as u64)
+}
+
+pub(crate) fn gib(bytes: u64) -> String {
+    format!("{:.2} GiB ({bytes} bytes)", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// Host memory the kernel says can be allocated without swapping (`MemAvailable`), if it says.
+fn host_available_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// The KV cache's size, refused before anything is allocated when it overflows or exceeds the
+/// host's available memory.
+fn check_host_memory(plan: &BufferPlan, capacity: usize) -> Result<u64, ExecError> {
+    let need = kv_cache_bytes(plan, capacity).ok_or_else(|| ExecError::OutOfMemory {
+        what: "KV cache",
+        capacity,
+        need: "more than 2^64 bytes".into(),
+        limit: "no machine has that".into(),
+    })?;
+    if let Some(available) = host_available_bytes() {
+        if need > available {
+            return Err(ExecError::OutOfMemory {
+                what: "KV cache",
+                capacity,
+                need: gib(need),
+                limit: format!("the host has {} available", gib(available)),
+            });
+        }
+    }
+    Ok(need)
+}
 
 pub struct Session<'m> {
     model: &'m Model,
@@ -40,12 +80,25 @@ impl<'m> Session<'m> {
             return Err(ExecError::CapacityTooLarge { capacity, max });
         }
         let plan = &model.decode.buffers;
+        let need = check_host_memory(plan, capacity)?;
+        let zeros = |width: usize| -> Result<Vec<f32>, ExecError> {
+            let n = capacity * width; // bounded: need did not overflow
+            let mut v = Vec::new();
+            v.try_reserve_exact(n).map_err(|_| ExecError::OutOfMemory {
+                what: "KV cache",
+                capacity,
+                need: gib(need),
+                limit: "the allocation failed".into(),
+            })?;
+            v.resize(n, 0.0);
+            Ok(v)
+        };
         Ok(Session {
             model,
             capacity,
             pos: 0,
-            k_cache: (0..plan.n_layer).map(|_| vec![0.0; capacity * plan.kv_width]).collect(),
-            v_cache: (0..plan.n_layer).map(|_| vec![0.0; capacity * plan.v_width]).collect(),
+            k_cache: (0..plan.n_layer).map(|_| zeros(plan.kv_width)).collect::<Result<_, _>>()?,
+            v_cache: (0..plan.n_layer).map(|_| zeros(plan.v_width)).collect::<Result<_, _>>()?,
             bufs: Default::default(),
             fast: (precision == CpuPrecision::Fast).then(|| Box::new(FastState::new(model))),
         })
@@ -148,19 +201,12 @@ impl<'m> Session<'m> {
                         width as usize,
                     );
                 }
-                Step::Rope { x, heads, base, freq_scale } => {
+                Step::Rope { x, heads, base, freq_scale, freq_factors } => {
                     let neox = cfg.rope_style == crate::model::RopeStyle::Neox;
                     let (hd, rd) = (cfg.head_dim as usize, cfg.rope_dims as usize);
-                    reference::rope(
-                        &mut self.bufs[x as usize],
-                        &positions,
-                        heads as usize,
-                        hd,
-                        rd,
-                        neox,
-                        base,
-                        freq_scale,
-                    );
+                    let ff = freq_factors.then(|| self.model.vector(&node.weights[0]));
+                    let x = &mut self.bufs[x as usize];
+                    reference::rope(x, &positions, heads as usize, hd, rd, neox, base, freq_scale, ff);
                 }
                 Step::KvAppend { layer } => {
                     let (kw, vw) = (graph.buffers.kv_width, graph.buffers.v_width);

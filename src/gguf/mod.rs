@@ -152,6 +152,32 @@ impl Metadata {
     }
 }
 
+/// Opens `path` for reading without hanging on a FIFO or reading a device without end: the open is
+/// non-blocking, and the type is checked before a byte is read (a symlink to a regular file is
+/// fine; one to `/dev/zero` is not). Returns the file and its length.
+pub fn open_regular_file(path: &Path) -> std::io::Result<(File, u64)> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let flags = rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOCTTY;
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(flags.bits() as i32).open(path)?;
+    let meta = file.metadata()?;
+    let t = meta.file_type();
+    if !t.is_file() {
+        let kind = if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_char_device() || t.is_block_device() {
+            "a device"
+        } else if t.is_dir() {
+            "a folder"
+        } else if t.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{kind}, not a regular file")));
+    }
+    Ok((file, meta.len()))
+}
+
 /// The file's bytes: a read-only memory map, or a buffer (tests, fuzzing, in-memory models).
 enum Storage {
     Mapped(memmap2::Mmap),
@@ -185,8 +211,7 @@ impl GgufFile {
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile, GgufError> {
         let path = path.as_ref();
         let io = |source| GgufError::Io { path: path.to_path_buf(), source };
-        let file = File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
+        let (file, len) = open_regular_file(path).map_err(io)?;
         let bytes = if len == 0 {
             Storage::Owned(Vec::new()) // mmap refuses empty files; the parser reports it
         } else {

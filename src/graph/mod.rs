@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use crate::dtype::GgmlType;
 use crate::gguf::GgufFile;
 use crate::kernels::{AttnPhase, ElementwiseOp, GluKind, KernelSpec, KvPrecision, RopeKind};
-use crate::model::{Activation, ModelConfig, RopeScaling, RopeStyle};
+use crate::model::{Activation, ModelConfig, RopeStyle, ROPE_FREQS};
 
 pub use plan::{BufferPlan, BufferSize};
 
@@ -53,8 +53,9 @@ pub enum Step {
     Linear { x: Buf, out: Buf, n_out: u32, last_only: bool },
     /// `x[t, i] += bias[i]`.
     BiasAdd { x: Buf, width: u32 },
-    /// Rope over `heads` heads of each token's row of x, in place.
-    Rope { x: Buf, heads: u32, base: f32, freq_scale: f32 },
+    /// Rope over `heads` heads of each token's row of x, in place. With `freq_factors`, the node's
+    /// weight (`rope_freqs.weight`) divides each pair's frequency (Llama 3.x scaling).
+    Rope { x: Buf, heads: u32, base: f32, freq_scale: f32, freq_factors: bool },
     /// Append this pass's K and V rows to layer `layer`'s cache.
     KvAppend { layer: u32 },
     /// Causal attention of Q over layer `layer`'s cache into AttnOut.
@@ -92,6 +93,10 @@ pub struct Graph {
 pub enum GraphError {
     #[error("the model has no tensor {0:?}, which its architecture needs")]
     MissingTensor(String),
+    #[error(
+        "the model's tensor {0:?} is read by no step of the forward pass (rocmforge does not implement what it is for)"
+    )]
+    UnusedTensor(String),
 }
 
 /// Looks up a tensor's type by name (a GGUF file, or a table in tests).
@@ -172,10 +177,12 @@ pub fn build(cfg: &ModelConfig, tensors: &dyn TensorTypes, phase: AttnPhase) -> 
             RopeStyle::Neox => RopeKind::Neox,
         },
     };
-    let freq_scale = match cfg.rope_scaling {
-        RopeScaling::Linear { factor } => 1.0 / factor,
-        RopeScaling::None | RopeScaling::Yarn { .. } => 1.0,
-    };
+    let freq_scale = cfg.rope_scaling.freq_scale();
+    let freq_factors = cfg.rope_freq_factors;
+    let rope_weights: &[&str] = if freq_factors { &[ROPE_FREQS] } else { &[] };
+    if freq_factors {
+        b.ty(ROPE_FREQS)?;
+    }
     let glu = match cfg.activation {
         Activation::Silu => GluKind::SwiGlu,
         Activation::GeluTanh => GluKind::GeGlu,
@@ -193,8 +200,10 @@ pub fn build(cfg: &ModelConfig, tensors: &dyn TensorTypes, phase: AttnPhase) -> 
             b.norm(&format!("{p}.attn_k_norm"), Buf::K, Buf::K, cfg.head_dim)?;
         }
         let base = cfg.rope_base_for_layer(il as usize);
-        b.push(format!("{p}.rope_q"), rope, &[], Step::Rope { x: Buf::Q, heads: cfg.n_head, base, freq_scale });
-        b.push(format!("{p}.rope_k"), rope, &[], Step::Rope { x: Buf::K, heads: cfg.n_head_kv, base, freq_scale });
+        for (name, x, heads) in [("rope_q", Buf::Q, cfg.n_head), ("rope_k", Buf::K, cfg.n_head_kv)] {
+            let step = Step::Rope { x, heads, base, freq_scale, freq_factors };
+            b.push(format!("{p}.{name}"), rope, rope_weights, step);
+        }
         // The KV cache's default precision; the GPU executor respecializes for another
         // (`KernelSpec::with_kv`).
         let kv = KvPrecision::default();
@@ -237,6 +246,16 @@ pub fn build(cfg: &ModelConfig, tensors: &dyn TensorTypes, phase: AttnPhase) -> 
     }
     b.push("argmax", KernelSpec::Argmax, &[], Step::Argmax);
     Ok(Graph { phase, nodes: b.nodes, buffers: BufferPlan::new(cfg) })
+}
+
+/// Refuses a file holding a tensor that no node of `graph` reads: ignoring it would run another
+/// model than the file describes (as Llama 3's `rope_freqs.weight` once was ignored).
+pub fn check_all_tensors_used<'a>(graph: &Graph, names: impl IntoIterator<Item = &'a str>) -> Result<(), GraphError> {
+    let used: BTreeSet<&str> = graph.nodes.iter().flat_map(|n| n.weights.iter().map(String::as_str)).collect();
+    match names.into_iter().find(|name| !used.contains(name)) {
+        Some(name) => Err(GraphError::UnusedTensor(name.to_string())),
+        None => Ok(()),
+    }
 }
 
 /// Every distinct kernel a model needs for prefill and decode, in a stable order.

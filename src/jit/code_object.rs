@@ -1,7 +1,17 @@
-//! AMD code objects: per-kernel resource use (VGPRs, SGPRs, LDS, scratch, spills) read from the
-//! ELF's `NT_AMDGPU_METADATA` note, a MessagePack map (AMDGPUUsage, "Code Object V3+ Metadata").
+//! Code objects as the drivers take them: every payload checked before it reaches
+//! `hipModuleLoadData` / `cuModuleLoadData` (which take no length and trust the ELF headers), and
+//! AMD per-kernel resource use (VGPRs, SGPRs, LDS, scratch, spills) read from the ELF's
+//! `NT_AMDGPU_METADATA` note, a MessagePack map (AMDGPUUsage, "Code Object V3+ Metadata").
+//!
+//! The check (`validate_code_object`): an ELF64 little-endian file of the target's machine
+//! (EM_AMDGPU 224 with the processor in `e_flags` and, from code object v4, the xnack/sramecc
+//! settings the target names; EM_CUDA 190 with the SM in `e_flags`), whose header, program-header
+//! and section-header tables and every section and segment lie inside the file, and whose symbol
+//! table defines the kernel's entry point as a function.
 
 use std::collections::BTreeMap;
+
+use super::target::Target;
 
 /// What one kernel uses, as the compiler recorded it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -30,6 +40,24 @@ impl KernelResources {
 pub enum CodeObjectError {
     #[error("not an ELF64 little-endian code object")]
     NotElf,
+    #[error("code object of {size} bytes exceeds the {max}-byte limit")]
+    TooLarge { size: usize, max: usize },
+    #[error("code object is for machine {found} (e_machine), expected {expected} for {target}")]
+    WrongMachine { found: u16, expected: u16, target: String },
+    #[error("code object is for {found}, not {target} (e_flags {flags:#x})")]
+    WrongProcessor { found: String, target: String, flags: u32 },
+    #[error("code object for {target}: {feature} is {found} in e_flags {flags:#x}")]
+    WrongFeature { target: String, feature: &'static str, found: &'static str, flags: u32 },
+    #[error("no e_flags processor id is known for {0}: its code objects cannot be checked")]
+    UnknownProcessor(String),
+    #[error("code object ELF type {0} is not loadable (expected an executable or shared object)")]
+    NotLoadable(u16),
+    #[error("code object {what} {index} (offset {offset}, size {size}) lies outside the {len}-byte file")]
+    OutOfBounds { what: &'static str, index: usize, offset: u64, size: u64, len: usize },
+    #[error("code object has no symbol table")]
+    NoSymbolTable,
+    #[error("code object does not define the kernel {0:?}")]
+    MissingKernel(String),
     #[error("code object truncated or malformed at byte {0}")]
     Malformed(usize),
     #[error("code object has no NT_AMDGPU_METADATA note")]
@@ -39,6 +67,321 @@ pub enum CodeObjectError {
 }
 
 const NT_AMDGPU_METADATA: u32 = 32;
+
+/// The largest code object accepted (ours are a few KiB to a few hundred KiB).
+pub const MAX_CODE_OBJECT_BYTES: usize = 64 << 20;
+
+const EM_CUDA: u16 = 190;
+const EM_AMDGPU: u16 = 224;
+const ELFOSABI_AMDGPU_HSA: u8 = 64;
+/// `e_ident[EI_ABIVERSION]` of AMD HSA code object v4; from it on, e_flags carry xnack/sramecc
+/// as two-bit settings (unsupported, any, off, on).
+const ELFABIVERSION_AMDGPU_HSA_V4: u8 = 2;
+const EF_AMDGPU_MACH: u32 = 0xff;
+const EF_AMDGPU_FEATURE_XNACK_V4: u32 = 0x300;
+const EF_AMDGPU_FEATURE_SRAMECC_V4: u32 = 0xc00;
+
+/// `EF_AMDGPU_MACH_AMDGCN_*`: e_flags processor ids, as LLVM's `BinaryFormat/ELF.h` assigns them.
+#[rustfmt::skip]
+const AMDGPU_MACH: &[(&str, u32)] = &[
+    ("gfx600", 0x20), ("gfx601", 0x21), ("gfx700", 0x22), ("gfx701", 0x23), ("gfx702", 0x24),
+    ("gfx703", 0x25), ("gfx704", 0x26), ("gfx801", 0x28), ("gfx802", 0x29), ("gfx803", 0x2a),
+    ("gfx810", 0x2b), ("gfx900", 0x2c), ("gfx902", 0x2d), ("gfx904", 0x2e), ("gfx906", 0x2f),
+    ("gfx908", 0x30), ("gfx909", 0x31), ("gfx90c", 0x32), ("gfx1010", 0x33), ("gfx1011", 0x34),
+    ("gfx1012", 0x35), ("gfx1030", 0x36), ("gfx1031", 0x37), ("gfx1032", 0x38), ("gfx1033", 0x39),
+    ("gfx602", 0x3a), ("gfx705", 0x3b), ("gfx805", 0x3c), ("gfx1035", 0x3d), ("gfx1034", 0x3e),
+    ("gfx90a", 0x3f), ("gfx940", 0x40), ("gfx1100", 0x41), ("gfx1013", 0x42), ("gfx1150", 0x43),
+    ("gfx1103", 0x44), ("gfx1036", 0x45), ("gfx1101", 0x46), ("gfx1102", 0x47), ("gfx1200", 0x48),
+    ("gfx1250", 0x49), ("gfx1151", 0x4a), ("gfx941", 0x4b), ("gfx942", 0x4c), ("gfx1201", 0x4e),
+    ("gfx950", 0x4f), ("gfx1152", 0x55), ("gfx1154", 0x57), ("gfx1153", 0x58), ("gfx1251", 0x5a),
+    ("gfx1172", 0x5c), ("gfx1170", 0x5d), ("gfx1171", 0x5e),
+];
+
+fn amdgpu_mach_name(mach: u32) -> String {
+    AMDGPU_MACH
+        .iter()
+        .find(|(_, m)| *m == mach)
+        .map(|(n, _)| n.to_string())
+        .unwrap_or(format!("processor id {mach:#x}"))
+}
+
+/// What a payload must be to reach a driver for `target`: see the module comment.
+pub fn validate_code_object(elf: &[u8], target: &Target, entry: &str) -> Result<(), CodeObjectError> {
+    if elf.len() > MAX_CODE_OBJECT_BYTES {
+        return Err(CodeObjectError::TooLarge { size: elf.len(), max: MAX_CODE_OBJECT_BYTES });
+    }
+    // Magic, ELFCLASS64, ELFDATA2LSB, EV_CURRENT.
+    if elf.len() < 64 || elf[..7] != [0x7f, b'E', b'L', b'F', 2, 1, 1] {
+        return Err(CodeObjectError::NotElf);
+    }
+    let e_type = u16_at(elf, 0x10)? as u16;
+    let e_machine = u16_at(elf, 0x12)? as u16;
+    let e_flags = u32_at(elf, 0x30)? as u32;
+    match target {
+        Target::Amd { processor, features } => {
+            let wrong =
+                |found| CodeObjectError::WrongMachine { found, expected: EM_AMDGPU, target: target.to_string() };
+            if e_machine != EM_AMDGPU || elf[7] != ELFOSABI_AMDGPU_HSA {
+                return Err(wrong(e_machine));
+            }
+            let (_, mach) = AMDGPU_MACH
+                .iter()
+                .find(|(n, _)| n == processor)
+                .ok_or_else(|| CodeObjectError::UnknownProcessor(processor.clone()))?;
+            if e_flags & EF_AMDGPU_MACH != *mach {
+                return Err(CodeObjectError::WrongProcessor {
+                    found: amdgpu_mach_name(e_flags & EF_AMDGPU_MACH),
+                    target: target.to_string(),
+                    flags: e_flags,
+                });
+            }
+            if elf[8] >= ELFABIVERSION_AMDGPU_HSA_V4 {
+                check_amd_feature(target, features, "xnack", e_flags, EF_AMDGPU_FEATURE_XNACK_V4)?;
+                check_amd_feature(target, features, "sramecc", e_flags, EF_AMDGPU_FEATURE_SRAMECC_V4)?;
+            }
+        }
+        Target::Nvidia { sm, .. } => {
+            if e_machine != EM_CUDA {
+                return Err(CodeObjectError::WrongMachine {
+                    found: e_machine,
+                    expected: EM_CUDA,
+                    target: target.to_string(),
+                });
+            }
+            // The SM is the low byte of e_flags up to sm_90's ELF ABI and the second byte in the
+            // Blackwell-era one (cuobjdump: sm_90 0x5a055a, sm_100 0x6006402); SM numbers (>= 30)
+            // never collide with the other byte's small flag values.
+            let (low, second) = (e_flags & 0xff, (e_flags >> 8) & 0xff);
+            if low != *sm && second != *sm {
+                return Err(CodeObjectError::WrongProcessor {
+                    found: format!("sm_{low} / sm_{second}"),
+                    target: target.to_string(),
+                    flags: e_flags,
+                });
+            }
+        }
+    }
+    const ET_EXEC: u16 = 2;
+    const ET_DYN: u16 = 3;
+    if e_type != ET_EXEC && e_type != ET_DYN {
+        return Err(CodeObjectError::NotLoadable(e_type));
+    }
+    let sections = check_layout(elf)?;
+    if !defines_function(elf, &sections, entry)? {
+        return Err(CodeObjectError::MissingKernel(entry.to_string()));
+    }
+    Ok(())
+}
+
+/// The smallest ELF that passes [`validate_code_object`] for `target` and `entry`: a header, a
+/// 4-byte `.text`, and a symbol table defining `entry`. It runs nowhere; it stands in for a
+/// compiler's output in the cache's tests and seeds its fuzzing.
+#[doc(hidden)]
+pub fn minimal_code_object(target: &Target, entry: &str) -> Vec<u8> {
+    let (machine, osabi, abiversion, flags) = match target {
+        Target::Amd { processor, features } => {
+            let mach = AMDGPU_MACH.iter().find(|(n, _)| n == processor).map(|(_, m)| *m).unwrap_or(0);
+            let setting = |name: &str, unit: u32| match features.iter().find_map(|f| f.strip_prefix(name)) {
+                Some("+") => 3 * unit,
+                Some(_) => 2 * unit,
+                None => unit, // any
+            };
+            (
+                EM_AMDGPU,
+                ELFOSABI_AMDGPU_HSA,
+                ELFABIVERSION_AMDGPU_HSA_V4,
+                mach | setting("xnack", 0x100) | setting("sramecc", 0x400),
+            )
+        }
+        Target::Nvidia { sm, .. } => (EM_CUDA, 0x33, 7, (*sm << 16) | 0x500 | *sm),
+    };
+    let text = [0u8; 4];
+    let strtab: Vec<u8> = [&[0u8][..], entry.as_bytes(), &[0]].concat();
+    let shstrtab = b"\0.text\0.symtab\0.strtab\0.shstrtab\0";
+    let mut symtab = vec![0u8; 24]; // the null symbol
+    symtab.extend_from_slice(&1u32.to_le_bytes()); // st_name
+    symtab.push(0x12); // STB_GLOBAL, STT_FUNC
+    symtab.push(0);
+    symtab.extend_from_slice(&1u16.to_le_bytes()); // .text
+    symtab.extend_from_slice(&0u64.to_le_bytes());
+    symtab.extend_from_slice(&(text.len() as u64).to_le_bytes());
+    let mut body = Vec::new();
+    let mut place = |bytes: &[u8]| {
+        let at = 64 + body.len();
+        body.extend_from_slice(bytes);
+        while body.len() % 8 != 0 {
+            body.push(0);
+        }
+        (at as u64, bytes.len() as u64)
+    };
+    let text_at = place(&text);
+    let symtab_at = place(&symtab);
+    let strtab_at = place(&strtab);
+    let shstrtab_at = place(shstrtab);
+    let shoff = 64 + body.len() as u64;
+    let mut out = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, osabi, abiversion, 0, 0, 0, 0, 0, 0, 0];
+    out.extend_from_slice(&3u16.to_le_bytes()); // ET_DYN
+    out.extend_from_slice(&machine.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes()); // e_version
+    out.extend_from_slice(&0u64.to_le_bytes()); // e_entry
+    out.extend_from_slice(&0u64.to_le_bytes()); // e_phoff
+    out.extend_from_slice(&shoff.to_le_bytes());
+    out.extend_from_slice(&flags.to_le_bytes());
+    for v in [64u16, 56, 0, 64, 5, 4] {
+        out.extend_from_slice(&v.to_le_bytes()); // ehsize, phentsize, phnum, shentsize, shnum, shstrndx
+    }
+    out.extend_from_slice(&body);
+    let mut section = |name: u32, ty: u32, (offset, size): (u64, u64), link: u32, info: u32, entsize: u64| {
+        out.extend_from_slice(&name.to_le_bytes());
+        out.extend_from_slice(&ty.to_le_bytes());
+        for v in [0u64, 0, offset, size] {
+            out.extend_from_slice(&v.to_le_bytes()); // flags, addr, offset, size
+        }
+        out.extend_from_slice(&link.to_le_bytes());
+        out.extend_from_slice(&info.to_le_bytes());
+        out.extend_from_slice(&8u64.to_le_bytes());
+        out.extend_from_slice(&entsize.to_le_bytes());
+    };
+    section(0, 0, (0, 0), 0, 0, 0);
+    section(1, 1, text_at, 0, 0, 0);
+    section(7, 2, symtab_at, 3, 1, 24);
+    section(15, 3, strtab_at, 0, 0, 0);
+    section(23, 3, shstrtab_at, 0, 0, 0);
+    out
+}
+
+/// A feature the target names must have that setting in e_flags; one it leaves unnamed must be
+/// "any" or "unsupported" (code built for one setting runs only on GPUs in that mode).
+fn check_amd_feature(
+    target: &Target,
+    features: &[String],
+    name: &'static str,
+    flags: u32,
+    mask: u32,
+) -> Result<(), CodeObjectError> {
+    let unit = mask & mask.wrapping_neg(); // the mask's lowest bit: unsupported 0, any 1, off 2, on 3
+    let found = match (flags & mask) / unit {
+        0 => "unsupported",
+        1 => "any",
+        2 => "off",
+        _ => "on",
+    };
+    let wanted = features.iter().find_map(|f| f.strip_prefix(name)).map(|s| if s == "+" { "on" } else { "off" });
+    let ok = match wanted {
+        Some(w) => found == w,
+        None => found == "any" || found == "unsupported",
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(CodeObjectError::WrongFeature { target: target.to_string(), feature: name, found, flags })
+    }
+}
+
+/// One section header's fields that the checks use.
+struct Section {
+    ty: u32,
+    offset: usize,
+    size: usize,
+    link: usize,
+    entsize: usize,
+}
+
+/// Checks that the header tables and every section and segment lie inside the file; returns the
+/// section headers.
+fn check_layout(elf: &[u8]) -> Result<Vec<Section>, CodeObjectError> {
+    let len = elf.len();
+    let out = |what, index, offset: usize, size: usize| CodeObjectError::OutOfBounds {
+        what,
+        index,
+        offset: offset as u64,
+        size: size as u64,
+        len,
+    };
+    let within = |offset: usize, size: usize| offset.checked_add(size).is_some_and(|end| end <= len);
+    if u16_at(elf, 0x34)? != 64 {
+        return Err(CodeObjectError::Malformed(0x34)); // e_ehsize
+    }
+    let (phoff, phentsize, phnum) = (u64_at(elf, 0x20)?, u16_at(elf, 0x36)?, u16_at(elf, 0x38)?);
+    if phnum > 0 {
+        if phentsize != 56 {
+            return Err(CodeObjectError::Malformed(0x36));
+        }
+        if !within(phoff, phnum * 56) {
+            return Err(out("program header table", 0, phoff, phnum * 56));
+        }
+        for i in 0..phnum {
+            let ph = phoff + i * 56;
+            let (offset, filesz) = (u64_at(elf, ph + 8)?, u64_at(elf, ph + 0x20)?);
+            if !within(offset, filesz) {
+                return Err(out("segment", i, offset, filesz));
+            }
+        }
+    }
+    let (shoff, shentsize, shnum, shstrndx) =
+        (u64_at(elf, 0x28)?, u16_at(elf, 0x3a)?, u16_at(elf, 0x3c)?, u16_at(elf, 0x3e)?);
+    let mut sections = Vec::with_capacity(shnum);
+    if shnum > 0 {
+        if shentsize != 64 {
+            return Err(CodeObjectError::Malformed(0x3a));
+        }
+        if !within(shoff, shnum * 64) {
+            return Err(out("section header table", 0, shoff, shnum * 64));
+        }
+        if shstrndx >= shnum {
+            return Err(CodeObjectError::Malformed(0x3e));
+        }
+        for i in 0..shnum {
+            let sh = shoff + i * 64;
+            let s = Section {
+                ty: u32_at(elf, sh + 4)? as u32,
+                offset: u64_at(elf, sh + 0x18)?,
+                size: u64_at(elf, sh + 0x20)?,
+                link: u32_at(elf, sh + 0x28)?,
+                entsize: u64_at(elf, sh + 0x38)?,
+            };
+            const SHT_NOBITS: u32 = 8;
+            if s.ty != SHT_NOBITS && !within(s.offset, s.size) {
+                return Err(out("section", i, s.offset, s.size));
+            }
+            sections.push(s);
+        }
+    }
+    Ok(sections)
+}
+
+/// Does the symbol table define `name` as a function (STT_FUNC in a section)?
+fn defines_function(elf: &[u8], sections: &[Section], name: &str) -> Result<bool, CodeObjectError> {
+    const SHT_SYMTAB: u32 = 2;
+    const SHT_STRTAB: u32 = 3;
+    const STT_FUNC: u8 = 2;
+    let mut any_symtab = false;
+    for symtab in sections.iter().filter(|s| s.ty == SHT_SYMTAB) {
+        any_symtab = true;
+        let strtab = sections.get(symtab.link).filter(|s| s.ty == SHT_STRTAB).ok_or(CodeObjectError::NoSymbolTable)?;
+        if symtab.entsize != 24 {
+            return Err(CodeObjectError::NoSymbolTable);
+        }
+        let strings = &elf[strtab.offset..strtab.offset + strtab.size]; // in bounds: check_layout
+        for i in 0..symtab.size / 24 {
+            let sym = symtab.offset + i * 24;
+            let (st_name, st_info, st_shndx) = (u32_at(elf, sym)?, elf[sym + 4], u16_at(elf, sym + 6)?);
+            if st_info & 0xf != STT_FUNC || st_shndx == 0 || st_shndx >= sections.len() {
+                continue;
+            }
+            let Some(rest) = strings.get(st_name..) else { continue };
+            let sym_name = rest.split(|&b| b == 0).next().unwrap_or_default();
+            if sym_name == name.as_bytes() && rest.len() > sym_name.len() {
+                return Ok(true);
+            }
+        }
+    }
+    if any_symtab {
+        Ok(false)
+    } else {
+        Err(CodeObjectError::NoSymbolTable)
+    }
+}
 
 /// Reads every kernel's resources from an AMD code object.
 pub fn amd_kernel_resources(elf: &[u8]) -> Result<Vec<KernelResources>, CodeObjectError> {
@@ -260,6 +603,56 @@ mod tests {
         assert!(amd_kernel_resources(&elf).is_err());
         let mut r = MsgPack { buf: &[0xdd, 0xff, 0xff, 0xff, 0xff], pos: 0 };
         assert!(r.value(0).is_err(), "a huge array count with no bytes behind it");
+    }
+
+    fn t(s: &str) -> Target {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_code_object_passes_only_for_its_own_target_and_entry() {
+        for target in ["gfx906", "gfx90a:sramecc+:xnack-", "gfx1030", "sm_90", "sm_100"] {
+            let elf = minimal_code_object(&t(target), "k");
+            assert_eq!(validate_code_object(&elf, &t(target), "k"), Ok(()), "{target}");
+            assert!(matches!(validate_code_object(&elf, &t(target), "other"), Err(CodeObjectError::MissingKernel(_))));
+        }
+        let gfx906 = minimal_code_object(&t("gfx906"), "k");
+        let e = validate_code_object(&gfx906, &t("gfx90a"), "k").unwrap_err();
+        assert_eq!(e.to_string(), "code object is for gfx906, not gfx90a (e_flags 0x52f)");
+        assert!(matches!(validate_code_object(&gfx906, &t("sm_90"), "k"), Err(CodeObjectError::WrongMachine { .. })));
+        let xnack_off = minimal_code_object(&t("gfx90a:xnack-"), "k");
+        assert!(matches!(
+            validate_code_object(&xnack_off, &t("gfx90a:xnack+"), "k"),
+            Err(CodeObjectError::WrongFeature { feature: "xnack", found: "off", .. })
+        ));
+        assert!(validate_code_object(&xnack_off, &t("gfx90a"), "k").is_err(), "built for xnack- only");
+        let sm80 = minimal_code_object(&t("sm_80"), "k");
+        assert!(matches!(validate_code_object(&sm80, &t("sm_90"), "k"), Err(CodeObjectError::WrongProcessor { .. })));
+    }
+
+    #[test]
+    fn sizes_outside_the_file_are_refused_before_anything_is_read_through_them() {
+        let good = minimal_code_object(&t("gfx90a"), "k");
+        let shoff = u64::from_le_bytes(good[0x28..0x30].try_into().unwrap()) as usize;
+        let cases: [(&str, usize, u64); 4] = [
+            ("section header table past the end", 0x28, good.len() as u64),
+            ("a section's size past the end", shoff + 64 + 0x20, 1 << 40),
+            ("a section's offset wrapping around", shoff + 64 + 0x18, u64::MAX - 2),
+            ("a program header table past the end", 0x20, good.len() as u64 + 1),
+        ];
+        for (what, at, value) in cases {
+            let mut elf = good.clone();
+            elf[at..at + 8].copy_from_slice(&value.to_le_bytes());
+            if what.contains("program") {
+                elf[0x38..0x3a].copy_from_slice(&1u16.to_le_bytes());
+            }
+            let e = validate_code_object(&elf, &t("gfx90a"), "k").unwrap_err();
+            assert!(matches!(e, CodeObjectError::OutOfBounds { .. }), "{what}: {e}");
+        }
+        let mut truncated = good.clone();
+        truncated.truncate(good.len() - 10);
+        assert!(validate_code_object(&truncated, &t("gfx90a"), "k").is_err());
+        assert_eq!(validate_code_object(b"\x7fELF", &t("gfx90a"), "k"), Err(CodeObjectError::NotElf));
     }
 
     #[test]

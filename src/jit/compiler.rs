@@ -36,6 +36,10 @@ pub enum JitError {
         "compiling {entry} for {target} with {compiler} failed:\n{log}\n---- rendered source ----\n{numbered_source}"
     )]
     Compile { entry: String, target: String, compiler: String, log: String, numbered_source: String },
+    #[error("{compiler} produced a code object for {entry} on {target} that fails the loader's checks: {why}")]
+    BadCodeObject { entry: String, target: String, compiler: String, why: String },
+    #[error("{0}")]
+    Cache(String),
     #[error("no compiler loaded for target {target}: {why}")]
     NoCompiler { target: String, why: String },
 }

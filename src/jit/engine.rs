@@ -63,6 +63,7 @@ impl WarmReport {
 pub struct EngineBuilder {
     cache_dir: Option<PathBuf>,
     memory_only: bool,
+    shared_cache: bool,
     targets: Vec<Target>,
     jobs: Option<usize>,
     progress: Option<Box<ProgressFn>>,
@@ -72,6 +73,13 @@ impl EngineBuilder {
     /// Cache root (default: [`KernelCache::default_root`]).
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// The cache folder is shared on purpose (see `cache/README.md`); default:
+    /// `ROCMFORGE_CACHE_SHARED=1`.
+    pub fn shared_cache(mut self, shared: bool) -> Self {
+        self.shared_cache = shared;
         self
     }
 
@@ -108,7 +116,8 @@ impl EngineBuilder {
         let cache = if self.memory_only {
             KernelCache::memory_only()
         } else {
-            KernelCache::open(self.cache_dir.unwrap_or_else(KernelCache::default_root))
+            KernelCache::open_with(self.cache_dir.unwrap_or_else(KernelCache::default_root), self.shared_cache)
+                .map_err(|e| JitError::Cache(e.to_string()))?
         };
         let engine = Engine {
             cache: Arc::new(cache),
@@ -136,7 +145,14 @@ pub struct Engine {
 
 impl Engine {
     pub fn builder() -> EngineBuilder {
-        EngineBuilder { cache_dir: None, memory_only: false, targets: Vec::new(), jobs: None, progress: None }
+        EngineBuilder {
+            cache_dir: None,
+            memory_only: false,
+            shared_cache: KernelCache::shared_from_env(),
+            targets: Vec::new(),
+            jobs: None,
+            progress: None,
+        }
     }
 
     /// The same engine, reporting progress through `f` from now on.
@@ -199,19 +215,25 @@ impl Engine {
         let next = AtomicUsize::new(0);
         let done = AtomicUsize::new(0);
         let results: Mutex<Vec<(usize, Result<CompiledKernel, JitError>)>> = Mutex::new(Vec::with_capacity(jobs.len()));
-        std::thread::scope(|scope| {
-            for _ in 0..self.jobs.min(jobs.len()).max(1) {
-                scope.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(spec, target)) = jobs.get(i) else { break };
-                    let r = self.kernel(spec, target);
-                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    if let (Ok(k), Some(cb)) = (&r, &self.progress) {
-                        cb(&Progress { done: n, total: jobs.len(), kernel: k });
-                    }
-                    results.lock().expect("results lock").push((i, r));
-                });
+        let work = || loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&(spec, target)) = jobs.get(i) else { break };
+            let r = self.kernel(spec, target);
+            let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+            if let (Ok(k), Some(cb)) = (&r, &self.progress) {
+                cb(&Progress { done: n, total: jobs.len(), kernel: k });
             }
+            results.lock().expect("results lock").push((i, r));
+        };
+        std::thread::scope(|scope| {
+            // Extra threads are a speed-up, not a need: where the system refuses them (a process
+            // limit), the jobs left run on the threads that did start, or on this one.
+            for _ in 1..self.jobs.min(jobs.len()).max(1) {
+                if std::thread::Builder::new().name("rocmforge-jit".into()).spawn_scoped(scope, work).is_err() {
+                    break;
+                }
+            }
+            work();
         });
         let mut results = results.into_inner().expect("results lock");
         results.sort_by_key(|(i, _)| *i);
@@ -227,7 +249,9 @@ impl Engine {
         let mut missing = Vec::new();
         for t in &self.targets {
             for s in specs {
-                if !self.cache.has_valid_entry(&self.cache_key(s, t)?) {
+                let compiler = self.compiler_for(t)?;
+                let rendered = render(s, t.render_target()).map_err(|e| spec_error(s, t, e))?;
+                if !self.cache.has_valid_entry(compiler.as_ref(), t, &rendered.entry, &rendered.source) {
                     missing.push((*s, t.clone()));
                 }
             }

@@ -205,6 +205,9 @@ description! {
             x,
             /// `[n_tokens]` positions.
             positions,
+            /// `[rope_dims / 2]` per-pair frequency divisors (Llama 3's `rope_freqs.weight`; ones
+            /// for a model without them).
+            freq_factors,
         }
         scalars {
             head_dim: u32,
@@ -529,6 +532,7 @@ impl<B> Describe<B> for Rope<B> {
             int("n_heads", self.n_heads),
             float("base", self.base),
             float("freq_scale", self.freq_scale),
+            buf("freq_factors", &self.freq_factors, Elem::F32, self.rope_dims as usize / 2),
         ]
     }
 }
@@ -954,6 +958,7 @@ mod tests {
                 Rope {
                     x: (),
                     positions: (),
+                    freq_factors: (),
                     head_dim: 64,
                     rope_dims: 64,
                     kind: RopeKind::Neox,
@@ -1132,6 +1137,7 @@ mod tests {
         let rope: Launch<Fake> = Rope {
             x: f(100),
             positions: Fake(Elem::I32, 1),
+            freq_factors: f(1),
             head_dim: 64,
             rope_dims: 3,
             kind: RopeKind::Normal,

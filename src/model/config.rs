@@ -16,10 +16,11 @@ pub enum Arch {
     Gemma,
     Gemma2,
     Gemma3,
+    Qwen3,
 }
 
 impl Arch {
-    pub const ALL: &'static [Arch] = &[Arch::Llama, Arch::Qwen2, Arch::Gemma, Arch::Gemma2, Arch::Gemma3];
+    pub const ALL: &'static [Arch] = &[Arch::Llama, Arch::Qwen2, Arch::Gemma, Arch::Gemma2, Arch::Gemma3, Arch::Qwen3];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -28,6 +29,7 @@ impl Arch {
             Arch::Gemma => "gemma",
             Arch::Gemma2 => "gemma2",
             Arch::Gemma3 => "gemma3",
+            Arch::Qwen3 => "qwen3",
         }
     }
 
@@ -45,18 +47,31 @@ pub enum RopeStyle {
     Neox,
 }
 
+/// Position scaling of rope, as llama.cpp reads it: `rope.scaling.type` (linear when absent) and
+/// `rope.scaling.factor` (or its old name `rope.scale_linear`). YaRN and LongRoPE are refused.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "lowercase", tag = "type")]
 pub enum RopeScaling {
     None,
-    /// Positions divided by `factor`.
+    /// Positions divided by `factor` (llama.cpp's freq_scale = 1/factor).
     Linear {
         factor: f32,
     },
-    Yarn {
-        factor: f32,
-    },
 }
+
+impl RopeScaling {
+    /// The multiplier of every rope angle (llama.cpp's `freq_scale`).
+    pub fn freq_scale(self) -> f32 {
+        match self {
+            RopeScaling::None => 1.0,
+            RopeScaling::Linear { factor } => 1.0 / factor,
+        }
+    }
+}
+
+/// The tensor of per-pair rope frequency divisors (Llama 3.x's scaling): rope_dims/2 f32 values;
+/// pair i rotates by θ_i / factor[i], as llama.cpp's `ggml_rope_ext` applies its `freq_factors`.
+pub const ROPE_FREQS: &str = "rope_freqs.weight";
 
 /// The gated activation of the feed-forward block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -82,6 +97,8 @@ pub enum ModelError {
     },
     #[error("architecture {arch}: {key} = {value} is invalid: {why}")]
     Invalid { arch: &'static str, key: String, value: String, why: String },
+    #[error("architecture {arch}: tensor {name:?} {why}")]
+    BadTensor { arch: &'static str, name: String, why: String },
     #[error(transparent)]
     Gguf(#[from] GgufError),
 }
@@ -115,6 +132,11 @@ pub struct ModelConfig {
     pub rope_base_swa: Option<f32>,
     pub rope_style: RopeStyle,
     pub rope_scaling: RopeScaling,
+    /// `rope.scaling.original_context_length`: the context the model was trained at before its
+    /// rope was scaled (informational: no scaling rocmforge runs depends on it).
+    pub rope_scaling_orig_ctx: Option<u32>,
+    /// The file's `rope_freqs.weight` divides each rotated pair's frequency (Llama 3.x).
+    pub rope_freq_factors: bool,
     pub rms_eps: f32,
     pub n_ctx_train: u32,
     pub n_vocab: u32,
@@ -133,7 +155,7 @@ pub struct ModelConfig {
     pub activation: Activation,
     /// Q, K and V projections carry biases (qwen2).
     pub qkv_bias: bool,
-    /// Q and K are RMS-normed per head before rope (gemma3).
+    /// Q and K are RMS-normed per head before rope (gemma3, qwen3).
     pub qk_norm: bool,
     /// Extra RMSNorm after attention and after the feed-forward block (gemma2, gemma3).
     pub post_norms: bool,
@@ -193,9 +215,13 @@ impl Params<'_> {
 }
 
 impl ModelConfig {
-    /// Reads the configuration of an opened GGUF file.
+    /// Reads the configuration of an opened GGUF file, and checks its layer count against the
+    /// blocks the file holds.
     pub fn from_gguf(file: &GgufFile) -> Result<ModelConfig, ModelError> {
-        Self::from_metadata(&file.metadata, |name| file.tensor(name))
+        let cfg = Self::read(&file.metadata, |name| file.tensor(name))?;
+        let p = Params { md: &file.metadata, arch: cfg.arch };
+        validate_values(&cfg, &p, Some(blocks_in_file(file.tensors.iter().map(|t| t.name.as_str()))))?;
+        Ok(cfg)
     }
 
     /// Reads the configuration from metadata, looking tensors up (for the vocabulary size and
@@ -204,6 +230,12 @@ impl ModelConfig {
         md: &Metadata,
         tensor: impl Fn(&str) -> Option<&'t TensorInfo>,
     ) -> Result<ModelConfig, ModelError> {
+        let cfg = Self::read(md, tensor)?;
+        validate_values(&cfg, &Params { md, arch: cfg.arch }, None)?;
+        Ok(cfg)
+    }
+
+    fn read<'t>(md: &Metadata, tensor: impl Fn(&str) -> Option<&'t TensorInfo>) -> Result<ModelConfig, ModelError> {
         let arch_name = md.get_str("general.architecture")?;
         let arch = Arch::from_name(arch_name).ok_or_else(|| ModelError::UnsupportedArch { arch: arch_name.into() })?;
         let p = Params { md, arch };
@@ -256,6 +288,8 @@ impl ModelConfig {
             return Err(p.invalid(Key::RopeFreqBase, rope_base, "must be a positive number"));
         }
         let rope_scaling = read_rope_scaling(&p)?;
+        let rope_scaling_orig_ctx = p.opt_u32(Key::RopeScalingOrigCtxLen)?;
+        let rope_freq_factors = read_rope_freq_factors(&p, &tensor, rope_dims)?;
 
         let rms_eps = p.f32(Key::RmsEps)?;
         let n_ctx_train = p.positive(Key::ContextLength, p.u32(Key::ContextLength)?)?;
@@ -275,6 +309,8 @@ impl ModelConfig {
             rope_base_swa: None,
             rope_style: RopeStyle::Normal,
             rope_scaling,
+            rope_scaling_orig_ctx,
+            rope_freq_factors,
             rms_eps,
             n_ctx_train,
             n_vocab,
@@ -296,6 +332,7 @@ impl ModelConfig {
             Arch::Gemma => super::gemma::apply(&mut cfg, &p)?,
             Arch::Gemma2 => super::gemma2::apply(&mut cfg, &p)?,
             Arch::Gemma3 => super::gemma3::apply(&mut cfg, &p)?,
+            Arch::Qwen3 => super::qwen3::apply(&mut cfg, &p)?,
         }
         Ok(cfg)
     }
@@ -340,15 +377,125 @@ impl ModelConfig {
     }
 }
 
+/// How many `blk.N.` layers the file's tensors hold: one more than the highest N.
+fn blocks_in_file<'a>(names: impl Iterator<Item = &'a str>) -> u64 {
+    names
+        .filter_map(|n| n.strip_prefix("blk.")?.split('.').next()?.parse::<u64>().ok())
+        .map(|n| n + 1)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The values the forward pass runs with, checked once they are all read (issue 12): a NaN,
+/// infinite, zero or negative epsilon, rope base, scale or soft-cap would run and print NaN or
+/// garbage with exit code 0; a layer count other than the blocks the file holds would silently
+/// skip layers. `blocks_in_file`: `None` where no tensors are at hand (described models).
+fn validate_values(cfg: &ModelConfig, p: &Params, blocks_in_file: Option<u64>) -> Result<(), ModelError> {
+    let positive = |key: Key, v: f32| {
+        if v.is_finite() && v > 0.0 {
+            Ok(())
+        } else {
+            Err(p.invalid(key, v, "must be a finite number greater than 0"))
+        }
+    };
+    positive(Key::RmsEps, cfg.rms_eps)?;
+    if cfg.rms_eps >= 1.0 {
+        return Err(p.invalid(Key::RmsEps, cfg.rms_eps, "must be below 1 (it is added to a mean square)"));
+    }
+    positive(Key::RopeFreqBase, cfg.rope_base)?;
+    if let Some(base) = cfg.rope_base_swa {
+        positive(Key::RopeFreqBaseSwa, base)?;
+    }
+    if let RopeScaling::Linear { factor } = cfg.rope_scaling {
+        positive(Key::RopeScalingFactor, factor)?;
+    }
+    if let Some(cap) = cfg.attn_logit_softcap {
+        positive(Key::AttnLogitSoftcapping, cap)?;
+    }
+    if let Some(cap) = cfg.final_logit_softcap {
+        positive(Key::FinalLogitSoftcapping, cap)?;
+    }
+    if let Some(window) = cfg.sliding_window {
+        p.positive(Key::SlidingWindow, window)?;
+    }
+    let scales_ok = cfg.attention_scale.is_finite()
+        && cfg.attention_scale > 0.0
+        && cfg.embedding_scale.is_none_or(|s| s.is_finite() && s > 0.0);
+    if !scales_ok {
+        return Err(p.invalid(Key::EmbeddingLength, cfg.n_embd, "gives a non-finite attention or embedding scale"));
+    }
+    if cfg.swa_layers.len() != cfg.n_layer as usize {
+        return Err(p.invalid(Key::SlidingWindowPattern, cfg.swa_layers.len(), "needs one flag per layer"));
+    }
+    // A file with no layer tensors at all is a vocabulary or metadata file (llama.cpp's
+    // `vocab_only`); loading weights from it fails on the first missing tensor.
+    if let Some(blocks) = blocks_in_file.filter(|&b| b > 0) {
+        if blocks != cfg.n_layer as u64 {
+            return Err(p.invalid(
+                Key::BlockCount,
+                cfg.n_layer,
+                format!("the file holds {blocks} layers of tensors (blk.0 … blk.{})", blocks.saturating_sub(1)),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The scaling llama.cpp would apply (llama-model.cpp `load_hparams`, llama-context.cpp): the type
+/// defaults to linear, a missing or zero factor means 1, and `none` never scales. Anything that
+/// changes the angles in a way rocmforge does not compute is an error naming the key.
 fn read_rope_scaling(p: &Params) -> Result<RopeScaling, ModelError> {
-    let factor = p.opt_f32(Key::RopeScalingFactor)?;
-    Ok(match (p.opt_str(Key::RopeScalingType)?, factor) {
-        (None | Some("none"), _) | (_, None) => RopeScaling::None,
-        (Some(_), Some(f)) if f == 0.0 || f == 1.0 => RopeScaling::None,
-        (Some("linear"), Some(factor)) => RopeScaling::Linear { factor },
-        (Some("yarn"), Some(factor)) => RopeScaling::Yarn { factor },
-        (Some(other), _) => return Err(p.invalid(Key::RopeScalingType, other, "supported: none, linear, yarn")),
-    })
+    let factor = match p.opt_f32(Key::RopeScalingFactor)? {
+        Some(f) => Some((Key::RopeScalingFactor, f)),
+        None => p.opt_f32(Key::RopeScaleLinear)?.map(|f| (Key::RopeScaleLinear, f)),
+    };
+    if let Some((key, f)) = factor {
+        if !(f.is_finite() && f >= 0.0) {
+            return Err(p.invalid(key, f, "must be a positive number (or 0 for none)"));
+        }
+    }
+    // A factor of 1 (or 0, llama.cpp's "unset") leaves every angle as it is, whatever the type
+    // (YaRN's too: its ramp then mixes two equal angles and its magnitude scale is 1 + 0.1·ln 1).
+    let factor = factor.map(|(_, f)| f).filter(|&f| f != 0.0 && f != 1.0);
+    if let Some(a) = p.opt_f32(Key::RopeScalingAttnFactor)? {
+        if a != 1.0 {
+            return Err(p.invalid(Key::RopeScalingAttnFactor, a, "scaling rope's cos/sin is not implemented"));
+        }
+    }
+    let unimplemented = |ty: &str, why: String| Err(p.invalid(Key::RopeScalingType, ty, why));
+    match (p.opt_str(Key::RopeScalingType)?.unwrap_or("linear"), factor) {
+        ("none", _) | ("linear" | "yarn", None) => Ok(RopeScaling::None),
+        ("linear", Some(factor)) => Ok(RopeScaling::Linear { factor }),
+        ("yarn", Some(factor)) => {
+            unimplemented("yarn", format!("YaRN rope scaling (factor {factor}) is not implemented"))
+        }
+        ("longrope", _) => unimplemented("longrope", "LongRoPE rope scaling is not implemented".into()),
+        (other, _) => {
+            unimplemented(other, "unknown rope scaling (llama.cpp knows none, linear, yarn, longrope)".into())
+        }
+    }
+}
+
+/// Is `rope_freqs.weight` present, and shaped as llama.cpp requires (rope_dims/2 f32)? Only the
+/// architectures whose llama.cpp graph passes it to rope may carry it.
+fn read_rope_freq_factors<'t>(
+    p: &Params,
+    tensor: &impl Fn(&str) -> Option<&'t TensorInfo>,
+    rope_dims: u32,
+) -> Result<bool, ModelError> {
+    let Some(t) = tensor(ROPE_FREQS) else { return Ok(false) };
+    let bad = |why: String| Err(ModelError::BadTensor { arch: p.arch.name(), name: ROPE_FREQS.into(), why });
+    if p.arch != Arch::Llama {
+        return bad(format!("holds rope frequency factors, which the {} architecture does not use", p.arch.name()));
+    }
+    if t.ty != crate::dtype::GgmlType::F32 {
+        return bad(format!("is {}; rope frequency factors must be F32", t.ty.name()));
+    }
+    let pairs = u64::from(rope_dims / 2);
+    if t.shape.first() != Some(&pairs) || t.shape.iter().skip(1).any(|&d| d != 1) {
+        return bad(format!("has shape {:?}; rope over {rope_dims} dims needs {pairs} factors", t.shape));
+    }
+    Ok(true)
 }
 
 /// `{arch}.vocab_size`, else the tokenizer's token count, else the embedding's row count.

@@ -9,6 +9,7 @@ mod gemma3;
 mod keys;
 mod llama;
 mod qwen2;
+mod qwen3;
 
-pub use config::{Activation, Arch, ModelConfig, ModelError, RopeScaling, RopeStyle};
+pub use config::{Activation, Arch, ModelConfig, ModelError, RopeScaling, RopeStyle, ROPE_FREQS};
 pub use keys::Key;

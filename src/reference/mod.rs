@@ -95,7 +95,8 @@ pub fn bias_add(x: &mut [f32], bias: &[f32], width: usize) {
 
 /// Rope over each token's `heads` heads of `head_dim`, rotating the first `rope_dims`.
 /// `neox` pairs (i, i + rope_dims/2); otherwise (2i, 2i+1). The angle is iterated in f32 as
-/// llama.cpp's `ggml_rope_cache_init` does.
+/// llama.cpp's `ggml_rope_cache_init` does; `freq_factors` (rope_dims/2 values, Llama 3's
+/// `rope_freqs.weight`) divide pair i's angle before `freq_scale` multiplies it, as there.
 #[allow(clippy::too_many_arguments)]
 pub fn rope(
     x: &mut [f32],
@@ -106,13 +107,14 @@ pub fn rope(
     neox: bool,
     base: f32,
     freq_scale: f32,
+    freq_factors: Option<&[f32]>,
 ) {
     let theta_scale = base.powf(-2.0 / rope_dims as f32);
     let mut cos_sin = vec![(0f32, 0f32); rope_dims / 2];
     for (t, &p) in positions.iter().enumerate() {
         let mut theta = p as f32;
-        for cs in cos_sin.iter_mut() {
-            let th = theta * freq_scale;
+        for (i, cs) in cos_sin.iter_mut().enumerate() {
+            let th = freq_factors.map_or(theta, |ff| theta / ff[i]) * freq_scale;
             *cs = (th.cos(), th.sin());
             theta *= theta_scale;
         }

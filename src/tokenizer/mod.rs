@@ -93,6 +93,25 @@ pub struct Tokenizer {
     specials: Vec<u32>,
 }
 
+/// How [`Tokenizer::encode`] treats special tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EncodeOptions {
+    /// Add BOS (and EOS) as the file asks (`tokenizer.ggml.add_bos_token`, `add_eos_token`).
+    pub add_special: bool,
+    /// Turn control-token texts such as `<|im_start|>` into their tokens (user-defined tokens are
+    /// always matched, as llama.cpp does). Off for untrusted text, so it cannot forge a turn.
+    pub parse_special: bool,
+}
+
+impl EncodeOptions {
+    /// Text alone: nothing added, control-token texts stay text.
+    pub const TEXT: EncodeOptions = EncodeOptions { add_special: false, parse_special: false };
+    /// A plain prompt: BOS as the file asks; control-token texts stay text.
+    pub const PROMPT: EncodeOptions = EncodeOptions { add_special: true, parse_special: false };
+    /// A rendered chat prompt: BOS as the file asks, and the template's control tokens parsed.
+    pub const CHAT: EncodeOptions = EncodeOptions { add_special: true, parse_special: true };
+}
+
 /// A piece of the input: text still to tokenize, or a special token already found.
 enum Fragment<'a> {
     Text(&'a str),
@@ -186,10 +205,9 @@ impl Tokenizer {
         &self.vocab
     }
 
-    /// Token ids for `text`. `add_special` adds BOS (and EOS) as the file asks; `parse_special`
-    /// turns control-token texts such as `<|im_start|>` into their tokens (user-defined tokens are
-    /// always matched, as llama.cpp does).
-    pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Vec<u32> {
+    /// Token ids for `text`, special tokens handled as `options` says.
+    pub fn encode(&self, text: &str, options: EncodeOptions) -> Vec<u32> {
+        let EncodeOptions { add_special, parse_special } = options;
         let mut out = Vec::new();
         if add_special && self.add_bos {
             out.extend(self.bos);

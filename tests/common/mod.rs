@@ -207,3 +207,20 @@ pub fn temp_dir(tag: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// An example program built beside the tests (`cargo build --profile test --examples`, which
+/// scripts/test.sh runs: `cargo test --all-targets` builds examples only as test harnesses), or
+/// `None` (with a note; a failure with `ROCMFORGE_REQUIRE_MODELS=1`, so CI cannot skip them).
+#[allow(dead_code)]
+pub fn example_binary(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let path = exe.parent()?.parent()?.join("examples").join(name);
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var("ROCMFORGE_REQUIRE_MODELS").as_deref() == Ok("1") {
+        panic!("{} is missing: `cargo build --profile test --examples` builds it", path.display());
+    }
+    eprintln!("skipping: {} is absent (`cargo build --profile test --examples` builds it)", path.display());
+    None
+}

@@ -318,16 +318,19 @@ pub fn cases(full: bool) -> Vec<Case> {
         );
         all.push(case(name, "|y|·(γ(n)/2 + 20U)", move |h| rms_norm(h, s, n, rows, add_one, in_place)));
     }
-    for (kind, hd, rd, base, fs) in [
-        (RopeKind::Normal, 64usize, 64usize, 1e4f32, 1.0f32),
-        (RopeKind::Neox, 128, 64, 1e4, 1.0),
-        (RopeKind::Neox, 256, 256, 1e6, 1.0),
-        (RopeKind::Normal, 128, 128, 5e5, 0.25),
+    for (kind, hd, rd, base, fs, llama3) in [
+        (RopeKind::Normal, 64usize, 64usize, 1e4f32, 1.0f32, false),
+        (RopeKind::Neox, 128, 64, 1e4, 1.0, false),
+        (RopeKind::Neox, 256, 256, 1e6, 1.0, false),
+        (RopeKind::Normal, 128, 128, 5e5, 0.25, false),
+        (RopeKind::Normal, 128, 128, 5e5, 1.0, true),
+        (RopeKind::Neox, 64, 64, 1e6, 0.5, true),
     ] {
         let s = next_seed();
-        let name = format!("rope {kind:?} hd {hd} dims {rd} base {base:e} scale {fs} at 0..32768");
-        let rule = "(|x0|+|x1|)·(Δθ + 10U), Δθ = θ·(4i + 11 + 2·ln base)·U; unrotated exact";
-        all.push(case(name, rule, move |h| rope(h, s, kind, hd, rd, base, fs)));
+        let factors = if llama3 { " with Llama 3 frequency divisors" } else { "" };
+        let name = format!("rope {kind:?} hd {hd} dims {rd} base {base:e} scale {fs}{factors} at 0..32768");
+        let rule = "(|x0|+|x1|)·(Δθ + 10U), Δθ = θ·(4i + 11 + [divisor ≠ 1] + 2·ln base)·U; unrotated exact";
+        all.push(case(name, rule, move |h| rope(h, s, kind, hd, rd, base, fs, llama3)));
     }
     for kind in [GluKind::SwiGlu, GluKind::GeGlu] {
         let s = next_seed();
@@ -528,21 +531,26 @@ fn rms_norm(h: &Harness, seed: u64, n: usize, rows: usize, add_one: bool, in_pla
 /// roundings plus the power's own error raised to i; the GPU takes powf directly (its exponent's
 /// rounding costs ln(base)·U, powf a few ulp). sin and cos add 6U, the rotation 2U per side.
 #[allow(clippy::too_many_arguments)]
-fn rope(h: &Harness, seed: u64, kind: RopeKind, hd: usize, rd: usize, base: f32, fs: f32) -> Measured {
+fn rope(h: &Harness, seed: u64, kind: RopeKind, hd: usize, rd: usize, base: f32, fs: f32, llama3: bool) -> Measured {
     let mut rng = Rng(seed);
     let (tokens, heads) = (ROPE_POSITIONS.len(), 3usize);
     let x = rng.vec(tokens * heads * hd);
     let neox = kind == RopeKind::Neox;
+    // Llama 3's per-pair divisors rise from 1 (high frequencies) to 32; without them, ones.
+    let ff: Vec<f32> =
+        (0..rd / 2).map(|i| if llama3 { 1.0 + 31.0 * (i as f32 / (rd / 2) as f32) } else { 1.0 }).collect();
     let mut want = x.clone();
-    reference::rope(&mut want, &ROPE_POSITIONS, heads, hd, rd, neox, base, fs);
+    reference::rope(&mut want, &ROPE_POSITIONS, heads, hd, rd, neox, base, fs, llama3.then_some(ff.as_slice()));
     let mut bound = vec![0f64; x.len()];
     let mut exact: Vec<f64> = x.iter().map(|v| *v as f64).collect();
     for (t, &p) in ROPE_POSITIONS.iter().enumerate() {
         for hh in 0..heads {
             let row = (t * heads + hh) * hd;
-            for i in 0..rd / 2 {
-                let theta = p as f64 * fs as f64 * (base as f64).powf(-2.0 * i as f64 / rd as f64);
-                let d_theta = theta * (4.0 * i as f64 + 11.0 + 2.0 * (base as f64).ln()) * U;
+            for (i, &f) in ff.iter().enumerate() {
+                let theta = p as f64 * fs as f64 * (base as f64).powf(-2.0 * i as f64 / rd as f64) / f as f64;
+                // A divisor other than 1 adds one rounding.
+                let divide = if f == 1.0 { 0.0 } else { 1.0 };
+                let d_theta = theta * (4.0 * i as f64 + 11.0 + divide + 2.0 * (base as f64).ln()) * U;
                 let (a, b) = if neox { (i, i + rd / 2) } else { (2 * i, 2 * i + 1) };
                 let b_pair = (x[row + a].abs() + x[row + b].abs()) as f64 * (d_theta + 10.0 * U);
                 bound[row + a] = b_pair;
@@ -553,10 +561,11 @@ fn rope(h: &Harness, seed: u64, kind: RopeKind, hd: usize, rd: usize, base: f32,
             }
         }
     }
-    let (xb, pb) = (h.upload(&x), h.upload(&ROPE_POSITIONS.map(|p| p as i32)));
+    let (xb, pb, fb) = (h.upload(&x), h.upload(&ROPE_POSITIONS.map(|p| p as i32)), h.upload(&ff));
     h.launch(launch::Rope {
         x: xb.view(),
         positions: pb.view(),
+        freq_factors: fb.view(),
         head_dim: hd as u32,
         rope_dims: rd as u32,
         kind,
