@@ -135,6 +135,10 @@ fn bench_on_the_cpu_decodes_at_each_depth_and_prints_json() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("exceeds the model's limit of 256 positions"), "{err}");
+    let out = rocmforge().args(["bench", "--device", "cpu", "--profile"]).arg(&model).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--profile times GPU kernels"), "{err}");
 }
 
 #[test]

@@ -143,3 +143,32 @@ fn fake_compiled() -> rocmforge::jit::CompiledKernel {
         seconds: 0.0,
     }
 }
+
+/// `bench --profile`'s measurement, on the CPU device: one timing per planned decode launch, named
+/// by its graph node, with the bytes the streaming ops must move.
+#[test]
+fn a_profiled_decode_step_times_every_launch_by_node() {
+    let Some(path) = common::model("variants/smol-Q4_K_M.gguf") else { return };
+    let model = Model::load(&path).unwrap();
+    let engine = Engine::builder().memory_only().build().unwrap();
+    let g = GpuModel::new(&model, Device::cpu(), &engine).unwrap();
+    let mut s = GpuSession::new(&g, 600, DEFAULT_MAX_BATCH).unwrap();
+    let prompt: Vec<u32> = (0..300u32).map(|i| (i * 7919 + 11) % model.config.n_vocab).collect();
+    s.forward(&prompt).unwrap();
+    let ops = s.profile_decode(5, 2).unwrap();
+    assert_eq!(ops.len(), model.decode.nodes.len());
+    assert_eq!(s.pos(), 0, "a profiled session is reset");
+    for (op, node) in ops.iter().zip(&model.decode.nodes) {
+        assert_eq!(op.node, node.name);
+        assert!(op.seconds > 0.0, "{op:?}");
+        match node.spec {
+            KernelSpec::MatVec { .. } | KernelSpec::AttnDecode { .. } => assert!(op.bytes.is_some(), "{op:?}"),
+            _ => assert!(op.bytes.is_none(), "{op:?}"),
+        }
+    }
+    // SmolLM2: 3 KV heads of 64, f16, over the 301 positions the step attends.
+    let attn = ops.iter().find(|o| o.node == "blk.0.attn").expect("layer 0's attention");
+    assert_eq!(attn.kernel, "attn_decode_hd64_gqa3_kvf16");
+    assert_eq!(attn.bytes, Some(2 * 301 * 3 * 64 * 2));
+    println!("{} launches; blk.0.attn {:.1} us on the CPU device", ops.len(), attn.seconds * 1e6);
+}

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use rocmforge::exec::gpu::{GpuModel, GpuSession, DEFAULT_MAX_BATCH};
+use rocmforge::exec::gpu::{GpuModel, GpuSession, OpTime, DEFAULT_MAX_BATCH};
 use rocmforge::exec::{CpuPrecision, Forward, Model, Session};
 use rocmforge::inspect::human_bytes;
 use rocmforge::jit::Engine;
@@ -38,6 +38,10 @@ pub struct BenchArgs {
     /// depth, memory); the human-readable lines go to stderr.
     #[arg(long)]
     pub json: bool,
+    /// Time each op of one decode step at the deepest --depth (GPU only): per op, the time per token
+    /// summed over the layers, and the bandwidth the matrix-vector products and attention reach.
+    #[arg(long)]
+    pub profile: bool,
     #[command(flatten)]
     pub device: DeviceArg,
     #[command(flatten)]
@@ -58,6 +62,9 @@ pub fn main(a: BenchArgs) -> Result<ExitCode> {
     }
     if a.depth.is_empty() {
         return Err("--depth needs at least one value".into());
+    }
+    if a.profile && a.device.device == "cpu" {
+        return Err("--profile times GPU kernels; the CPU device has none".into());
     }
     super::generate::with_worker_threads(move || bench(&a, a.precision.get()))
 }
@@ -176,6 +183,69 @@ fn tg_json(m: &Measured, gen: usize) -> serde_json::Value {
     m.decode_tps.iter().map(|&(depth, tps)| json!({ "depth": depth, "tokens": gen, "tokens_per_s": tps })).collect()
 }
 
+/// Launches of each op per token: `blk.N.` dropped from node names, so a row sums the layers.
+fn profile_rows(ops: &[OpTime]) -> Vec<(String, Vec<String>, usize, f64, Option<u64>)> {
+    let mut rows: Vec<(String, Vec<String>, usize, f64, Option<u64>)> = Vec::new();
+    for op in ops {
+        let name = match op.node.strip_prefix("blk.") {
+            Some(rest) => rest.split_once('.').map_or(rest, |(_, n)| n).to_string(),
+            None => op.node.clone(),
+        };
+        let row = match rows.iter().position(|r| r.0 == name) {
+            Some(i) => &mut rows[i],
+            None => {
+                rows.push((name, Vec::new(), 0, 0.0, Some(0)));
+                rows.last_mut().expect("just pushed")
+            }
+        };
+        if !row.1.contains(&op.kernel) {
+            row.1.push(op.kernel.clone());
+        }
+        row.2 += 1;
+        row.3 += op.seconds;
+        row.4 = row.4.zip(op.bytes).map(|(a, b)| a + b);
+    }
+    rows
+}
+
+/// Profiles one decode step after `depth` tokens of context and prints it; the JSON rows.
+fn profile(s: &mut GpuSession, ids: &[u32], depth: usize, out: &Out) -> Result<serde_json::Value> {
+    const REPS: usize = 20;
+    s.reset();
+    let next = if depth > 0 { s.forward_argmax(&ids[..depth])? } else { ids[0] };
+    let ops = s.profile_decode(next, REPS)?;
+    let rows = profile_rows(&ops);
+    let total: f64 = rows.iter().map(|r| r.3).sum();
+    out.line(format!(
+        "profile    one decode step @ depth {depth}: each launch alone ({REPS} back to back between syncs), {:.1} us a token in all",
+        total * 1e6
+    ));
+    out.line(format!(
+        "           {:<22} {:>8} {:>10} {:>6} {:>9}  kernels",
+        "op", "launches", "us/token", "share", "GB/s"
+    ));
+    let mut j = Vec::new();
+    for (name, kernels, n, secs, bytes) in &rows {
+        let gbs = bytes.map(|b| b as f64 / secs / 1e9);
+        out.line(format!(
+            "           {name:<22} {n:>8} {:>10.1} {:>5.1}% {:>9}  {}",
+            secs * 1e6,
+            100.0 * secs / total,
+            gbs.map_or("-".to_string(), |g| format!("{g:.0}")),
+            kernels.join(" ")
+        ));
+        j.push(json!({
+            "op": name,
+            "kernels": kernels,
+            "launches": n,
+            "us_per_token": secs * 1e6,
+            "bytes_per_token": bytes,
+            "gb_per_s": gbs,
+        }));
+    }
+    Ok(json!({ "depth": depth, "reps": REPS, "us_per_token": total * 1e6, "ops": j }))
+}
+
 fn bench(a: &BenchArgs, precision: CpuPrecision) -> Result<ExitCode> {
     let out = Out { json: a.json };
     let path: &Path = &a.model;
@@ -274,6 +344,10 @@ fn bench(a: &BenchArgs, precision: CpuPrecision) -> Result<ExitCode> {
     ));
     let m = measure(&mut s, &ids, a, &out)?;
     decode_lines(&m, a.gen, weight_bytes, bandwidth, "copy", &out);
+    let profiled = match a.profile {
+        true => Some(profile(&mut s, &ids, max_depth, &out)?),
+        false => None,
+    };
     let peak = gpu.device.memory_used()?.saturating_sub(mem_before);
     let ours = gpu.report.weight_bytes + s.allocated.kv_cache + s.allocated.activations;
     let bound = ((gpu.report.weight_bytes + s.allocated.kv_cache) as f64 * 1.1) as u64;
@@ -316,6 +390,7 @@ fn bench(a: &BenchArgs, precision: CpuPrecision) -> Result<ExitCode> {
                 "capacity": capacity,
                 "driver_reported": peak,
             },
+            "profile": profiled,
         });
         println!("{j}");
     }

@@ -167,6 +167,8 @@ fn act(buf: Buf) -> Slot {
 struct Planned<'g> {
     kernel: &'g Kernel,
     launch: Launch<Slot>,
+    /// The index of its graph node, for profiles.
+    node: usize,
 }
 
 const N_BUFS: usize = Buf::Logits as usize + 1;
@@ -459,7 +461,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 }
                 _ => return Err(mismatch(node)),
             };
-            out.push(Planned { kernel, launch });
+            out.push(Planned { kernel, launch, node: out.len() });
         }
         Ok(out)
     }
@@ -513,6 +515,38 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         Ok(())
     }
 
+    /// Times each launch of one decode step of `token` at the current position: every planned
+    /// launch runs once, then `reps` times back to back between two synchronizations (host
+    /// clock), so each kernel is timed alone; launch latency hides behind kernels longer than it
+    /// (a kernel shorter than its launch reads as the launch rate). Ops that work in place ran
+    /// `reps + 1` times: the session's state is meaningless afterwards, and it is reset.
+    pub fn profile_decode(&mut self, token: u32, reps: usize) -> Result<Vec<OpTime>, ExecError> {
+        super::check_pass(&self.g.model.config, self.pos, self.capacity, &[token])?;
+        self.ids.write(0, &[token as i32])?;
+        self.positions.write(0, &[self.pos as i32])?;
+        let dev = &self.g.device;
+        let mut out = Vec::with_capacity(self.decode_plan.len());
+        for p in &self.decode_plan {
+            let mut launch = p.launch.try_map(|slot| self.view(slot))?;
+            launch.set_pos0(self.pos);
+            p.kernel.launch(&launch)?;
+            dev.synchronize()?;
+            let start = Instant::now();
+            for _ in 0..reps.max(1) {
+                p.kernel.launch(&launch)?;
+            }
+            dev.synchronize()?;
+            out.push(OpTime {
+                node: self.g.model.decode.nodes[p.node].name.clone(),
+                kernel: p.kernel.entry().to_string(),
+                seconds: start.elapsed().as_secs_f64() / reps.max(1) as f64,
+                bytes: bytes_moved(&p.launch, self.pos),
+            });
+        }
+        self.pos = 0;
+        Ok(out)
+    }
+
     /// Runs `tokens` and returns the last position's logits.
     pub fn forward(&mut self, tokens: &[u32]) -> Result<&[f32], ExecError> {
         self.run(tokens)?;
@@ -541,6 +575,37 @@ impl super::Forward for GpuSession<'_, '_> {
     }
     fn reset(&mut self) {
         GpuSession::reset(self)
+    }
+}
+
+/// One launch of a profiled decode step.
+#[derive(Clone, Debug)]
+pub struct OpTime {
+    /// The graph node (`blk.3.attn_q`).
+    pub node: String,
+    /// The kernel's entry point.
+    pub kernel: String,
+    /// Seconds per launch.
+    pub seconds: f64,
+    /// Bytes the launch must move at least, for the ops that stream memory (matrix-vector
+    /// products: weights, input and output; decode attention: the cached K and V it reads).
+    pub bytes: Option<u64>,
+}
+
+fn bytes_moved(launch: &Launch<Slot>, pos0: usize) -> Option<u64> {
+    match launch {
+        Launch::MatVec(l) => {
+            let w = l.wtype.row_bytes(l.k as u64)? * l.rows as u64;
+            Some(w + 4 * (l.k as u64 + l.rows as u64))
+        }
+        Launch::AttnDecode(l) => {
+            let mut a = l.clone();
+            a.pos0 = pos0;
+            let positions = (pos0 + 1 - a.first()) as u64;
+            let n_kv = (l.n_head / l.gqa as usize) as u64;
+            Some(2 * positions * n_kv * l.head_dim as u64 * l.kv.size() as u64)
+        }
+        _ => None,
     }
 }
 
