@@ -183,27 +183,39 @@ fn tg_json(m: &Measured, gen: usize) -> serde_json::Value {
     m.decode_tps.iter().map(|&(depth, tps)| json!({ "depth": depth, "tokens": gen, "tokens_per_s": tps })).collect()
 }
 
-/// Launches of each op per token: `blk.N.` dropped from node names, so a row sums the layers.
-fn profile_rows(ops: &[OpTime]) -> Vec<(String, Vec<String>, usize, f64, Option<u64>)> {
-    let mut rows: Vec<(String, Vec<String>, usize, f64, Option<u64>)> = Vec::new();
+/// One op of a profiled decode step, summed over the layers.
+struct ProfileRow {
+    /// The node name without `blk.N.` (`attn_q`).
+    op: String,
+    kernels: Vec<String>,
+    launches: usize,
+    seconds: f64,
+    /// Bytes it must move, where the op streams memory.
+    bytes: Option<u64>,
+}
+
+/// The launches of a decode step grouped by op: `blk.N.` dropped from node names.
+fn profile_rows(ops: &[OpTime]) -> Vec<ProfileRow> {
+    let mut rows: Vec<ProfileRow> = Vec::new();
     for op in ops {
         let name = match op.node.strip_prefix("blk.") {
             Some(rest) => rest.split_once('.').map_or(rest, |(_, n)| n).to_string(),
             None => op.node.clone(),
         };
-        let row = match rows.iter().position(|r| r.0 == name) {
-            Some(i) => &mut rows[i],
+        let i = match rows.iter().position(|r| r.op == name) {
+            Some(i) => i,
             None => {
-                rows.push((name, Vec::new(), 0, 0.0, Some(0)));
-                rows.last_mut().expect("just pushed")
+                rows.push(ProfileRow { op: name, kernels: Vec::new(), launches: 0, seconds: 0.0, bytes: Some(0) });
+                rows.len() - 1
             }
         };
-        if !row.1.contains(&op.kernel) {
-            row.1.push(op.kernel.clone());
+        let row = &mut rows[i];
+        if !row.kernels.contains(&op.kernel) {
+            row.kernels.push(op.kernel.clone());
         }
-        row.2 += 1;
-        row.3 += op.seconds;
-        row.4 = row.4.zip(op.bytes).map(|(a, b)| a + b);
+        row.launches += 1;
+        row.seconds += op.seconds;
+        row.bytes = row.bytes.zip(op.bytes).map(|(a, b)| a + b);
     }
     rows
 }
@@ -215,7 +227,7 @@ fn profile(s: &mut GpuSession, ids: &[u32], depth: usize, out: &Out) -> Result<s
     let next = if depth > 0 { s.forward_argmax(&ids[..depth])? } else { ids[0] };
     let ops = s.profile_decode(next, REPS)?;
     let rows = profile_rows(&ops);
-    let total: f64 = rows.iter().map(|r| r.3).sum();
+    let total: f64 = rows.iter().map(|r| r.seconds).sum();
     out.line(format!(
         "profile    one decode step @ depth {depth}: each launch alone ({REPS} back to back between syncs), {:.1} us a token in all",
         total * 1e6
@@ -225,21 +237,23 @@ fn profile(s: &mut GpuSession, ids: &[u32], depth: usize, out: &Out) -> Result<s
         "op", "launches", "us/token", "share", "GB/s"
     ));
     let mut j = Vec::new();
-    for (name, kernels, n, secs, bytes) in &rows {
-        let gbs = bytes.map(|b| b as f64 / secs / 1e9);
+    for r in &rows {
+        let gbs = r.bytes.map(|b| b as f64 / r.seconds / 1e9);
         out.line(format!(
-            "           {name:<22} {n:>8} {:>10.1} {:>5.1}% {:>9}  {}",
-            secs * 1e6,
-            100.0 * secs / total,
+            "           {:<22} {:>8} {:>10.1} {:>5.1}% {:>9}  {}",
+            r.op,
+            r.launches,
+            r.seconds * 1e6,
+            100.0 * r.seconds / total,
             gbs.map_or("-".to_string(), |g| format!("{g:.0}")),
-            kernels.join(" ")
+            r.kernels.join(" ")
         ));
         j.push(json!({
-            "op": name,
-            "kernels": kernels,
-            "launches": n,
-            "us_per_token": secs * 1e6,
-            "bytes_per_token": bytes,
+            "op": r.op,
+            "kernels": r.kernels,
+            "launches": r.launches,
+            "us_per_token": r.seconds * 1e6,
+            "bytes_per_token": r.bytes,
             "gb_per_s": gbs,
         }));
     }

@@ -328,12 +328,13 @@ description! {
 /// or per CU of an MI250X die (110), so every SM has K/V reads in flight.
 pub const ATTN_DECODE_TARGET_BLOCKS: usize = 256;
 /// Fewest positions a decode-attention block takes: below it the partial results and the merge
-/// cost more than the parallelism gains (64 positions of a 64-wide f16 head are 16 KiB of K and V
-/// against 264 bytes of partial result per query head).
-pub const ATTN_DECODE_MIN_CHUNK: usize = 64;
+/// cost more than the parallelism gains (32 positions of a 64-wide f16 head are 8 KiB of K and V
+/// against 264 bytes of partial result per query head). Models with one to three KV heads
+/// (Gemma 3, SmolLM2) need chunks this short to put more than a handful of blocks on the GPU.
+pub const ATTN_DECODE_MIN_CHUNK: usize = 32;
 
 /// Positions per block for `len` attended positions over `n_kv` KV heads: the target block count
-/// spread over the heads, in multiples of 64, within [64, 256].
+/// spread over the heads, in multiples of 32, within [32, 256].
 pub fn attn_decode_chunk(len: usize, n_kv: usize) -> usize {
     let per_head = ATTN_DECODE_TARGET_BLOCKS.div_ceil(n_kv.max(1));
     len.div_ceil(per_head)
@@ -1174,16 +1175,16 @@ mod tests {
         assert_eq!(Launch::from(l).grid(), [32, 8, 1]);
         // Depth 0: one block per group, no partials.
         let l = decode(0, 32, 1, None);
-        assert_eq!((l.chunk(), l.n_chunks()), (64, 1));
-        // SmolLM2 (3 KV heads) at 4096: 86 chunks wanted, 64 positions each at least.
+        assert_eq!((l.chunk(), l.n_chunks()), (32, 1));
+        // SmolLM2 (3 KV heads) at 4096: 86 chunks wanted, in multiples of 32 positions.
         let l = decode(4095, 9, 3, None);
         assert_eq!((l.chunk(), l.n_chunks()), (64, 64));
         // Long contexts hit the largest chunk and grow the chunk count.
         let l = decode((1 << 17) - 1, 32, 1, None);
         assert_eq!((l.chunk(), l.n_chunks()), (256, 512));
-        // A sliding window bounds the positions (Gemma 3: one KV head).
+        // A sliding window bounds the positions (Gemma 3: one KV head, 16 blocks of 32).
         let l = decode(5000, 4, 4, Some(512));
-        assert_eq!((l.first(), l.chunk(), l.n_chunks()), (4489, 64, 8));
+        assert_eq!((l.first(), l.chunk(), l.n_chunks()), (4489, 32, 16));
         // Every launch up to the workspace's capacity fits it and passes its check.
         for pos0 in [0, 1, 63, 64, 255, 256, 1000, 4095, 70_000, (1 << 17) - 1] {
             for (n_head, gqa) in [(32, 1), (9, 3), (4, 4), (48, 6)] {
