@@ -23,7 +23,7 @@
 __device__ __forceinline__ float kv_load(float x) { return x; }
 __device__ __forceinline__ float kv_load(u16 x) { return rf_half_to_float(x); }
 
-constexpr int rf_pow2_at_least(int n) { return n <= 1 ? 1 : 2 * rf_pow2_at_least((n + 1) / 2); }
+__host__ __device__ constexpr int rf_pow2_at_least(int n) { return n <= 1 ? 1 : 2 * rf_pow2_at_least((n + 1) / 2); }
 constexpr int VEC = 16 / (int)sizeof(kv_t);   // cache values per 16-byte load
 constexpr int GROUPS = HEAD_DIM / VEC;         // 16-byte vectors per head row
 constexpr int P = rf_pow2_at_least(GROUPS) < WARP_SIZE ? rf_pow2_at_least(GROUPS) : WARP_SIZE;
