@@ -301,10 +301,21 @@ pub fn cases(full: bool) -> Vec<Case> {
                         }
                         let s = next_seed();
                         let name = format!("{name} {} cache", kv.name());
-                        all.push(case(name, rule, move |h| attn_decode(h, s, hd, gqa, depth, window, softcap, kv)));
+                        all.push(case(name, rule, move |h| attn_decode(h, s, hd, gqa, 2, depth, window, softcap, kv)));
                     }
                 }
             }
+        }
+    }
+    // Many KV heads ask for fewer blocks per head, so longer chunks: up to the largest (256
+    // positions), several block steps each, a last chunk shorter than the others (1000).
+    let wide: &[(usize, usize, usize)] = if full { &[(128, 1, 32), (64, 3, 16), (256, 4, 8)] } else { &[(128, 1, 32)] };
+    for &(hd, gqa, n_kv) in wide {
+        for depth in [1000, 4096] {
+            let s = next_seed();
+            let name = format!("attn_decode hd {hd} gqa {gqa} kv heads {n_kv} depth {depth} f16 cache");
+            let rule = "V·(4·ε_score + (4L+24)·U), ε_score = γ(hd+2)·S + 4U·S; counters back to 0";
+            all.push(case(name, rule, move |h| attn_decode(h, s, hd, gqa, n_kv, depth, None, None, KvPrecision::F16)));
         }
     }
     for (n, rows, add_one, in_place) in
@@ -748,13 +759,13 @@ fn attn_decode(
     seed: u64,
     hd: usize,
     gqa: usize,
+    n_kv: usize,
     depth: usize,
     window: Option<u32>,
     softcap: Option<f32>,
     kv: KvPrecision,
 ) -> Measured {
     let mut rng = Rng(seed);
-    let n_kv = 2usize;
     let n_head = n_kv * gqa;
     let (kc, vc) = (kv_values(&mut rng, depth * n_kv * hd, kv), kv_values(&mut rng, depth * n_kv * hd, kv));
     let q = rng.vec(n_head * hd);
