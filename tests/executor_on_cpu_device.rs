@@ -73,6 +73,43 @@ fn the_executor_on_the_cpu_device_matches_the_cpu_session() {
     }
 }
 
+/// The decode precisions on the CPU device: `Exact` is the CPU session's arithmetic (NMSE 0 up to
+/// f32 summation order); `Fast` runs the int8 plan (q8_1 quantize + int8 matvec), which must
+/// differ from it (it ran) by about the CPU int8 session's own distance, and pick the same tokens.
+#[test]
+fn the_int8_decode_plan_runs_on_the_cpu_device() {
+    use rocmforge::exec::gpu::GpuPrecision;
+    use rocmforge::exec::CpuPrecision;
+    let Some(path) = common::model("variants/smol-Q4_K_M.gguf") else { return };
+    let model = Model::load(&path).unwrap();
+    let engine = Engine::builder().memory_only().build().unwrap();
+    let g = GpuModel::new(&model, Device::cpu(), &engine).unwrap();
+    let prompt: Vec<u32> = (0..8u32).map(|i| (i * 7919 + 11) % model.config.n_vocab).collect();
+    let mut exact = GpuSession::with_precision(&g, 16, DEFAULT_MAX_BATCH, GpuPrecision::Exact).unwrap();
+    let mut fast = GpuSession::with_precision(&g, 16, DEFAULT_MAX_BATCH, GpuPrecision::Fast).unwrap();
+    let mut cpu = Session::new(&model, 16).unwrap();
+    let mut cpu_int8 = Session::with_precision(&model, 16, CpuPrecision::Fast).unwrap();
+    let mut tok = reference::argmax(cpu.forward(&prompt).unwrap()) as u32;
+    exact.forward(&prompt).unwrap();
+    fast.forward(&prompt).unwrap();
+    cpu_int8.forward(&prompt).unwrap();
+    for step in 0..3 {
+        let want = cpu.forward(&[tok]).unwrap().to_vec();
+        let want_int8 = cpu_int8.forward(&[tok]).unwrap().to_vec();
+        let e_exact = nmse(exact.forward(&[tok]).unwrap(), &want);
+        let got = fast.forward(&[tok]).unwrap().to_vec();
+        let (e_fast, e_cpu_int8, e_vs_cpu_int8) = (nmse(&got, &want), nmse(&want_int8, &want), nmse(&got, &want_int8));
+        println!(
+            "step {step}: exact decode NMSE {e_exact:.2e}; int8 decode NMSE {e_fast:.2e} (CPU int8 session {e_cpu_int8:.2e}, int8 decode vs it {e_vs_cpu_int8:.2e})"
+        );
+        assert!(e_exact < 1e-10, "exact decode NMSE {e_exact:.2e}");
+        assert!(e_fast > 0.0 && e_fast < 1e-3, "int8 decode NMSE {e_fast:.2e}: it must run, and stay close");
+        assert_eq!(reference::argmax(&got), reference::argmax(&want), "step {step}: greedy token");
+        tok = reference::argmax(&want) as u32;
+    }
+    assert_eq!((exact.precision(), fast.precision()), (GpuPrecision::Exact, GpuPrecision::Fast));
+}
+
 #[test]
 fn the_op_case_table_runs_on_the_cpu_device() {
     let dev = Device::cpu();

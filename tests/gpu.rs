@@ -8,8 +8,8 @@ mod op_cases;
 use std::path::Path;
 
 use rocmforge::device::{self, Device, DeviceError};
-use rocmforge::exec::gpu::{GpuModel, GpuSession, DEFAULT_MAX_BATCH};
-use rocmforge::exec::{Model, Session};
+use rocmforge::exec::gpu::{GpuModel, GpuPrecision, GpuSession, DEFAULT_MAX_BATCH};
+use rocmforge::exec::{Forward, Model, Session};
 use rocmforge::jit::Engine;
 use rocmforge::kernels::launch;
 use rocmforge::kernels::{KvPrecision, LaunchError};
@@ -100,9 +100,14 @@ fn launches_that_do_not_fit_their_buffers_never_reach_the_gpu() {
     println!("refused: a buffer too short, a buffer of the wrong type, a buffer of another device");
 }
 
-/// GPU against CPU on a whole model: logits NMSE ≤ 1e-3 after a prefill of `prompt_len` tokens
-/// (in passes of `DEFAULT_MAX_BATCH`), and the same 32 greedy tokens; the GPU's KV cache in f16
-/// (the default), the CPU's in f32.
+/// GPU against CPU on a whole model, in both GPU decode precisions, each held to a CPU run of the
+/// same arithmetic: the f32 decode (`Exact`) to the CPU reference session, the int8 decode (`Fast`)
+/// to the same executor on the CPU device (whose reference kernels quantize the activations to
+/// q8_1 and take the same integer dot products). Logits NMSE ≤ 1e-3 after a prefill of
+/// `prompt_len` tokens (in passes of `DEFAULT_MAX_BATCH`) and over 32 greedy steps, and the same
+/// tokens. What the int8 activations themselves cost is printed beside: the GPU's int8 decode
+/// against the f32 reference session.
+/// The GPU's KV cache is f16 unless asked (the CPU device's too; the CPU session's is f32).
 fn gpu_matches_cpu(path: &Path, prompt_len: usize) {
     gpu_matches_cpu_with(path, prompt_len, KvPrecision::F16)
 }
@@ -112,35 +117,66 @@ fn gpu_matches_cpu_with(path: &Path, prompt_len: usize, kv: KvPrecision) {
     let dev = device::open("cuda").unwrap().unwrap();
     let engine = Engine::builder().targets(dev.target().cloned()).build().unwrap();
     let gpu = GpuModel::with_kv(&model, dev, &engine, kv).unwrap();
+    let host = GpuModel::with_kv(&model, Device::cpu(), &engine, kv).unwrap();
+    for precision in [GpuPrecision::Fast, GpuPrecision::Exact] {
+        gpu_session_matches_cpu(path, &model, &gpu, &host, precision, prompt_len);
+    }
+}
+
+fn gpu_session_matches_cpu(
+    path: &Path,
+    model: &Model,
+    gpu: &GpuModel,
+    host: &GpuModel,
+    precision: GpuPrecision,
+    prompt_len: usize,
+) {
     let n_vocab = model.config.n_vocab;
     let prompt: Vec<u32> = (0..prompt_len as u32).map(|i| (i * 7919 + 13) % n_vocab).collect();
     let steps = 32;
-    let mut cs = Session::new(&model, prompt_len + steps + 1).unwrap();
-    let mut gs = GpuSession::new(&gpu, prompt_len + steps + 1, DEFAULT_MAX_BATCH).unwrap();
+    let capacity = prompt_len + steps + 1;
+    let mut exact = Session::new(model, capacity).unwrap();
+    let mut cs: Box<dyn Forward> = match precision {
+        GpuPrecision::Exact => Box::new(Session::new(model, capacity).unwrap()),
+        GpuPrecision::Fast => {
+            Box::new(GpuSession::with_precision(host, capacity, DEFAULT_MAX_BATCH, precision).unwrap())
+        }
+    };
+    let mut gs = GpuSession::with_precision(gpu, capacity, DEFAULT_MAX_BATCH, precision).unwrap();
     let want = cs.forward(&prompt).unwrap().to_vec();
     let got = gs.forward(&prompt).unwrap().to_vec();
+    let f32_ref = exact.forward(&prompt).unwrap().to_vec();
     let e = nmse(&got, &want);
     let (mut ct, mut gt) = (reference::argmax(&want) as u32, reference::argmax(&got) as u32);
     let (mut cpu_tokens, mut gpu_tokens) = (vec![ct], vec![gt]);
-    let mut worst = e;
+    let (mut worst, mut worst_vs_f32) = (e, nmse(&got, &f32_ref));
     for _ in 1..steps {
         let c = cs.forward(&[ct]).unwrap().to_vec();
         let g = gs.forward(&[gt]).unwrap().to_vec();
+        // The f32 reference follows the GPU's tokens, so the two stay comparable.
+        let x = exact.forward(&[gt]).unwrap().to_vec();
         worst = worst.max(nmse(&g, &c));
+        worst_vs_f32 = worst_vs_f32.max(nmse(&g, &x));
         ct = reference::argmax(&c) as u32;
         gt = reference::argmax(&g) as u32;
         cpu_tokens.push(ct);
         gpu_tokens.push(gt);
     }
+    let against = match precision {
+        GpuPrecision::Exact => "the CPU session",
+        GpuPrecision::Fast => "the executor on the CPU device (int8 decode)",
+    };
     println!(
-        "{} ({} KV cache): prompt {prompt_len} ({} prefill passes), prefill NMSE {e:.2e}, worst decode NMSE {worst:.2e}, greedy tokens equal: {}",
+        "{} [{} decode, {} KV cache] vs {against}: prompt {prompt_len} ({} prefill passes), prefill NMSE {e:.2e}, worst decode NMSE {worst:.2e}, greedy tokens equal: {}; vs the f32 session: worst {worst_vs_f32:.2e}",
         path.display(),
-        kv.name(),
+        precision.name(),
+        gpu.kv.name(),
         prompt_len.div_ceil(DEFAULT_MAX_BATCH),
         cpu_tokens == gpu_tokens
     );
-    assert!(worst <= 1e-3, "{}: GPU vs CPU NMSE {worst:.2e}", path.display());
-    assert_eq!(gpu_tokens, cpu_tokens, "{}: greedy tokens differ", path.display());
+    let p = precision.name();
+    assert!(worst <= 1e-3, "{} [{p}]: GPU vs CPU NMSE {worst:.2e}", path.display());
+    assert_eq!(gpu_tokens, cpu_tokens, "{} [{p}]: greedy tokens differ", path.display());
 }
 
 fn nmse(got: &[f32], want: &[f32]) -> f64 {
@@ -163,6 +199,8 @@ fn real_models_on_the_gpu_match_the_cpu() {
         ("variants/smol-Q6_K.gguf", 40),
         ("variants/smol-Q4_K_M.gguf", 40),
         ("gemma-3-270m-q4_k_m.gguf", 40),
+        ("variants/qwen2-synth-Q4_K.gguf", 40),
+        ("variants/gemma2-synth-F32.gguf", 40),
     ];
     let mut ran = 0;
     for (file, prompt_len) in files {

@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard};
 use super::{Backend, DeviceError, RawView};
 use crate::jit::Target;
 use crate::kernels::launch::{self, Launch};
-use crate::reference;
+use crate::{quant, reference};
 
 /// Allocations by start address (u64 words keep every buffer 8-byte aligned).
 type Memory = BTreeMap<u64, Box<[u64]>>;
@@ -116,6 +116,22 @@ fn row_bytes(ty: crate::dtype::GgmlType, n: usize) -> Result<usize, DeviceError>
     ty.row_bytes(n as u64).map(|b| b as usize).ok_or_else(|| host(format!("{n} elements are not whole {ty} blocks")))
 }
 
+/// q8_1 blocks from their 36-byte form. A quant of −128 (which no quantizer writes) is refused
+/// by name, not passed to the reference, which assumes |q| ≤ 127.
+fn q8_1_blocks(bytes: &[u8]) -> Result<Vec<quant::BlockQ8_1>, String> {
+    bytes
+        .chunks_exact(launch::Q8_1_BLOCK_BYTES)
+        .enumerate()
+        .map(|(i, c)| {
+            let qs: [i8; 32] = std::array::from_fn(|j| c[4 + j] as i8);
+            if qs.contains(&i8::MIN) {
+                return Err(format!("q8_1 block {i} holds the quant -128, which no quantizer makes"));
+            }
+            Ok(quant::BlockQ8_1 { d: [c[0], c[1]], s: [c[2], c[3]], qs })
+        })
+        .collect()
+}
+
 impl CpuBackend {
     fn lock(&self) -> MutexGuard<'_, Memory> {
         self.memory.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -172,6 +188,28 @@ impl CpuBackend {
                 let mut out = vec![0f32; tokens * rows];
                 reference::linear(*wtype, view(mem, w, rows * row_bytes)?, k, *rows, &xs, &mut out).map_err(q)?;
                 put_f32s(mem, y, 0, &out)
+            }
+            Launch::QuantizeQ8_1(l) => {
+                let x = f32s(mem, &l.x, l.n)?;
+                let mut blocks = vec![quant::BlockQ8_1 { d: [0; 2], s: [0; 2], qs: [0; 32] }; l.n / quant::QK8_1];
+                quant::quantize_row_q8_1(&x, &mut blocks);
+                let dst = bytes_at_mut(mem, l.out.addr(), blocks.len() * launch::Q8_1_BLOCK_BYTES)?;
+                for (d, b) in dst.chunks_exact_mut(launch::Q8_1_BLOCK_BYTES).zip(&blocks) {
+                    d[..2].copy_from_slice(&b.d);
+                    d[2..4].copy_from_slice(&b.s);
+                    d[4..].iter_mut().zip(&b.qs).for_each(|(o, &q)| *o = q as u8);
+                }
+                Ok(())
+            }
+            Launch::MatVecQ8(l) => {
+                let k = l.k as usize;
+                let a =
+                    q8_1_blocks(view(mem, &l.a, launch::q8_1_bytes(k))?).map_err(|e| host(format!("{spec}: {e}")))?;
+                let a = quant::Q8Rows::from_blocks(&a, k);
+                let w = view(mem, &l.w, l.rows * row_bytes(l.wtype, k)?)?;
+                let mut y = vec![0f32; l.rows];
+                quant::matvec_q8_1(l.wtype, w, k, &a, &mut y).map_err(q)?;
+                put_f32s(mem, &l.y, 0, &y)
             }
             Launch::Attention(l) => {
                 let (hd, n_kv) = (l.head_dim as usize, l.n_head / l.gqa as usize);

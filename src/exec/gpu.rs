@@ -2,6 +2,11 @@
 //! quantized form; the KV cache and activations live on the device; a decode step moves only the
 //! token id in and the logits (or the argmax id) out. The decode pass is planned once — every
 //! launch with its grid and arguments — and replayed each step with the new position.
+//!
+//! Decode runs in one of two precisions ([`GpuPrecision`]): `Fast` (the default) quantizes each
+//! quantized projection's input to q8_1 once (Q/K/V and gate/up share one quantization, as the
+//! CPU's fast path does) and runs the int8 matvec (`mmvq`); `Exact` keeps the f32 matvec, the
+//! path the CPU reference matches to f32 rounding. Prefill runs the f32 matrix product in both.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -140,6 +145,49 @@ impl<'m> GpuModel<'m> {
     }
 }
 
+/// How a GPU session's decode computes its projections over quantized weights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GpuPrecision {
+    /// Activations quantized to q8_1 and int8 dot products (as llama.cpp's mmvq).
+    #[default]
+    Fast,
+    /// f32 activations and the float matvec: the CPU reference's arithmetic.
+    Exact,
+}
+
+impl GpuPrecision {
+    pub fn name(self) -> &'static str {
+        match self {
+            GpuPrecision::Fast => "fast",
+            GpuPrecision::Exact => "exact",
+        }
+    }
+}
+
+/// The buffer a step writes, if any (a quantized copy of it is stale afterwards).
+fn written(step: &Step) -> Option<Buf> {
+    match *step {
+        Step::Embed { out, .. } | Step::Norm { out, .. } | Step::Linear { out, .. } => Some(out),
+        Step::Add { out, .. } | Step::Glu { out, .. } => Some(out),
+        Step::BiasAdd { x, .. } | Step::Rope { x, .. } | Step::Softcap { x, .. } => Some(x),
+        Step::Attention { .. } => Some(Buf::AttnOut),
+        Step::KvAppend { .. } | Step::Argmax => None,
+    }
+}
+
+/// Bytes of the q8_1 buffer a decode pass needs: the widest quantized projection input.
+fn q8_bytes(graph: &Graph) -> usize {
+    graph
+        .nodes
+        .iter()
+        .filter_map(|n| match n.spec.int8_decode() {
+            Some((_, KernelSpec::MatVecQ8 { k, .. })) => Some(launch::q8_1_bytes(k as usize)),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// A buffer a planned launch names; resolved to a view of the session's buffers at each replay.
 #[derive(Clone, Copy, Debug)]
 enum Slot {
@@ -157,6 +205,8 @@ enum Slot {
     Ids,
     Positions,
     Argmax,
+    /// The q8_1 blocks of the int8 decode's current projection input.
+    Q8,
 }
 
 fn act(buf: Buf) -> Slot {
@@ -195,6 +245,9 @@ pub struct GpuSession<'g, 'm> {
     ids: DeviceBuffer<i32>,
     positions: DeviceBuffer<i32>,
     argmax: DeviceBuffer<i32>,
+    /// q8_1 activations of the int8 decode (one byte when the session runs `Exact`).
+    q8: DeviceBuffer<u8>,
+    precision: GpuPrecision,
     decode_plan: Vec<Planned<'g>>,
     logits: Vec<f32>,
     /// Bytes this session allocated on the device (KV cache, activations, ids, positions).
@@ -243,7 +296,17 @@ fn mismatch(node: &Node) -> ExecError {
 }
 
 impl<'g, 'm> GpuSession<'g, 'm> {
+    /// A session that decodes in [`GpuPrecision::Fast`].
     pub fn new(g: &'g GpuModel<'m>, capacity: usize, max_batch: usize) -> Result<Self, ExecError> {
+        Self::with_precision(g, capacity, max_batch, GpuPrecision::Fast)
+    }
+
+    pub fn with_precision(
+        g: &'g GpuModel<'m>,
+        capacity: usize,
+        max_batch: usize,
+        precision: GpuPrecision,
+    ) -> Result<Self, ExecError> {
         let model = g.model;
         let max = model.config.n_ctx_train as usize;
         if capacity > max {
@@ -286,13 +349,17 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         let attn_part = dev.alloc(part_len)?;
         let mut attn_counters = dev.alloc(n_kv)?;
         attn_counters.write(0, &vec![0i32; n_kv])?;
+        let q8 = dev.alloc(match precision {
+            GpuPrecision::Fast => q8_bytes(&model.decode).max(1),
+            GpuPrecision::Exact => 1,
+        })?;
         let allocated = SessionBytes {
             kv_cache: k_cache.iter().chain(&v_cache).map(|b| b.bytes() as u64).sum(),
             activations: bufs
                 .iter()
                 .map(|b| b.bytes())
                 .chain([&ids, &positions, &argmax].map(|b| b.bytes()))
-                .chain([attn_part.bytes(), attn_counters.bytes()])
+                .chain([attn_part.bytes(), attn_counters.bytes(), q8.bytes()])
                 .sum::<usize>() as u64,
         };
         let mut s = GpuSession {
@@ -308,6 +375,8 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             ids,
             positions,
             argmax,
+            q8,
+            precision,
             decode_plan: Vec::new(),
             logits: vec![0.0; model.config.n_vocab as usize],
             allocated,
@@ -320,6 +389,10 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         self.pos
     }
 
+    pub fn precision(&self) -> GpuPrecision {
+        self.precision
+    }
+
     pub fn reset(&mut self) {
         self.pos = 0;
     }
@@ -329,12 +402,41 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         let g: &'g GpuModel<'m> = self.g;
         let cfg = &g.model.config;
         let mut out = Vec::with_capacity(graph.nodes.len());
-        for node in &graph.nodes {
-            let kernel = g
-                .kernels
-                .get(&node.spec.with_kv(g.kv))
-                .ok_or_else(|| ExecError::Unsupported(format!("no kernel loaded for {}", node.spec)))?;
+        let kernel_for = |spec: &KernelSpec| {
+            g.kernels.get(spec).ok_or_else(|| ExecError::Unsupported(format!("no kernel loaded for {spec}")))
+        };
+        // The int8 decode: which activation rows the q8_1 buffer holds now.
+        let int8 = n == 1 && self.precision == GpuPrecision::Fast;
+        let mut q8_of: Option<(Buf, usize)> = None;
+        for (ni, node) in graph.nodes.iter().enumerate() {
+            let kernel = kernel_for(&node.spec.with_kv(g.kv))?;
             let weight = |i: usize| Slot::Weight(g.weight_index[&node.weights[i]]);
+            if let (true, Step::Linear { x, out: y, n_out, .. }, Some((quantize, mmvq))) =
+                (int8, &node.step, node.spec.int8_decode())
+            {
+                let (KernelSpec::MatVec { wtype, k }, KernelSpec::MatVecQ8 { threads_per_row, rows_per_thread, .. }) =
+                    (node.spec, mmvq)
+                else {
+                    return Err(mismatch(node));
+                };
+                // A decode pass has one token: its row of x starts at 0, logits included.
+                if q8_of != Some((*x, 0)) {
+                    let q = launch::QuantizeQ8_1 { x: act(*x), out: Slot::Q8, n: k as usize };
+                    out.push(Planned { kernel: kernel_for(&quantize)?, launch: q.into(), node: ni });
+                    q8_of = Some((*x, 0));
+                }
+                let layout = crate::kernels::MmvqLayout { threads_per_row, rows_per_thread };
+                let m =
+                    launch::MatVecQ8 { w: weight(0), a: Slot::Q8, y: act(*y), wtype, k, rows: *n_out as usize, layout };
+                out.push(Planned { kernel: kernel_for(&mmvq)?, launch: m.into(), node: ni });
+                if q8_of.is_some_and(|(b, _)| b == *y) {
+                    q8_of = None;
+                }
+                continue;
+            }
+            if q8_of.is_some_and(|(b, _)| written(&node.step) == Some(b)) {
+                q8_of = None;
+            }
             let launch: Launch<Slot> = match (node.step.clone(), node.spec.with_kv(g.kv)) {
                 (Step::Embed { out, scale }, KernelSpec::Embedding { wtype, n_embd }) => launch::Embedding {
                     table: weight(0),
@@ -461,7 +563,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 }
                 _ => return Err(mismatch(node)),
             };
-            out.push(Planned { kernel, launch, node: out.len() });
+            out.push(Planned { kernel, launch, node: ni });
         }
         Ok(out)
     }
@@ -481,6 +583,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             Slot::Ids => self.ids.view(),
             Slot::Positions => self.positions.view(),
             Slot::Argmax => self.argmax.view(),
+            Slot::Q8 => self.q8.view(),
         })
     }
 
@@ -537,7 +640,11 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             }
             dev.synchronize()?;
             out.push(OpTime {
-                node: self.g.model.decode.nodes[p.node].name.clone(),
+                node: match p.launch {
+                    // The int8 matvec's input quantizer, named after the node it serves.
+                    Launch::QuantizeQ8_1(_) => format!("{}.quantize", self.g.model.decode.nodes[p.node].name),
+                    _ => self.g.model.decode.nodes[p.node].name.clone(),
+                },
                 kernel: p.kernel.entry().to_string(),
                 seconds: start.elapsed().as_secs_f64() / reps.max(1) as f64,
                 bytes: bytes_moved(&p.launch, self.pos),
@@ -588,7 +695,8 @@ pub struct OpTime {
     /// Seconds per launch.
     pub seconds: f64,
     /// Bytes the launch must move at least, for the ops that stream memory (matrix-vector
-    /// products: weights, input and output; decode attention: the cached K and V it reads).
+    /// products: weights, input and output; the q8_1 quantizer: its input and output; decode
+    /// attention: the cached K and V it reads).
     pub bytes: Option<u64>,
 }
 
@@ -598,6 +706,12 @@ fn bytes_moved(launch: &Launch<Slot>, pos0: usize) -> Option<u64> {
             let w = l.wtype.row_bytes(l.k as u64)? * l.rows as u64;
             Some(w + 4 * (l.k as u64 + l.rows as u64))
         }
+        // q8_1 blocks: 32 int8 values and two f16, 36 bytes.
+        Launch::MatVecQ8(l) => {
+            let w = l.wtype.row_bytes(l.k as u64)? * l.rows as u64;
+            Some(w + l.k as u64 / 32 * 36 + 4 * l.rows as u64)
+        }
+        Launch::QuantizeQ8_1(l) => Some(4 * l.n as u64 + l.n as u64 / 32 * 36),
         Launch::AttnDecode(l) => {
             let mut a = l.clone();
             a.pos0 = pos0;

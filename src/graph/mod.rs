@@ -258,11 +258,15 @@ pub fn check_all_tensors_used<'a>(graph: &Graph, names: impl IntoIterator<Item =
     }
 }
 
-/// Every distinct kernel a model needs for prefill and decode, in a stable order.
+/// Every distinct kernel a model needs for prefill and decode (the int8 decode's included), in a
+/// stable order.
 pub fn kernel_specs(cfg: &ModelConfig, tensors: &dyn TensorTypes) -> Result<BTreeSet<KernelSpec>, GraphError> {
     let mut specs = BTreeSet::new();
     for phase in AttnPhase::ALL {
         specs.extend(build(cfg, tensors, phase)?.nodes.into_iter().map(|n| n.spec));
     }
+    // The GPU's int8 decode runs each quantized matvec as a q8_1 quantize and an int8 matvec.
+    let int8: Vec<KernelSpec> = specs.iter().filter_map(|s| s.int8_decode()).flat_map(|(q, m)| [q, m]).collect();
+    specs.extend(int8);
     Ok(specs)
 }

@@ -10,7 +10,10 @@
 
 use std::fmt;
 
-use super::spec::{ElementwiseOp, GluKind, KernelSpec, RopeKind, SpecError, ROWS_PER_BLOCK, TOKENS_PER_WARP};
+use super::spec::{
+    ElementwiseOp, GluKind, KernelSpec, MmvqLayout, RopeKind, SpecError, QUANTIZE_THREADS, ROWS_PER_BLOCK,
+    TOKENS_PER_WARP,
+};
 use super::spec::{KvPrecision, ATTN_DECODE_MAX_CHUNK};
 use crate::dtype::GgmlType;
 
@@ -237,6 +240,57 @@ description! {
             k: u32,
             rows: usize,
         }
+    }
+}
+
+/// Bytes of one q8_1 block (f16 d, f16 s, 32 int8): `crate::quant::BlockQ8_1`.
+pub const Q8_1_BLOCK_BYTES: usize = 36;
+
+/// Bytes of the q8_1 blocks of `n` values (`n` a multiple of 32).
+pub fn q8_1_bytes(n: usize) -> usize {
+    mul(n / 32, Q8_1_BLOCK_BYTES)
+}
+
+description! {
+    /// `n` floats (a multiple of 32) to `n / 32` q8_1 blocks, as `quantize_row_q8_1`.
+    QuantizeQ8_1 {
+        buffers {
+            /// `[n]`
+            x,
+            /// `[n / 32]` q8_1 blocks of 36 bytes.
+            out,
+        }
+        scalars {
+            n: usize,
+        }
+    }
+}
+
+description! {
+    /// y = W · x for one token with int8 dot products: x already in q8_1 blocks, `rows` weight rows
+    /// of `k` elements of a quantized `wtype`, spread over threads as `layout` says.
+    MatVecQ8 {
+        buffers {
+            /// `[rows]` rows of `wtype` blocks.
+            w,
+            /// `[k / 32]` q8_1 blocks.
+            a,
+            /// `[rows]`
+            y,
+        }
+        scalars {
+            wtype: GgmlType,
+            k: u32,
+            rows: usize,
+            layout: MmvqLayout,
+        }
+    }
+}
+
+impl<B> MatVecQ8<B> {
+    /// The launch with the default layout for the shape ([`MmvqLayout::default_for`]).
+    pub fn new(w: B, a: B, y: B, wtype: GgmlType, k: u32, rows: usize) -> MatVecQ8<B> {
+        MatVecQ8 { w, a, y, wtype, k, rows, layout: MmvqLayout::default_for(wtype, k) }
     }
 }
 
@@ -559,6 +613,50 @@ impl<B> Describe<B> for MatVec<B> {
     }
 }
 
+impl<B> Describe<B> for QuantizeQ8_1<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::QuantizeQ8_1
+    }
+    fn grid(&self) -> [u32; 3] {
+        [blocks(self.n, QUANTIZE_THREADS), 1, 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        vec![
+            buf("x", &self.x, Elem::F32, self.n),
+            buf("out", &self.out, Elem::U8, q8_1_bytes(self.n)),
+            int("n", self.n),
+        ]
+    }
+    fn validate(&self) -> Result<(), String> {
+        if self.n == 0 || !self.n.is_multiple_of(32) {
+            return Err(format!("{} values are not whole q8_1 blocks of 32", self.n));
+        }
+        Ok(())
+    }
+}
+
+impl<B> Describe<B> for MatVecQ8<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::MatVecQ8 {
+            wtype: self.wtype,
+            k: self.k,
+            threads_per_row: self.layout.threads_per_row,
+            rows_per_thread: self.layout.rows_per_thread,
+        }
+    }
+    fn grid(&self) -> [u32; 3] {
+        [blocks(self.rows, self.layout.rows_per_block().max(1)), 1, 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        vec![
+            buf("w", &self.w, Elem::U8, weight_bytes(self.wtype, self.k, self.rows)),
+            buf("a", &self.a, Elem::U8, q8_1_bytes(self.k as usize)),
+            buf("y", &self.y, Elem::F32, self.rows),
+            int("n_rows", self.rows),
+        ]
+    }
+}
+
 impl<B> Describe<B> for MatMul<B> {
     fn spec(&self) -> KernelSpec {
         KernelSpec::MatMul { wtype: self.wtype, k: self.k }
@@ -819,6 +917,8 @@ pub enum Launch<B> {
     Rope(Rope<B>),
     MatVec(MatVec<B>),
     MatMul(MatMul<B>),
+    QuantizeQ8_1(QuantizeQ8_1<B>),
+    MatVecQ8(MatVecQ8<B>),
     Attention(Attention<B>),
     AttnDecode(AttnDecode<B>),
     Glu(Glu<B>),
@@ -838,6 +938,8 @@ macro_rules! each_op {
             Launch::Rope($op) => $body,
             Launch::MatVec($op) => $body,
             Launch::MatMul($op) => $body,
+            Launch::QuantizeQ8_1($op) => $body,
+            Launch::MatVecQ8($op) => $body,
             Launch::Attention($op) => $body,
             Launch::AttnDecode($op) => $body,
             Launch::Glu($op) => $body,
@@ -973,6 +1075,8 @@ mod tests {
             ),
             (MatVec { w: (), x: (), y: (), wtype, k: 256, rows: 5 }.into(), t::MATVEC.1),
             (MatMul { w: (), x: (), y: (), wtype, k: 256, rows: 5, tokens: 9 }.into(), t::MATMUL.1),
+            (QuantizeQ8_1 { x: (), out: (), n: 256 }.into(), t::QUANTIZE_Q8_1.1),
+            (MatVecQ8::new((), (), (), wtype, 256, 5).into(), t::MMVQ.1),
             (
                 Attention {
                     q: (),
@@ -1039,7 +1143,7 @@ mod tests {
                 let kind = match ty.join(" ").as_str() {
                     "float*" => "f32 buffer",
                     "int*" => "i32 buffer",
-                    "block_t*" => "u8 buffer",
+                    "block_t*" | "block_q8_1*" => "u8 buffer",
                     "kv_t*" => return (name.to_string(), format!("{kv} buffer")),
                     "int" => "int",
                     "float" => "float",

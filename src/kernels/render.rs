@@ -4,8 +4,8 @@
 use std::fmt::Write;
 
 use super::spec::{
-    Dialect, ElementwiseOp, GluKind, KernelSpec, RopeKind, SpecError, ATTN_WARPS, BLOCK_THREADS, ROWS_PER_BLOCK,
-    TOKENS_PER_WARP,
+    Dialect, ElementwiseOp, GluKind, KernelSpec, RopeKind, SpecError, ATTN_WARPS, BLOCK_THREADS, MMVQ_THREADS,
+    QUANTIZE_THREADS, ROWS_PER_BLOCK, TOKENS_PER_WARP,
 };
 use super::spec::{KvPrecision, ATTN_DECODE_MAX_CHUNK, ATTN_DECODE_WARPS};
 use super::templates::{self as t, Template};
@@ -140,6 +140,17 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
             c.int("K", k).int("ROWS_PER_BLOCK", ROWS_PER_BLOCK).int("TOKENS_PER_WARP", TOKENS_PER_WARP);
             t::MATMUL
         }
+        KernelSpec::QuantizeQ8_1 => {
+            c.int("BLOCK_THREADS", QUANTIZE_THREADS);
+            t::QUANTIZE_Q8_1
+        }
+        KernelSpec::MatVecQ8 { k, threads_per_row, rows_per_thread, .. } => {
+            c.int("K", k)
+                .int("MMVQ_THREADS", MMVQ_THREADS)
+                .int("THREADS_PER_ROW", threads_per_row)
+                .int("ROWS_PER_THREAD", rows_per_thread);
+            t::MMVQ
+        }
         KernelSpec::Attention { head_dim, gqa, sliding_window, softcap, kv } => {
             c.int("HEAD_DIM", head_dim)
                 .int("GQA", gqa)
@@ -181,13 +192,22 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
             t::ARGMAX
         }
     };
-    let fragments = match spec.weight_type() {
+    let mut fragments = match spec.weight_type() {
         Some(ty) => {
             c.int("QK", ty.block_elems() as i64).int("BLOCK_BYTES", ty.block_bytes() as i64);
             quant_fragments(ty)
         }
         None => Vec::new(),
     };
+    let block_fragments = fragments.len();
+    match *spec {
+        KernelSpec::QuantizeQ8_1 => fragments.push(t::Q_Q8_1),
+        KernelSpec::MatVecQ8 { wtype, .. } => {
+            fragments.push(t::Q_Q8_1);
+            fragments.extend(int8_fragments(wtype));
+        }
+        _ => {}
+    }
 
     let entry = spec.entry_name();
     let prelude = match target.dialect {
@@ -214,14 +234,25 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
     };
     section(&mut src, prelude);
     section(&mut src, t::COMMON);
-    for f in &fragments {
+    for f in &fragments[..block_fragments] {
         section(&mut src, *f);
     }
-    if !fragments.is_empty() {
+    if block_fragments > 0 {
         // The device-side block layout must be the Rust one (src/quant): checked by the compiler.
         src.push_str(
             "static_assert(sizeof(block_t) == BLOCK_BYTES, \"block_t size differs from the Rust block\");\n\
              static_assert(QK_FRAGMENT == QK, \"block_t element count differs from the Rust block\");\n",
+        );
+    }
+    for f in &fragments[block_fragments..] {
+        section(&mut src, *f);
+    }
+    if let KernelSpec::MatVecQ8 { wtype, .. } = *spec {
+        // The grid's default layout counts the units the fragment splits a block into.
+        let _ = writeln!(
+            src,
+            "static_assert(VDQ_UNITS == {}, \"VDQ_UNITS differs from mmvq_units_per_block\");",
+            super::spec::mmvq_units_per_block(wtype)
         );
     }
     section(&mut src, body);
@@ -243,5 +274,21 @@ fn quant_fragments(ty: GgmlType) -> Vec<Template> {
         GgmlType::Q5_K => vec![t::Q_K_SCALES, t::Q_Q5_K],
         GgmlType::Q6_K => vec![t::Q_Q6_K],
         other => unreachable!("validate() refuses {other}"),
+    }
+}
+
+/// The fragments that define `VDQ_UNITS` and `vec_dot_q8_1` (a weight block's int8 dot with its
+/// q8_1 activation blocks) for a weight type the int8 matvec takes.
+fn int8_fragments(ty: GgmlType) -> Vec<Template> {
+    match ty {
+        GgmlType::Q8_0 => vec![t::Q8_1_Q8_0],
+        GgmlType::Q4_0 => vec![t::Q8_1_Q4_0],
+        GgmlType::Q4_1 => vec![t::Q8_1_Q4_1],
+        GgmlType::Q5_0 => vec![t::Q8_1_Q5_0],
+        GgmlType::Q5_1 => vec![t::Q8_1_Q5_1],
+        GgmlType::Q4_K => vec![t::Q8_1_K4, t::Q8_1_Q4_K],
+        GgmlType::Q5_K => vec![t::Q8_1_K4, t::Q8_1_Q5_K],
+        GgmlType::Q6_K => vec![t::Q8_1_Q6_K],
+        other => unreachable!("validate() refuses an int8 matvec over {other}"),
     }
 }

@@ -115,6 +115,17 @@ pub enum KernelSpec {
         wtype: GgmlType,
         k: u32,
     },
+    /// f32 values to q8_1 blocks (32 int8 with f16 d and s), the input of [`KernelSpec::MatVecQ8`].
+    QuantizeQ8_1,
+    /// y = W·x for one token with x in q8_1 blocks and int8 dot products (decode, quantized
+    /// weights). Groups of `threads_per_row` threads take `rows_per_thread` rows each
+    /// ([`MmvqLayout`]).
+    MatVecQ8 {
+        wtype: GgmlType,
+        k: u32,
+        threads_per_row: u32,
+        rows_per_thread: u32,
+    },
     /// Causal attention of many queries over the KV cache (prefill; decode where
     /// [`KernelSpec::AttnDecode`] does not apply).
     Attention {
@@ -170,6 +181,67 @@ pub const BLOCK_THREADS: u32 = 256;
 pub const ROWS_PER_BLOCK: u32 = 4;
 /// Tokens per warp in the prefill matrix product.
 pub const TOKENS_PER_WARP: u32 = 8;
+/// Threads per block of the int8 matvec (`mmvq`): 4 warps of 32, or 2 wavefronts of 64.
+pub const MMVQ_THREADS: u32 = 128;
+/// Threads per block of the q8_1 quantizer: 8 blocks of 32 values.
+pub const QUANTIZE_THREADS: u32 = 256;
+
+/// Weight types the int8 matvec takes; other types (F32, F16, BF16) keep the float matvec.
+pub fn int8_matvec_type(ty: GgmlType) -> bool {
+    matches!(
+        ty,
+        GgmlType::Q4_0
+            | GgmlType::Q4_1
+            | GgmlType::Q5_0
+            | GgmlType::Q5_1
+            | GgmlType::Q8_0
+            | GgmlType::Q4_K
+            | GgmlType::Q5_K
+            | GgmlType::Q6_K
+    )
+}
+
+/// Work units of one weight block in the int8 matvec: the `VDQ_UNITS` of the type's
+/// `quant/*_q8_1.h` fragment (a unit is 16 or 32 quants, one or two 16-byte runs).
+pub fn mmvq_units_per_block(ty: GgmlType) -> u32 {
+    match ty {
+        GgmlType::Q8_0 => 2,
+        GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => 8,
+        _ => 1,
+    }
+}
+
+/// How the int8 matvec spreads a row over threads: `threads_per_row` (32, 64 or 128) threads
+/// stride over a row's units, each keeping `rows_per_thread` rows' loads in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmvqLayout {
+    pub threads_per_row: u32,
+    pub rows_per_thread: u32,
+}
+
+impl MmvqLayout {
+    /// The default for rows of `k` values of `ty`, the same on every target (the grid depends on
+    /// it). A row gets the smallest power-of-two group (32..128 threads) that its units still
+    /// fill: the 7B's rows of 4096 (Q4_K: 128 units of 32 quants) take a whole block of 128, while
+    /// SmolLM2's 576-wide Q8_0 rows (36 units) take one warp, four rows a block. Two rows a thread
+    /// on wide rows keep two independent 16-byte weight streams per thread in flight and leave the
+    /// 7B's 4096-row matrices 2048 blocks (15.5 per H100 SM, one wave); narrow rows take one.
+    pub fn default_for(ty: GgmlType, k: u32) -> MmvqLayout {
+        let units = (k as usize / ty.block_elems().max(1)) as u32 * mmvq_units_per_block(ty);
+        let threads_per_row = match units {
+            u if u >= 96 => 128,
+            u if u >= 48 => 64,
+            _ => 32,
+        };
+        MmvqLayout { threads_per_row, rows_per_thread: if threads_per_row == 128 { 2 } else { 1 } }
+    }
+
+    /// Rows one block of [`MMVQ_THREADS`] takes.
+    pub fn rows_per_block(&self) -> u32 {
+        (MMVQ_THREADS / self.threads_per_row.max(1)) * self.rows_per_thread
+    }
+}
+
 /// Warps per block in attention.
 pub const ATTN_WARPS: u32 = 16;
 /// Warps per block in split decode attention.
@@ -232,6 +304,10 @@ impl KernelSpec {
             }
             KernelSpec::MatVec { wtype, k } => format!("mmv_{}_k{k}", ty(wtype)),
             KernelSpec::MatMul { wtype, k } => format!("mmm_{}_k{k}", ty(wtype)),
+            KernelSpec::QuantizeQ8_1 => "quantize_q8_1".into(),
+            KernelSpec::MatVecQ8 { wtype, k, threads_per_row, rows_per_thread } => {
+                format!("mmvq_{}_k{k}_t{threads_per_row}_r{rows_per_thread}", ty(wtype))
+            }
             KernelSpec::Attention { head_dim, gqa, sliding_window, softcap, kv } => format!(
                 "attn_hd{head_dim}_gqa{gqa}{}{}_kv{}",
                 if sliding_window { "_swa" } else { "" },
@@ -266,6 +342,8 @@ impl KernelSpec {
             KernelSpec::MatVec { .. } | KernelSpec::MatMul { .. } => ROWS_PER_BLOCK * warp_size,
             KernelSpec::Attention { .. } => ATTN_WARPS * warp_size,
             KernelSpec::AttnDecode { .. } => ATTN_DECODE_WARPS * warp_size,
+            KernelSpec::MatVecQ8 { .. } => MMVQ_THREADS,
+            KernelSpec::QuantizeQ8_1 => QUANTIZE_THREADS,
             KernelSpec::Embedding { .. }
             | KernelSpec::RmsNorm { .. }
             | KernelSpec::Glu { .. }
@@ -280,7 +358,8 @@ impl KernelSpec {
         match *self {
             KernelSpec::Embedding { wtype, .. }
             | KernelSpec::MatVec { wtype, .. }
-            | KernelSpec::MatMul { wtype, .. } => Some(wtype),
+            | KernelSpec::MatMul { wtype, .. }
+            | KernelSpec::MatVecQ8 { wtype, .. } => Some(wtype),
             _ => None,
         }
     }
@@ -296,7 +375,7 @@ impl KernelSpec {
             }
             let k = match *self {
                 KernelSpec::Embedding { n_embd, .. } => n_embd,
-                KernelSpec::MatVec { k, .. } | KernelSpec::MatMul { k, .. } => k,
+                KernelSpec::MatVec { k, .. } | KernelSpec::MatMul { k, .. } | KernelSpec::MatVecQ8 { k, .. } => k,
                 _ => unreachable!("weight_type is Some only for these"),
             };
             if k == 0 || !(k as usize).is_multiple_of(ty.block_elems()) {
@@ -323,7 +402,38 @@ impl KernelSpec {
                     "split decode attention takes head_dim a multiple of 8 up to {ATTN_DECODE_MAX_HEAD_DIM} and GQA groups of 1..={ATTN_DECODE_MAX_GQA}"
                 ))
             }
+            KernelSpec::MatVecQ8 { wtype, .. } if !int8_matvec_type(wtype) => {
+                invalid(format!("no int8 matvec for {wtype} weights (they keep the float matvec)"))
+            }
+            KernelSpec::MatVecQ8 { threads_per_row, rows_per_thread, .. }
+                if !matches!(threads_per_row, 32 | 64 | 128) || !(1..=8).contains(&rows_per_thread) =>
+            {
+                invalid(format!(
+                    "{threads_per_row} threads a row and {rows_per_thread} rows a thread: threads must be 32, 64 or 128, rows 1..=8"
+                ))
+            }
             _ => Ok(()),
+        }
+    }
+}
+
+impl KernelSpec {
+    /// The int8 decode pair standing in for a float matvec over quantized weights: the q8_1
+    /// quantizer of its input and the int8 matvec (default layout). `None` for other specs and
+    /// for float weights.
+    pub fn int8_decode(&self) -> Option<(KernelSpec, KernelSpec)> {
+        match *self {
+            KernelSpec::MatVec { wtype, k } if int8_matvec_type(wtype) && k.is_multiple_of(32) => {
+                let l = MmvqLayout::default_for(wtype, k);
+                let mmvq = KernelSpec::MatVecQ8 {
+                    wtype,
+                    k,
+                    threads_per_row: l.threads_per_row,
+                    rows_per_thread: l.rows_per_thread,
+                };
+                Some((KernelSpec::QuantizeQ8_1, mmvq))
+            }
+            _ => None,
         }
     }
 }
@@ -331,5 +441,29 @@ impl KernelSpec {
 impl fmt::Display for KernelSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.entry_name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantized_matvecs_get_the_int8_pair_and_float_ones_keep_theirs() {
+        let pair = |wtype, k| KernelSpec::MatVec { wtype, k }.int8_decode().map(|(_, m)| m.entry_name());
+        // The 7B's shapes: whole blocks of 128 threads, two rows a thread.
+        assert_eq!(pair(GgmlType::Q4_K, 4096).as_deref(), Some("mmvq_q4_k_k4096_t128_r2"));
+        assert_eq!(pair(GgmlType::Q6_K, 11008).as_deref(), Some("mmvq_q6_k_k11008_t128_r2"));
+        // SmolLM2's 576-wide Q8_0 rows (36 units): one warp a row.
+        assert_eq!(pair(GgmlType::Q8_0, 576).as_deref(), Some("mmvq_q8_0_k576_t32_r1"));
+        for ty in [GgmlType::F32, GgmlType::F16, GgmlType::BF16] {
+            assert_eq!(pair(ty, 4096), None, "{ty} keeps the float matvec");
+        }
+        assert_eq!(KernelSpec::Argmax.int8_decode(), None);
+        let bad = KernelSpec::MatVecQ8 { wtype: GgmlType::F16, k: 64, threads_per_row: 32, rows_per_thread: 1 };
+        assert!(bad.validate().unwrap_err().to_string().contains("keep the float matvec"));
+        let bad = KernelSpec::MatVecQ8 { wtype: GgmlType::Q8_0, k: 64, threads_per_row: 48, rows_per_thread: 1 };
+        assert!(bad.validate().unwrap_err().to_string().contains("threads must be 32, 64 or 128"));
+        assert_eq!(MmvqLayout { threads_per_row: 32, rows_per_thread: 2 }.rows_per_block(), 8);
     }
 }

@@ -24,6 +24,8 @@ pub const GLU: Template = template!("glu.hip");
 pub const ELEMENTWISE: Template = template!("elementwise.hip");
 pub const KV_APPEND: Template = template!("kv_append.hip");
 pub const ARGMAX: Template = template!("argmax.hip");
+pub const QUANTIZE_Q8_1: Template = template!("quantize_q8_1.hip");
+pub const MMVQ: Template = template!("mmvq.hip");
 
 pub const Q_F32: Template = template!("quant/f32.h");
 pub const Q_F16: Template = template!("quant/f16.h");
@@ -37,3 +39,15 @@ pub const Q_K_SCALES: Template = template!("quant/k_scales.h");
 pub const Q_Q4_K: Template = template!("quant/q4_k.h");
 pub const Q_Q5_K: Template = template!("quant/q5_k.h");
 pub const Q_Q6_K: Template = template!("quant/q6_k.h");
+
+// The int8 path: the q8_1 activation block, and each weight type's dot with it.
+pub const Q_Q8_1: Template = template!("quant/q8_1.h");
+pub const Q8_1_Q4_0: Template = template!("quant/q4_0_q8_1.h");
+pub const Q8_1_Q4_1: Template = template!("quant/q4_1_q8_1.h");
+pub const Q8_1_Q5_0: Template = template!("quant/q5_0_q8_1.h");
+pub const Q8_1_Q5_1: Template = template!("quant/q5_1_q8_1.h");
+pub const Q8_1_Q8_0: Template = template!("quant/q8_0_q8_1.h");
+pub const Q8_1_K4: Template = template!("quant/k4_q8_1.h");
+pub const Q8_1_Q4_K: Template = template!("quant/q4_k_q8_1.h");
+pub const Q8_1_Q5_K: Template = template!("quant/q5_k_q8_1.h");
+pub const Q8_1_Q6_K: Template = template!("quant/q6_k_q8_1.h");

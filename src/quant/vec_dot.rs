@@ -22,8 +22,9 @@
 //! unsigned byte `u` (the weight's integer is `u − BIAS`), per group of 4 weights an f32 scale,
 //! and per 32-value block the coefficient of the activation block's sum term.
 
-use super::q8_1::{Q8Slice, QK8_1};
-use super::Block;
+use super::q8_1::{Q8Rows, Q8Slice, QK8_1};
+use super::{Block, QuantError};
+use crate::dtype::GgmlType;
 
 /// A block's value and the sum of the absolute values of the f32 terms its combine adds (what
 /// rounding error of a reordered combine is measured against).
@@ -80,4 +81,87 @@ pub(crate) fn abs_idot(a: &Q8Slice<'_>, b: usize, u: &[i32; QK8_1]) -> i32 {
 #[inline]
 pub(crate) fn abs_qsum(a: &Q8Slice<'_>, b: usize) -> i32 {
     a.qs[b * QK8_1..(b + 1) * QK8_1].iter().map(|&q| (q as i32).abs()).sum()
+}
+
+/// Calls `$f::<Block>(args)` for a weight type with an int8 dot.
+macro_rules! by_vec_dot_type {
+    ($ty:expr, $f:ident, $($arg:expr),*) => {
+        match $ty {
+            GgmlType::Q8_0 => $f::<super::BlockQ8_0>($($arg),*),
+            GgmlType::Q4_0 => $f::<super::BlockQ4_0>($($arg),*),
+            GgmlType::Q4_1 => $f::<super::BlockQ4_1>($($arg),*),
+            GgmlType::Q5_0 => $f::<super::BlockQ5_0>($($arg),*),
+            GgmlType::Q5_1 => $f::<super::BlockQ5_1>($($arg),*),
+            GgmlType::Q4_K => $f::<super::BlockQ4K>($($arg),*),
+            GgmlType::Q5_K => $f::<super::BlockQ5K>($($arg),*),
+            GgmlType::Q6_K => $f::<super::BlockQ6K>($($arg),*),
+            other => Err(QuantError::Unsupported(other)),
+        }
+    };
+}
+
+/// The weight rows of `k` values of `ty` in `w` as blocks, checked whole.
+fn weight_rows<'w, B: VecDotQ8_1>(w: &'w [u8], k: usize, a: &Q8Rows) -> Result<(usize, &'w [B]), QuantError> {
+    let (elems, ty) = (B::ELEMS, B::TYPE);
+    if k == 0 || !k.is_multiple_of(elems) || a.k() != k || a.n() == 0 {
+        return Err(QuantError::PartialOutput { ty, n_elems: k, block_elems: elems });
+    }
+    let blocks = super::blocks::<B>(w)?;
+    let per_row = k / elems;
+    if !blocks.len().is_multiple_of(per_row) {
+        return Err(QuantError::PartialBlock { ty, len: w.len(), block_bytes: per_row * ty.block_bytes() });
+    }
+    Ok((per_row, blocks))
+}
+
+/// `out[r]` = weight row r (rows of `k` values of `ty`) dotted with activation row 0 of `a` by
+/// the scalar reference ([`VecDotQ8_1::vec_dot_q8_1`], blocks summed in order): the int8 matvec
+/// the GPU kernels are held to on the same q8_1 input.
+pub fn matvec_q8_1(ty: GgmlType, w: &[u8], k: usize, a: &Q8Rows, out: &mut [f32]) -> Result<(), QuantError> {
+    fn go<B: VecDotQ8_1 + Sync>(w: &[u8], k: usize, a: &Q8Rows, out: &mut [f32]) -> Result<(), QuantError> {
+        use rayon::prelude::*;
+        let (per_row, blocks) = weight_rows::<B>(w, k, a)?;
+        // Rows in parallel (each row's sum stays in order): a 7B's decode on the CPU device.
+        out.par_iter_mut().zip(blocks.par_chunks_exact(per_row)).for_each(|(o, row)| {
+            *o = super::simd::vec_dot_row(row, a, 0);
+        });
+        Ok(())
+    }
+    by_vec_dot_type!(ty, go, w, k, a, out)
+}
+
+/// Per weight row, the reference's combine done in f64 from the same integers and scales (the
+/// unpacked form, whose scales are exact products of the stored ones), and the sum of the
+/// absolute values of its terms: what the tests' error bounds are measured against.
+pub fn matvec_q8_1_exact(ty: GgmlType, w: &[u8], k: usize, a: &Q8Rows) -> Result<Vec<(f64, f64)>, QuantError> {
+    fn go<B: VecDotQ8_1>(w: &[u8], k: usize, a: &Q8Rows) -> Result<Vec<(f64, f64)>, QuantError> {
+        let (per_row, blocks) = weight_rows::<B>(w, k, a)?;
+        let mut un = super::simd::Unpacked::default();
+        let nb = k / QK8_1;
+        Ok(blocks
+            .chunks_exact(per_row)
+            .map(|row| {
+                un.unpack_blocks(row);
+                let (mut value, mut magnitude) = (0f64, 0f64);
+                for b in 0..nb {
+                    let d8 = a.d[b] as f64;
+                    for j in 32 * b..32 * b + 32 {
+                        let t = (un.u[j] as f64 - un.bias as f64) * a.qs[j] as f64 * un.lane_scale[j / 4] as f64 * d8;
+                        value += t;
+                        magnitude += t.abs();
+                    }
+                    let sum = match un.sum_term {
+                        SumTerm::None => 0.0,
+                        SumTerm::S => a.s[b] as f64,
+                        SumTerm::DSum => d8 * a.qsum[b] as f64,
+                    };
+                    let t = un.offset[b] as f64 * sum;
+                    value += t;
+                    magnitude += t.abs();
+                }
+                (value, magnitude)
+            })
+            .collect())
+    }
+    by_vec_dot_type!(ty, go, w, k, a)
 }

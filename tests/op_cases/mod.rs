@@ -14,7 +14,7 @@
 use rocmforge::device::{BufView, Device, DeviceBuffer, DeviceElem, Kernel};
 use rocmforge::dtype::GgmlType;
 use rocmforge::kernels::launch::{self, Launch};
-use rocmforge::kernels::{GluKind, KernelSpec, KvPrecision, RopeKind};
+use rocmforge::kernels::{GluKind, KernelSpec, KvPrecision, MmvqLayout, RopeKind};
 use rocmforge::{quant, reference};
 
 /// The unit roundoff of f32: a correctly rounded operation is within a factor (1 ± U) of exact.
@@ -258,6 +258,7 @@ pub fn cases(full: bool) -> Vec<Case> {
             all.push(case(format!("embedding {ty} k {k}"), "bit-exact", move |h| embedding(h, s, ty, k)));
         }
     }
+    int8_cases(&mut all, &mut next_seed, full);
     let (head_dims, gqas): (&[usize], &[usize]) =
         if full { (&[64, 80, 96, 128, 256], &[1, 3, 4, 8]) } else { (&[64, 256], &[1, 4]) };
     for &hd in head_dims {
@@ -364,6 +365,91 @@ pub fn cases(full: bool) -> Vec<Case> {
         all.push(case(format!("kv_append row 192 at 40+9 {} cache", kv.name()), rule, move |h| kv_append(h, s, kv)));
     }
     all
+}
+
+/// The int8 decode: the q8_1 quantizer (bit-exact against `quantize_row_q8_1`) and the int8
+/// matvec of every weight type it takes, on the same q8_1 input as the CPU's scalar reference, at
+/// odd row counts, SmolLM2's K = 576, Gemma's 640 and 2048, and (GPU runs) the 7B's 4096 and
+/// 11008 and every threads-per-row and rows-per-thread the layout takes.
+fn int8_cases(all: &mut Vec<Case>, next_seed: &mut impl FnMut() -> u64, full: bool) {
+    for n in [32usize, 576, 4096, 11008] {
+        let s = next_seed();
+        all.push(case(format!("quantize_q8_1 n {n}"), "bit-exact", move |h| quantize_q8_1(h, s, n)));
+    }
+    let mut shapes = vec![(512usize, 99usize), (576, 99), (640, 33), (2048, 65)];
+    if full {
+        shapes.extend([(4096, 1027), (11008, 17)]);
+    }
+    let rule = "2γ(2·K/32 + 4)·Σ|terms| per output (sum order of block partials)";
+    for &ty in quant::SUPPORTED.iter().filter(|t| rocmforge::kernels::int8_matvec_type(**t)) {
+        for &(k, rows) in shapes.iter().filter(|(k, _)| k % ty.block_elems() == 0) {
+            let s = next_seed();
+            let layout = MmvqLayout::default_for(ty, k as u32);
+            all.push(case(format!("mmvq {ty} k {k} rows {rows}"), rule, move |h| mmvq(h, s, ty, k, rows, layout)));
+        }
+        if full {
+            for (threads_per_row, rows_per_thread) in [(32, 1), (64, 3), (128, 1), (128, 4)] {
+                let s = next_seed();
+                let layout = MmvqLayout { threads_per_row, rows_per_thread };
+                let name = format!("mmvq {ty} k 2048 rows 37 threads {threads_per_row} rows/thread {rows_per_thread}");
+                all.push(case(name, rule, move |h| mmvq(h, s, ty, 2048, 37, layout)));
+            }
+        }
+    }
+}
+
+/// q8_1 blocks as floats for comparison: d and s widened, then the 32 quants.
+fn q8_1_as_floats(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(launch::Q8_1_BLOCK_BYTES)
+        .flat_map(|c| {
+            let half = |i: usize| half::f16::from_le_bytes([c[i], c[i + 1]]).to_f32();
+            [half(0), half(2)].into_iter().chain(c[4..].iter().map(|&q| q as i8 as f32))
+        })
+        .collect()
+}
+
+fn q8_1_bytes_of(blocks: &[quant::BlockQ8_1]) -> Vec<u8> {
+    blocks.iter().flat_map(|b| b.d.into_iter().chain(b.s).chain(b.qs.map(|q| q as u8))).collect()
+}
+
+fn quantize_q8_1(h: &Harness, seed: u64, n: usize) -> Measured {
+    let mut rng = Rng(seed);
+    // Blocks at scales far apart, a block of zeros, and one of exact ties (halves of d).
+    let mut x: Vec<f32> = (0..n).map(|i| rng.f() * [1.0, 1e3, 1e-4, 37.5][(i / 32) % 4]).collect();
+    if n >= 96 {
+        x[32..64].fill(0.0);
+        x[64] = 127.0;
+        x[65..96].iter_mut().enumerate().for_each(|(j, v)| *v = j as f32 - 15.5);
+    }
+    let mut blocks = vec![quant::BlockQ8_1 { d: [0; 2], s: [0; 2], qs: [0; 32] }; n / 32];
+    quant::quantize_row_q8_1(&x, &mut blocks);
+    let want = q8_1_as_floats(&q8_1_bytes_of(&blocks));
+    let (xb, ob) = (h.upload(&x), h.upload(&vec![0xFFu8; launch::q8_1_bytes(n)]));
+    h.launch(launch::QuantizeQ8_1 { x: xb.view(), out: ob.view(), n });
+    Measured { got: q8_1_as_floats(&h.read(&ob)), want, bound: None, exact: None }
+}
+
+/// Both sides compute the same integer sums (exact) and multiply them by the same f16-widened
+/// scales; each of the row's 2·K/32 terms (a block's product term and its sum term) goes through
+/// at most 4 roundings before the sum, and any order of summing T terms adds at most T − 1: per
+/// side γ(2·K/32 + 4) of Σ|terms|, twice that between them.
+fn mmvq(h: &Harness, seed: u64, ty: GgmlType, k: usize, rows: usize, layout: MmvqLayout) -> Measured {
+    let mut rng = Rng(seed);
+    let w = random_weights(&mut rng, ty, rows, k);
+    let x: Vec<f32> = rng.vec(k).iter().enumerate().map(|(i, v)| v * [1.0, 8.0, 0.05][(i / 32) % 3]).collect();
+    let mut blocks = vec![quant::BlockQ8_1 { d: [0; 2], s: [0; 2], qs: [0; 32] }; k / 32];
+    quant::quantize_row_q8_1(&x, &mut blocks);
+    let a = quant::Q8Rows::from_blocks(&blocks, k);
+    let mut want = vec![0f32; rows];
+    quant::matvec_q8_1(ty, &w, k, &a, &mut want).expect("the reference takes every int8 type");
+    let terms = quant::matvec_q8_1_exact(ty, &w, k, &a).expect("the reference takes every int8 type");
+    let g = gamma(2 * k / 32 + 4);
+    let bound = terms.iter().map(|(_, m)| 2.0 * g * m).collect();
+    let exact = terms.iter().map(|(v, _)| *v).collect();
+    let (wb, ab, yb) = (h.upload(&w), h.upload(&q8_1_bytes_of(&blocks)), h.poisoned(rows));
+    h.launch(launch::MatVecQ8 { w: wb.view(), a: ab.view(), y: yb.view(), wtype: ty, k: k as u32, rows, layout });
+    Measured { got: h.read(&yb), want, bound: Some(bound), exact: Some(exact) }
 }
 
 fn matrix(h: &Harness, seed: u64, ty: GgmlType, k: usize, tokens: usize) -> Measured {
