@@ -110,6 +110,7 @@ fn launches_that_do_not_fit_their_buffers_never_reach_the_gpu() {
 ///   either: a last-ulp difference upstream flips a rounding, so the GPU's int8 decode and the same
 ///   executor's on the CPU device (op for op the same arithmetic, each kernel held tight by the case
 ///   table) sit 2.4e-3 apart on the published Q4_1 (measured, 2026-11-26).
+///
 /// The GPU's KV cache is f16 unless asked (`kv`); the CPU session's is f32.
 fn gpu_matches_cpu(path: &Path, prompt_len: usize) {
     gpu_matches_cpu_with(path, prompt_len, KvPrecision::F16)
