@@ -4,9 +4,13 @@
 // softcap*tanh(s/softcap) when SOFTCAP. Each warp runs an online softmax over its share of the
 // positions; the warps' partial results are merged at the end. GQA query heads share KV head
 // h / GQA.
-// q, out: [n_q][n_head][HEAD_DIM]; k, v: [position][n_head / GQA][HEAD_DIM] (f32 cache).
+// q, out: [n_q][n_head][HEAD_DIM]; k, v: [position][n_head / GQA][HEAD_DIM] of kv_t (the
+// rendered cache type: f16 bits, widened exactly, or f32); scores and sums in f32.
+__device__ __forceinline__ float kv_load(float x) { return x; }
+__device__ __forceinline__ float kv_load(u16 x) { return rf_half_to_float(x); }
+
 RF_KERNEL void __launch_bounds__(NWARPS * WARP_SIZE)
-KERNEL_NAME(const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+KERNEL_NAME(const float* __restrict__ q, const kv_t* __restrict__ k, const kv_t* __restrict__ v,
             float* __restrict__ out, int n_head, int pos0, float scale, float softcap, int window) {
     constexpr int DPL = (HEAD_DIM + WARP_SIZE - 1) / WARP_SIZE; // head dims per lane
     __shared__ float sm_m[NWARPS], sm_l[NWARPS];
@@ -32,7 +36,7 @@ KERNEL_NAME(const float* __restrict__ q, const float* __restrict__ k, const floa
 #pragma unroll
         for (int j = 0; j < DPL; ++j) {
             const int d = lane + j * WARP_SIZE;
-            if (d < HEAD_DIM) s += qr[j] * k[row + d];
+            if (d < HEAD_DIM) s += qr[j] * kv_load(k[row + d]);
         }
         s = warp_sum(s);
         if (SOFTCAP) s = softcap * tanhf(s / softcap);
@@ -42,7 +46,7 @@ KERNEL_NAME(const float* __restrict__ q, const float* __restrict__ k, const floa
 #pragma unroll
         for (int j = 0; j < DPL; ++j) {
             const int d = lane + j * WARP_SIZE;
-            if (d < HEAD_DIM) acc[j] = acc[j] * corr + e * v[row + d];
+            if (d < HEAD_DIM) acc[j] = acc[j] * corr + e * kv_load(v[row + d]);
         }
         m = m_new;
     }

@@ -149,11 +149,20 @@ pub struct LlmOptions {
     /// Kernel cache root (default: `ROCMFORGE_CACHE_DIR`, else `~/.cache/rocmforge/kernels`).
     pub cache_dir: Option<PathBuf>,
     pub progress: Option<Arc<ProgressFn>>,
+    /// The KV cache's precision on a GPU (f16 by default; the CPU keeps f32).
+    pub kv: crate::kernels::KvPrecision,
 }
 
 impl Default for LlmOptions {
     fn default() -> Self {
-        LlmOptions { device: DeviceChoice::Auto, context: None, queue: 32, cache_dir: None, progress: None }
+        LlmOptions {
+            device: DeviceChoice::Auto,
+            context: None,
+            queue: 32,
+            cache_dir: None,
+            progress: None,
+            kv: Default::default(),
+        }
     }
 }
 
@@ -546,7 +555,7 @@ fn open_gpu<'m>(model: &'m Model, options: &LlmOptions) -> Result<Option<GpuMode
         });
     }
     let engine = builder.build()?;
-    Ok(Some(GpuModel::new(model, dev, &engine)?))
+    Ok(Some(GpuModel::with_kv(model, dev, &engine, options.kv)?))
 }
 
 enum Outcome {

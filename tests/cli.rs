@@ -26,14 +26,14 @@ fn warm_smollm2_for_three_amd_targets_then_check_exits_zero() {
     };
     let (code, out, err) = run(&["warm", "--target", "gfx906,gfx90a,gfx1030", "--report"]);
     assert_eq!(code, Some(0), "{err}");
-    assert!(out.contains("39 kernels: 39 compiled"), "{out}");
-    assert!(err.contains("39/39"), "a progress bar: {err}");
+    assert!(out.contains("63 kernels: 63 compiled"), "{out}");
+    assert!(err.contains("63/63"), "a progress bar: {err}");
     assert!(out.contains("VGPR") && out.contains("mmv_q4_1_k576"), "{out}");
     let (code, out, _) = run(&["warm", "--check", "--target", "gfx906,gfx90a,gfx1030"]);
     assert_eq!(code, Some(0), "{out}");
     let (code, out, _) = run(&["warm", "--check", "--target", "gfx908"]);
     assert_eq!(code, Some(1), "gfx908 was never warmed: {out}");
-    assert!(out.contains("13 of 13 kernels are missing"), "{out}");
+    assert!(out.contains("21 of 21 kernels are missing"), "{out}");
 }
 
 #[test]
@@ -88,4 +88,68 @@ fn inspect_shows_what_an_unsupported_model_holds_and_json_refuses_it() {
     let out = rocmforge().args(["inspect", "--json"]).arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("rocmforge runs llama, qwen2, gemma, gemma2, gemma3"));
+}
+
+/// `bench` on the CPU device as llama-bench measures: a prefill (pp) and a decode after each
+/// `--depth` of context (tg @ depth), printed as one JSON object with `--json`.
+#[test]
+fn bench_on_the_cpu_decodes_at_each_depth_and_prints_json() {
+    let dir = common::temp_dir("cli-bench");
+    let model = dir.join("tiny.gguf");
+    common::write_tiny_llama(&model);
+    let out = rocmforge()
+        .args(["bench", "--device", "cpu", "--cpu-precision", "exact", "--prompt", "8", "--gen", "4"])
+        .args(["--depth", "0,16,40", "--reps", "1", "--json"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    // The human lines go to stderr, so stdout is the JSON alone.
+    assert!(stderr.contains("decode") && stderr.contains("@ depth 40"), "{stderr}");
+    let j: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    println!("{j:#}");
+    assert_eq!(j["model"]["arch"], "llama", "{j}");
+    assert_eq!(j["device"]["backend"], "cpu", "{j}");
+    assert_eq!(j["pp"]["tokens"], 8, "{j}");
+    assert!(j["pp"]["tokens_per_s"].as_f64().is_some_and(|t| t > 0.0), "{j}");
+    let tg = j["tg"].as_array().expect("tg is a list");
+    let depths: Vec<u64> = tg.iter().map(|t| t["depth"].as_u64().expect("a depth")).collect();
+    assert_eq!(depths, [0, 16, 40], "{j}");
+    assert!(tg.iter().all(|t| t["tokens"] == 4 && t["tokens_per_s"].as_f64().is_some_and(|v| v > 0.0)), "{j}");
+    // 2 layers × 45 positions (40 + 4 + 1) × (128 + 128 floats of K and V) × 4 bytes.
+    assert_eq!(j["memory"]["kv_cache"], 2 * 45 * 256 * 4, "{j}");
+    assert!(j["memory"]["weights"].as_u64().is_some_and(|w| w > 0), "{j}");
+
+    // Without --json the results are lines on stdout.
+    let out = rocmforge()
+        .args(["bench", "--device", "cpu", "--prompt", "4", "--gen", "2", "--depth", "3", "--reps", "1"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && stdout.contains("2 tokens @ depth 3"), "{stdout}");
+    // A depth beyond the model's context is refused by name, not a panic.
+    let out =
+        rocmforge().args(["bench", "--device", "cpu", "--depth", "300", "--gen", "2"]).arg(&model).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("exceeds the model's limit of 256 positions"), "{err}");
+    let out = rocmforge().args(["bench", "--device", "cpu", "--profile"]).arg(&model).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("--profile times GPU kernels"), "{err}");
+}
+
+#[test]
+fn the_kv_cache_precision_is_a_flag_with_a_clear_refusal() {
+    for sub in ["bench", "run", "logits"] {
+        let out = rocmforge().args([sub, "--help"]).output().unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(help.contains("--kv") && help.contains("f16"), "{sub} --help lacks --kv:\n{help}");
+    }
+    let out = rocmforge().args(["bench", "--kv", "q8", "model.gguf"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("unknown KV cache precision \"q8\": expected f16 or f32"), "{err}");
 }

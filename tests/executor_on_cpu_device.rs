@@ -6,11 +6,11 @@ mod common;
 mod op_cases;
 
 use rocmforge::device::{Device, DeviceError};
-use rocmforge::exec::gpu::{GpuModel, GpuSession, DEFAULT_MAX_BATCH};
+use rocmforge::exec::gpu::{GpuModel, GpuPrecision, GpuSession, DEFAULT_MAX_BATCH};
 use rocmforge::exec::{ExecError, Model, Session};
 use rocmforge::jit::Engine;
 use rocmforge::kernels::launch::{self, Launch};
-use rocmforge::kernels::{KernelSpec, LaunchError};
+use rocmforge::kernels::{KernelSpec, KvPrecision, LaunchError};
 use rocmforge::reference;
 
 fn nmse(a: &[f32], b: &[f32]) -> f64 {
@@ -18,6 +18,9 @@ fn nmse(a: &[f32], b: &[f32]) -> f64 {
     e / b.iter().map(|y| (*y as f64).powi(2)).sum::<f64>()
 }
 
+/// With an f32 cache the device runs the session's arithmetic (NMSE ~0, the exact decode); with
+/// the default f16 cache every K and V value is rounded once (relative 2⁻¹¹), which the whole
+/// model must carry within the GPU's whole-model bound against the CPU, NMSE ≤ 1e-3.
 #[test]
 fn the_executor_on_the_cpu_device_matches_the_cpu_session() {
     for file in [
@@ -33,26 +36,40 @@ fn the_executor_on_the_cpu_device_matches_the_cpu_session() {
         let Some(path) = common::model(file) else { continue };
         let model = Model::load(&path).unwrap();
         let engine = Engine::builder().memory_only().build().unwrap();
-        let g = GpuModel::new(&model, Device::cpu(), &engine).unwrap();
         // Longer than one prefill pass, so the second pass attends across the boundary.
         let n = DEFAULT_MAX_BATCH + 44;
         let prompt: Vec<u32> = (0..n as u32).map(|i| (i * 7919 + 11) % model.config.n_vocab).collect();
-        let mut dev = GpuSession::new(&g, n + 4, DEFAULT_MAX_BATCH).unwrap();
         let mut cpu = Session::new(&model, n + 4).unwrap();
         let want = cpu.forward(&prompt).unwrap().to_vec();
-        let got = dev.forward(&prompt).unwrap().to_vec();
-        let e = nmse(&got, &want);
-        println!("{file}: prefill of {n} tokens in 2 passes, NMSE {e:.2e} against the CPU session");
-        assert!(e < 1e-10, "{file}: prefill NMSE {e:.2e}");
+        let mut decoded = Vec::new();
         let mut tok = reference::argmax(&want) as u32;
         for _ in 0..3 {
-            let want = cpu.forward(&[tok]).unwrap().to_vec();
-            let greedy = dev.forward_argmax(&[tok]).unwrap();
-            assert_eq!(greedy as usize, reference::argmax(&want), "{file}: decode argmax");
-            tok = greedy;
+            let logits = cpu.forward(&[tok]).unwrap().to_vec();
+            decoded.push((tok, logits.clone()));
+            tok = reference::argmax(&logits) as u32;
         }
-        assert_eq!(dev.pos(), n + 3);
-        assert!(matches!(dev.forward(&[1, 2]), Err(ExecError::ContextFull { .. })));
+        for (kv, bound) in [(KvPrecision::F32, 1e-10), (KvPrecision::F16, 1e-3)] {
+            let g = GpuModel::with_kv(&model, Device::cpu(), &engine, kv).unwrap();
+            let mut dev = GpuSession::with_precision(&g, n + 4, DEFAULT_MAX_BATCH, GpuPrecision::Exact).unwrap();
+            let got = dev.forward(&prompt).unwrap().to_vec();
+            let e = nmse(&got, &want);
+            println!(
+                "{file}, {} cache: prefill of {n} tokens in 2 passes, NMSE {e:.2e} against the CPU session",
+                kv.name()
+            );
+            assert!(e < bound, "{file}: prefill NMSE {e:.2e}");
+            for (step, (tok, want)) in decoded.iter().enumerate() {
+                let got = dev.forward(&[*tok]).unwrap().to_vec();
+                let e = nmse(&got, want);
+                println!("{file}, {} cache: decode step {step}, NMSE {e:.2e}", kv.name());
+                assert!(e < bound, "{file}: decode NMSE {e:.2e}");
+                if kv == KvPrecision::F32 {
+                    assert_eq!(reference::argmax(&got), reference::argmax(want), "{file}: decode argmax");
+                }
+            }
+            assert_eq!(dev.pos(), n + 3);
+            assert!(matches!(dev.forward(&[1, 2]), Err(ExecError::ContextFull { .. })));
+        }
     }
 }
 
@@ -61,12 +78,12 @@ fn the_executor_on_the_cpu_device_matches_the_cpu_session() {
 /// differ from it (it ran) by about the CPU int8 session's own distance, and pick the same tokens.
 #[test]
 fn the_int8_decode_plan_runs_on_the_cpu_device() {
-    use rocmforge::exec::gpu::GpuPrecision;
     use rocmforge::exec::CpuPrecision;
     let Some(path) = common::model("variants/smol-Q4_K_M.gguf") else { return };
     let model = Model::load(&path).unwrap();
     let engine = Engine::builder().memory_only().build().unwrap();
-    let g = GpuModel::new(&model, Device::cpu(), &engine).unwrap();
+    // An f32 KV cache, so that the exact decode is the CPU session's arithmetic.
+    let g = GpuModel::with_kv(&model, Device::cpu(), &engine, KvPrecision::F32).unwrap();
     let prompt: Vec<u32> = (0..8u32).map(|i| (i * 7919 + 11) % model.config.n_vocab).collect();
     let mut exact = GpuSession::with_precision(&g, 16, DEFAULT_MAX_BATCH, GpuPrecision::Exact).unwrap();
     let mut fast = GpuSession::with_precision(&g, 16, DEFAULT_MAX_BATCH, GpuPrecision::Fast).unwrap();
@@ -162,4 +179,34 @@ fn fake_compiled() -> rocmforge::jit::CompiledKernel {
         origin: rocmforge::jit::Origin::Compiled,
         seconds: 0.0,
     }
+}
+
+/// `bench --profile`'s measurement, on the CPU device: one timing per planned decode launch, named
+/// by its graph node, with the bytes the streaming ops must move.
+#[test]
+fn a_profiled_decode_step_times_every_launch_by_node() {
+    let Some(path) = common::model("variants/smol-Q4_K_M.gguf") else { return };
+    let model = Model::load(&path).unwrap();
+    let engine = Engine::builder().memory_only().build().unwrap();
+    let g = GpuModel::new(&model, Device::cpu(), &engine).unwrap();
+    let mut s = GpuSession::new(&g, 600, DEFAULT_MAX_BATCH).unwrap();
+    let prompt: Vec<u32> = (0..300u32).map(|i| (i * 7919 + 11) % model.config.n_vocab).collect();
+    s.forward(&prompt).unwrap();
+    let ops = s.profile_decode(5, 2).unwrap();
+    assert_eq!(s.pos(), 0, "a profiled session is reset");
+    // The default int8 decode adds a q8_1 quantizer before the matvecs of a new input.
+    let nodes: Vec<&str> = ops.iter().map(|o| o.node.strip_suffix(".quantize").unwrap_or(&o.node)).collect();
+    let mut distinct = nodes.clone();
+    distinct.dedup();
+    assert_eq!(distinct, model.decode.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>());
+    for op in &ops {
+        assert!(op.seconds > 0.0, "{op:?}");
+        let streams = ["mmv", "quantize_q8_1", "attn_decode"].iter().any(|k| op.kernel.starts_with(k));
+        assert_eq!(op.bytes.is_some(), streams, "{op:?}");
+    }
+    // SmolLM2: 3 KV heads of 64, f16, over the 301 positions the step attends.
+    let attn = ops.iter().find(|o| o.node == "blk.0.attn").expect("layer 0's attention");
+    assert_eq!(attn.kernel, "attn_decode_hd64_gqa3_kvf16");
+    assert_eq!(attn.bytes, Some(2 * 301 * 3 * 64 * 2));
+    println!("{} launches; blk.0.attn {:.1} us on the CPU device", ops.len(), attn.seconds * 1e6);
 }

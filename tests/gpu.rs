@@ -12,7 +12,7 @@ use rocmforge::exec::gpu::{GpuModel, GpuPrecision, GpuSession, DEFAULT_MAX_BATCH
 use rocmforge::exec::{Model, Session};
 use rocmforge::jit::Engine;
 use rocmforge::kernels::launch;
-use rocmforge::kernels::LaunchError;
+use rocmforge::kernels::{KvPrecision, LaunchError};
 use rocmforge::{dtype::GgmlType, reference};
 
 fn open_gpu() -> (Device, Engine) {
@@ -110,11 +110,17 @@ fn launches_that_do_not_fit_their_buffers_never_reach_the_gpu() {
 ///   either: a last-ulp difference upstream flips a rounding, so the GPU's int8 decode and the same
 ///   executor's on the CPU device (op for op the same arithmetic, each kernel held tight by the case
 ///   table) sit 2.4e-3 apart on the published Q4_1 (measured, 2026-11-26).
+///
+/// The GPU's KV cache is f16 unless asked (`kv`); the CPU session's is f32.
 fn gpu_matches_cpu(path: &Path, prompt_len: usize) {
+    gpu_matches_cpu_with(path, prompt_len, KvPrecision::F16)
+}
+
+fn gpu_matches_cpu_with(path: &Path, prompt_len: usize, kv: KvPrecision) {
     let model = Model::load(path).unwrap();
     let dev = device::open("cuda").unwrap().unwrap();
     let engine = Engine::builder().targets(dev.target().cloned()).build().unwrap();
-    let gpu = GpuModel::new(&model, dev, &engine).unwrap();
+    let gpu = GpuModel::with_kv(&model, dev, &engine, kv).unwrap();
     for precision in [GpuPrecision::Exact, GpuPrecision::Fast] {
         gpu_session_matches_cpu(path, &model, &gpu, precision, prompt_len);
     }
@@ -146,9 +152,10 @@ fn gpu_session_matches_cpu(path: &Path, model: &Model, gpu: &GpuModel, precision
         GpuPrecision::Fast => 1e-2,
     };
     println!(
-        "{} [{} decode]: prompt {prompt_len} ({} prefill passes), prefill NMSE {e:.2e}, worst decode NMSE {worst:.2e} (bound {bound:.0e}), greedy tokens equal: {}",
+        "{} [{} decode, {} KV cache]: prompt {prompt_len} ({} prefill passes), prefill NMSE {e:.2e}, worst decode NMSE {worst:.2e} (bound {bound:.0e}), greedy tokens equal: {}",
         path.display(),
         precision.name(),
+        gpu.kv.name(),
         prompt_len.div_ceil(DEFAULT_MAX_BATCH),
         cpu_tokens == gpu_tokens
     );
@@ -193,6 +200,13 @@ fn real_models_on_the_gpu_match_the_cpu() {
     }
     assert!(ran > 0, "no model file in {}", common::models_dir().display());
     assert!(failed.is_empty(), "GPU and CPU differ on {failed:?}");
+}
+
+#[test]
+#[ignore = "needs a GPU: run by scripts/gpu_tests.sh on the device"]
+fn an_f32_kv_cache_on_the_gpu_matches_the_cpu() {
+    let Some(path) = common::model("SmolLM2-135M-Instruct.Q4_1.gguf") else { return };
+    gpu_matches_cpu_with(&path, DEFAULT_MAX_BATCH + 44, KvPrecision::F32);
 }
 
 #[test]

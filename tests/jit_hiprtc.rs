@@ -12,7 +12,7 @@ use rocmforge::dtype::GgmlType;
 use rocmforge::gguf::GgufFile;
 use rocmforge::graph;
 use rocmforge::jit::{amd_kernel_resources, Compiler, HipRtc, JitError, Target, AMD_PROCESSORS};
-use rocmforge::kernels::{render, KernelSpec};
+use rocmforge::kernels::{render, KernelSpec, KvPrecision};
 use rocmforge::model::ModelConfig;
 use rocmforge::quant;
 
@@ -43,8 +43,26 @@ fn coverage_specs() -> BTreeSet<KernelSpec> {
     }
     for head_dim in [64, 80, 96, 128, 256] {
         for (gqa, sliding_window, softcap) in [(1, false, false), (4, true, false), (8, false, true), (3, true, true)] {
-            all.insert(KernelSpec::Attention { head_dim, gqa, sliding_window, softcap });
+            for kv in [KvPrecision::F16, KvPrecision::F32] {
+                all.insert(KernelSpec::Attention { head_dim, gqa, sliding_window, softcap, kv });
+                all.insert(KernelSpec::AttnDecode { head_dim, gqa, sliding_window, softcap, kv });
+            }
         }
+    }
+    // The split decode kernel's other GQA groups (its queries and sums live in registers).
+    for head_dim in [64, 128, 256] {
+        for gqa in [2, 5, 6, 7] {
+            all.insert(KernelSpec::AttnDecode {
+                head_dim,
+                gqa,
+                sliding_window: false,
+                softcap: false,
+                kv: KvPrecision::F16,
+            });
+        }
+    }
+    for kv in [KvPrecision::F16, KvPrecision::F32] {
+        all.insert(KernelSpec::KvAppend { kv });
     }
     all
 }

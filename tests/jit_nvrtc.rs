@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use rocmforge::graph;
 use rocmforge::jit::{Compiler, Nvrtc, Target};
-use rocmforge::kernels::{render, KernelSpec};
+use rocmforge::kernels::{render, KernelSpec, KvPrecision};
 use rocmforge::quant;
 
 #[test]
@@ -25,7 +25,13 @@ fn every_template_compiles_with_nvrtc_for_sm_90() {
         specs.insert(KernelSpec::Embedding { wtype, n_embd: 512 });
     }
     for head_dim in [64, 80, 96, 128, 256] {
-        specs.insert(KernelSpec::Attention { head_dim, gqa: 4, sliding_window: true, softcap: true });
+        for kv in [KvPrecision::F16, KvPrecision::F32] {
+            specs.insert(KernelSpec::Attention { head_dim, gqa: 4, sliding_window: true, softcap: true, kv });
+            for gqa in [1, 3, 4, 6, 8] {
+                specs.insert(KernelSpec::AttnDecode { head_dim, gqa, sliding_window: true, softcap: true, kv });
+            }
+            specs.insert(KernelSpec::KvAppend { kv });
+        }
     }
     let start = std::time::Instant::now();
     for spec in &specs {

@@ -1,12 +1,18 @@
-//! `rocmforge bench`: load, JIT, prefill and decode speed, decode against the bandwidth roofline.
+//! `rocmforge bench`: load, JIT, prefill and decode speed, decode against the bandwidth roofline,
+//! measured as llama-bench measures: prefill of `--prompt` tokens from an empty cache (pp), and
+//! `--gen` decoded tokens after `--depth` tokens of context (tg @ depth, llama-bench's `-d`).
+//! `--json` prints the results as one JSON object on stdout (the human lines go to stderr).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
-use rocmforge::exec::gpu::{GpuModel, GpuSession, DEFAULT_MAX_BATCH};
+use rocmforge::exec::gpu::{GpuModel, GpuSession, OpTime, DEFAULT_MAX_BATCH};
 use rocmforge::exec::{CpuPrecision, Forward, Model, Session};
 use rocmforge::inspect::human_bytes;
 use rocmforge::jit::Engine;
+use rocmforge::kernels::KvPrecision;
+use serde_json::json;
 
 use super::generate::PrecisionArg;
 use super::{DeviceArg, Result};
@@ -21,9 +27,21 @@ pub struct BenchArgs {
     /// Tokens to decode (greedy, the argmax fed back).
     #[arg(long, default_value_t = 128)]
     pub gen: usize,
+    /// Tokens of context before decoding, one decode run per value (comma-separated: 0,512,4096),
+    /// as llama-bench's `-d`.
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    pub depth: Vec<usize>,
     /// Prefill repetitions (the median is reported).
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
+    /// Print the results as one JSON object on stdout (model, device, pp and tg tokens/s per
+    /// depth, memory); the human-readable lines go to stderr.
+    #[arg(long)]
+    pub json: bool,
+    /// Time each op of one decode step at the deepest --depth (GPU only): per op, the time per token
+    /// summed over the layers, and the bandwidth the matrix-vector products and attention reach.
+    #[arg(long)]
+    pub profile: bool,
     #[command(flatten)]
     pub device: DeviceArg,
     #[command(flatten)]
@@ -31,9 +49,10 @@ pub struct BenchArgs {
 }
 
 pub fn main(a: BenchArgs) -> Result<ExitCode> {
-    // Bounded by a 32-bit context, so prompt + gen + 1 cannot overflow.
+    // Bounded by a 32-bit context, so max(prompt, depth) + gen + 1 cannot overflow.
     let max = u32::MAX as usize / 2;
-    for (flag, v) in [("--prompt", a.prompt), ("--gen", a.gen)] {
+    let depth = a.depth.iter().copied().max().unwrap_or(0);
+    for (flag, v) in [("--prompt", a.prompt), ("--gen", a.gen), ("--depth", depth)] {
         if v > max {
             return Err(format!("{flag} {v}: at most {max} tokens").into());
         }
@@ -41,9 +60,13 @@ pub fn main(a: BenchArgs) -> Result<ExitCode> {
     if a.reps == 0 || a.reps > 1000 {
         return Err(format!("--reps {}: between 1 and 1000", a.reps).into());
     }
-    super::generate::with_worker_threads(move || {
-        bench(a.model, a.prompt, a.gen, a.reps, &a.device.device, a.precision.get())
-    })
+    if a.depth.is_empty() {
+        return Err("--depth needs at least one value".into());
+    }
+    if a.profile && a.device.device == "cpu" {
+        return Err("--profile times GPU kernels; the CPU device has none".into());
+    }
+    super::generate::with_worker_threads(move || bench(&a, a.precision.get()))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -51,10 +74,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Seconds to prefill `ids` (median of `reps`, from an empty cache) and to decode `gen` greedy
-/// tokens after it, the argmax fed back.
-fn time_passes(s: &mut dyn Forward, ids: &[u32], gen: usize, reps: usize) -> Result<(f64, f64)> {
-    use std::time::Instant;
+/// Seconds to prefill `ids` from an empty cache (median of `reps`).
+fn time_prefill(s: &mut dyn Forward, ids: &[u32], reps: usize) -> Result<f64> {
     let mut prefill = Vec::new();
     for _ in 0..reps.max(1) {
         s.reset();
@@ -62,12 +83,22 @@ fn time_passes(s: &mut dyn Forward, ids: &[u32], gen: usize, reps: usize) -> Res
         s.forward_argmax(ids)?;
         prefill.push(t.elapsed().as_secs_f64());
     }
-    let mut next = s.forward_argmax(&[ids[0]])?;
+    Ok(median(prefill))
+}
+
+/// Seconds to decode `gen` greedy tokens (the argmax fed back) after `depth` tokens of context
+/// (the first `depth` of `context`, prefilled untimed).
+fn time_decode(s: &mut dyn Forward, context: &[u32], depth: usize, gen: usize) -> Result<f64> {
+    s.reset();
+    let mut next = context[depth % context.len()];
+    if depth > 0 {
+        next = s.forward_argmax(&context[..depth])?;
+    }
     let t = Instant::now();
     for _ in 0..gen {
         next = s.forward_argmax(&[next])?;
     }
-    Ok((median(prefill), t.elapsed().as_secs_f64()))
+    Ok(t.elapsed().as_secs_f64())
 }
 
 /// The host's memory read bandwidth in bytes/s: the best of 3 passes over a 1 GiB buffer (twice
@@ -78,7 +109,7 @@ fn host_read_bandwidth() -> f64 {
     let mut best = f64::MAX;
     let mut sink = 0u64;
     for _ in 0..3 {
-        let t = std::time::Instant::now();
+        let t = Instant::now();
         sink ^= buf.par_chunks(1 << 16).map(|c| c.iter().fold(0u64, |a, &b| a ^ b)).reduce(|| 0, |a, b| a ^ b);
         best = best.min(t.elapsed().as_secs_f64());
     }
@@ -86,68 +117,212 @@ fn host_read_bandwidth() -> f64 {
     (buf.len() * 8) as f64 / best
 }
 
-fn bench(
-    path: PathBuf,
-    prompt: usize,
-    gen: usize,
-    reps: usize,
-    device: &str,
-    precision: CpuPrecision,
-) -> Result<ExitCode> {
-    use std::time::Instant;
-    let t = Instant::now();
-    let model = Model::load(&path)?;
-    let load_s = t.elapsed().as_secs_f64();
-    let cfg = &model.config;
-    // Random prompt ids, seeded, so runs compare.
+/// Human-readable lines: stdout, or stderr when stdout carries the JSON.
+struct Out {
+    json: bool,
+}
+
+impl Out {
+    fn line(&self, s: String) {
+        if self.json {
+            eprintln!("{s}");
+        } else {
+            println!("{s}");
+        }
+    }
+}
+
+/// Seeded random token ids, so runs compare.
+fn random_ids(n: usize, n_vocab: u32) -> Vec<u32> {
     let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let ids: Vec<u32> = (0..prompt.max(1))
+    (0..n.max(1))
         .map(|_| {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            (state % cfg.n_vocab as u64) as u32
+            (state % n_vocab as u64) as u32
         })
-        .collect();
-    let capacity = prompt + gen + 1;
+        .collect()
+}
+
+/// What every run measures, on any device.
+struct Measured {
+    prefill_tps: f64,
+    /// (depth, tokens/s)
+    decode_tps: Vec<(usize, f64)>,
+}
+
+/// Prefill once to warm the kernels and caches, then pp and tg at each depth.
+fn measure(s: &mut dyn Forward, ids: &[u32], a: &BenchArgs, out: &Out) -> Result<Measured> {
+    s.reset();
+    s.forward_argmax(&ids[..1])?;
+    let prefill = time_prefill(s, &ids[..a.prompt.max(1)], a.reps)?;
+    let prefill_tps = a.prompt.max(1) as f64 / prefill;
+    out.line(format!("prefill    {prefill_tps:.1} tokens/s ({} tokens, median of {})", a.prompt.max(1), a.reps));
+    let mut decode_tps = Vec::new();
+    for &depth in &a.depth {
+        let t = time_decode(s, ids, depth, a.gen)?;
+        decode_tps.push((depth, a.gen as f64 / t));
+    }
+    Ok(Measured { prefill_tps, decode_tps })
+}
+
+fn decode_lines(m: &Measured, gen: usize, weight_bytes: u64, bandwidth: f64, what: &str, out: &Out) {
+    let roofline = bandwidth / weight_bytes as f64;
+    for &(depth, tps) in &m.decode_tps {
+        out.line(format!(
+            "decode     {tps:.1} tokens/s ({gen} tokens @ depth {depth}); roofline {roofline:.0} tokens/s ({} per token at {:.1} GB/s {what}): {:.0}% of it",
+            human_bytes(weight_bytes),
+            bandwidth / 1e9,
+            100.0 * tps / roofline
+        ));
+    }
+}
+
+fn tg_json(m: &Measured, gen: usize) -> serde_json::Value {
+    m.decode_tps.iter().map(|&(depth, tps)| json!({ "depth": depth, "tokens": gen, "tokens_per_s": tps })).collect()
+}
+
+/// One op of a profiled decode step, summed over the layers.
+struct ProfileRow {
+    /// The node name without `blk.N.` (`attn_q`).
+    op: String,
+    kernels: Vec<String>,
+    launches: usize,
+    seconds: f64,
+    /// Bytes it must move, where the op streams memory.
+    bytes: Option<u64>,
+}
+
+/// The launches of a decode step grouped by op: `blk.N.` dropped from node names.
+fn profile_rows(ops: &[OpTime]) -> Vec<ProfileRow> {
+    let mut rows: Vec<ProfileRow> = Vec::new();
+    for op in ops {
+        let name = match op.node.strip_prefix("blk.") {
+            Some(rest) => rest.split_once('.').map_or(rest, |(_, n)| n).to_string(),
+            None => op.node.clone(),
+        };
+        let i = match rows.iter().position(|r| r.op == name) {
+            Some(i) => i,
+            None => {
+                rows.push(ProfileRow { op: name, kernels: Vec::new(), launches: 0, seconds: 0.0, bytes: Some(0) });
+                rows.len() - 1
+            }
+        };
+        let row = &mut rows[i];
+        if !row.kernels.contains(&op.kernel) {
+            row.kernels.push(op.kernel.clone());
+        }
+        row.launches += 1;
+        row.seconds += op.seconds;
+        row.bytes = row.bytes.zip(op.bytes).map(|(a, b)| a + b);
+    }
+    rows
+}
+
+/// Profiles one decode step after `depth` tokens of context and prints it; the JSON rows.
+fn profile(s: &mut GpuSession, ids: &[u32], depth: usize, out: &Out) -> Result<serde_json::Value> {
+    const REPS: usize = 20;
+    s.reset();
+    let next = if depth > 0 { s.forward_argmax(&ids[..depth])? } else { ids[0] };
+    let ops = s.profile_decode(next, REPS)?;
+    let rows = profile_rows(&ops);
+    let total: f64 = rows.iter().map(|r| r.seconds).sum();
+    out.line(format!(
+        "profile    one decode step @ depth {depth}: each launch alone ({REPS} back to back between syncs), {:.1} us a token in all",
+        total * 1e6
+    ));
+    out.line(format!(
+        "           {:<22} {:>8} {:>10} {:>6} {:>9}  kernels",
+        "op", "launches", "us/token", "share", "GB/s"
+    ));
+    let mut j = Vec::new();
+    for r in &rows {
+        let gbs = r.bytes.map(|b| b as f64 / r.seconds / 1e9);
+        out.line(format!(
+            "           {:<22} {:>8} {:>10.1} {:>5.1}% {:>9}  {}",
+            r.op,
+            r.launches,
+            r.seconds * 1e6,
+            100.0 * r.seconds / total,
+            gbs.map_or("-".to_string(), |g| format!("{g:.0}")),
+            r.kernels.join(" ")
+        ));
+        j.push(json!({
+            "op": r.op,
+            "kernels": r.kernels,
+            "launches": r.launches,
+            "us_per_token": r.seconds * 1e6,
+            "bytes_per_token": r.bytes,
+            "gb_per_s": gbs,
+        }));
+    }
+    Ok(json!({ "depth": depth, "reps": REPS, "us_per_token": total * 1e6, "ops": j }))
+}
+
+fn bench(a: &BenchArgs, precision: CpuPrecision) -> Result<ExitCode> {
+    let out = Out { json: a.json };
+    let path: &Path = &a.model;
+    let t = Instant::now();
+    let model = Model::load(path)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let cfg = &model.config;
+    let max_depth = a.depth.iter().copied().max().unwrap_or(0);
+    let ids = random_ids(a.prompt.max(max_depth).max(1), cfg.n_vocab);
+    let capacity = a.prompt.max(max_depth).max(1) + a.gen + 1;
     let weight_bytes = rocmforge::exec::gpu::decode_weight_bytes(&model);
-    println!(
+    out.line(format!(
         "model      {} ({}, {} layers, {} weight bytes read per decoded token)",
         path.display(),
         cfg.arch.name(),
         cfg.n_layer,
         human_bytes(weight_bytes)
-    );
-    println!("load       {load_s:.3} s (map + validate + graphs)");
-    let Some(dev) = rocmforge::device::open(device)? else {
+    ));
+    out.line(format!("load       {load_s:.3} s (map + validate + graphs)"));
+    let model_json = json!({
+        "path": path.display().to_string(),
+        "arch": cfg.arch.name(),
+        "n_layer": cfg.n_layer,
+        "weight_bytes_per_token": weight_bytes,
+        "load_s": load_s,
+    });
+    let Some(dev) = rocmforge::device::open(&a.device.device)? else {
         let t = Instant::now();
         let mut s = Session::with_precision(&model, capacity, precision)?;
         let session_s = t.elapsed().as_secs_f64();
-        let (prefill, decode) = time_passes(&mut s, &ids, gen, reps)?;
         let bandwidth = host_read_bandwidth();
         let amx = if rocmforge::quant::simd::amx_usable() { " + amx (prefill)" } else { "" };
         let isa = s.isa().map_or(String::new(), |i| format!(", {}{amx}", i.name()));
-        println!(
-            "device     cpu ({} threads, {}{isa}); memory read bandwidth {:.1} GB/s",
-            rayon::current_num_threads(),
-            precision.name(),
-            bandwidth / 1e9
-        );
+        let device_line = format!("cpu ({} threads, {}{isa})", rayon::current_num_threads(), precision.name());
+        out.line(format!("device     {device_line}; memory read bandwidth {:.1} GB/s", bandwidth / 1e9));
         if s.copied_weight_bytes() > 0 {
-            println!(
+            out.line(format!(
                 "session    {session_s:.3} s (projection weights copied to 2 MiB pages: {})",
                 human_bytes(s.copied_weight_bytes() as u64)
-            );
+            ));
         }
-        println!("prefill    {:.1} tokens/s ({} tokens, median of {reps})", prompt as f64 / prefill, prompt);
-        let decode_tps = gen as f64 / decode;
-        let roofline = bandwidth / weight_bytes as f64;
-        println!(
-            "decode     {decode_tps:.1} tokens/s ({gen} tokens); roofline {roofline:.0} tokens/s ({} per token at {:.1} GB/s): {:.0}% of it",
-            human_bytes(weight_bytes),
-            bandwidth / 1e9,
-            100.0 * decode_tps / roofline
-        );
+        let m = measure(&mut s, &ids, a, &out)?;
+        decode_lines(&m, a.gen, weight_bytes, bandwidth, "read", &out);
+        // The CPU session keeps its cache in f32: capacity × (K + V widths) per layer.
+        let plan = &model.decode.buffers;
+        let kv_bytes = (plan.n_layer * capacity * (plan.kv_width + plan.v_width) * 4) as u64;
+        out.line(format!(
+            "memory     KV cache {} (f32, {capacity} positions); weights mapped from the file: {}",
+            human_bytes(kv_bytes),
+            human_bytes(model.weight_bytes())
+        ));
+        if a.json {
+            let j = json!({
+                "model": model_json,
+                "device": { "backend": "cpu", "name": device_line, "kv": "f32" },
+                "bandwidth_bytes_per_s": bandwidth,
+                "roofline_tokens_per_s": bandwidth / weight_bytes as f64,
+                "pp": { "tokens": a.prompt.max(1), "reps": a.reps, "tokens_per_s": m.prefill_tps },
+                "tg": tg_json(&m, a.gen),
+                "memory": { "weights": model.weight_bytes(), "kv_cache": kv_bytes, "capacity": capacity },
+            });
+            println!("{j}");
+        }
         return Ok(ExitCode::SUCCESS);
     };
     let backend = dev.backend();
@@ -159,50 +334,80 @@ fn bench(
     let scratch = tempfile::Builder::new().prefix("rocmforge-bench-").tempdir()?;
     let cache_dir = scratch.path().join("kernels");
     let progress = super::progress::JitProgress::new();
+    let kv: KvPrecision = a.device.kv;
     let engine =
         Engine::builder().target(target.clone()).cache_dir(&cache_dir).progress(progress.for_engine()).build()?;
     let t = Instant::now();
-    let cold = GpuModel::new(&model, dev.clone(), &engine)?;
+    let cold = GpuModel::with_kv(&model, dev.clone(), &engine, kv)?;
     let cold_s = t.elapsed().as_secs_f64();
     let cold_report = cold.report.clone();
     drop(cold);
     let engine = Engine::builder().target(target.clone()).cache_dir(&cache_dir).build()?;
     let t = Instant::now();
-    let gpu = GpuModel::new(&model, dev, &engine)?;
+    let gpu = GpuModel::with_kv(&model, dev, &engine, kv)?;
     let warm_s = t.elapsed().as_secs_f64();
     let mut s = GpuSession::new(&gpu, capacity, DEFAULT_MAX_BATCH)?;
-    let (prefill, decode) = time_passes(&mut s, &ids, gen, reps)?;
-    let peak = gpu.device.memory_used()?.saturating_sub(mem_before);
-    let decode_tps = gen as f64 / decode;
-    let roofline = bandwidth / weight_bytes as f64;
-    println!("device     {backend} {name} ({target}); copy bandwidth {:.0} GB/s", bandwidth / 1e9);
-    println!(
+    out.line(format!(
+        "device     {backend} {name} ({target}); copy bandwidth {:.0} GB/s; KV cache {}",
+        bandwidth / 1e9,
+        kv.name()
+    ));
+    out.line(format!(
         "jit        cold {cold_s:.2} s ({} compiled, {:.2} s compiling + {:.2} s upload) | warm {warm_s:.2} s ({} cached)",
         cold_report.kernels_compiled, cold_report.jit_seconds, cold_report.upload_seconds, gpu.report.kernels_cached
-    );
-    println!("prefill    {:.1} tokens/s ({} tokens, median of {reps})", prompt as f64 / prefill, prompt);
-    println!(
-        "decode     {decode_tps:.1} tokens/s ({gen} tokens); roofline {roofline:.0} tokens/s ({} per token at {:.0} GB/s): {:.0}% of it",
-        human_bytes(weight_bytes),
-        bandwidth / 1e9,
-        100.0 * decode_tps / roofline
-    );
+    ));
+    let m = measure(&mut s, &ids, a, &out)?;
+    decode_lines(&m, a.gen, weight_bytes, bandwidth, "copy", &out);
+    let profiled = match a.profile {
+        true => Some(profile(&mut s, &ids, max_depth, &out)?),
+        false => None,
+    };
+    let peak = gpu.device.memory_used()?.saturating_sub(mem_before);
     let ours = gpu.report.weight_bytes + s.allocated.kv_cache + s.allocated.activations;
     let bound = ((gpu.report.weight_bytes + s.allocated.kv_cache) as f64 * 1.1) as u64;
-    println!(
-        "memory     rocmforge holds {} on the device: weights {} + KV cache {} + activations {} ({} tokens a pass); bound weights + KV + 10% = {}: {}",
+    out.line(format!(
+        "memory     rocmforge holds {} on the device: weights {} + KV cache {} ({}, {capacity} positions) + activations {} ({} tokens a pass); bound weights + KV + 10% = {}: {}",
         human_bytes(ours),
         human_bytes(gpu.report.weight_bytes),
         human_bytes(s.allocated.kv_cache),
+        kv.name(),
         human_bytes(s.allocated.activations),
         DEFAULT_MAX_BATCH,
         human_bytes(bound),
         if ours <= bound { "within" } else { "OVER" }
-    );
-    println!(
+    ));
+    out.line(format!(
         "           the driver reports {} more in use than before loading (also the CUDA context's module code and stack reservations)",
         human_bytes(peak)
-    );
+    ));
+    if a.json {
+        let j = json!({
+            "model": model_json,
+            "device": { "backend": backend, "name": name, "target": target.to_string(), "kv": kv.name() },
+            "bandwidth_bytes_per_s": bandwidth,
+            "roofline_tokens_per_s": bandwidth / weight_bytes as f64,
+            "jit": {
+                "cold_s": cold_s,
+                "warm_s": warm_s,
+                "compiled": cold_report.kernels_compiled,
+                "cached": gpu.report.kernels_cached,
+            },
+            "pp": { "tokens": a.prompt.max(1), "reps": a.reps, "tokens_per_s": m.prefill_tps },
+            "tg": tg_json(&m, a.gen),
+            "memory": {
+                "weights": gpu.report.weight_bytes,
+                "kv_cache": s.allocated.kv_cache,
+                "activations": s.allocated.activations,
+                "total": ours,
+                "bound": bound,
+                "within": ours <= bound,
+                "capacity": capacity,
+                "driver_reported": peak,
+            },
+            "profile": profiled,
+        });
+        println!("{j}");
+    }
     drop(scratch);
     Ok(ExitCode::SUCCESS)
 }

@@ -109,9 +109,7 @@ pub fn logits_main(a: LogitsArgs) -> Result<ExitCode> {
     if let Some(t) = &a.tokens_out {
         refuse_to_overwrite(&a.model, t, "--tokens-out")?;
     }
-    with_worker_threads(move || {
-        logits(a.model, a.prompt, a.tokens, a.out, a.tokens_out, &a.device.device, a.precision.get())
-    })
+    with_worker_threads(move || logits(a.model, a.prompt, a.tokens, a.out, a.tokens_out, &a.device, a.precision.get()))
 }
 
 /// The most tokens `-n` may ask for (the largest context a GGUF can declare).
@@ -138,7 +136,7 @@ pub fn run_main(a: RunArgs) -> Result<ExitCode> {
     };
     sampler.validate().map_err(|e| flag_error(&e))?;
     with_worker_threads(move || {
-        let where_ = (&a.device.device[..], a.precision.get());
+        let where_ = (&a.device, a.precision.get());
         run_prompt(a.model, &a.prompt, a.max_tokens, a.chat, a.system, sampler, a.ctx, where_)
     })
 }
@@ -226,13 +224,13 @@ fn read_token_file(path: &std::path::Path, max_tokens: u32) -> Result<Vec<u32>> 
 }
 
 /// Opens `--device`, and on a GPU, its model: kernels JIT-compiled (or loaded from the cache) for
-/// the device's own target, weights uploaded.
-fn open_gpu<'m>(model: &'m Model, device: &str) -> Result<Option<GpuModel<'m>>> {
-    let Some(dev) = rocmforge::device::open(device)? else { return Ok(None) };
+/// the device's own target, weights uploaded, sessions' KV caches in `--kv`.
+fn open_gpu<'m>(model: &'m Model, device: &DeviceArg) -> Result<Option<GpuModel<'m>>> {
+    let Some(dev) = rocmforge::device::open(&device.device)? else { return Ok(None) };
     let progress = super::progress::JitProgress::new();
     let engine = Engine::builder().targets(dev.target().cloned()).progress(progress.for_engine()).build()?;
     eprintln!("[{}] {}: loading kernels and weights", dev.backend(), dev.name());
-    Ok(Some(GpuModel::new(model, dev, &engine)?))
+    Ok(Some(GpuModel::with_kv(model, dev, &engine, device.kv)?))
 }
 
 /// A session of `capacity` positions on the GPU model when there is one, else on the CPU, and a
@@ -265,7 +263,7 @@ fn logits(
     tokens: Option<PathBuf>,
     out: PathBuf,
     tokens_out: Option<PathBuf>,
-    device: &str,
+    device: &DeviceArg,
     precision: CpuPrecision,
 ) -> Result<ExitCode> {
     let model = Model::load(&model)?;
@@ -296,7 +294,7 @@ fn run_prompt(
     system: Option<String>,
     sampler: SamplerConfig,
     ctx: Option<usize>,
-    (device, precision): (&str, CpuPrecision),
+    (device, precision): (&DeviceArg, CpuPrecision),
 ) -> Result<ExitCode> {
     let load = std::time::Instant::now();
     let model = Model::load(&model)?;

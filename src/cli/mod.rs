@@ -76,6 +76,10 @@ pub struct DeviceArg {
     /// Where to run: cpu, cuda, hip, or auto (hip, then cuda, then cpu).
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// The KV cache's precision on a GPU: f16 (half the memory and the bytes attention reads;
+    /// values rounded to nearest) or f32. The CPU keeps f32.
+    #[arg(long, default_value = "f16")]
+    pub kv: rocmforge::kernels::KvPrecision,
 }
 
 impl DeviceArg {

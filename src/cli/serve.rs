@@ -72,8 +72,14 @@ pub fn main(a: ServeArgs) -> Result<ExitCode> {
         .or_else(|_| format!("[{}]:{}", a.host, a.port).parse())
         .map_err(|_| format!("--host {:?}: not an IP address", a.host))?;
     let progress = JitProgress::new();
-    let options = LlmOptions { device: a.device.choice()?, context: a.ctx, queue: a.queue, ..Default::default() }
-        .progress(progress.for_llm());
+    let options = LlmOptions {
+        device: a.device.choice()?,
+        context: a.ctx,
+        queue: a.queue,
+        kv: a.device.kv,
+        ..Default::default()
+    }
+    .progress(progress.for_llm());
     // Everything is compiled and loaded before the port opens.
     let llm = Llm::open_with(&a.model, options)?;
     let info = llm.info().clone();

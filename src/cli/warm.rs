@@ -80,11 +80,16 @@ fn check_jobs(jobs: Option<usize>) -> Result<usize> {
     }
 }
 
-/// The model's distinct kernel specs (prefill and decode).
+/// The model's distinct kernel specs (prefill and decode), for both KV cache precisions (`--kv`),
+/// so a warmed cache serves either.
 pub(super) fn model_specs(model: &PathBuf) -> Result<Vec<KernelSpec>> {
     let file = GgufFile::open(model)?;
     let cfg = ModelConfig::from_gguf(&file).map_err(|e| format!("{}: {e}", model.display()))?;
-    Ok(graph::kernel_specs(&cfg, &file)?.into_iter().collect())
+    let specs = graph::kernel_specs(&cfg, &file)?;
+    let f32_kv = specs.iter().map(|s| s.with_kv(rocmforge::kernels::KvPrecision::F32)).collect::<Vec<_>>();
+    let mut all: Vec<KernelSpec> = specs.iter().copied().collect();
+    all.extend(f32_kv.into_iter().filter(|s| !specs.contains(s)));
+    Ok(all)
 }
 
 fn kernels(model: PathBuf, source: Option<String>, target: &str) -> Result<ExitCode> {

@@ -74,6 +74,29 @@ fn i32s(mem: &Memory, v: &RawView, n: usize) -> Result<Vec<i32>, DeviceError> {
     Ok(view(mem, v, n)?.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes"))).collect())
 }
 
+/// The first `n` values of a KV cache view (f16 widened exactly, or f32).
+fn kv_f32s(mem: &Memory, v: &RawView, n: usize) -> Result<Vec<f32>, DeviceError> {
+    match v.elem {
+        launch::Elem::F16 => {
+            Ok(view(mem, v, n)?.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect())
+        }
+        _ => f32s(mem, v, n),
+    }
+}
+
+/// Writes `data` at element `at` of a KV cache view: f16 rounded to nearest even (as the GPU's
+/// `cvt.rn.f16.f32`), or f32 as is.
+fn put_kv(mem: &mut Memory, v: &RawView, at: usize, data: &[f32]) -> Result<(), DeviceError> {
+    if v.elem != launch::Elem::F16 {
+        return put_f32s(mem, v, at, data);
+    }
+    let dst = bytes_at_mut(mem, v.addr() + (at * 2) as u64, data.len() * 2)?;
+    for (d, x) in dst.chunks_exact_mut(2).zip(data) {
+        d.copy_from_slice(&half::f16::from_f32(*x).to_le_bytes());
+    }
+    Ok(())
+}
+
 /// Writes `data` at element `at` of a view.
 fn put_f32s(mem: &mut Memory, v: &RawView, at: usize, data: &[f32]) -> Result<(), DeviceError> {
     let dst = bytes_at_mut(mem, v.addr() + (at * 4) as u64, data.len() * 4)?;
@@ -192,7 +215,7 @@ impl CpuBackend {
                 let (hd, n_kv) = (l.head_dim as usize, l.n_head / l.gqa as usize);
                 let q_all = f32s(mem, &l.q, l.n_q * l.n_head * hd)?;
                 let cache = (l.pos0 + l.n_q) * n_kv * hd;
-                let (kc, vc) = (f32s(mem, &l.k_cache, cache)?, f32s(mem, &l.v_cache, cache)?);
+                let (kc, vc) = (kv_f32s(mem, &l.k_cache, cache)?, kv_f32s(mem, &l.v_cache, cache)?);
                 let shape = reference::AttnShape {
                     n_head: l.n_head,
                     n_head_kv: n_kv,
@@ -204,6 +227,26 @@ impl CpuBackend {
                 };
                 let mut out = vec![0f32; q_all.len()];
                 reference::attention(&q_all, &kc, &vc, l.pos0, &shape, &mut out);
+                put_f32s(mem, &l.out, 0, &out)
+            }
+            // The split kernel computes the same attention (one query): the reference is whole.
+            // It leaves `part` unused and the counters at 0, as the kernel leaves them.
+            Launch::AttnDecode(l) => {
+                let (hd, n_kv) = (l.head_dim as usize, l.n_head / l.gqa as usize);
+                let q = f32s(mem, &l.q, l.n_head * hd)?;
+                let cache = (l.pos0 + 1) * n_kv * hd;
+                let (kc, vc) = (kv_f32s(mem, &l.k_cache, cache)?, kv_f32s(mem, &l.v_cache, cache)?);
+                let shape = reference::AttnShape {
+                    n_head: l.n_head,
+                    n_head_kv: n_kv,
+                    head_dim: hd,
+                    head_dim_v: hd,
+                    scale: l.scale,
+                    softcap: l.softcap,
+                    window: l.window,
+                };
+                let mut out = vec![0f32; q.len()];
+                reference::attention(&q, &kc, &vc, l.pos0, &shape, &mut out);
                 put_f32s(mem, &l.out, 0, &out)
             }
             Launch::Glu(l) => {
@@ -230,8 +273,8 @@ impl CpuBackend {
             Launch::KvAppend(l) => {
                 let n = l.row * l.n_tokens;
                 let (k, v) = (f32s(mem, &l.k, n)?, f32s(mem, &l.v, n)?);
-                put_f32s(mem, &l.k_cache, l.pos0 * l.row, &k)?;
-                put_f32s(mem, &l.v_cache, l.pos0 * l.row, &v)
+                put_kv(mem, &l.k_cache, l.pos0 * l.row, &k)?;
+                put_kv(mem, &l.v_cache, l.pos0 * l.row, &v)
             }
             Launch::Argmax(l) => {
                 let best = reference::argmax(&f32s(mem, &l.x, l.n)?) as i32;

@@ -46,6 +46,7 @@ mod sealed {
     impl Sealed for f32 {}
     impl Sealed for i32 {}
     impl Sealed for u8 {}
+    impl Sealed for half::f16 {}
 }
 
 impl DeviceElem for f32 {
@@ -57,14 +58,17 @@ impl DeviceElem for i32 {
 impl DeviceElem for u8 {
     const ELEM: Elem = Elem::U8;
 }
+impl DeviceElem for half::f16 {
+    const ELEM: Elem = Elem::F16;
+}
 
 fn as_bytes<T: DeviceElem>(v: &[T]) -> &[u8] {
-    // SAFETY: T is f32, i32 or u8 (sealed): no padding, so every byte is initialised.
+    // SAFETY: T is f32, i32, u8 or f16 (sealed): no padding, so every byte is initialised.
     unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
 }
 
 fn as_bytes_mut<T: DeviceElem>(v: &mut [T]) -> &mut [u8] {
-    // SAFETY: T is f32, i32 or u8 (sealed): every bit pattern is a valid value.
+    // SAFETY: T is f32, i32, u8 or f16 (sealed): every bit pattern is a valid value.
     unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
 }
 

@@ -16,7 +16,7 @@ use crate::device::{BufView, Device, DeviceBuffer, DeviceError, Kernel};
 use crate::graph::{Buf, Graph, Node, Step};
 use crate::jit::{Engine, Origin};
 use crate::kernels::launch::{self, Launch};
-use crate::kernels::KernelSpec;
+use crate::kernels::{KernelSpec, KvPrecision};
 
 /// What loading a model onto the device took.
 #[derive(Clone, Debug, Default)]
@@ -54,13 +54,25 @@ pub struct GpuModel<'m> {
     /// Llama 3's factors (dividing by 1 is exact, so one rope kernel serves both).
     unit_freq_factors: usize,
     kernels: HashMap<KernelSpec, Kernel>,
+    /// The element type of its sessions' KV caches (the attention and append kernels read it).
+    pub kv: KvPrecision,
     pub report: LoadReport,
 }
 
 impl<'m> GpuModel<'m> {
     /// Compiles (or loads from the cache) every kernel the model needs for the device's own
-    /// target, and uploads the weights.
+    /// target, and uploads the weights; sessions keep their KV cache in f16.
     pub fn new(model: &'m Model, device: Device, engine: &Engine) -> Result<GpuModel<'m>, ExecError> {
+        GpuModel::with_kv(model, device, engine, KvPrecision::default())
+    }
+
+    /// As [`GpuModel::new`], with sessions keeping their KV cache in `kv`.
+    pub fn with_kv(
+        model: &'m Model,
+        device: Device,
+        engine: &Engine,
+        kv: KvPrecision,
+    ) -> Result<GpuModel<'m>, ExecError> {
         let cfg = &model.config;
         if cfg.head_dim != cfg.head_dim_v {
             return Err(ExecError::Unsupported(format!(
@@ -68,7 +80,9 @@ impl<'m> GpuModel<'m> {
                 cfg.head_dim, cfg.head_dim_v
             )));
         }
-        let specs: Vec<KernelSpec> = crate::graph::kernel_specs(cfg, model.file.as_ref())?.into_iter().collect();
+        let specs: std::collections::BTreeSet<KernelSpec> =
+            crate::graph::kernel_specs(cfg, model.file.as_ref())?.into_iter().map(|s| s.with_kv(kv)).collect();
+        let specs: Vec<KernelSpec> = specs.into_iter().collect();
         let start = Instant::now();
         let mut kernels = HashMap::new();
         let mut report = LoadReport::default();
@@ -127,7 +141,7 @@ impl<'m> GpuModel<'m> {
         weights.push(Weight::F32(device.upload(&vec![1f32; cfg.rope_dims as usize / 2])?));
         device.synchronize()?;
         report.upload_seconds = start.elapsed().as_secs_f64();
-        Ok(GpuModel { model, device, weights, weight_index, unit_freq_factors, kernels, report })
+        Ok(GpuModel { model, device, weights, weight_index, unit_freq_factors, kernels, kv, report })
     }
 }
 
@@ -184,6 +198,9 @@ enum Slot {
     },
     KCache(usize),
     VCache(usize),
+    /// Split decode attention's partial results and per-group counters.
+    AttnPart,
+    AttnCounters,
     Weight(usize),
     Ids,
     Positions,
@@ -200,6 +217,8 @@ fn act(buf: Buf) -> Slot {
 struct Planned<'g> {
     kernel: &'g Kernel,
     launch: Launch<Slot>,
+    /// The index of its graph node, for profiles.
+    node: usize,
 }
 
 const N_BUFS: usize = Buf::Logits as usize + 1;
@@ -217,8 +236,12 @@ pub struct GpuSession<'g, 'm> {
     pos: usize,
     /// One per `Buf`, in `Buf` order.
     bufs: Vec<DeviceBuffer<f32>>,
-    k_cache: Vec<DeviceBuffer<f32>>,
-    v_cache: Vec<DeviceBuffer<f32>>,
+    k_cache: Vec<KvBuffer>,
+    v_cache: Vec<KvBuffer>,
+    /// Split decode attention's workspace: partial results, and counters kept at 0 between
+    /// launches.
+    attn_part: DeviceBuffer<f32>,
+    attn_counters: DeviceBuffer<i32>,
     ids: DeviceBuffer<i32>,
     positions: DeviceBuffer<i32>,
     argmax: DeviceBuffer<i32>,
@@ -229,6 +252,35 @@ pub struct GpuSession<'g, 'm> {
     logits: Vec<f32>,
     /// Bytes this session allocated on the device (KV cache, activations, ids, positions).
     pub allocated: SessionBytes,
+}
+
+/// One layer's K or V cache, in the precision the model's kernels read.
+enum KvBuffer {
+    F16(DeviceBuffer<half::f16>),
+    F32(DeviceBuffer<f32>),
+}
+
+impl KvBuffer {
+    fn new(dev: &Device, kv: KvPrecision, len: usize) -> Result<KvBuffer, DeviceError> {
+        Ok(match kv {
+            KvPrecision::F16 => KvBuffer::F16(dev.alloc(len)?),
+            KvPrecision::F32 => KvBuffer::F32(dev.alloc(len)?),
+        })
+    }
+
+    fn view(&self) -> BufView<'_> {
+        match self {
+            KvBuffer::F16(b) => b.view(),
+            KvBuffer::F32(b) => b.view(),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            KvBuffer::F16(b) => b.bytes(),
+            KvBuffer::F32(b) => b.bytes(),
+        }
+    }
 }
 
 /// Device memory a session holds, by purpose.
@@ -266,15 +318,17 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         let bufs =
             plan.sizes.iter().map(|(buf, _)| dev.alloc(plan.len(*buf, max_batch))).collect::<Result<Vec<_>, _>>()?;
         debug_assert!(plan.sizes.iter().enumerate().all(|(i, (b, _))| *b as usize == i) && bufs.len() == N_BUFS);
-        // The KV cache, sized with checked arithmetic; a refusal names what was asked.
-        let need = super::session::kv_cache_bytes(plan, capacity).ok_or_else(|| ExecError::OutOfMemory {
+        // The KV cache, sized with checked arithmetic (f32 bytes, halved for f16); a refusal names
+        // what was asked.
+        let need = super::session::kv_cache_bytes(plan, capacity).map(|b| b / 4 * g.kv.size() as u64);
+        let need = need.ok_or_else(|| ExecError::OutOfMemory {
             what: "KV cache",
             capacity,
             need: "more than 2^64 bytes".into(),
             limit: "no device has that".into(),
         })?;
         let kv = |w: usize| {
-            dev.alloc(capacity * w).map_err(|e| ExecError::OutOfMemory {
+            KvBuffer::new(dev, g.kv, capacity * w).map_err(|e| ExecError::OutOfMemory {
                 what: "KV cache",
                 capacity,
                 need: super::session::gib(need),
@@ -284,6 +338,17 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         let k_cache = (0..plan.n_layer).map(|_| kv(plan.kv_width)).collect::<Result<Vec<_>, _>>()?;
         let v_cache = (0..plan.n_layer).map(|_| kv(plan.v_width)).collect::<Result<Vec<_>, _>>()?;
         let (ids, positions, argmax) = (dev.alloc(max_batch)?, dev.alloc(max_batch)?, dev.alloc(1)?);
+        let cfg = &model.config;
+        let (n_head, n_kv) = (cfg.n_head as usize, cfg.n_head_kv as usize);
+        let uses_split = model.decode.nodes.iter().any(|n| matches!(n.spec, KernelSpec::AttnDecode { .. }));
+        let part_len = if uses_split {
+            launch::AttnDecode::<()>::part_len(capacity, n_head, n_kv, cfg.head_dim as usize)
+        } else {
+            0
+        };
+        let attn_part = dev.alloc(part_len)?;
+        let mut attn_counters = dev.alloc(n_kv)?;
+        attn_counters.write(0, &vec![0i32; n_kv])?;
         let q8 = dev.alloc(match precision {
             GpuPrecision::Fast => q8_bytes(&model.decode).max(1),
             GpuPrecision::Exact => 1,
@@ -294,7 +359,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 .iter()
                 .map(|b| b.bytes())
                 .chain([&ids, &positions, &argmax].map(|b| b.bytes()))
-                .chain([q8.bytes()])
+                .chain([attn_part.bytes(), attn_counters.bytes(), q8.bytes()])
                 .sum::<usize>() as u64,
         };
         let mut s = GpuSession {
@@ -305,6 +370,8 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             bufs,
             k_cache,
             v_cache,
+            attn_part,
+            attn_counters,
             ids,
             positions,
             argmax,
@@ -341,8 +408,8 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         // The int8 decode: which activation rows the q8_1 buffer holds now.
         let int8 = n == 1 && self.precision == GpuPrecision::Fast;
         let mut q8_of: Option<(Buf, usize)> = None;
-        for node in &graph.nodes {
-            let kernel = kernel_for(&node.spec)?;
+        for (ni, node) in graph.nodes.iter().enumerate() {
+            let kernel = kernel_for(&node.spec.with_kv(g.kv))?;
             let weight = |i: usize| Slot::Weight(g.weight_index[&node.weights[i]]);
             if let (true, Step::Linear { x, out: y, n_out, .. }, Some((quantize, mmvq))) =
                 (int8, &node.step, node.spec.int8_decode())
@@ -355,13 +422,13 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 // A decode pass has one token: its row of x starts at 0, logits included.
                 if q8_of != Some((*x, 0)) {
                     let q = launch::QuantizeQ8_1 { x: act(*x), out: Slot::Q8, n: k as usize };
-                    out.push(Planned { kernel: kernel_for(&quantize)?, launch: q.into() });
+                    out.push(Planned { kernel: kernel_for(&quantize)?, launch: q.into(), node: ni });
                     q8_of = Some((*x, 0));
                 }
                 let layout = crate::kernels::MmvqLayout { threads_per_row, rows_per_thread };
                 let m =
                     launch::MatVecQ8 { w: weight(0), a: Slot::Q8, y: act(*y), wtype, k, rows: *n_out as usize, layout };
-                out.push(Planned { kernel: kernel_for(&mmvq)?, launch: m.into() });
+                out.push(Planned { kernel: kernel_for(&mmvq)?, launch: m.into(), node: ni });
                 if q8_of.is_some_and(|(b, _)| b == *y) {
                     q8_of = None;
                 }
@@ -370,7 +437,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             if q8_of.is_some_and(|(b, _)| written(&node.step) == Some(b)) {
                 q8_of = None;
             }
-            let launch: Launch<Slot> = match (node.step.clone(), node.spec) {
+            let launch: Launch<Slot> = match (node.step.clone(), node.spec.with_kv(g.kv)) {
                 (Step::Embed { out, scale }, KernelSpec::Embedding { wtype, n_embd }) => launch::Embedding {
                     table: weight(0),
                     ids: Slot::Ids,
@@ -424,7 +491,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     freq_scale,
                 }
                 .into(),
-                (Step::KvAppend { layer }, KernelSpec::KvAppend) => launch::KvAppend {
+                (Step::KvAppend { layer }, KernelSpec::KvAppend { kv }) => launch::KvAppend {
                     k: act(Buf::K),
                     v: act(Buf::V),
                     k_cache: Slot::KCache(layer as usize),
@@ -432,9 +499,38 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     row: graph.buffers.kv_width,
                     n_tokens: n,
                     pos0: 0, // set at each replay
+                    kv,
                 }
                 .into(),
-                (Step::Attention { layer, scale, softcap, window }, KernelSpec::Attention { head_dim, gqa, .. }) => {
+                (
+                    Step::Attention { layer, scale, softcap, window },
+                    KernelSpec::AttnDecode { head_dim, gqa, kv, .. },
+                ) => {
+                    if n != 1 {
+                        return Err(mismatch(node));
+                    }
+                    launch::AttnDecode {
+                        q: act(Buf::Q),
+                        k_cache: Slot::KCache(layer as usize),
+                        v_cache: Slot::VCache(layer as usize),
+                        out: act(Buf::AttnOut),
+                        part: Slot::AttnPart,
+                        counters: Slot::AttnCounters,
+                        head_dim,
+                        gqa,
+                        n_head: cfg.n_head as usize,
+                        pos0: 0, // set at each replay
+                        scale,
+                        softcap,
+                        window,
+                        kv,
+                    }
+                    .into()
+                }
+                (
+                    Step::Attention { layer, scale, softcap, window },
+                    KernelSpec::Attention { head_dim, gqa, kv, .. },
+                ) => {
                     launch::Attention {
                         q: act(Buf::Q),
                         k_cache: Slot::KCache(layer as usize),
@@ -448,6 +544,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                         scale,
                         softcap,
                         window,
+                        kv,
                     }
                     .into()
                 }
@@ -466,7 +563,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 }
                 _ => return Err(mismatch(node)),
             };
-            out.push(Planned { kernel, launch });
+            out.push(Planned { kernel, launch, node: ni });
         }
         Ok(out)
     }
@@ -480,6 +577,8 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             }
             Slot::KCache(l) => self.k_cache[l].view(),
             Slot::VCache(l) => self.v_cache[l].view(),
+            Slot::AttnPart => self.attn_part.view(),
+            Slot::AttnCounters => self.attn_counters.view(),
             Slot::Weight(i) => self.g.weights[i].view(),
             Slot::Ids => self.ids.view(),
             Slot::Positions => self.positions.view(),
@@ -519,6 +618,42 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         Ok(())
     }
 
+    /// Times each launch of one decode step of `token` at the current position: every planned
+    /// launch runs once, then `reps` times back to back between two synchronizations (host
+    /// clock), so each kernel is timed alone; launch latency hides behind kernels longer than it
+    /// (a kernel shorter than its launch reads as the launch rate). Ops that work in place ran
+    /// `reps + 1` times: the session's state is meaningless afterwards, and it is reset.
+    pub fn profile_decode(&mut self, token: u32, reps: usize) -> Result<Vec<OpTime>, ExecError> {
+        super::check_pass(&self.g.model.config, self.pos, self.capacity, &[token])?;
+        self.ids.write(0, &[token as i32])?;
+        self.positions.write(0, &[self.pos as i32])?;
+        let dev = &self.g.device;
+        let mut out = Vec::with_capacity(self.decode_plan.len());
+        for p in &self.decode_plan {
+            let mut launch = p.launch.try_map(|slot| self.view(slot))?;
+            launch.set_pos0(self.pos);
+            p.kernel.launch(&launch)?;
+            dev.synchronize()?;
+            let start = Instant::now();
+            for _ in 0..reps.max(1) {
+                p.kernel.launch(&launch)?;
+            }
+            dev.synchronize()?;
+            out.push(OpTime {
+                node: match p.launch {
+                    // The int8 matvec's input quantizer, named after the node it serves.
+                    Launch::QuantizeQ8_1(_) => format!("{}.quantize", self.g.model.decode.nodes[p.node].name),
+                    _ => self.g.model.decode.nodes[p.node].name.clone(),
+                },
+                kernel: p.kernel.entry().to_string(),
+                seconds: start.elapsed().as_secs_f64() / reps.max(1) as f64,
+                bytes: bytes_moved(&p.launch, self.pos),
+            });
+        }
+        self.pos = 0;
+        Ok(out)
+    }
+
     /// Runs `tokens` and returns the last position's logits.
     pub fn forward(&mut self, tokens: &[u32]) -> Result<&[f32], ExecError> {
         self.run(tokens)?;
@@ -547,6 +682,44 @@ impl super::Forward for GpuSession<'_, '_> {
     }
     fn reset(&mut self) {
         GpuSession::reset(self)
+    }
+}
+
+/// One launch of a profiled decode step.
+#[derive(Clone, Debug)]
+pub struct OpTime {
+    /// The graph node (`blk.3.attn_q`).
+    pub node: String,
+    /// The kernel's entry point.
+    pub kernel: String,
+    /// Seconds per launch.
+    pub seconds: f64,
+    /// Bytes the launch must move at least, for the ops that stream memory (matrix-vector
+    /// products: weights, input and output; the q8_1 quantizer: its input and output; decode
+    /// attention: the cached K and V it reads).
+    pub bytes: Option<u64>,
+}
+
+fn bytes_moved(launch: &Launch<Slot>, pos0: usize) -> Option<u64> {
+    match launch {
+        Launch::MatVec(l) => {
+            let w = l.wtype.row_bytes(l.k as u64)? * l.rows as u64;
+            Some(w + 4 * (l.k as u64 + l.rows as u64))
+        }
+        // q8_1 blocks: 32 int8 values and two f16, 36 bytes.
+        Launch::MatVecQ8(l) => {
+            let w = l.wtype.row_bytes(l.k as u64)? * l.rows as u64;
+            Some(w + l.k as u64 / 32 * 36 + 4 * l.rows as u64)
+        }
+        Launch::QuantizeQ8_1(l) => Some(4 * l.n as u64 + l.n as u64 / 32 * 36),
+        Launch::AttnDecode(l) => {
+            let mut a = l.clone();
+            a.pos0 = pos0;
+            let positions = (pos0 + 1 - a.first()) as u64;
+            let n_kv = (l.n_head / l.gqa as usize) as u64;
+            Some(2 * positions * n_kv * l.head_dim as u64 * l.kv.size() as u64)
+        }
+        _ => None,
     }
 }
 

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use crate::dtype::GgmlType;
 use crate::gguf::GgufFile;
-use crate::kernels::{AttnPhase, ElementwiseOp, GluKind, KernelSpec, RopeKind};
+use crate::kernels::{AttnPhase, ElementwiseOp, GluKind, KernelSpec, KvPrecision, RopeKind};
 use crate::model::{Activation, ModelConfig, RopeStyle, ROPE_FREQS};
 
 pub use plan::{BufferPlan, BufferSize};
@@ -204,14 +204,13 @@ pub fn build(cfg: &ModelConfig, tensors: &dyn TensorTypes, phase: AttnPhase) -> 
             let step = Step::Rope { x, heads, base, freq_scale, freq_factors };
             b.push(format!("{p}.{name}"), rope, rope_weights, step);
         }
-        b.push(format!("{p}.kv_append"), KernelSpec::KvAppend, &[], Step::KvAppend { layer: il });
+        // The KV cache's default precision; the GPU executor respecializes for another
+        // (`KernelSpec::with_kv`).
+        let kv = KvPrecision::default();
+        b.push(format!("{p}.kv_append"), KernelSpec::KvAppend { kv }, &[], Step::KvAppend { layer: il });
         let swa = cfg.is_swa(il as usize);
-        let spec = KernelSpec::Attention {
-            head_dim: cfg.head_dim,
-            gqa: cfg.gqa_ratio(),
-            sliding_window: swa,
-            softcap: cfg.attn_logit_softcap.is_some(),
-        };
+        let softcap = cfg.attn_logit_softcap.is_some();
+        let spec = KernelSpec::attention(phase, cfg.head_dim, cfg.gqa_ratio(), swa, softcap, kv);
         let step = Step::Attention {
             layer: il,
             scale: cfg.attention_scale,

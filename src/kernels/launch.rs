@@ -14,6 +14,7 @@ use super::spec::{
     ElementwiseOp, GluKind, KernelSpec, MmvqLayout, RopeKind, SpecError, QUANTIZE_THREADS, ROWS_PER_BLOCK,
     TOKENS_PER_WARP,
 };
+use super::spec::{KvPrecision, ATTN_DECODE_MAX_CHUNK};
 use crate::dtype::GgmlType;
 
 /// The element type of a buffer argument.
@@ -23,6 +24,17 @@ pub enum Elem {
     I32,
     /// Raw bytes: quantized weight blocks.
     U8,
+    /// IEEE half precision: the KV cache.
+    F16,
+}
+
+impl From<KvPrecision> for Elem {
+    fn from(kv: KvPrecision) -> Elem {
+        match kv {
+            KvPrecision::F16 => Elem::F16,
+            KvPrecision::F32 => Elem::F32,
+        }
+    }
 }
 
 impl Elem {
@@ -30,6 +42,7 @@ impl Elem {
     pub fn size(self) -> usize {
         match self {
             Elem::F32 | Elem::I32 => 4,
+            Elem::F16 => 2,
             Elem::U8 => 1,
         }
     }
@@ -41,6 +54,7 @@ impl fmt::Display for Elem {
             Elem::F32 => "f32",
             Elem::I32 => "i32",
             Elem::U8 => "u8",
+            Elem::F16 => "f16",
         })
     }
 }
@@ -301,9 +315,10 @@ description! {
 }
 
 description! {
-    /// Causal attention of `n_q` queries (at positions pos0 ..) over the f32 KV cache; query
-    /// heads share KV head h / gqa. Scores are scale · q·k, capped to softcap · tanh(s / softcap)
-    /// when `softcap`; a `window` attends to the last `window` positions only.
+    /// Causal attention of `n_q` queries (at positions pos0 ..) over the KV cache (elements of
+    /// `kv`); query heads share KV head h / gqa. Scores are scale · q·k, capped to
+    /// softcap · tanh(s / softcap) when `softcap`; a `window` attends to the last `window`
+    /// positions only.
     Attention {
         buffers {
             /// `[n_q, n_head, head_dim]`
@@ -324,7 +339,90 @@ description! {
             scale: f32,
             softcap: Option<f32>,
             window: Option<u32>,
+            kv: KvPrecision,
         }
+    }
+}
+
+description! {
+    /// Attention of one query token at position `pos0` (decode) over the KV cache, as
+    /// [`Attention`] computes it, split across blocks: grid (n_head / gqa, chunks), each block
+    /// scores one chunk of positions for the `gqa` query heads of its KV head and writes its partial
+    /// (max, sum, weighted values) to `part`; the last block of a group to finish (counted in
+    /// `counters`, which a launch finds and leaves at 0) merges them into `out`.
+    AttnDecode {
+        buffers {
+            /// `[n_head, head_dim]`
+            q,
+            /// `[position, n_head / gqa, head_dim]`
+            k_cache,
+            /// `[position, n_head / gqa, head_dim]`
+            v_cache,
+            /// `[n_head, head_dim]`
+            out,
+            /// `[n_head, chunks, head_dim + 2]` partial results (unused with one chunk).
+            part,
+            /// `[n_head / gqa]` finished blocks per group: 0 before and after every launch.
+            counters,
+        }
+        scalars {
+            head_dim: u32,
+            gqa: u32,
+            n_head: usize,
+            pos0: usize,
+            scale: f32,
+            softcap: Option<f32>,
+            window: Option<u32>,
+            kv: KvPrecision,
+        }
+    }
+}
+
+/// Blocks split decode attention aims at over the whole GPU: about two per SM of an H100 (132)
+/// or per CU of an MI250X die (110), so every SM has K/V reads in flight.
+pub const ATTN_DECODE_TARGET_BLOCKS: usize = 256;
+/// Fewest positions a decode-attention block takes: below it the partial results and the merge
+/// cost more than the parallelism gains (32 positions of a 64-wide f16 head are 8 KiB of K and V
+/// against 264 bytes of partial result per query head). Models with one to three KV heads
+/// (Gemma 3, SmolLM2) need chunks this short to put more than a handful of blocks on the GPU.
+pub const ATTN_DECODE_MIN_CHUNK: usize = 32;
+
+/// Positions per block for `len` attended positions over `n_kv` KV heads: the target block count
+/// spread over the heads, in multiples of 32, within [32, 256].
+pub fn attn_decode_chunk(len: usize, n_kv: usize) -> usize {
+    let per_head = ATTN_DECODE_TARGET_BLOCKS.div_ceil(n_kv.max(1));
+    len.div_ceil(per_head)
+        .next_multiple_of(ATTN_DECODE_MIN_CHUNK)
+        .clamp(ATTN_DECODE_MIN_CHUNK, ATTN_DECODE_MAX_CHUNK as usize)
+}
+
+impl<B> AttnDecode<B> {
+    fn n_kv(&self) -> usize {
+        self.n_head / self.gqa.max(1) as usize
+    }
+
+    /// The first position the query attends to.
+    pub fn first(&self) -> usize {
+        self.window.map_or(0, |w| (self.pos0 + 1).saturating_sub(w as usize))
+    }
+
+    /// Positions per block.
+    pub fn chunk(&self) -> usize {
+        attn_decode_chunk(self.pos0 + 1 - self.first(), self.n_kv())
+    }
+
+    /// Blocks per KV head.
+    pub fn n_chunks(&self) -> usize {
+        (self.pos0 + 1 - self.first()).div_ceil(self.chunk())
+    }
+
+    /// Floats of `part` any launch over a cache of up to `capacity` positions needs: chunks are at
+    /// most the per-head block target (while they are shorter than the longest chunk) or the
+    /// positions over the longest chunk.
+    pub fn part_len(capacity: usize, n_head: usize, n_kv: usize, head_dim: usize) -> usize {
+        let per_head = ATTN_DECODE_TARGET_BLOCKS.div_ceil(n_kv.max(1));
+        let chunks = per_head.max(capacity.div_ceil(ATTN_DECODE_MAX_CHUNK as usize));
+        mul(mul(n_head, chunks), head_dim + 2)
     }
 }
 
@@ -386,8 +484,8 @@ description! {
 }
 
 description! {
-    /// Copies this pass's K and V rows (`n_tokens` rows of `row` floats) into the caches at
-    /// positions pos0 ..
+    /// Copies this pass's K and V rows (`n_tokens` rows of `row` floats) into the caches (elements
+    /// of `kv`, f16 rounded to nearest even) at positions pos0 ..
     KvAppend {
         buffers {
             /// `[n_tokens, row]`
@@ -403,6 +501,7 @@ description! {
             row: usize,
             n_tokens: usize,
             pos0: usize,
+            kv: KvPrecision,
         }
     }
 }
@@ -583,6 +682,7 @@ impl<B> Describe<B> for Attention<B> {
             gqa: self.gqa,
             sliding_window: self.window.is_some(),
             softcap: self.softcap.is_some(),
+            kv: self.kv,
         }
     }
     fn grid(&self) -> [u32; 3] {
@@ -595,8 +695,8 @@ impl<B> Describe<B> for Attention<B> {
         let cache_len = mul(mul(self.pos0.saturating_add(self.n_q), self.n_head / self.gqa.max(1) as usize), hd);
         vec![
             buf("q", &self.q, Elem::F32, q_len),
-            buf("k", &self.k_cache, Elem::F32, cache_len),
-            buf("v", &self.v_cache, Elem::F32, cache_len),
+            buf("k", &self.k_cache, self.kv.into(), cache_len),
+            buf("v", &self.v_cache, self.kv.into(), cache_len),
             buf("out", &self.out, Elem::F32, q_len),
             int("n_head", self.n_head),
             int("pos0", self.pos0),
@@ -616,6 +716,60 @@ impl<B> Describe<B> for Attention<B> {
             if !(cap.is_finite() && cap > 0.0) {
                 return Err(format!("the score soft-cap must be positive and finite, is {cap}"));
             }
+        }
+        Ok(())
+    }
+}
+
+impl<B> Describe<B> for AttnDecode<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::AttnDecode {
+            head_dim: self.head_dim,
+            gqa: self.gqa,
+            sliding_window: self.window.is_some(),
+            softcap: self.softcap.is_some(),
+            kv: self.kv,
+        }
+    }
+    fn grid(&self) -> [u32; 3] {
+        [dim(self.n_kv()), dim(self.n_chunks()), 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        let hd = self.head_dim as usize;
+        let q_len = mul(self.n_head, hd);
+        let cache_len = mul(mul(self.pos0.saturating_add(1), self.n_kv()), hd);
+        let chunks = self.n_chunks();
+        // One chunk writes `out` directly and leaves `part` and the counters alone.
+        let part_len = if chunks > 1 { mul(mul(self.n_head, chunks), hd + 2) } else { 0 };
+        vec![
+            buf("q", &self.q, Elem::F32, q_len),
+            buf("k", &self.k_cache, self.kv.into(), cache_len),
+            buf("v", &self.v_cache, self.kv.into(), cache_len),
+            buf("out", &self.out, Elem::F32, q_len),
+            buf("part", &self.part, Elem::F32, part_len),
+            buf("counters", &self.counters, Elem::I32, self.n_kv()),
+            int("pos0", self.pos0),
+            float("scale", self.scale),
+            float("softcap", self.softcap.unwrap_or(0.0)),
+            int("window", self.window.unwrap_or(0) as usize),
+            int("chunk", self.chunk()),
+        ]
+    }
+    fn validate(&self) -> Result<(), String> {
+        if self.gqa == 0 || !self.n_head.is_multiple_of(self.gqa as usize) {
+            return Err(format!("{} query heads do not share KV heads in groups of {}", self.n_head, self.gqa));
+        }
+        if self.window == Some(0) {
+            return Err("a sliding window must hold at least one position".into());
+        }
+        if let Some(cap) = self.softcap {
+            if !(cap.is_finite() && cap > 0.0) {
+                return Err(format!("the score soft-cap must be positive and finite, is {cap}"));
+            }
+        }
+        // Positions are ints in the kernel; the cache offset is computed in 64 bits.
+        if self.pos0 >= i32::MAX as usize {
+            return Err(format!("position {} does not fit an int", self.pos0));
         }
         Ok(())
     }
@@ -710,7 +864,7 @@ impl<B> Describe<B> for Softcap<B> {
 
 impl<B> Describe<B> for KvAppend<B> {
     fn spec(&self) -> KernelSpec {
-        KernelSpec::KvAppend
+        KernelSpec::KvAppend { kv: self.kv }
     }
     fn grid(&self) -> [u32; 3] {
         [blocks(mul(self.row, self.n_tokens), 256), 1, 1]
@@ -721,8 +875,8 @@ impl<B> Describe<B> for KvAppend<B> {
         vec![
             buf("k", &self.k, Elem::F32, new),
             buf("v", &self.v, Elem::F32, new),
-            buf("k_cache", &self.k_cache, Elem::F32, cache),
-            buf("v_cache", &self.v_cache, Elem::F32, cache),
+            buf("k_cache", &self.k_cache, self.kv.into(), cache),
+            buf("v_cache", &self.v_cache, self.kv.into(), cache),
             int("row", self.row),
             int("n_tokens", self.n_tokens),
             int("pos0", self.pos0),
@@ -766,6 +920,7 @@ pub enum Launch<B> {
     QuantizeQ8_1(QuantizeQ8_1<B>),
     MatVecQ8(MatVecQ8<B>),
     Attention(Attention<B>),
+    AttnDecode(AttnDecode<B>),
     Glu(Glu<B>),
     Add(Add<B>),
     AddBias(AddBias<B>),
@@ -786,6 +941,7 @@ macro_rules! each_op {
             Launch::QuantizeQ8_1($op) => $body,
             Launch::MatVecQ8($op) => $body,
             Launch::Attention($op) => $body,
+            Launch::AttnDecode($op) => $body,
             Launch::Glu($op) => $body,
             Launch::Add($op) => $body,
             Launch::AddBias($op) => $body,
@@ -831,6 +987,7 @@ impl<B> Launch<B> {
     pub fn set_pos0(&mut self, pos0: usize) {
         match self {
             Launch::Attention(a) => a.pos0 = pos0,
+            Launch::AttnDecode(a) => a.pos0 = pos0,
             Launch::KvAppend(a) => a.pos0 = pos0,
             _ => {}
         }
@@ -934,21 +1091,47 @@ mod tests {
                     scale: 0.125,
                     softcap: None,
                     window: Some(4),
+                    kv: KvPrecision::F16,
                 }
                 .into(),
                 t::ATTENTION.1,
+            ),
+            (
+                AttnDecode {
+                    q: (),
+                    k_cache: (),
+                    v_cache: (),
+                    out: (),
+                    part: (),
+                    counters: (),
+                    head_dim: 64,
+                    gqa: 2,
+                    n_head: 4,
+                    pos0: 300,
+                    scale: 0.125,
+                    softcap: Some(50.0),
+                    window: None,
+                    kv: KvPrecision::F32,
+                }
+                .into(),
+                t::ATTN_DECODE.1,
             ),
             (Glu { gate: (), up: (), out: (), kind: GluKind::SwiGlu, n: 10 }.into(), t::GLU.1),
             (Add { a: (), b: (), out: (), n: 10 }.into(), t::ELEMENTWISE.1),
             (AddBias { x: (), bias: (), n: 10, cols: 5 }.into(), t::ELEMENTWISE.1),
             (Softcap { x: (), n: 10, cap: 30.0 }.into(), t::ELEMENTWISE.1),
-            (KvAppend { k: (), v: (), k_cache: (), v_cache: (), row: 8, n_tokens: 2, pos0: 4 }.into(), t::KV_APPEND.1),
+            (
+                KvAppend { k: (), v: (), k_cache: (), v_cache: (), row: 8, n_tokens: 2, pos0: 4, kv: KvPrecision::F16 }
+                    .into(),
+                t::KV_APPEND.1,
+            ),
             (Argmax { x: (), out: (), n: 10 }.into(), t::ARGMAX.1),
         ]
     }
 
-    /// The template's parameters: (name, kind), kind as the argument list spells it.
-    fn template_params(body: &str) -> Vec<(String, String)> {
+    /// The template's parameters: (name, kind), kind as the argument list spells it; `kv_t` is
+    /// the element the launch's spec renders it as.
+    fn template_params(body: &str, kv: Elem) -> Vec<(String, String)> {
         let start = body.find("KERNEL_NAME(").expect("every template defines KERNEL_NAME") + "KERNEL_NAME(".len();
         let end = start + body[start..].find(')').expect("the parameter list closes");
         body[start..end]
@@ -961,6 +1144,7 @@ mod tests {
                     "float*" => "f32 buffer",
                     "int*" => "i32 buffer",
                     "block_t*" | "block_q8_1*" => "u8 buffer",
+                    "kv_t*" => return (name.to_string(), format!("{kv} buffer")),
                     "int" => "int",
                     "float" => "float",
                     other => panic!("parameter type {other} has no launch argument kind"),
@@ -982,7 +1166,13 @@ mod tests {
                     Arg::Float { name, .. } => (name.to_string(), "float".into()),
                 })
                 .collect();
-            assert_eq!(ours, template_params(body), "{}", launch.spec());
+            let kv = match launch.spec() {
+                KernelSpec::Attention { kv, .. } | KernelSpec::AttnDecode { kv, .. } | KernelSpec::KvAppend { kv } => {
+                    kv.into()
+                }
+                _ => Elem::F32,
+            };
+            assert_eq!(ours, template_params(body, kv), "{}", launch.spec());
         }
     }
 
@@ -1039,6 +1229,7 @@ mod tests {
                 scale: 1.0,
                 softcap,
                 window,
+                kv: KvPrecision::F32,
             }
             .into()
         };
@@ -1065,9 +1256,58 @@ mod tests {
     }
 
     #[test]
+    fn split_decode_attention_spreads_positions_over_blocks_within_its_workspace() {
+        let decode = |pos0: usize, n_head: usize, gqa: u32, window: Option<u32>| AttnDecode {
+            q: Fake(Elem::F32, 1 << 20),
+            k_cache: Fake(Elem::F16, 1 << 30),
+            v_cache: Fake(Elem::F16, 1 << 30),
+            out: Fake(Elem::F32, 1 << 20),
+            part: Fake(Elem::F32, AttnDecode::<()>::part_len(1 << 17, n_head, n_head / gqa as usize, 128)),
+            counters: Fake(Elem::I32, 64),
+            head_dim: 128,
+            gqa,
+            n_head,
+            pos0,
+            scale: 1.0,
+            softcap: None,
+            window,
+            kv: KvPrecision::F16,
+        };
+        // A 7B at depth 512: 32 KV heads × 8 chunks of 64 = 256 blocks.
+        let l = decode(511, 32, 1, None);
+        assert_eq!((l.chunk(), l.n_chunks()), (64, 8));
+        assert_eq!(Launch::from(l).grid(), [32, 8, 1]);
+        // Depth 0: one block per group, no partials.
+        let l = decode(0, 32, 1, None);
+        assert_eq!((l.chunk(), l.n_chunks()), (32, 1));
+        // SmolLM2 (3 KV heads) at 4096: 86 chunks wanted, in multiples of 32 positions.
+        let l = decode(4095, 9, 3, None);
+        assert_eq!((l.chunk(), l.n_chunks()), (64, 64));
+        // Long contexts hit the largest chunk and grow the chunk count.
+        let l = decode((1 << 17) - 1, 32, 1, None);
+        assert_eq!((l.chunk(), l.n_chunks()), (256, 512));
+        // A sliding window bounds the positions (Gemma 3: one KV head, 16 blocks of 32).
+        let l = decode(5000, 4, 4, Some(512));
+        assert_eq!((l.first(), l.chunk(), l.n_chunks()), (4489, 32, 16));
+        // Every launch up to the workspace's capacity fits it and passes its check.
+        for pos0 in [0, 1, 63, 64, 255, 256, 1000, 4095, 70_000, (1 << 17) - 1] {
+            for (n_head, gqa) in [(32, 1), (9, 3), (4, 4), (48, 6)] {
+                let l: Launch<Fake> = decode(pos0, n_head, gqa, None).into();
+                assert_eq!(l.check(32), Ok(()), "pos0 {pos0}, {n_head} heads, gqa {gqa}");
+            }
+        }
+        let mut small = decode(4095, 32, 1, None);
+        small.part = Fake(Elem::F32, 100);
+        assert!(matches!(Launch::from(small).check(32), Err(LaunchError::TooSmall { name: "part", .. })));
+        let mut wrong = decode(10, 32, 1, None);
+        wrong.k_cache = Fake(Elem::F32, 1 << 30);
+        assert!(matches!(Launch::from(wrong).check(32), Err(LaunchError::WrongElem { name: "k", .. })));
+    }
+
+    #[test]
     fn the_cache_a_launch_touches_grows_with_its_first_position() {
         let kv = |pos0| -> Launch<()> {
-            KvAppend { k: (), v: (), k_cache: (), v_cache: (), row: 8, n_tokens: 2, pos0 }.into()
+            KvAppend { k: (), v: (), k_cache: (), v_cache: (), row: 8, n_tokens: 2, pos0, kv: KvPrecision::F16 }.into()
         };
         let cache_len = |l: &Launch<()>| match l.args()[2] {
             Arg::Buffer { len, .. } => len,

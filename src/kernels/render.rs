@@ -7,6 +7,7 @@ use super::spec::{
     Dialect, ElementwiseOp, GluKind, KernelSpec, RopeKind, SpecError, ATTN_WARPS, BLOCK_THREADS, MMVQ_THREADS,
     QUANTIZE_THREADS, ROWS_PER_BLOCK, TOKENS_PER_WARP,
 };
+use super::spec::{KvPrecision, ATTN_DECODE_MAX_CHUNK, ATTN_DECODE_WARPS};
 use super::templates::{self as t, Template};
 use crate::dtype::GgmlType;
 
@@ -101,6 +102,15 @@ impl Constants {
         self.0.push((name, format!("constexpr bool {name} = {v};")));
         self
     }
+    /// `kv_t`, the KV cache's element: f16 bits (the preludes widen them), or f32.
+    fn kv(&mut self, kv: KvPrecision) -> &mut Self {
+        let ty = match kv {
+            KvPrecision::F16 => "unsigned short",
+            KvPrecision::F32 => "float",
+        };
+        self.0.push(("kv_t", format!("typedef {ty} kv_t;")));
+        self
+    }
 }
 
 /// Renders `spec` for `target`.
@@ -141,13 +151,24 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
                 .int("ROWS_PER_THREAD", rows_per_thread);
             t::MMVQ
         }
-        KernelSpec::Attention { head_dim, gqa, sliding_window, softcap, .. } => {
+        KernelSpec::Attention { head_dim, gqa, sliding_window, softcap, kv } => {
             c.int("HEAD_DIM", head_dim)
                 .int("GQA", gqa)
                 .flag("SLIDING_WINDOW", sliding_window)
                 .flag("SOFTCAP", softcap)
-                .int("NWARPS", ATTN_WARPS);
+                .int("NWARPS", ATTN_WARPS)
+                .kv(kv);
             t::ATTENTION
+        }
+        KernelSpec::AttnDecode { head_dim, gqa, sliding_window, softcap, kv } => {
+            c.int("HEAD_DIM", head_dim)
+                .int("GQA", gqa)
+                .flag("SLIDING_WINDOW", sliding_window)
+                .flag("SOFTCAP", softcap)
+                .int("NWARPS", ATTN_DECODE_WARPS)
+                .int("CHUNK_MAX", ATTN_DECODE_MAX_CHUNK)
+                .kv(kv);
+            t::ATTN_DECODE
         }
         KernelSpec::Glu { kind } => {
             c.flag("GELU", kind == GluKind::GeGlu);
@@ -162,7 +183,10 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
             c.int("OP", code);
             t::ELEMENTWISE
         }
-        KernelSpec::KvAppend => t::KV_APPEND,
+        KernelSpec::KvAppend { kv } => {
+            c.kv(kv);
+            t::KV_APPEND
+        }
         KernelSpec::Argmax => {
             c.int("BLOCK_THREADS", BLOCK_THREADS);
             t::ARGMAX

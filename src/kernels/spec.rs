@@ -46,6 +46,45 @@ impl AttnPhase {
     pub const ALL: [AttnPhase; 2] = [AttnPhase::Decode, AttnPhase::Prefill];
 }
 
+/// The element type of the KV cache. f16 halves the cache's memory and the bytes decode attention
+/// reads; the append rounds each value to nearest (ties to even, as `__float2half`) and attention
+/// widens it exactly, accumulating in f32.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KvPrecision {
+    #[default]
+    F16,
+    F32,
+}
+
+impl KvPrecision {
+    /// Bytes per cached value.
+    pub fn size(self) -> usize {
+        match self {
+            KvPrecision::F16 => 2,
+            KvPrecision::F32 => 4,
+        }
+    }
+
+    /// `f16` or `f32`, as the CLI spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            KvPrecision::F16 => "f16",
+            KvPrecision::F32 => "f32",
+        }
+    }
+}
+
+impl std::str::FromStr for KvPrecision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "f16" => Ok(KvPrecision::F16),
+            "f32" => Ok(KvPrecision::F32),
+            other => Err(format!("unknown KV cache precision {other:?}: expected f16 or f32")),
+        }
+    }
+}
+
 /// An op and the values it is specialized for. Runtime values (positions, eps, rope base, token
 /// counts) are kernel arguments, so one compiled kernel serves every layer that shares a shape.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -87,12 +126,24 @@ pub enum KernelSpec {
         threads_per_row: u32,
         rows_per_thread: u32,
     },
-    /// Causal attention over the f32 KV cache (one kernel for decode and prefill).
+    /// Causal attention of many queries over the KV cache (prefill; decode where
+    /// [`KernelSpec::AttnDecode`] does not apply).
     Attention {
         head_dim: u32,
         gqa: u32,
         sliding_window: bool,
         softcap: bool,
+        kv: KvPrecision,
+    },
+    /// Attention of one query token (decode), split across blocks over the cached positions
+    /// (flash-decoding), all query heads of a GQA group in one block; the last block of each
+    /// group merges the partial results.
+    AttnDecode {
+        head_dim: u32,
+        gqa: u32,
+        sliding_window: bool,
+        softcap: bool,
+        kv: KvPrecision,
     },
     Glu {
         kind: GluKind,
@@ -100,7 +151,9 @@ pub enum KernelSpec {
     Elementwise {
         op: ElementwiseOp,
     },
-    KvAppend,
+    KvAppend {
+        kv: KvPrecision,
+    },
     Argmax,
 }
 
@@ -191,6 +244,52 @@ impl MmvqLayout {
 
 /// Warps per block in attention.
 pub const ATTN_WARPS: u32 = 16;
+/// Warps per block in split decode attention.
+pub const ATTN_DECODE_WARPS: u32 = 4;
+/// The largest GQA group one decode-attention block handles (its queries live in registers).
+pub const ATTN_DECODE_MAX_GQA: u32 = 8;
+/// The largest head split decode attention takes (registers: GQA · head_dim / lanes per position).
+pub const ATTN_DECODE_MAX_HEAD_DIM: u32 = 256;
+/// Positions per block of split decode attention, at most (its scores sit in shared memory).
+pub const ATTN_DECODE_MAX_CHUNK: u32 = 256;
+
+impl KernelSpec {
+    /// The attention kernel for a pass of `phase`: split decode attention where its limits allow
+    /// (GQA group ≤ 8, head_dim ≤ 256 and a multiple of 8 for 16-byte loads), else the general one.
+    pub fn attention(
+        phase: AttnPhase,
+        head_dim: u32,
+        gqa: u32,
+        sliding_window: bool,
+        softcap: bool,
+        kv: KvPrecision,
+    ) -> KernelSpec {
+        let split = phase == AttnPhase::Decode
+            && (1..=ATTN_DECODE_MAX_GQA).contains(&gqa)
+            && head_dim <= ATTN_DECODE_MAX_HEAD_DIM
+            && head_dim > 0
+            && head_dim.is_multiple_of(8);
+        if split {
+            KernelSpec::AttnDecode { head_dim, gqa, sliding_window, softcap, kv }
+        } else {
+            KernelSpec::Attention { head_dim, gqa, sliding_window, softcap, kv }
+        }
+    }
+
+    /// The same kernel over a KV cache of `kv` (ops that do not touch the cache are unchanged).
+    pub fn with_kv(self, kv: KvPrecision) -> KernelSpec {
+        match self {
+            KernelSpec::Attention { head_dim, gqa, sliding_window, softcap, .. } => {
+                KernelSpec::Attention { head_dim, gqa, sliding_window, softcap, kv }
+            }
+            KernelSpec::AttnDecode { head_dim, gqa, sliding_window, softcap, .. } => {
+                KernelSpec::AttnDecode { head_dim, gqa, sliding_window, softcap, kv }
+            }
+            KernelSpec::KvAppend { .. } => KernelSpec::KvAppend { kv },
+            other => other,
+        }
+    }
+}
 
 impl KernelSpec {
     /// The `extern "C"` entry point, spelled from the specialization (`mmv_q4_k_k4096`).
@@ -209,10 +308,17 @@ impl KernelSpec {
             KernelSpec::MatVecQ8 { wtype, k, threads_per_row, rows_per_thread } => {
                 format!("mmvq_{}_k{k}_t{threads_per_row}_r{rows_per_thread}", ty(wtype))
             }
-            KernelSpec::Attention { head_dim, gqa, sliding_window, softcap } => format!(
-                "attn_hd{head_dim}_gqa{gqa}{}{}",
+            KernelSpec::Attention { head_dim, gqa, sliding_window, softcap, kv } => format!(
+                "attn_hd{head_dim}_gqa{gqa}{}{}_kv{}",
                 if sliding_window { "_swa" } else { "" },
-                if softcap { "_softcap" } else { "" }
+                if softcap { "_softcap" } else { "" },
+                kv.name()
+            ),
+            KernelSpec::AttnDecode { head_dim, gqa, sliding_window, softcap, kv } => format!(
+                "attn_decode_hd{head_dim}_gqa{gqa}{}{}_kv{}",
+                if sliding_window { "_swa" } else { "" },
+                if softcap { "_softcap" } else { "" },
+                kv.name()
             ),
             KernelSpec::Glu { kind: GluKind::SwiGlu } => "swiglu".into(),
             KernelSpec::Glu { kind: GluKind::GeGlu } => "geglu".into(),
@@ -222,7 +328,7 @@ impl KernelSpec {
                 ElementwiseOp::Softcap => "softcap",
             }
             .into(),
-            KernelSpec::KvAppend => "kv_append".into(),
+            KernelSpec::KvAppend { kv } => format!("kv_append_{}", kv.name()),
             KernelSpec::Argmax => "argmax".into(),
         }
     }
@@ -235,13 +341,14 @@ impl KernelSpec {
             KernelSpec::Rope { rope_dims, .. } => rope_dims / 2,
             KernelSpec::MatVec { .. } | KernelSpec::MatMul { .. } => ROWS_PER_BLOCK * warp_size,
             KernelSpec::Attention { .. } => ATTN_WARPS * warp_size,
+            KernelSpec::AttnDecode { .. } => ATTN_DECODE_WARPS * warp_size,
             KernelSpec::MatVecQ8 { .. } => MMVQ_THREADS,
             KernelSpec::QuantizeQ8_1 => QUANTIZE_THREADS,
             KernelSpec::Embedding { .. }
             | KernelSpec::RmsNorm { .. }
             | KernelSpec::Glu { .. }
             | KernelSpec::Elementwise { .. }
-            | KernelSpec::KvAppend
+            | KernelSpec::KvAppend { .. }
             | KernelSpec::Argmax => BLOCK_THREADS,
         }
     }
@@ -284,6 +391,16 @@ impl KernelSpec {
             }
             KernelSpec::Attention { head_dim, gqa, .. } if head_dim == 0 || head_dim > MAX_HEAD_DIM || gqa == 0 => {
                 invalid(format!("head_dim must be 1..={MAX_HEAD_DIM} and the GQA ratio at least 1"))
+            }
+            KernelSpec::AttnDecode { head_dim, gqa, .. }
+                if head_dim == 0
+                    || head_dim > ATTN_DECODE_MAX_HEAD_DIM
+                    || !head_dim.is_multiple_of(8)
+                    || !(1..=ATTN_DECODE_MAX_GQA).contains(&gqa) =>
+            {
+                invalid(format!(
+                    "split decode attention takes head_dim a multiple of 8 up to {ATTN_DECODE_MAX_HEAD_DIM} and GQA groups of 1..={ATTN_DECODE_MAX_GQA}"
+                ))
             }
             KernelSpec::MatVecQ8 { wtype, .. } if !int8_matvec_type(wtype) => {
                 invalid(format!("no int8 matvec for {wtype} weights (they keep the float matvec)"))

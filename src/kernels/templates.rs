@@ -19,6 +19,7 @@ pub const ROPE: Template = template!("rope.hip");
 pub const MATVEC: Template = template!("matvec.hip");
 pub const MATMUL: Template = template!("matmul.hip");
 pub const ATTENTION: Template = template!("attention.hip");
+pub const ATTN_DECODE: Template = template!("attn_decode.hip");
 pub const GLU: Template = template!("glu.hip");
 pub const ELEMENTWISE: Template = template!("elementwise.hip");
 pub const KV_APPEND: Template = template!("kv_append.hip");

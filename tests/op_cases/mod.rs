@@ -14,7 +14,7 @@
 use rocmforge::device::{BufView, Device, DeviceBuffer, DeviceElem, Kernel};
 use rocmforge::dtype::GgmlType;
 use rocmforge::kernels::launch::{self, Launch};
-use rocmforge::kernels::{GluKind, KernelSpec, MmvqLayout, RopeKind};
+use rocmforge::kernels::{GluKind, KernelSpec, KvPrecision, MmvqLayout, RopeKind};
 use rocmforge::{quant, reference};
 
 /// The unit roundoff of f32: a correctly rounded operation is within a factor (1 ± U) of exact.
@@ -223,6 +223,15 @@ const ATTN_SHAPES: [(usize, usize, Option<u32>, Option<f32>); 5] = [
     (64, 960, Some(100), Some(50.0)),
 ];
 
+/// Decode attention depths (positions attended, the query's own included): one position, either
+/// side of the 256-position chunk, and long contexts split over many blocks.
+const DECODE_DEPTHS: [usize; 6] = [1, 255, 256, 257, 1000, 4096];
+
+/// Decode attention's (sliding window, soft-cap) settings: plain, Gemma 2's cap, a window shorter
+/// than the deeper contexts, and both.
+const DECODE_FLAGS: [(Option<u32>, Option<f32>); 4] =
+    [(None, None), (None, Some(30.0)), (Some(256), None), (Some(100), Some(50.0))];
+
 /// Rope positions: 0 to 32768.
 const ROPE_POSITIONS: [u32; 8] = [0, 1, 100, 4095, 8191, 16383, 32767, 32768];
 
@@ -262,8 +271,52 @@ pub fn cases(full: bool) -> Vec<Case> {
                     softcap.map_or(String::new(), |c| format!(" softcap {c}"))
                 );
                 let rule = "V·(4·ε_score + (4L+16)·U), ε_score = γ(hd+2)·S + 2U·S (+ 6U·cap)";
-                all.push(case(name, rule, move |h| attention(h, s, hd, gqa, nq, pos0, window, softcap)));
+                all.push(case(name.clone(), rule, move |h| {
+                    attention(h, s, hd, gqa, nq, pos0, window, softcap, KvPrecision::F32)
+                }));
+                let s = next_seed();
+                all.push(case(format!("{name} f16 cache"), rule, move |h| {
+                    attention(h, s, hd, gqa, nq, pos0, window, softcap, KvPrecision::F16)
+                }));
             }
+        }
+    }
+    // Split decode attention: the GPU's head sizes and GQA groups of the target models (7B: 128/1,
+    // SmolLM2: 64/3, Gemma 3: 256/4, Qwen2 1.5B: 128/6).
+    let (head_dims, gqas, flags): (&[usize], &[usize], &[_]) =
+        if full { (&[64, 128, 256], &[1, 3, 4, 6], &DECODE_FLAGS) } else { (&[64, 256], &[1, 4], &DECODE_FLAGS[2..]) };
+    for &hd in head_dims {
+        for &gqa in gqas {
+            for depth in DECODE_DEPTHS {
+                for &(window, softcap) in flags {
+                    let name = format!(
+                        "attn_decode hd {hd} gqa {gqa} depth {depth}{}{}",
+                        window.map_or(String::new(), |w| format!(" window {w}")),
+                        softcap.map_or(String::new(), |c| format!(" softcap {c}"))
+                    );
+                    let rule = "V·(4·ε_score + (4L+24)·U), ε_score = γ(hd+2)·S + 4U·S (+ 6U·cap); counters back to 0";
+                    for kv in [KvPrecision::F16, KvPrecision::F32] {
+                        // f32 caches once per shape, on the GPU run only.
+                        if kv == KvPrecision::F32 && !(full && depth == 1000) {
+                            continue;
+                        }
+                        let s = next_seed();
+                        let name = format!("{name} {} cache", kv.name());
+                        all.push(case(name, rule, move |h| attn_decode(h, s, hd, gqa, 2, depth, window, softcap, kv)));
+                    }
+                }
+            }
+        }
+    }
+    // Many KV heads ask for fewer blocks per head, so longer chunks: up to the largest (256
+    // positions), several block steps each, a last chunk shorter than the others (1000).
+    let wide: &[(usize, usize, usize)] = if full { &[(128, 1, 32), (64, 3, 16), (256, 4, 8)] } else { &[(128, 1, 32)] };
+    for &(hd, gqa, n_kv) in wide {
+        for depth in [1000, 4096] {
+            let s = next_seed();
+            let name = format!("attn_decode hd {hd} gqa {gqa} kv heads {n_kv} depth {depth} f16 cache");
+            let rule = "V·(4·ε_score + (4L+24)·U), ε_score = γ(hd+2)·S + 4U·S; counters back to 0";
+            all.push(case(name, rule, move |h| attn_decode(h, s, hd, gqa, n_kv, depth, None, None, KvPrecision::F16)));
         }
     }
     for (n, rows, add_one, in_place) in
@@ -306,8 +359,11 @@ pub fn cases(full: bool) -> Vec<Case> {
         let s = next_seed();
         all.push(case(format!("argmax n {n}"), "bit-exact (the index)", move |h| argmax(h, s, n)));
     }
-    let s = next_seed();
-    all.push(case("kv_append row 192 at 40+9".into(), "bit-exact, the rest untouched", move |h| kv_append(h, s)));
+    for kv in [KvPrecision::F32, KvPrecision::F16] {
+        let s = next_seed();
+        let rule = "bit-exact (f16: rounded to nearest even), the rest untouched";
+        all.push(case(format!("kv_append row 192 at 40+9 {} cache", kv.name()), rule, move |h| kv_append(h, s, kv)));
+    }
     all
 }
 
@@ -511,11 +567,12 @@ fn attention(
     pos0: usize,
     window: Option<u32>,
     softcap: Option<f32>,
+    kv: KvPrecision,
 ) -> Measured {
     let mut rng = Rng(seed);
     let (n_kv, capacity) = (2usize, 1024usize);
     let n_head = n_kv * gqa;
-    let (kc, vc) = (rng.vec(capacity * n_kv * hd), rng.vec(capacity * n_kv * hd));
+    let (kc, vc) = (kv_values(&mut rng, capacity * n_kv * hd, kv), kv_values(&mut rng, capacity * n_kv * hd, kv));
     let q = rng.vec(nq * n_head * hd);
     let scale = 1.0 / (hd as f32).sqrt();
     let shape = reference::AttnShape { n_head, n_head_kv: n_kv, head_dim: hd, head_dim_v: hd, scale, softcap, window };
@@ -523,7 +580,8 @@ fn attention(
     reference::attention(&q, &kc, &vc, pos0, &shape, &mut want);
     let bound = attention_bound(&q, &kc, &vc, pos0, &shape, nq);
     let exact = attention_f64(&q, &kc, &vc, pos0, &shape, nq);
-    let (qb, kb, vb, ob) = (h.upload(&q), h.upload(&kc), h.upload(&vc), h.poisoned(want.len()));
+    let (qb, ob) = (h.upload(&q), h.poisoned(want.len()));
+    let (kb, vb) = (KvCache::upload(h, &kc, kv), KvCache::upload(h, &vc, kv));
     h.launch(launch::Attention {
         q: qb.view(),
         k_cache: kb.view(),
@@ -537,6 +595,7 @@ fn attention(
         scale,
         softcap,
         window,
+        kv,
     });
     Measured { got: h.read(&ob), want, bound: Some(bound), exact: Some(exact) }
 }
@@ -701,11 +760,15 @@ fn argmax(h: &Harness, seed: u64, n: usize) -> Measured {
     Measured { got: h.read(&ob).iter().map(|&i| i as f32).collect(), want, bound: None, exact: None }
 }
 
-fn kv_append(h: &Harness, seed: u64) -> Measured {
+fn kv_append(h: &Harness, seed: u64, kv: KvPrecision) -> Measured {
     let mut rng = Rng(seed);
     let (row, tokens, pos0, capacity) = (192usize, 9usize, 40usize, 64usize);
-    let (k, v) = (rng.vec(row * tokens), rng.vec(row * tokens));
-    let (kb, vb, kc, vc) = (h.upload(&k), h.upload(&v), h.poisoned(row * capacity), h.poisoned(row * capacity));
+    let (mut k, v) = (rng.vec(row * tokens), rng.vec(row * tokens));
+    // Values that round to even at a tie, overflow, and fall below f16's normal range.
+    k[..6].copy_from_slice(&[1.0 + 2f32.powi(-11), 1.0 + 3.0 * 2f32.powi(-11), 65520.0, -1e6, 3e-6, -6e-8]);
+    let poison = vec![POISON; row * capacity];
+    let (kb, vb) = (h.upload(&k), h.upload(&v));
+    let (kc, vc) = (KvCache::upload(h, &poison, kv), KvCache::upload(h, &poison, kv));
     h.launch(launch::KvAppend {
         k: kb.view(),
         v: vb.view(),
@@ -714,14 +777,133 @@ fn kv_append(h: &Harness, seed: u64) -> Measured {
         row,
         n_tokens: tokens,
         pos0,
+        kv,
     });
     let mut want = Vec::new();
     for new in [&k, &v] {
         let mut cache = vec![POISON; row * capacity];
         cache[pos0 * row..(pos0 + tokens) * row].copy_from_slice(new);
-        want.extend(cache);
+        want.extend(cache.iter().map(|&x| round_kv(x, kv)));
     }
-    let mut got = h.read(&kc);
-    got.extend(h.read(&vc));
+    let mut got = kc.read(h);
+    got.extend(vc.read(h));
     Measured { got, want, bound: None, exact: None }
+}
+
+/// A value as a cache of `kv` holds it: f16 rounds to nearest even (the half crate, which we did
+/// not write, stands for `__float2half`).
+pub fn round_kv(x: f32, kv: KvPrecision) -> f32 {
+    match kv {
+        KvPrecision::F16 => half::f16::from_f32(x).to_f32(),
+        KvPrecision::F32 => x,
+    }
+}
+
+/// `n` random cache values, already as a cache of `kv` holds them.
+fn kv_values(rng: &mut Rng, n: usize, kv: KvPrecision) -> Vec<f32> {
+    rng.vec(n).into_iter().map(|x| round_kv(x, kv)).collect()
+}
+
+/// A KV cache buffer of either precision.
+pub enum KvCache {
+    F16(DeviceBuffer<half::f16>),
+    F32(DeviceBuffer<f32>),
+}
+
+impl KvCache {
+    pub fn upload(h: &Harness, values: &[f32], kv: KvPrecision) -> KvCache {
+        match kv {
+            KvPrecision::F16 => {
+                KvCache::F16(h.upload(&values.iter().map(|&x| half::f16::from_f32(x)).collect::<Vec<_>>()))
+            }
+            KvPrecision::F32 => KvCache::F32(h.upload(values)),
+        }
+    }
+    pub fn view(&self) -> BufView<'_> {
+        match self {
+            KvCache::F16(b) => b.view(),
+            KvCache::F32(b) => b.view(),
+        }
+    }
+    pub fn read(&self, h: &Harness) -> Vec<f32> {
+        match self {
+            KvCache::F16(b) => h.read(b).iter().map(|x| x.to_f32()).collect(),
+            KvCache::F32(b) => h.read(b),
+        }
+    }
+}
+
+/// Split decode attention of one query at position depth − 1, against the reference on the same
+/// (already rounded) cache values. The bound is attention's, with the merge's second exponential
+/// (its argument's rounding, 2U·S more in ε_score) and its extra roundings of the rescaled partial
+/// sums (8U more). The launch runs twice with the output re-poisoned in between, as a replayed
+/// decode step runs it: the second must merge again, so the counters must be back at 0 (they are
+/// part of the output, bound 0).
+#[allow(clippy::too_many_arguments)]
+fn attn_decode(
+    h: &Harness,
+    seed: u64,
+    hd: usize,
+    gqa: usize,
+    n_kv: usize,
+    depth: usize,
+    window: Option<u32>,
+    softcap: Option<f32>,
+    kv: KvPrecision,
+) -> Measured {
+    let mut rng = Rng(seed);
+    let n_head = n_kv * gqa;
+    let (kc, vc) = (kv_values(&mut rng, depth * n_kv * hd, kv), kv_values(&mut rng, depth * n_kv * hd, kv));
+    let q = rng.vec(n_head * hd);
+    let scale = 1.0 / (hd as f32).sqrt();
+    let pos0 = depth - 1;
+    let shape = reference::AttnShape { n_head, n_head_kv: n_kv, head_dim: hd, head_dim_v: hd, scale, softcap, window };
+    let mut want = vec![0f32; q.len()];
+    reference::attention(&q, &kc, &vc, pos0, &shape, &mut want);
+    let mut bound = attention_bound(&q, &kc, &vc, pos0, &shape, 1);
+    // attention_bound's ε_score has 2U·S: the split adds another 2U·S (×4) and 8U of V.
+    for (h_, b) in bound.chunks_mut(hd).enumerate() {
+        let (hk, lo) = (h_ / gqa, window.map_or(0, |w| depth.saturating_sub(w as usize)));
+        let qv = &q[h_ * hd..][..hd];
+        let (mut smax, mut vmax) = (0f64, 0f64);
+        for p in lo..depth {
+            let kr = &kc[(p * n_kv + hk) * hd..][..hd];
+            let sp: f64 = qv.iter().zip(kr).map(|(a, b)| (*a as f64 * *b as f64).abs()).sum();
+            smax = smax.max(sp * scale as f64);
+            vmax = vc[(p * n_kv + hk) * hd..][..hd].iter().fold(vmax, |m, v| m.max(v.abs() as f64));
+        }
+        b.iter_mut().for_each(|x| *x += vmax * (4.0 * 2.0 * U * smax + 8.0 * U));
+    }
+    let mut exact = attention_f64(&q, &kc, &vc, pos0, &shape, 1);
+    let part_len = launch::AttnDecode::<()>::part_len(depth, n_head, n_kv, hd);
+    let (qb, mut ob, pb) = (h.upload(&q), h.poisoned(want.len()), h.poisoned(part_len));
+    let cb = h.upload(&vec![0i32; n_kv]);
+    let (kb, vb) = (KvCache::upload(h, &kc, kv), KvCache::upload(h, &vc, kv));
+    for replay in 0..2 {
+        if replay == 1 {
+            ob.write(0, &vec![POISON; want.len()]).expect("the output is re-poisoned");
+        }
+        h.launch(launch::AttnDecode {
+            q: qb.view(),
+            k_cache: kb.view(),
+            v_cache: vb.view(),
+            out: ob.view(),
+            part: pb.view(),
+            counters: cb.view(),
+            head_dim: hd as u32,
+            gqa: gqa as u32,
+            n_head,
+            pos0,
+            scale,
+            softcap,
+            window,
+            kv,
+        });
+    }
+    let mut got = h.read(&ob);
+    got.extend(h.read(&cb).iter().map(|&c| c as f32));
+    want.extend(std::iter::repeat_n(0.0, n_kv));
+    bound.extend(std::iter::repeat_n(0.0, n_kv));
+    exact.extend(std::iter::repeat_n(0.0, n_kv));
+    Measured { got, want, bound: Some(bound), exact: Some(exact) }
 }
