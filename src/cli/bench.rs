@@ -187,6 +187,7 @@ fn bench(
         bandwidth / 1e9,
         100.0 * decode_tps / roofline
     );
+    println!("replay     {}", s.replay_summary());
     let ours = gpu.report.weight_bytes + s.allocated.kv_cache + s.allocated.activations;
     let bound = ((gpu.report.weight_bytes + s.allocated.kv_cache) as f64 * 1.1) as u64;
     println!(

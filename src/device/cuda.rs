@@ -345,7 +345,6 @@ impl Drop for CudaGraph {
     }
 }
 
-
 impl Drop for CudaBackend {
     fn drop(&mut self) {
         if self.stream != 0 && self.make_current().is_ok() {

@@ -54,8 +54,13 @@ struct MemsetParams {
 #[derive(Clone, Copy)]
 struct GraphApi {
     create: unsafe extern "C" fn(*mut *mut c_void, c_uint) -> HipError,
-    add_kernel_node:
-        unsafe extern "C" fn(*mut *mut c_void, *mut c_void, *const *mut c_void, usize, *const KernelNodeParams) -> HipError,
+    add_kernel_node: unsafe extern "C" fn(
+        *mut *mut c_void,
+        *mut c_void,
+        *const *mut c_void,
+        usize,
+        *const KernelNodeParams,
+    ) -> HipError,
     add_memset_node:
         unsafe extern "C" fn(*mut *mut c_void, *mut c_void, *const *mut c_void, usize, *const MemsetParams) -> HipError,
     instantiate: unsafe extern "C" fn(*mut *mut c_void, *mut c_void, *mut *mut c_void, *mut c_char, usize) -> HipError,
@@ -338,7 +343,9 @@ impl Backend for HipBackend {
     }
     unsafe fn fill_i32(&self, dst: u64, value: i32, count: usize) -> Result<(), DeviceError> {
         // SAFETY: the caller's contract: `count` i32s at `dst` lie in one live allocation.
-        self.check("hipMemsetD32Async", unsafe { (self.api.memset_d32)(dst as *mut c_void, value, count, self.stream()) })
+        self.check("hipMemsetD32Async", unsafe {
+            (self.api.memset_d32)(dst as *mut c_void, value, count, self.stream())
+        })
     }
     unsafe fn build_graph(&self, nodes: &[RawNode]) -> Result<Option<Box<dyn BackendGraph>>, DeviceError> {
         let Some(api) = self.graph else {
@@ -349,8 +356,14 @@ impl Backend for HipBackend {
             });
         };
         // Dropping `graph` on an error below destroys what was made so far.
-        let mut graph =
-            HipGraph { api, error_string: self.api.error_string, stream: self.stream, graph: 0, exec: 0, nodes: Vec::new() };
+        let mut graph = HipGraph {
+            api,
+            error_string: self.api.error_string,
+            stream: self.stream,
+            graph: 0,
+            exec: 0,
+            nodes: Vec::new(),
+        };
         let mut g = std::ptr::null_mut();
         // SAFETY: an out-pointer to a live local; the flags must be 0.
         graph.check("hipGraphCreate", unsafe { (api.create)(&mut g, 0) })?;
@@ -401,7 +414,12 @@ impl Drop for HipBackend {
 
 /// A kernel node's parameters; `ptrs` points at the argument values, which the runtime reads when
 /// the node is added or set.
-fn kernel_params(function: usize, launch: &Launch<RawView>, warp_size: u32, ptrs: &mut [*mut c_void]) -> KernelNodeParams {
+fn kernel_params(
+    function: usize,
+    launch: &Launch<RawView>,
+    warp_size: u32,
+    ptrs: &mut [*mut c_void],
+) -> KernelNodeParams {
     let (grid, block) = (launch.grid(), launch.block(warp_size));
     KernelNodeParams {
         block_dim: Dim3 { x: block[0], y: block[1], z: block[2] },

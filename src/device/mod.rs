@@ -133,9 +133,17 @@ trait Backend: Send + Sync {
 /// One node of a launch graph as a backend sees it.
 #[derive(Clone, Debug, PartialEq)]
 enum RawNode {
-    Launch { function: usize, launch: Launch<RawView>, warp_size: u32 },
+    Launch {
+        function: usize,
+        launch: Launch<RawView>,
+        warp_size: u32,
+    },
     /// `value` written to the `count` i32s at `dst`.
-    Fill { dst: u64, value: i32, count: usize },
+    Fill {
+        dst: u64,
+        value: i32,
+        count: usize,
+    },
 }
 
 /// An instantiated graph of a backend: its nodes run in order on the device's stream; a node's
@@ -726,7 +734,9 @@ impl<'k> LaunchGraph<'k> {
                             RawNode::Launch { function, launch, warp_size } => {
                                 self.device.backend.launch(*function, launch, *warp_size)?
                             }
-                            RawNode::Fill { dst, value, count } => self.device.backend.fill_i32(*dst, *value, *count)?,
+                            RawNode::Fill { dst, value, count } => {
+                                self.device.backend.fill_i32(*dst, *value, *count)?
+                            }
                         }
                     }
                 }
