@@ -198,6 +198,14 @@ impl Backend for CudaBackend {
 
     unsafe fn build_graph(&self, nodes: &[RawNode]) -> Result<Option<Box<dyn BackendGraph>>, DeviceError> {
         self.make_current()?;
+        // cudarc panics on a missing symbol; a driver older than CUDA 12 lacks the _v2 calls.
+        if let Some(missing) = GRAPH_SYMBOLS.iter().find(|name| !driver_has(name)) {
+            return Err(DeviceError::Call {
+                backend: "cuda",
+                call: "cuGraphCreate",
+                message: format!("the driver lacks {missing} (a CUDA 12 driver has it)"),
+            });
+        }
         // Dropping `graph` on an error below destroys what was made so far.
         let mut graph = CudaGraph { ctx: self.ctx, stream: self.stream, graph: 0, exec: 0, nodes: Vec::new() };
         let mut g = std::ptr::null_mut();
@@ -241,6 +249,26 @@ impl Backend for CudaBackend {
         graph.exec = exec as usize;
         Ok(Some(Box::new(graph)))
     }
+}
+
+/// The graph calls `build_graph` and `CudaGraph` make.
+const GRAPH_SYMBOLS: &[&str] = &[
+    "cuGraphCreate",
+    "cuGraphAddKernelNode_v2",
+    "cuGraphAddMemsetNode",
+    "cuGraphInstantiateWithFlags",
+    "cuGraphExecKernelNodeSetParams_v2",
+    "cuGraphExecMemsetNodeSetParams",
+    "cuGraphLaunch",
+    "cuGraphExecDestroy",
+    "cuGraphDestroy",
+];
+
+/// Whether the loaded driver exports `name`.
+fn driver_has(name: &str) -> bool {
+    // SAFETY: the driver library is loaded (`open` checked it is present and initialised it);
+    // looking a symbol up calls nothing.
+    unsafe { sys::culib().get::<unsafe extern "C" fn()>(name.as_bytes()) }.is_ok()
 }
 
 /// A kernel node's parameters; `ptrs` points at the argument values, which the driver reads when

@@ -241,6 +241,8 @@ pub struct GpuSession<'g, 'm> {
     graph_off: Option<String>,
     /// The token id element 0 of `ids` holds (the last argmax read back), if known.
     id_on_device: Option<u32>,
+    /// Graph steps that updated the graph, and the host time those updates took.
+    graph_updates: (u64, f64),
     logits: Vec<f32>,
     /// Bytes this session allocated on the device (KV cache, activations, ids, positions).
     pub allocated: SessionBytes,
@@ -330,6 +332,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             graph: None,
             graph_off: None,
             id_on_device: None,
+            graph_updates: (0, 0.0),
             logits: vec![0.0; model.config.n_vocab as usize],
             allocated,
         };
@@ -369,12 +372,16 @@ impl<'g, 'm> GpuSession<'g, 'm> {
     /// updated each step, or why it does not.
     pub fn replay_summary(&self) -> String {
         match (&self.graph, &self.graph_off) {
-            (Some(g), _) => format!(
-                "graph ({} nodes, {} updated a step; {})",
-                g.len(),
-                self.position_dependent.len() + 1,
-                if g.is_native() { format!("a {} graph", self.g.device.backend()) } else { "node by node".into() }
-            ),
+            (Some(g), _) => {
+                let (steps, seconds) = self.graph_updates;
+                format!(
+                    "graph ({} nodes, {} updated a step in {:.1} µs on the host; {})",
+                    g.len(),
+                    self.position_dependent.len() + 1,
+                    1e6 * seconds / steps.max(1) as f64,
+                    if g.is_native() { format!("a {} graph", self.g.device.backend()) } else { "node by node".into() }
+                )
+            }
             (None, Some(why)) => format!("plain, launch by launch ({why})"),
             (None, None) if self.replay == Replay::Graph => "graph (not built yet: no decode step ran)".into(),
             (None, None) => "plain, launch by launch".into(),
@@ -635,11 +642,14 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 }
             }
             Some(mut graph) => {
+                let start = Instant::now();
                 // A failed update leaves the graph dropped: the next step builds it afresh.
                 graph.set(0, self.graph_node(0, pos)?)?;
                 for &j in &self.position_dependent {
                     graph.set(j + 1, self.graph_node(j + 1, pos)?)?;
                 }
+                self.graph_updates.0 += 1;
+                self.graph_updates.1 += start.elapsed().as_secs_f64();
                 graph
             }
         };
