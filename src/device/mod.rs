@@ -2,7 +2,11 @@
 //! (typed, length known, freed once when dropped) and [`Kernel`]s (tied to the module that holds
 //! their code and to the device that loaded it); a kernel runs a launch description
 //! ([`crate::kernels::Launch`]) over views of buffers, after checking that every buffer belongs to
-//! its device and holds what the launch touches. No device address leaves this module.
+//! its device and holds what the launch touches. A [`LaunchGraph`] is a fixed sequence of such
+//! launches (and i32 fills) built once and run with one call — a CUDA or HIP graph — whose nodes
+//! can be updated, each update checked the same way; it shares ownership of every allocation it
+//! names, so none is freed under it. No device address leaves this module. Each GPU backend queues
+//! all its work on one non-blocking stream of its own.
 //!
 //! Below that sits one small unsafe trait per backend: `cuda.rs` (the driver API through cudarc)
 //! and `hip.rs` (our dlopen FFI) are thin and symmetric; `cpu.rs` keeps buffers in host memory
