@@ -1,10 +1,12 @@
-//! NVIDIA GPUs through the CUDA driver API (cudarc, loaded at run time).
+//! NVIDIA GPUs through the CUDA driver API (cudarc, loaded at run time). Every launch, copy and
+//! fill goes on the backend's own non-blocking stream (never the legacy default stream, which
+//! synchronizes with everything); decode steps run as CUDA graphs built from the same launches.
 
 use std::ffi::{c_void, CString};
 
 use cudarc::driver::{result, sys};
 
-use super::{arg_slots, Backend, DeviceError, RawView};
+use super::{arg_slots, Backend, BackendGraph, DeviceError, RawNode, RawView};
 use crate::jit::Target;
 use crate::kernels::Launch;
 
@@ -14,6 +16,8 @@ pub(super) struct CudaBackend {
     dev: sys::CUdevice,
     /// The device's primary context (a CUcontext, as an address: Send + Sync).
     ctx: usize,
+    /// The non-blocking stream of every launch and copy (a CUstream, as an address).
+    stream: usize,
 }
 
 fn call(call: &'static str) -> impl Fn(result::DriverError) -> DeviceError {
@@ -50,8 +54,11 @@ impl CudaBackend {
         // SAFETY: the primary context of a valid device; released in Drop.
         let ctx = unsafe { result::primary_ctx::retain(dev) }.map_err(call("cuDevicePrimaryCtxRetain"))?;
         let target = Target::Nvidia { sm: (major * 10 + minor) as u32, suffix: None };
-        let backend = CudaBackend { name, target, dev, ctx: ctx as usize };
+        let mut backend = CudaBackend { name, target, dev, ctx: ctx as usize, stream: 0 };
         backend.make_current()?;
+        // Dropping `backend` on an error below releases the context (a null stream is not destroyed).
+        let stream = result::stream::create(result::stream::StreamKind::NonBlocking).map_err(call("cuStreamCreate"))?;
+        backend.stream = stream as usize;
         Ok(backend)
     }
 
@@ -59,6 +66,16 @@ impl CudaBackend {
     fn make_current(&self) -> Result<(), DeviceError> {
         // SAFETY: the context is retained until Drop.
         unsafe { result::ctx::set_current(self.ctx as sys::CUcontext) }.map_err(call("cuCtxSetCurrent"))
+    }
+
+    fn stream(&self) -> sys::CUstream {
+        self.stream as sys::CUstream
+    }
+
+    /// Waits for the stream.
+    fn sync_stream(&self) -> Result<(), DeviceError> {
+        // SAFETY: the stream was created in `open` and lives until Drop.
+        unsafe { result::stream::synchronize(self.stream()) }.map_err(call("cuStreamSynchronize"))
     }
 }
 
@@ -90,20 +107,25 @@ impl Backend for CudaBackend {
 
     unsafe fn write(&self, dst: u64, src: &[u8]) -> Result<(), DeviceError> {
         self.make_current()?;
-        // SAFETY: the caller's contract: `dst` has room for `src`.
-        unsafe { result::memcpy_htod_sync(dst, src) }.map_err(call("cuMemcpyHtoD"))
+        // SAFETY: the caller's contract: `dst` has room for `src`. The copy is ordered on the
+        // stream after the launches queued before it; the wait below keeps `src` borrowed until
+        // the copy is done (the caller may free it on return).
+        unsafe { result::memcpy_htod_async(dst, src, self.stream()) }.map_err(call("cuMemcpyHtoDAsync"))?;
+        self.sync_stream()
     }
 
     unsafe fn read(&self, src: u64, dst: &mut [u8]) -> Result<(), DeviceError> {
         self.make_current()?;
-        // SAFETY: the caller's contract: `src` holds at least `dst.len()` bytes.
-        unsafe { result::memcpy_dtoh_sync(dst, src) }.map_err(call("cuMemcpyDtoH"))
+        // SAFETY: the caller's contract: `src` holds at least `dst.len()` bytes. Ordered after the
+        // queued launches; `dst` is complete once the stream is (the wait below).
+        unsafe { result::memcpy_dtoh_async(dst, src, self.stream()) }.map_err(call("cuMemcpyDtoHAsync"))?;
+        self.sync_stream()
     }
 
     unsafe fn copy(&self, dst: u64, src: u64, bytes: usize) -> Result<(), DeviceError> {
         self.make_current()?;
         // SAFETY: the caller's contract: both ranges lie in live allocations.
-        unsafe { result::memcpy_dtod_sync(dst, src, bytes) }.map_err(call("cuMemcpyDtoD"))
+        unsafe { result::memcpy_dtod_async(dst, src, bytes, self.stream()) }.map_err(call("cuMemcpyDtoDAsync"))
     }
 
     unsafe fn load(&self, code: &[u8], entry: &CString) -> Result<(usize, usize), DeviceError> {
@@ -144,7 +166,7 @@ impl Backend for CudaBackend {
                 (grid[0], grid[1], grid[2]),
                 (block[0], block[1], block[2]),
                 0,
-                std::ptr::null_mut(),
+                self.stream(),
                 &mut ptrs,
             )
         }
@@ -157,7 +179,7 @@ impl Backend for CudaBackend {
 
     fn synchronize(&self) -> Result<(), DeviceError> {
         self.make_current()?;
-        result::ctx::synchronize().map_err(call("cuCtxSynchronize"))
+        self.sync_stream()
     }
 
     fn memory_used(&self) -> Result<u64, DeviceError> {
@@ -165,10 +187,199 @@ impl Backend for CudaBackend {
         let (free, total) = result::mem_get_info().map_err(call("cuMemGetInfo"))?;
         Ok((total - free) as u64)
     }
+
+    unsafe fn fill_i32(&self, dst: u64, value: i32, count: usize) -> Result<(), DeviceError> {
+        self.make_current()?;
+        // SAFETY: the caller's contract: `count` i32s at `dst` lie in one live allocation.
+        unsafe { sys::cuMemsetD32Async(dst, value as u32, count, self.stream()) }
+            .result()
+            .map_err(call("cuMemsetD32Async"))
+    }
+
+    unsafe fn build_graph(&self, nodes: &[RawNode]) -> Result<Option<Box<dyn BackendGraph>>, DeviceError> {
+        self.make_current()?;
+        // cudarc panics on a missing symbol; a driver older than CUDA 12 lacks the _v2 calls.
+        if let Some(missing) = GRAPH_SYMBOLS.iter().find(|name| !driver_has(name)) {
+            return Err(DeviceError::Call {
+                backend: "cuda",
+                call: "cuGraphCreate",
+                message: format!("the driver lacks {missing} (a CUDA 12 driver has it)"),
+            });
+        }
+        // Dropping `graph` on an error below destroys what was made so far.
+        let mut graph = CudaGraph { ctx: self.ctx, stream: self.stream, graph: 0, exec: 0, nodes: Vec::new() };
+        let mut g = std::ptr::null_mut();
+        // SAFETY: an out-pointer to a live local; the flags must be 0.
+        unsafe { sys::cuGraphCreate(&mut g, 0) }.result().map_err(call("cuGraphCreate"))?;
+        graph.graph = g as usize;
+        for node in nodes {
+            // Each node depends on the one before: the stream's order.
+            let last = graph.nodes.last().map(|&n| n as sys::CUgraphNode);
+            let (deps, n_deps) = match &last {
+                Some(n) => (n as *const sys::CUgraphNode, 1),
+                None => (std::ptr::null(), 0),
+            };
+            let mut added = std::ptr::null_mut();
+            match node {
+                RawNode::Launch { function, launch, warp_size } => {
+                    let mut slots = arg_slots(launch);
+                    let mut ptrs: Vec<*mut c_void> = slots.iter_mut().map(|v| v as *mut u64 as *mut c_void).collect();
+                    let params = kernel_params(*function, launch, *warp_size, &mut ptrs);
+                    // SAFETY: the caller's contract (a launch as `launch` takes it); the driver
+                    // copies the argument values before returning, while `slots` lives.
+                    unsafe { sys::cuGraphAddKernelNode_v2(&mut added, g, deps, n_deps, &params) }
+                        .result()
+                        .map_err(|e| graph_call("cuGraphAddKernelNode", launch, e))?;
+                }
+                RawNode::Fill { dst, value, count } => {
+                    let params = memset_params(*dst, *value, *count);
+                    let ctx = self.ctx as sys::CUcontext;
+                    // SAFETY: the caller's contract: the range lies in a live allocation of this
+                    // context.
+                    unsafe { sys::cuGraphAddMemsetNode(&mut added, g, deps, n_deps, &params, ctx) }
+                        .result()
+                        .map_err(call("cuGraphAddMemsetNode"))?;
+                }
+            }
+            graph.nodes.push(added as usize);
+        }
+        // SAFETY: `g` is the graph just built.
+        let exec = unsafe { result::graph::instantiate(g, sys::CUgraphInstantiate_flags(0)) }
+            .map_err(call("cuGraphInstantiateWithFlags"))?;
+        graph.exec = exec as usize;
+        Ok(Some(Box::new(graph)))
+    }
+}
+
+/// The graph calls `build_graph` and `CudaGraph` make.
+const GRAPH_SYMBOLS: &[&str] = &[
+    "cuGraphCreate",
+    "cuGraphAddKernelNode_v2",
+    "cuGraphAddMemsetNode",
+    "cuGraphInstantiateWithFlags",
+    "cuGraphExecKernelNodeSetParams_v2",
+    "cuGraphExecMemsetNodeSetParams",
+    "cuGraphLaunch",
+    "cuGraphExecDestroy",
+    "cuGraphDestroy",
+];
+
+/// Whether the loaded driver exports `name`.
+fn driver_has(name: &str) -> bool {
+    // SAFETY: the driver library is loaded (`open` checked it is present and initialised it);
+    // looking a symbol up calls nothing.
+    unsafe { sys::culib().get::<unsafe extern "C" fn()>(name.as_bytes()) }.is_ok()
+}
+
+/// A kernel node's parameters; `ptrs` points at the argument values, which the driver reads when
+/// the node is added or set.
+fn kernel_params(
+    function: usize,
+    launch: &Launch<RawView>,
+    warp_size: u32,
+    ptrs: &mut [*mut c_void],
+) -> sys::CUDA_KERNEL_NODE_PARAMS {
+    let (grid, block) = (launch.grid(), launch.block(warp_size));
+    sys::CUDA_KERNEL_NODE_PARAMS {
+        func: function as sys::CUfunction,
+        gridDimX: grid[0],
+        gridDimY: grid[1],
+        gridDimZ: grid[2],
+        blockDimX: block[0],
+        blockDimY: block[1],
+        blockDimZ: block[2],
+        sharedMemBytes: 0,
+        kernelParams: ptrs.as_mut_ptr(),
+        extra: std::ptr::null_mut(),
+        // Both ignored when `func` is set.
+        kern: std::ptr::null_mut(),
+        ctx: std::ptr::null_mut(),
+    }
+}
+
+/// A memset node writing `value` to `count` consecutive i32s.
+fn memset_params(dst: u64, value: i32, count: usize) -> sys::CUDA_MEMSET_NODE_PARAMS {
+    sys::CUDA_MEMSET_NODE_PARAMS { dst, pitch: 0, value: value as u32, elementSize: 4, width: count, height: 1 }
+}
+
+fn graph_call(call: &'static str, launch: &Launch<RawView>, e: result::DriverError) -> DeviceError {
+    DeviceError::Call { backend: "cuda", call, message: format!("{}: {e:?}", launch.spec()) }
+}
+
+/// A CUDA graph and its executable instance (handles as addresses: Send + Sync).
+struct CudaGraph {
+    ctx: usize,
+    stream: usize,
+    graph: usize,
+    exec: usize,
+    nodes: Vec<usize>,
+}
+
+impl CudaGraph {
+    fn make_current(&self) -> Result<(), DeviceError> {
+        // SAFETY: the context is retained by the backend, which outlives its graphs.
+        unsafe { result::ctx::set_current(self.ctx as sys::CUcontext) }.map_err(call("cuCtxSetCurrent"))
+    }
+}
+
+impl BackendGraph for CudaGraph {
+    unsafe fn set(&mut self, index: usize, node: &RawNode) -> Result<(), DeviceError> {
+        self.make_current()?;
+        let (exec, handle) = (self.exec as sys::CUgraphExec, self.nodes[index] as sys::CUgraphNode);
+        match node {
+            RawNode::Launch { function, launch, warp_size } => {
+                let mut slots = arg_slots(launch);
+                let mut ptrs: Vec<*mut c_void> = slots.iter_mut().map(|v| v as *mut u64 as *mut c_void).collect();
+                let params = kernel_params(*function, launch, *warp_size, &mut ptrs);
+                // SAFETY: the caller's contract: node `index` is a kernel node of this function;
+                // the driver copies the argument values before returning.
+                unsafe { sys::cuGraphExecKernelNodeSetParams_v2(exec, handle, &params) }
+                    .result()
+                    .map_err(|e| graph_call("cuGraphExecKernelNodeSetParams", launch, e))
+            }
+            RawNode::Fill { dst, value, count } => {
+                let params = memset_params(*dst, *value, *count);
+                // SAFETY: the caller's contract: node `index` is a memset node.
+                unsafe { sys::cuGraphExecMemsetNodeSetParams(exec, handle, &params, self.ctx as sys::CUcontext) }
+                    .result()
+                    .map_err(call("cuGraphExecMemsetNodeSetParams"))
+            }
+        }
+    }
+
+    unsafe fn launch(&self) -> Result<(), DeviceError> {
+        self.make_current()?;
+        // SAFETY: the caller's contract; the stream lives as long as the backend.
+        unsafe { result::graph::launch(self.exec as sys::CUgraphExec, self.stream as sys::CUstream) }
+            .map_err(call("cuGraphLaunch"))
+    }
+}
+
+impl Drop for CudaGraph {
+    fn drop(&mut self) {
+        if self.make_current().is_err() {
+            return;
+        }
+        // SAFETY: made by `build_graph` and destroyed once, here. An instance still running is
+        // freed by the driver when it completes.
+        unsafe {
+            if self.exec != 0 {
+                let _ = result::graph::exec_destroy(self.exec as sys::CUgraphExec);
+            }
+            if self.graph != 0 {
+                let _ = result::graph::destroy(self.graph as sys::CUgraph);
+            }
+        }
+    }
 }
 
 impl Drop for CudaBackend {
     fn drop(&mut self) {
+        if self.stream != 0 && self.make_current().is_ok() {
+            // SAFETY: created in `open`; every buffer, kernel and graph holds the device, so nothing
+            // uses the stream by now.
+            let _ = unsafe { result::stream::destroy(self.stream()) };
+        }
         // SAFETY: retained once in `open`; every buffer and kernel holds the device, so none is
         // left by the time it drops.
         let _ = unsafe { result::primary_ctx::release(self.dev) };

@@ -2,7 +2,11 @@
 //! (typed, length known, freed once when dropped) and [`Kernel`]s (tied to the module that holds
 //! their code and to the device that loaded it); a kernel runs a launch description
 //! ([`crate::kernels::Launch`]) over views of buffers, after checking that every buffer belongs to
-//! its device and holds what the launch touches. No device address leaves this module.
+//! its device and holds what the launch touches. A [`LaunchGraph`] is a fixed sequence of such
+//! launches (and i32 fills) built once and run with one call — a CUDA or HIP graph — whose nodes
+//! can be updated, each update checked the same way; it shares ownership of every allocation it
+//! names, so none is freed under it. No device address leaves this module. Each GPU backend queues
+//! all its work on one non-blocking stream of its own.
 //!
 //! Below that sits one small unsafe trait per backend: `cuda.rs` (the driver API through cudarc)
 //! and `hip.rs` (our dlopen FFI) are thin and symmetric; `cpu.rs` keeps buffers in host memory
@@ -113,6 +117,60 @@ trait Backend: Send + Sync {
     fn synchronize(&self) -> Result<(), DeviceError>;
     /// Bytes of device memory in use (by everything on the device).
     fn memory_used(&self) -> Result<u64, DeviceError>;
+    /// Queues writing `value` to the `count` i32s at `dst` (no host copy on a GPU).
+    ///
+    /// # Safety
+    /// `[dst, dst + 4 * count)` lies inside one live allocation of this backend.
+    unsafe fn fill_i32(&self, dst: u64, value: i32, count: usize) -> Result<(), DeviceError> {
+        let bytes: Vec<u8> = std::iter::repeat_n(value.to_le_bytes(), count).flatten().collect();
+        // SAFETY: the caller's contract.
+        unsafe { self.write(dst, &bytes) }
+    }
+    /// Builds an executable graph that runs `nodes` one after another on the device's stream.
+    /// `None`: the backend has no graphs (the CPU device), and the caller runs the nodes itself.
+    ///
+    /// # Safety
+    /// Each launch node is as `launch` requires; each fill node's range lies inside a live
+    /// allocation.
+    unsafe fn build_graph(&self, nodes: &[RawNode]) -> Result<Option<Box<dyn BackendGraph>>, DeviceError> {
+        let _ = nodes;
+        Ok(None)
+    }
+}
+
+/// One node of a launch graph as a backend sees it.
+#[derive(Clone, Debug, PartialEq)]
+// Nodes are built once per graph and a handful updated per token: their size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum RawNode {
+    Launch {
+        function: usize,
+        launch: Launch<RawView>,
+        warp_size: u32,
+    },
+    /// `value` written to the `count` i32s at `dst`.
+    Fill {
+        dst: u64,
+        value: i32,
+        count: usize,
+    },
+}
+
+/// An instantiated graph of a backend: its nodes run in order on the device's stream; a node's
+/// parameters can be replaced between launches. Dropping it frees the backend's graph.
+trait BackendGraph: Send + Sync {
+    /// Replaces the parameters of node `index`.
+    ///
+    /// # Safety
+    /// `node` is of the kind node `index` was built as (a launch of the same function, or a fill),
+    /// and meets `build_graph`'s contract.
+    unsafe fn set(&mut self, index: usize, node: &RawNode) -> Result<(), DeviceError>;
+    /// Queues one run of the graph.
+    ///
+    /// # Safety
+    /// Every node still meets `build_graph`'s contract: its function is loaded and its addresses
+    /// lie inside live allocations.
+    unsafe fn launch(&self) -> Result<(), DeviceError>;
 }
 
 /// A buffer's place as a backend sees it: the allocation's address, a byte offset into it, and
@@ -229,7 +287,8 @@ impl Device {
             .checked_mul(std::mem::size_of::<T>())
             .ok_or_else(|| DeviceError::Misuse(format!("{len} elements of {} overflow the address space", T::ELEM)))?;
         let base = self.backend.alloc(bytes.max(1))?;
-        Ok(DeviceBuffer { alloc: Allocation { device: self.clone(), base, bytes }, len, _elem: PhantomData })
+        let alloc = Arc::new(Allocation { device: self.clone(), base, bytes });
+        Ok(DeviceBuffer { alloc, len, _elem: PhantomData })
     }
 
     /// A buffer holding a copy of `src`.
@@ -299,7 +358,8 @@ impl Device {
     }
 }
 
-/// One device allocation; freed when dropped.
+/// One device allocation; freed when dropped: by its buffer, or by the last [`LaunchGraph`] that
+/// names it, whichever goes last.
 struct Allocation {
     device: Device,
     base: u64,
@@ -311,8 +371,9 @@ impl Drop for Allocation {
         // Launches are asynchronous: one queued before the drop may still use the memory.
         let _ = self.device.backend.synchronize();
         // SAFETY: `base` came from this device's alloc; an Allocation is neither cloned nor
-        // freed elsewhere, every view of it borrows it, and no queued launch is left: nothing
-        // uses it after this.
+        // freed elsewhere (buffers and graphs share it through an Arc, and this is the last one),
+        // every view of it borrows a holder, and no queued launch is left: nothing uses it after
+        // this.
         unsafe { self.device.backend.free(self.base) };
     }
 }
@@ -320,7 +381,7 @@ impl Drop for Allocation {
 /// `len` elements of `T` in device memory, owned: freed once when dropped. Host copies in and out
 /// are checked against the length; kernels see it through [`BufView`]s.
 pub struct DeviceBuffer<T: DeviceElem> {
-    alloc: Allocation,
+    alloc: Arc<Allocation>,
     len: usize,
     _elem: PhantomData<T>,
 }
@@ -416,10 +477,23 @@ impl<T: DeviceElem> DeviceBuffer<T> {
     }
 }
 
+impl DeviceBuffer<i32> {
+    /// Queues writing `value` to elements `[offset, offset + n)`: on a GPU a memset on the
+    /// device's stream, with no host copy.
+    pub fn fill(&mut self, offset: usize, n: usize, value: i32) -> Result<(), DeviceError> {
+        let at = self.range(offset, n, "a fill")?;
+        if n == 0 {
+            return Ok(());
+        }
+        // SAFETY: `range` checked that the elements lie inside this live allocation.
+        unsafe { self.alloc.device.backend.fill_i32(self.alloc.base + at as u64, value, n) }
+    }
+}
+
 /// A borrowed view of (part of) a device buffer: what a [`Launch`] takes as a buffer argument.
 #[derive(Clone, Copy)]
 pub struct BufView<'a> {
-    alloc: &'a Allocation,
+    alloc: &'a Arc<Allocation>,
     /// Bytes from the allocation's start.
     offset: usize,
     /// Elements from `offset`.
@@ -493,6 +567,16 @@ impl Kernel {
     /// Queues `launch` (asynchronous), after checking that it is this kernel's op, that every
     /// buffer lives on this kernel's device, and that each holds what the launch touches.
     pub fn launch(&self, launch: &Launch<BufView<'_>>) -> Result<(), DeviceError> {
+        let raw = self.raw(launch)?;
+        debug_assert!(self.module.is_some() || self.device.target().is_none());
+        // SAFETY: `function` stays loaded while `self.module` lives; it is the kernel of
+        // `self.spec`, which is the launch's; the launch passed its check against these views,
+        // which borrow live allocations of this device (all checked by `raw`).
+        unsafe { self.device.backend.launch(self.function, &raw, self.warp_size) }
+    }
+
+    /// `launch` over raw views, after the checks `launch` describes.
+    fn raw(&self, launch: &Launch<BufView<'_>>) -> Result<Launch<RawView>, DeviceError> {
         if launch.spec() != self.spec {
             return Err(DeviceError::Misuse(format!(
                 "a launch of {} given to kernel {}",
@@ -510,10 +594,165 @@ impl Kernel {
             }
             Ok(RawView { base: v.alloc.base, offset: v.offset, len: v.len, elem: v.elem })
         })?;
-        debug_assert!(self.module.is_some() || self.device.target().is_none());
-        // SAFETY: `function` stays loaded while `self.module` lives; it is the kernel of
-        // `self.spec`, which is the launch's; the launch passed its check against these views,
-        // which borrow live allocations of this device (checked just above).
-        unsafe { self.device.backend.launch(self.function, &raw, self.warp_size) }
+        Ok(raw)
+    }
+}
+
+/// One node of a [`LaunchGraph`]: a kernel launch, or `value` written to every element of an i32
+/// view (a per-step scalar such as the decode position, set with no host copy).
+#[allow(clippy::large_enum_variant)]
+pub enum GraphNode<'a, 'k> {
+    Launch(&'k Kernel, Launch<BufView<'a>>),
+    Fill(BufView<'a>, i32),
+}
+
+/// A fixed sequence of launches and fills, built once and run many times: on a GPU one executable
+/// graph (a CUDA graph, a HIP graph), queued with one call; on a device without graphs (the CPU
+/// device) the same nodes, run one by one. A node's parameters (its scalars, views and grid) can be
+/// replaced between runs, each replacement checked as a launch is.
+///
+/// It holds what its nodes use: the kernels (borrowed, so their code stays loaded) and every
+/// allocation a node names (shared, so no buffer is freed under it).
+pub struct LaunchGraph<'k> {
+    // Dropped first: the backend's graph goes while the device is still held.
+    native: Option<Box<dyn BackendGraph>>,
+    nodes: Vec<RawNode>,
+    kernels: Vec<Option<&'k Kernel>>,
+    /// Per node, the allocations it names.
+    keep: Vec<Vec<Arc<Allocation>>>,
+    device: Device,
+}
+
+impl std::fmt::Debug for LaunchGraph<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if self.native.is_some() { "native" } else { "node by node" };
+        write!(f, "LaunchGraph({} nodes, {kind}, on {:?})", self.nodes.len(), self.device)
+    }
+}
+
+/// A node checked and resolved: its raw form, its kernel, the allocations it names.
+type Resolved<'k> = (RawNode, Option<&'k Kernel>, Vec<Arc<Allocation>>);
+
+impl Device {
+    /// Builds a graph of `nodes`, run in order. Every launch is checked as [`Kernel::launch`]
+    /// checks it. On a GPU an error here (the driver refused the graph) leaves the caller free to
+    /// launch the same nodes one by one instead.
+    pub fn graph<'k>(&self, nodes: Vec<GraphNode<'_, 'k>>) -> Result<LaunchGraph<'k>, DeviceError> {
+        let (mut raw, mut kernels, mut keep) = (Vec::new(), Vec::new(), Vec::new());
+        for node in &nodes {
+            let (r, k, a) = self.resolve(node)?;
+            raw.push(r);
+            kernels.push(k);
+            keep.push(a);
+        }
+        // SAFETY: every launch passed its kernel's checks against views of live allocations of
+        // this device, each fill's view lies inside one (`resolve`); `keep` holds those
+        // allocations and `kernels` the functions' modules for as long as the graph lives.
+        let native = unsafe { self.backend.build_graph(&raw)? };
+        Ok(LaunchGraph { native, nodes: raw, kernels, keep, device: self.clone() })
+    }
+
+    fn resolve<'k>(&self, node: &GraphNode<'_, 'k>) -> Result<Resolved<'k>, DeviceError> {
+        match node {
+            GraphNode::Launch(kernel, launch) => {
+                if !kernel.device.same_as(self) {
+                    return Err(DeviceError::Misuse(format!(
+                        "a graph on {self:?} given kernel {} of {:?}",
+                        kernel.entry, kernel.device
+                    )));
+                }
+                let raw = kernel.raw(launch)?;
+                let keep = launch
+                    .args()
+                    .iter()
+                    .filter_map(|a| match a {
+                        Arg::Buffer { buf, .. } => Some(Arc::clone(buf.alloc)),
+                        _ => None,
+                    })
+                    .collect();
+                let node = RawNode::Launch { function: kernel.function, launch: raw, warp_size: kernel.warp_size };
+                Ok((node, Some(*kernel), keep))
+            }
+            GraphNode::Fill(view, value) => {
+                if !view.alloc.device.same_as(self) || view.elem != Elem::I32 {
+                    return Err(DeviceError::Misuse(format!(
+                        "a graph on {self:?} given a fill of {view:?} on {:?}",
+                        view.alloc.device
+                    )));
+                }
+                let node = RawNode::Fill { dst: view.alloc.base + view.offset as u64, value: *value, count: view.len };
+                Ok((node, None, vec![Arc::clone(view.alloc)]))
+            }
+        }
+    }
+}
+
+impl<'k> LaunchGraph<'k> {
+    /// Nodes in the graph.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Whether the device runs it as one graph (false: node by node, on a device without graphs).
+    pub fn is_native(&self) -> bool {
+        self.native.is_some()
+    }
+
+    /// Replaces node `index` by `node`, which must be the same kind of node (a launch of the same
+    /// kernel, or a fill); it is checked as a launch is. Returns whether anything changed (an
+    /// identical node costs the device nothing).
+    pub fn set(&mut self, index: usize, node: GraphNode<'_, 'k>) -> Result<bool, DeviceError> {
+        let Some(old) = self.nodes.get(index) else {
+            return Err(DeviceError::Misuse(format!("node {index} of a graph of {}", self.nodes.len())));
+        };
+        let (raw, kernel, keep) = self.device.resolve(&node)?;
+        let same_kind = match (kernel, self.kernels[index]) {
+            (Some(new), Some(was)) => std::ptr::eq(new, was),
+            (None, None) => true,
+            _ => false,
+        };
+        if !same_kind {
+            return Err(DeviceError::Misuse(format!("node {index} of a graph replaced by another kind of node")));
+        }
+        if *old == raw {
+            return Ok(false);
+        }
+        if let Some(native) = &mut self.native {
+            // SAFETY: the same kind of node (checked above); `resolve` checked it against live
+            // allocations of this device, which `keep` holds from here on.
+            unsafe { native.set(index, &raw)? };
+        }
+        self.nodes[index] = raw;
+        self.keep[index] = keep;
+        Ok(true)
+    }
+
+    /// Queues one run of every node, in order.
+    pub fn launch(&self) -> Result<(), DeviceError> {
+        match &self.native {
+            // SAFETY: every node was checked when set; `keep` holds the allocations it names and
+            // `kernels` the modules of its functions.
+            Some(native) => unsafe { native.launch() },
+            None => {
+                for node in &self.nodes {
+                    // SAFETY: as above, node by node.
+                    unsafe {
+                        match node {
+                            RawNode::Launch { function, launch, warp_size } => {
+                                self.device.backend.launch(*function, launch, *warp_size)?
+                            }
+                            RawNode::Fill { dst, value, count } => {
+                                self.device.backend.fill_i32(*dst, *value, *count)?
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
     }
 }

@@ -3,6 +3,13 @@
 //! token id in and the logits (or the argmax id) out. The decode pass is planned once — every
 //! launch with its grid and arguments — and replayed each step with the new position.
 //!
+//! Replay ([`Replay`]): on a GPU the decode step runs as one graph ([`LaunchGraph`]: a CUDA or HIP
+//! graph) built at the first step; before each later step only the nodes that depend on the
+//! position are updated (the fill that writes the position for rope, the KV append and attention
+//! with their `pos0`). The argmax writes the next token id in place into the ids buffer, so greedy
+//! decode copies nothing to the device and 4 bytes back. `Plain` replay queues the same launches
+//! one by one; it is the fallback where a graph cannot be built and the default on the CPU device.
+//!
 //! Decode runs in one of two precisions ([`GpuPrecision`]): `Fast` (the default) quantizes each
 //! quantized projection's input to q8_1 once (Q/K/V and gate/up share one quantization, as the
 //! CPU's fast path does) and runs the int8 matvec (`mmvq`); `Exact` keeps the f32 matvec, the
@@ -12,7 +19,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use super::{ExecError, Model};
-use crate::device::{BufView, Device, DeviceBuffer, DeviceError, Kernel};
+use crate::device::{BufView, Device, DeviceBuffer, DeviceError, GraphNode, Kernel, LaunchGraph};
 use crate::graph::{Buf, Graph, Node, Step};
 use crate::jit::{Engine, Origin};
 use crate::kernels::launch::{self, Launch};
@@ -189,7 +196,7 @@ fn q8_bytes(graph: &Graph) -> usize {
 }
 
 /// A buffer a planned launch names; resolved to a view of the session's buffers at each replay.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Slot {
     /// An activation buffer, from element `from` on.
     Act {
@@ -202,9 +209,9 @@ enum Slot {
     AttnPart,
     AttnCounters,
     Weight(usize),
+    /// Token ids in; the argmax writes the next id to element 0.
     Ids,
     Positions,
-    Argmax,
     /// The q8_1 blocks of the int8 decode's current projection input.
     Q8,
 }
@@ -244,11 +251,21 @@ pub struct GpuSession<'g, 'm> {
     attn_counters: DeviceBuffer<i32>,
     ids: DeviceBuffer<i32>,
     positions: DeviceBuffer<i32>,
-    argmax: DeviceBuffer<i32>,
     /// q8_1 activations of the int8 decode (one byte when the session runs `Exact`).
     q8: DeviceBuffer<u8>,
     precision: GpuPrecision,
     decode_plan: Vec<Planned<'g>>,
+    /// Indices into `decode_plan` of the launches that change with the position.
+    position_dependent: Vec<usize>,
+    replay: Replay,
+    /// The decode graph: node 0 writes the position, node 1 + i runs `decode_plan[i]`.
+    graph: Option<LaunchGraph<'g>>,
+    /// Why the session replays plainly, when graphs were asked for.
+    graph_off: Option<String>,
+    /// The token id element 0 of `ids` holds (the last argmax read back), if known.
+    id_on_device: Option<u32>,
+    /// Graph steps that updated the graph, and the host time those updates took.
+    graph_updates: (u64, f64),
     logits: Vec<f32>,
     /// Bytes this session allocated on the device (KV cache, activations, ids, positions).
     pub allocated: SessionBytes,
@@ -337,7 +354,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         };
         let k_cache = (0..plan.n_layer).map(|_| kv(plan.kv_width)).collect::<Result<Vec<_>, _>>()?;
         let v_cache = (0..plan.n_layer).map(|_| kv(plan.v_width)).collect::<Result<Vec<_>, _>>()?;
-        let (ids, positions, argmax) = (dev.alloc(max_batch)?, dev.alloc(max_batch)?, dev.alloc(1)?);
+        let (ids, positions) = (dev.alloc(max_batch)?, dev.alloc(max_batch)?);
         let cfg = &model.config;
         let (n_head, n_kv) = (cfg.n_head as usize, cfg.n_head_kv as usize);
         let uses_split = model.decode.nodes.iter().any(|n| matches!(n.spec, KernelSpec::AttnDecode { .. }));
@@ -358,7 +375,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             activations: bufs
                 .iter()
                 .map(|b| b.bytes())
-                .chain([&ids, &positions, &argmax].map(|b| b.bytes()))
+                .chain([&ids, &positions].map(|b| b.bytes()))
                 .chain([attn_part.bytes(), attn_counters.bytes(), q8.bytes()])
                 .sum::<usize>() as u64,
         };
@@ -374,15 +391,68 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             attn_counters,
             ids,
             positions,
-            argmax,
             q8,
             precision,
             decode_plan: Vec::new(),
+            position_dependent: Vec::new(),
+            replay: Replay::default_for(dev),
+            graph: None,
+            graph_off: None,
+            id_on_device: None,
+            graph_updates: (0, 0.0),
             logits: vec![0.0; model.config.n_vocab as usize],
             allocated,
         };
         s.decode_plan = s.plan(&model.decode, 1)?;
+        s.position_dependent = (0..s.decode_plan.len()).filter(|&i| depends_on_position(&s.decode_plan[i])).collect();
+        if !s.decode_plan.iter().any(|p| matches!(p.launch, Launch::Argmax(launch::Argmax { out: Slot::Ids, .. }))) {
+            return Err(ExecError::Unsupported("the decode plan ends in no argmax into the ids".into()));
+        }
+        if s.replay == Replay::Plain && dev.target().is_some() {
+            s.graph_off = Some("ROCMFORGE_GRAPHS=0".into());
+        }
         Ok(s)
+    }
+
+    /// How decode steps are replayed from now on (a graph already built is dropped for `Plain`).
+    pub fn set_replay(&mut self, replay: Replay) {
+        self.replay = replay;
+        self.graph_off = None;
+        if replay == Replay::Plain {
+            self.graph = None;
+        }
+    }
+
+    /// How decode steps are replayed; `Graph` on a device without graphs (the CPU device) runs the
+    /// graph's nodes one by one, with the same per-step updates.
+    pub fn replay_mode(&self) -> Replay {
+        self.replay
+    }
+
+    /// Whether the decode graph is built, and if so whether the device runs it as one graph
+    /// (`Some(false)`: node by node, on a device without graphs).
+    pub fn graph_built(&self) -> Option<bool> {
+        self.graph.as_ref().map(|g| g.is_native())
+    }
+
+    /// One line on the decode replay, for `bench`: whether a graph runs, its size and the nodes
+    /// updated each step, or why it does not.
+    pub fn replay_summary(&self) -> String {
+        match (&self.graph, &self.graph_off) {
+            (Some(g), _) => {
+                let (steps, seconds) = self.graph_updates;
+                format!(
+                    "graph ({} nodes, {} updated a step in {:.1} µs on the host; {})",
+                    g.len(),
+                    self.position_dependent.len() + 1,
+                    1e6 * seconds / steps.max(1) as f64,
+                    if g.is_native() { format!("a {} graph", self.g.device.backend()) } else { "node by node".into() }
+                )
+            }
+            (None, Some(why)) => format!("plain, launch by launch ({why})"),
+            (None, None) if self.replay == Replay::Graph => "graph (not built yet: no decode step ran)".into(),
+            (None, None) => "plain, launch by launch".into(),
+        }
     }
 
     pub fn pos(&self) -> usize {
@@ -559,7 +629,8 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     launch::Softcap { x: act(x), n: graph.buffers.len(x, n), cap }.into()
                 }
                 (Step::Argmax, KernelSpec::Argmax) => {
-                    launch::Argmax { x: act(Buf::Logits), out: Slot::Argmax, n: cfg.n_vocab as usize }.into()
+                    // In place: the next decode step reads its token id from there.
+                    launch::Argmax { x: act(Buf::Logits), out: Slot::Ids, n: cfg.n_vocab as usize }.into()
                 }
                 _ => return Err(mismatch(node)),
             };
@@ -582,7 +653,6 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             Slot::Weight(i) => self.g.weights[i].view(),
             Slot::Ids => self.ids.view(),
             Slot::Positions => self.positions.view(),
-            Slot::Argmax => self.argmax.view(),
             Slot::Q8 => self.q8.view(),
         })
     }
@@ -597,9 +667,15 @@ impl<'g, 'm> GpuSession<'g, 'm> {
     }
 
     /// Runs `tokens` through the model on the device (prefilling in chunks of `max_batch`), leaving
-    /// the last position's logits (and their argmax) on the device.
+    /// the last position's logits on the device, and their argmax in element 0 of the ids.
     fn run(&mut self, tokens: &[u32]) -> Result<(), ExecError> {
         super::check_pass(&self.g.model.config, self.pos, self.capacity, tokens)?;
+        if let [token] = *tokens {
+            self.decode_step(token)?;
+            self.pos += 1;
+            return Ok(());
+        }
+        self.id_on_device = None;
         for chunk in tokens.chunks(self.max_batch) {
             let n = chunk.len();
             // Ids are below the vocabulary size and positions below the capacity: both fit an i32.
@@ -651,7 +727,71 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             });
         }
         self.pos = 0;
+        self.id_on_device = None;
         Ok(out)
+    }
+
+    /// One decode step of `token` at `self.pos`. The id is copied in only when the device does not
+    /// hold it already (greedy decode feeds the argmax back in place); the position is written by
+    /// a fill on the device.
+    fn decode_step(&mut self, token: u32) -> Result<(), ExecError> {
+        if self.id_on_device != Some(token) {
+            self.ids.write(0, &[token as i32])?;
+        }
+        // The step's argmax overwrites it.
+        self.id_on_device = None;
+        if self.replay == Replay::Graph && self.run_graph()? {
+            return Ok(());
+        }
+        self.positions.fill(0, 1, self.pos as i32)?;
+        self.replay(&self.decode_plan, self.pos)
+    }
+
+    /// Node `i` of the decode graph at position `pos`: 0 writes the position, 1 + j is planned
+    /// launch j.
+    fn graph_node(&self, i: usize, pos: usize) -> Result<GraphNode<'_, 'g>, ExecError> {
+        let Some(j) = i.checked_sub(1) else {
+            return Ok(GraphNode::Fill(self.positions.slice(0, 1)?, pos as i32));
+        };
+        let p = &self.decode_plan[j];
+        let mut launch = p.launch.try_map(|slot| self.view(slot))?;
+        launch.set_pos0(pos);
+        Ok(GraphNode::Launch(p.kernel, launch))
+    }
+
+    /// Runs the decode step as a graph: built at the first step; later, only the position's fill
+    /// and the launches that depend on the position are updated (`replay` changes nothing else
+    /// between steps, and the buffers never move). `false`: the device refused to build the graph,
+    /// and the session replays plainly from now on (saying why in `replay_summary`).
+    fn run_graph(&mut self) -> Result<bool, ExecError> {
+        let pos = self.pos;
+        let graph = match self.graph.take() {
+            None => {
+                let nodes = (0..=self.decode_plan.len()).map(|i| self.graph_node(i, pos)).collect::<Result<_, _>>()?;
+                match self.g.device.graph(nodes) {
+                    Ok(graph) => graph,
+                    Err(e) => {
+                        self.graph_off = Some(format!("the device built no graph: {e}"));
+                        self.replay = Replay::Plain;
+                        return Ok(false);
+                    }
+                }
+            }
+            Some(mut graph) => {
+                let start = Instant::now();
+                // A failed update leaves the graph dropped: the next step builds it afresh.
+                graph.set(0, self.graph_node(0, pos)?)?;
+                for &j in &self.position_dependent {
+                    graph.set(j + 1, self.graph_node(j + 1, pos)?)?;
+                }
+                self.graph_updates.0 += 1;
+                self.graph_updates.1 += start.elapsed().as_secs_f64();
+                graph
+            }
+        };
+        graph.launch()?;
+        self.graph = Some(graph);
+        Ok(true)
     }
 
     /// Runs `tokens` and returns the last position's logits.
@@ -665,9 +805,49 @@ impl<'g, 'm> GpuSession<'g, 'm> {
     pub fn forward_argmax(&mut self, tokens: &[u32]) -> Result<u32, ExecError> {
         self.run(tokens)?;
         let mut id = [0i32];
-        self.argmax.read(0, &mut id)?;
-        Ok(id[0] as u32)
+        self.ids.read(0, &mut id)?;
+        // The argmax is an index into the logits: never negative.
+        let id = id[0] as u32;
+        self.id_on_device = Some(id);
+        Ok(id)
     }
+}
+
+/// How a GPU session replays its decode step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replay {
+    /// The launches one by one from the host.
+    Plain,
+    /// One graph, its position-dependent nodes updated each step.
+    Graph,
+}
+
+impl Replay {
+    /// `Graph` on a GPU unless `ROCMFORGE_GRAPHS=0`; `Plain` on the CPU device.
+    pub fn default_for(device: &Device) -> Replay {
+        let off = std::env::var("ROCMFORGE_GRAPHS").is_ok_and(|v| v.trim() == "0");
+        if device.target().is_none() || off {
+            Replay::Plain
+        } else {
+            Replay::Graph
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Replay::Plain => "plain",
+            Replay::Graph => "graph",
+        }
+    }
+}
+
+/// Whether a planned launch changes with the decode position (the ops that take `pos0`: whatever
+/// `set_pos0` touches).
+fn depends_on_position(p: &Planned<'_>) -> bool {
+    let (mut a, mut b) = (p.launch.clone(), p.launch.clone());
+    a.set_pos0(0);
+    b.set_pos0(1);
+    a != b
 }
 
 impl super::Forward for GpuSession<'_, '_> {
