@@ -151,6 +151,8 @@ pub struct LlmOptions {
     pub progress: Option<Arc<ProgressFn>>,
     /// The KV cache's precision on a GPU (f16 by default; the CPU keeps f32).
     pub kv: crate::kernels::KvPrecision,
+    /// The GPU's decode arithmetic (see [`crate::exec::gpu::GpuPrecision`]; exact unless set).
+    pub gpu_precision: crate::exec::gpu::GpuPrecision,
 }
 
 impl Default for LlmOptions {
@@ -162,6 +164,7 @@ impl Default for LlmOptions {
             cache_dir: None,
             progress: None,
             kv: Default::default(),
+            gpu_precision: Default::default(),
         }
     }
 }
@@ -555,7 +558,9 @@ fn open_gpu<'m>(model: &'m Model, options: &LlmOptions) -> Result<Option<GpuMode
         });
     }
     let engine = builder.build()?;
-    Ok(Some(GpuModel::with_kv(model, dev, &engine, options.kv)?))
+    let mut gpu = GpuModel::with_kv(model, dev, &engine, options.kv)?;
+    gpu.precision = options.gpu_precision;
+    Ok(Some(gpu))
 }
 
 enum Outcome {

@@ -344,13 +344,15 @@ fn bench(a: &BenchArgs, precision: CpuPrecision) -> Result<ExitCode> {
     drop(cold);
     let engine = Engine::builder().target(target.clone()).cache_dir(&cache_dir).build()?;
     let t = Instant::now();
-    let gpu = GpuModel::with_kv(&model, dev, &engine, kv)?;
+    let mut gpu = GpuModel::with_kv(&model, dev, &engine, kv)?;
+    gpu.precision = a.device.gpu_precision;
     let warm_s = t.elapsed().as_secs_f64();
     let mut s = GpuSession::new(&gpu, capacity, DEFAULT_MAX_BATCH)?;
     out.line(format!(
-        "device     {backend} {name} ({target}); copy bandwidth {:.0} GB/s; KV cache {}",
+        "device     {backend} {name} ({target}); copy bandwidth {:.0} GB/s; KV cache {}; decode {}",
         bandwidth / 1e9,
-        kv.name()
+        kv.name(),
+        a.device.gpu_precision.name()
     ));
     out.line(format!(
         "jit        cold {cold_s:.2} s ({} compiled, {:.2} s compiling + {:.2} s upload) | warm {warm_s:.2} s ({} cached)",

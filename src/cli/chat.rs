@@ -77,9 +77,15 @@ impl SamplingArgs {
 pub fn main(a: ChatArgs) -> Result<ExitCode> {
     let sampler = a.sampling.config()?;
     let progress = JitProgress::new();
-    let options =
-        LlmOptions { device: a.device.choice()?, context: a.ctx, queue: 1, kv: a.device.kv, ..Default::default() }
-            .progress(progress.for_llm());
+    let options = LlmOptions {
+        device: a.device.choice()?,
+        context: a.ctx,
+        queue: 1,
+        kv: a.device.kv,
+        gpu_precision: a.device.gpu_precision,
+        ..Default::default()
+    }
+    .progress(progress.for_llm());
     let llm = Llm::open_with(&a.model, options)?;
     llm.chat_template()?; // a model without a chat format is refused before the first question
     let info = llm.info();

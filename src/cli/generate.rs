@@ -230,7 +230,9 @@ fn open_gpu<'m>(model: &'m Model, device: &DeviceArg) -> Result<Option<GpuModel<
     let progress = super::progress::JitProgress::new();
     let engine = Engine::builder().targets(dev.target().cloned()).progress(progress.for_engine()).build()?;
     eprintln!("[{}] {}: loading kernels and weights", dev.backend(), dev.name());
-    Ok(Some(GpuModel::with_kv(model, dev, &engine, device.kv)?))
+    let mut gpu = GpuModel::with_kv(model, dev, &engine, device.kv)?;
+    gpu.precision = device.gpu_precision;
+    Ok(Some(gpu))
 }
 
 /// A session of `capacity` positions on the GPU model when there is one, else on the CPU, and a

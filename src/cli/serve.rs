@@ -77,6 +77,7 @@ pub fn main(a: ServeArgs) -> Result<ExitCode> {
         context: a.ctx,
         queue: a.queue,
         kv: a.device.kv,
+        gpu_precision: a.device.gpu_precision,
         ..Default::default()
     }
     .progress(progress.for_llm());

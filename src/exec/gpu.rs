@@ -63,6 +63,8 @@ pub struct GpuModel<'m> {
     kernels: HashMap<KernelSpec, Kernel>,
     /// The element type of its sessions' KV caches (the attention and append kernels read it).
     pub kv: KvPrecision,
+    /// The decode precision of sessions opened with [`GpuSession::new`] (`Exact` unless set).
+    pub precision: GpuPrecision,
     pub report: LoadReport,
 }
 
@@ -148,18 +150,42 @@ impl<'m> GpuModel<'m> {
         weights.push(Weight::F32(device.upload(&vec![1f32; cfg.rope_dims as usize / 2])?));
         device.synchronize()?;
         report.upload_seconds = start.elapsed().as_secs_f64();
-        Ok(GpuModel { model, device, weights, weight_index, unit_freq_factors, kernels, kv, report })
+        Ok(GpuModel {
+            model,
+            device,
+            weights,
+            weight_index,
+            unit_freq_factors,
+            kernels,
+            kv,
+            precision: GpuPrecision::default(),
+            report,
+        })
     }
 }
 
 /// How a GPU session's decode computes its projections over quantized weights.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum GpuPrecision {
-    /// Activations quantized to q8_1 and int8 dot products (as llama.cpp's mmvq).
-    #[default]
+    /// Activations quantized to q8_1 and int8 dot products (as llama.cpp's mmvq): 1.2 to 2.4 times
+    /// the decode speed, and logits that move by NMSE up to ~3e-2 from the f32 reference on
+    /// SmolLM2 and Gemma 3 (greedy text can part after a few dozen tokens). Opt-in until held to
+    /// issue 9's bound.
     Fast,
-    /// f32 activations and the float matvec: the CPU reference's arithmetic.
+    /// f32 activations and the float matvec: the CPU reference's arithmetic (the default).
+    #[default]
     Exact,
+}
+
+impl std::str::FromStr for GpuPrecision {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "exact" => Ok(GpuPrecision::Exact),
+            "fast" => Ok(GpuPrecision::Fast),
+            other => Err(format!("unknown GPU precision {other:?}: expected exact or fast")),
+        }
+    }
 }
 
 impl GpuPrecision {
@@ -315,7 +341,7 @@ fn mismatch(node: &Node) -> ExecError {
 impl<'g, 'm> GpuSession<'g, 'm> {
     /// A session that decodes in [`GpuPrecision::Fast`].
     pub fn new(g: &'g GpuModel<'m>, capacity: usize, max_batch: usize) -> Result<Self, ExecError> {
-        Self::with_precision(g, capacity, max_batch, GpuPrecision::Fast)
+        Self::with_precision(g, capacity, max_batch, g.precision)
     }
 
     pub fn with_precision(
