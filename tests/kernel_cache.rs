@@ -665,7 +665,7 @@ fn eight_warms_with_gc_and_clear_looping_for_60_seconds_never_fail() {
 }
 
 /// Issue 12's forgery with real code objects: the gfx90a `argmax` entry re-signed (valid hash,
-/// right key) with the payload of the gfx906 `kv_append` entry, and with gfx90a `kv_append`'s.
+/// right key) with the payload of the gfx906 `kv_append_f16` entry, and with gfx90a `kv_append_f16`'s.
 #[test]
 fn a_forged_entry_is_rejected_by_warm_warm_check_and_cache_verify() {
     if common::hiprtc().is_none() {
@@ -687,7 +687,8 @@ fn a_forged_entry_is_rejected_by_warm_warm_check_and_cache_verify() {
     };
     let argmax = find("gfx90a", "argmax");
     let good = std::fs::read(&argmax).unwrap();
-    for (donor_target, donor_entry) in [("gfx906", "kv_append"), ("gfx90a", "kv_append"), ("gfx906", "argmax")] {
+    for (donor_target, donor_entry) in [("gfx906", "kv_append_f16"), ("gfx90a", "kv_append_f16"), ("gfx906", "argmax")]
+    {
         let donor = std::fs::read(find(donor_target, donor_entry)).unwrap();
         let donor_payload = parse_entry(&donor).unwrap().1.to_vec();
         std::fs::write(&argmax, &good).unwrap();
