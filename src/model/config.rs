@@ -70,7 +70,7 @@ impl RopeScaling {
 }
 
 /// The tensor of per-pair rope frequency divisors (Llama 3.x's scaling): rope_dims/2 f32 values;
-/// pair i rotates by θ_i / factor[i], as llama.cpp's `ggml_rope_ext` applies its `freq_factors`.
+/// pair i rotates by θ_i / factor_i, as llama.cpp's `ggml_rope_ext` applies its `freq_factors`.
 pub const ROPE_FREQS: &str = "rope_freqs.weight";
 
 /// The gated activation of the feed-forward block.

@@ -6,7 +6,7 @@
 //! for operation (same f32 products in the same order), which makes it bit-exact; the dot product
 //! is a plain scalar sum over the dequantized values.
 //!
-//! The int8 path: activations quantized to [`BlockQ8_1`] ([`q8_1`]), each weight format's integer
+//! The int8 path: activations quantized to [`BlockQ8_1`] (`q8_1`), each weight format's integer
 //! dot with them ([`VecDotQ8_1`], the scalar reference) and its SIMD kernels ([`simd`]).
 
 mod bf16;

@@ -126,7 +126,7 @@ impl Q8Rows {
         self.nsum4.resize(n * k / 4, 0);
     }
 
-    /// Quantizes `x` ([n][k], k a multiple of 32) with `quantize_row_q8_1_ref`: the same bits
+    /// Quantizes `x` (`[n][k]`, k a multiple of 32) with `quantize_row_q8_1_ref`: the same bits
     /// as [`quantize_block_q8_1`], in code the compiler vectorizes (compiled for the host's
     /// widest vectors); many rows are split across rayon's threads.
     pub fn quantize(&mut self, x: &[f32], k: usize) {
@@ -189,7 +189,7 @@ impl Q8Rows {
         }
     }
 
-    /// Takes canonical blocks ([n][k/32]) as they are. Quants of −128 are refused: the quantizer
+    /// Takes canonical blocks (`[n][k/32]`) as they are. Quants of −128 are refused: the quantizer
     /// never makes them, and the kernels' 16-bit pair sums rely on |q| ≤ 127.
     pub fn from_blocks(blocks: &[BlockQ8_1], k: usize) -> Q8Rows {
         let nb = k / QK8_1;

@@ -1,7 +1,7 @@
 //! Matrix products of quantized weight rows with Q8_1 activations (and of float weight rows with
 //! f32 activations) on the instruction sets of the host, chosen at run time.
 //!
-//! [`Isa::Portable`] is the scalar reference of [`super::vec_dot`], block by block. The SIMD
+//! [`Isa::Portable`] is the scalar reference of `vec_dot`, block by block. The SIMD
 //! kernels first unpack a weight row into one form shared by every format (biased unsigned
 //! bytes, a scale per 4 weights, an offset per 32; see [`VecDotQ8_1::unpack`]), then dot that row
 //! with every activation row it is asked for, so a row is unpacked once per matrix product
@@ -470,7 +470,7 @@ pub fn gemm_q8_1_into(
 }
 
 /// out[r·n + t] = Σ_j W[r, j]·x[t, j] for float weights (F32, F16, BF16) and f32 activations
-/// `x` ([n][k]).
+/// `x` (`[n][k]`).
 pub fn gemm_f32(isa: Isa, ty: GgmlType, w: &[u8], k: usize, x: &[f32], out: &mut [f32]) -> Result<(), QuantError> {
     let rows = rows_of(ty, w, k)?;
     let n = x.len() / k;
