@@ -23,4 +23,8 @@ for target in "${targets[@]}"; do
     # pay for shows up as an out-of-memory crash.
     cargo fuzz run "$target" -- -max_total_time="$secs" -rss_limit_mb=1024 -max_len=65536 -jobs=1 \
         -print_final_stats=1
+    # libFuzzer writes a -jobs run's output to fuzz-0.log: keep each target's (its final stats say
+    # how many inputs ran).
+    mv fuzz-0.log "fuzz-$target.log"
+    grep -E "^Done|stat::number_of_executed_units" "fuzz-$target.log" || true
 done
