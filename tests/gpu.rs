@@ -277,17 +277,7 @@ fn the_int8_decode_kernels_match_the_cpu_on_real_weights() {
             let ty = t.ty;
             if !(name.starts_with("blk.0.") || name == "token_embd.weight" || name == "output.weight")
                 || t.shape.len() != 2
-                || !matches!(
-                    ty,
-                    GgmlType::Q4_0
-                        | GgmlType::Q4_1
-                        | GgmlType::Q5_0
-                        | GgmlType::Q5_1
-                        | GgmlType::Q8_0
-                        | GgmlType::Q4_K
-                        | GgmlType::Q5_K
-                        | GgmlType::Q6_K
-                )
+                || !rocmforge::kernels::int8_matvec_type(ty)
             {
                 continue;
             }
