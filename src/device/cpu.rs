@@ -106,6 +106,39 @@ fn put_f32s(mem: &mut Memory, v: &RawView, at: usize, data: &[f32]) -> Result<()
     Ok(())
 }
 
+/// The shape and score options of an attention launch (decode: one query).
+struct AttnRun {
+    head_dim: u32,
+    gqa: u32,
+    n_head: usize,
+    n_q: usize,
+    pos0: usize,
+    scale: f32,
+    softcap: Option<f32>,
+    window: Option<u32>,
+}
+
+/// Both attention kernels' reference: `[q, k_cache, v_cache, out]`, the caches as stored (f16 or
+/// f32), queries at positions `pos0..pos0 + n_q`.
+fn attention(mem: &mut Memory, [q, k, v, out]: [&RawView; 4], a: &AttnRun) -> Result<(), DeviceError> {
+    let (hd, n_kv) = (a.head_dim as usize, a.n_head / a.gqa as usize);
+    let q_all = f32s(mem, q, a.n_q * a.n_head * hd)?;
+    let cache = (a.pos0 + a.n_q) * n_kv * hd;
+    let (kc, vc) = (kv_f32s(mem, k, cache)?, kv_f32s(mem, v, cache)?);
+    let shape = reference::AttnShape {
+        n_head: a.n_head,
+        n_head_kv: n_kv,
+        head_dim: hd,
+        head_dim_v: hd,
+        scale: a.scale,
+        softcap: a.softcap,
+        window: a.window,
+    };
+    let mut result = vec![0f32; q_all.len()];
+    reference::attention(&q_all, &kc, &vc, a.pos0, &shape, &mut result);
+    put_f32s(mem, out, 0, &result)
+}
+
 /// Positions or token ids, which must be non-negative.
 fn indices(mem: &Memory, v: &RawView, n: usize, what: &str) -> Result<Vec<u32>, DeviceError> {
     i32s(mem, v, n)?.into_iter().map(|i| u32::try_from(i).map_err(|_| host(format!("negative {what} {i}")))).collect()
@@ -212,42 +245,18 @@ impl CpuBackend {
                 put_f32s(mem, &l.y, 0, &y)
             }
             Launch::Attention(l) => {
-                let (hd, n_kv) = (l.head_dim as usize, l.n_head / l.gqa as usize);
-                let q_all = f32s(mem, &l.q, l.n_q * l.n_head * hd)?;
-                let cache = (l.pos0 + l.n_q) * n_kv * hd;
-                let (kc, vc) = (kv_f32s(mem, &l.k_cache, cache)?, kv_f32s(mem, &l.v_cache, cache)?);
-                let shape = reference::AttnShape {
-                    n_head: l.n_head,
-                    n_head_kv: n_kv,
-                    head_dim: hd,
-                    head_dim_v: hd,
-                    scale: l.scale,
-                    softcap: l.softcap,
-                    window: l.window,
-                };
-                let mut out = vec![0f32; q_all.len()];
-                reference::attention(&q_all, &kc, &vc, l.pos0, &shape, &mut out);
-                put_f32s(mem, &l.out, 0, &out)
+                let (head_dim, gqa, n_head, n_q, pos0) = (l.head_dim, l.gqa, l.n_head, l.n_q, l.pos0);
+                let a =
+                    AttnRun { head_dim, gqa, n_head, n_q, pos0, scale: l.scale, softcap: l.softcap, window: l.window };
+                attention(mem, [&l.q, &l.k_cache, &l.v_cache, &l.out], &a)
             }
             // The split kernel computes the same attention (one query): the reference is whole.
             // It leaves `part` unused and the counters at 0, as the kernel leaves them.
             Launch::AttnDecode(l) => {
-                let (hd, n_kv) = (l.head_dim as usize, l.n_head / l.gqa as usize);
-                let q = f32s(mem, &l.q, l.n_head * hd)?;
-                let cache = (l.pos0 + 1) * n_kv * hd;
-                let (kc, vc) = (kv_f32s(mem, &l.k_cache, cache)?, kv_f32s(mem, &l.v_cache, cache)?);
-                let shape = reference::AttnShape {
-                    n_head: l.n_head,
-                    n_head_kv: n_kv,
-                    head_dim: hd,
-                    head_dim_v: hd,
-                    scale: l.scale,
-                    softcap: l.softcap,
-                    window: l.window,
-                };
-                let mut out = vec![0f32; q.len()];
-                reference::attention(&q, &kc, &vc, l.pos0, &shape, &mut out);
-                put_f32s(mem, &l.out, 0, &out)
+                let (head_dim, gqa, n_head, n_q, pos0) = (l.head_dim, l.gqa, l.n_head, 1, l.pos0);
+                let a =
+                    AttnRun { head_dim, gqa, n_head, n_q, pos0, scale: l.scale, softcap: l.softcap, window: l.window };
+                attention(mem, [&l.q, &l.k_cache, &l.v_cache, &l.out], &a)
             }
             Launch::Glu(l) => {
                 let (g, u) = (f32s(mem, &l.gate, l.n)?, f32s(mem, &l.up, l.n)?);

@@ -675,6 +675,22 @@ impl<B> Describe<B> for MatMul<B> {
     }
 }
 
+/// What both attention kernels need of their heads, window and soft-cap.
+fn validate_attention(n_head: usize, gqa: u32, window: Option<u32>, softcap: Option<f32>) -> Result<(), String> {
+    if gqa == 0 || !n_head.is_multiple_of(gqa as usize) {
+        return Err(format!("{n_head} query heads do not share KV heads in groups of {gqa}"));
+    }
+    if window == Some(0) {
+        return Err("a sliding window must hold at least one position".into());
+    }
+    if let Some(cap) = softcap {
+        if !(cap.is_finite() && cap > 0.0) {
+            return Err(format!("the score soft-cap must be positive and finite, is {cap}"));
+        }
+    }
+    Ok(())
+}
+
 impl<B> Describe<B> for Attention<B> {
     fn spec(&self) -> KernelSpec {
         KernelSpec::Attention {
@@ -706,18 +722,7 @@ impl<B> Describe<B> for Attention<B> {
         ]
     }
     fn validate(&self) -> Result<(), String> {
-        if self.gqa == 0 || !self.n_head.is_multiple_of(self.gqa as usize) {
-            return Err(format!("{} query heads do not share KV heads in groups of {}", self.n_head, self.gqa));
-        }
-        if self.window == Some(0) {
-            return Err("a sliding window must hold at least one position".into());
-        }
-        if let Some(cap) = self.softcap {
-            if !(cap.is_finite() && cap > 0.0) {
-                return Err(format!("the score soft-cap must be positive and finite, is {cap}"));
-            }
-        }
-        Ok(())
+        validate_attention(self.n_head, self.gqa, self.window, self.softcap)
     }
 }
 
@@ -756,17 +761,7 @@ impl<B> Describe<B> for AttnDecode<B> {
         ]
     }
     fn validate(&self) -> Result<(), String> {
-        if self.gqa == 0 || !self.n_head.is_multiple_of(self.gqa as usize) {
-            return Err(format!("{} query heads do not share KV heads in groups of {}", self.n_head, self.gqa));
-        }
-        if self.window == Some(0) {
-            return Err("a sliding window must hold at least one position".into());
-        }
-        if let Some(cap) = self.softcap {
-            if !(cap.is_finite() && cap > 0.0) {
-                return Err(format!("the score soft-cap must be positive and finite, is {cap}"));
-            }
-        }
+        validate_attention(self.n_head, self.gqa, self.window, self.softcap)?;
         // Positions are ints in the kernel; the cache offset is computed in 64 bits.
         if self.pos0 >= i32::MAX as usize {
             return Err(format!("position {} does not fit an int", self.pos0));
