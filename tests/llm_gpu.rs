@@ -26,9 +26,7 @@ fn llm_chats_on_the_gpu_and_reuses_the_cache_between_turns() {
     let info = llm.info().clone();
     println!("{info:?}");
     assert_ne!(info.device, "cpu", "a GPU was found");
-    let file = rocmforge::gguf::GgufFile::open(&model).unwrap();
-    let config = rocmforge::model::ModelConfig::from_gguf(&file).unwrap();
-    let n = rocmforge::graph::kernel_specs(&config, &file).unwrap().len();
+    let n = common::kernels_needed(&model);
     assert_eq!(info.kernels_compiled, n, "a fresh cache compiles every kernel");
     assert_eq!(kernels.load(std::sync::atomic::Ordering::Relaxed), n, "progress saw each kernel");
 

@@ -224,3 +224,12 @@ pub fn example_binary(name: &str) -> Option<PathBuf> {
     eprintln!("skipping: {} is absent (`cargo build --profile test --examples` builds it)", path.display());
     None
 }
+
+/// How many distinct kernels the model at `path` needs (prefill and decode), as the library plans
+/// them: what a warm of one target compiles.
+#[allow(dead_code)]
+pub fn kernels_needed(path: &std::path::Path) -> usize {
+    let file = rocmforge::gguf::GgufFile::open(path).unwrap();
+    let config = rocmforge::model::ModelConfig::from_gguf(&file).unwrap();
+    rocmforge::graph::kernel_specs(&config, &file).unwrap().len()
+}

@@ -409,7 +409,8 @@ fn q8_1_as_floats(bytes: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-fn q8_1_bytes_of(blocks: &[quant::BlockQ8_1]) -> Vec<u8> {
+/// q8_1 blocks as the device reads them (36 bytes each).
+pub fn q8_1_bytes_of(blocks: &[quant::BlockQ8_1]) -> Vec<u8> {
     blocks.iter().flat_map(|b| b.d.into_iter().chain(b.s).chain(b.qs.map(|q| q as u8))).collect()
 }
 
