@@ -77,24 +77,8 @@ pub struct RunArgs {
     /// A system message (with --chat).
     #[arg(long, requires = "chat")]
     pub system: Option<String>,
-    /// Sampling temperature; 0 is greedy.
-    #[arg(long, default_value_t = 0.8)]
-    pub temp: f32,
-    /// Keep the K most likely tokens (0: all).
-    #[arg(long, default_value_t = 40)]
-    pub top_k: usize,
-    /// Keep the most likely tokens up to this total probability (1: all).
-    #[arg(long, default_value_t = 0.95)]
-    pub top_p: f32,
-    /// Drop tokens less likely than this fraction of the best (0: none).
-    #[arg(long, default_value_t = 0.05)]
-    pub min_p: f32,
-    /// Penalise the last 64 tokens (1: off).
-    #[arg(long, default_value_t = 1.0)]
-    pub repeat_penalty: f32,
-    /// Random seed; the same seed gives the same text.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub sampling: super::chat::SamplingArgs,
     /// KV cache capacity in tokens (default: prompt + max tokens).
     #[arg(long)]
     pub ctx: Option<usize>,
@@ -124,17 +108,7 @@ pub fn run_main(a: RunArgs) -> Result<ExitCode> {
         Some(c) if c > MAX_GENERATE => return Err(format!("--ctx {c}: at most {MAX_GENERATE} positions").into()),
         _ => {}
     }
-    let sampler = SamplerConfig {
-        temperature: a.temp,
-        top_k: a.top_k,
-        top_p: a.top_p,
-        min_p: a.min_p,
-        repeat_penalty: a.repeat_penalty,
-        repeat_last_n: 64,
-        seed: a.seed,
-        ..SamplerConfig::default()
-    };
-    sampler.validate().map_err(|e| flag_error(&e))?;
+    let sampler = a.sampling.config()?;
     with_worker_threads(move || {
         let where_ = (&a.device, a.precision.get());
         run_prompt(a.model, &a.prompt, a.max_tokens, a.chat, a.system, sampler, a.ctx, where_)
