@@ -52,10 +52,16 @@ fn prompts(s: &str) -> usize {
 #[test]
 fn chat_in_a_terminal_remembers_the_conversation_and_ctrl_c_stops_only_the_answer() {
     let Some(model) = common::model("SmolLM2-135M-Instruct.Q4_1.gguf") else { return };
-    let command =
-        format!("{} chat {} --device cpu --temp 0 -n 160 --ctx 1024", env!("CARGO_BIN_EXE_rocmforge"), model.display());
+    // `exec`: a shell left waiting in between (dash, the usual /bin/sh, does not exec a `-c`
+    // command itself) would take the Ctrl-C too and exit 130 once chat has ended normally.
+    let command = format!(
+        "exec {} chat {} --device cpu --temp 0 -n 160 --ctx 1024",
+        env!("CARGO_BIN_EXE_rocmforge"),
+        model.display()
+    );
     let mut child = Command::new("script")
         .args(["-qfec", &command, "/dev/null"])
+        .env("SHELL", "/bin/sh")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
