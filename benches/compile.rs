@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use rocmforge::gguf::GgufFile;
-use rocmforge::graph;
 use rocmforge::jit::{Compiler, Engine, HipRtc, Origin, Target};
 use rocmforge::kernels::{render, KernelSpec};
 use rocmforge::model::ModelConfig;
@@ -36,7 +35,7 @@ fn main() {
     let model = models.join("SmolLM2-135M-Instruct.Q4_1.gguf");
     let file = GgufFile::open(&model).unwrap_or_else(|e| panic!("{e} (run scripts/fetch_models.py smollm2)"));
     let cfg = ModelConfig::from_gguf(&file).unwrap();
-    let specs: Vec<KernelSpec> = graph::kernel_specs(&cfg, &file).unwrap().into_iter().collect();
+    let specs: Vec<KernelSpec> = rocmforge::exec::kernel_specs(&cfg, &file).unwrap().into_iter().collect();
     let rtc = HipRtc::load().expect("hipRTC");
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!("compiler: {}; {} cores; SmolLM2-135M: {} kernels", rtc.id(), cores, specs.len());

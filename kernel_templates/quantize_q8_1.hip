@@ -1,38 +1,8 @@
-// quantize_q8_1: n floats (a multiple of 32) to n/32 block_q8_1, bit for bit as
-// quantize_row_q8_1_ref (src/quant/q8_1.rs): d = max|x| / 127, q = roundf(x · (1/d)) (half away
-// from zero), s = d·Σq, both stored as f16 rounded to nearest even. One 32-lane group per block,
-// lane l on value l (the shuffles stay inside the group: masks below 32). Divisions are IEEE
-// (NVRTC's default -prec-div=true; clang's HIP default correctly rounded fp32 divide).
-__device__ __forceinline__ u16 rf_float_to_half_rn(float f) {
-#if RF_BACKEND_CUDA
-    u16 h;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
-    return h;
-#else
-    return __builtin_bit_cast(u16, (_Float16)f);
-#endif
-}
-
+// quantize_q8_1: n floats (a multiple of 32) to n/32 block_q8_1 (quant/q8_1_write.h).
 RF_KERNEL void __launch_bounds__(BLOCK_THREADS)
 KERNEL_NAME(const float* __restrict__ x, block_q8_1* __restrict__ out, int n) {
     const int i = blockIdx.x * BLOCK_THREADS + threadIdx.x;
     // n is whole blocks of 32, so a group leaves (or stays) together.
     if (i >= n) return;
-    const int lane = threadIdx.x % 32;
-    const float v = x[i];
-    float amax = fabsf(v);
-#pragma unroll
-    for (int m = 16; m > 0; m >>= 1) amax = fmaxf(amax, rf_shfl_xor(amax, m));
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    const int q = (int)roundf(v * id);
-    int sum = q;
-#pragma unroll
-    for (int m = 16; m > 0; m >>= 1) sum += rf_shfl_xor_int(sum, m);
-    block_q8_1* b = out + i / 32;
-    b->qs[lane] = (i8)q;
-    if (lane == 0) {
-        b->d = rf_float_to_half_rn(d);
-        b->s = rf_float_to_half_rn((float)sum * d);
-    }
+    quantize_q8_1_lane(x[i], out + i / 32, threadIdx.x % 32);
 }

@@ -210,3 +210,61 @@ fn a_profiled_decode_step_times_every_launch_by_node() {
     assert_eq!(attn.bytes, Some(2 * 301 * 3 * 64 * 2));
     println!("{} launches; blk.0.attn {:.1} us on the CPU device", ops.len(), attn.seconds * 1e6);
 }
+
+/// The fused int8 decode plan (src/exec/fuse.rs) on the CPU device, against the unfused int8 plan:
+/// the CPU device runs each fused launch as the reference ops it stands for, in the same order, so
+/// the logits must be the same bit for bit; the plan must be shorter, and run the fused kernels the
+/// model's shape allows (Llama 3's rope factors and Qwen3's Q/K norms, Qwen2's biases, Gemma 3's
+/// extra norms).
+#[test]
+fn the_fused_int8_decode_plan_matches_the_unfused_one_in_fewer_launches() {
+    for (file, fused_kernels) in [
+        (
+            "variants/smol-Q4_K_M.gguf",
+            &["add_rmsnorm_q8_1", "rmsnorm_q8_1", "mmvq3_", "mmvq2_", "rope_kv_", "swiglu_q8_1"][..],
+        ),
+        ("variants/qwen2-synth-Q4_K.gguf", &["add_rmsnorm_q8_1", "_bias", "rope_kv_neox", "swiglu_q8_1"][..]),
+        ("variants/llama3-synth-Q4_K_M.gguf", &["add_rmsnorm_q8_1", "mmvq3_", "rope_kv_normal"][..]),
+        ("variants/qwen3-synth-Q4_K_M.gguf", &["add_rmsnorm_q8_1", "mmvq3_", "rope_kv_neox"][..]),
+        ("gemma-3-270m-q4_k_m.gguf", &["add_rmsnorm_q8_1", "mmvq2_", "rope_kv_neox", "geglu_q8_1"][..]),
+    ] {
+        let Some(path) = common::model(file) else { continue };
+        let model = Model::load(&path).unwrap();
+        let engine = Engine::builder().memory_only().build().unwrap();
+        let mut g = GpuModel::with_kv(&model, Device::cpu(), &engine, KvPrecision::F16).unwrap();
+        let prompt: Vec<u32> = (0..6u32).map(|i| (i * 7919 + 11) % model.config.n_vocab).collect();
+        let mut runs = Vec::new();
+        for fuse in [false, true] {
+            g.fuse = fuse;
+            let mut s = GpuSession::with_precision(&g, 16, DEFAULT_MAX_BATCH, GpuPrecision::Fast).unwrap();
+            let mut logits = vec![s.forward(&prompt).unwrap().to_vec()];
+            let mut tok = reference::argmax(&logits[0]) as u32;
+            for _ in 0..3 {
+                logits.push(s.forward(&[tok]).unwrap().to_vec());
+                tok = reference::argmax(logits.last().unwrap()) as u32;
+            }
+            let ops = s.profile_decode(tok, 1).unwrap();
+            runs.push((logits, ops));
+        }
+        let ((plain, plain_ops), (fused, fused_ops)) = (&runs[0], &runs[1]);
+        for (step, (a, b)) in plain.iter().zip(fused).enumerate() {
+            let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same, "{file}: step {step}: the fused plan's logits differ (NMSE {:.2e})", nmse(b, a));
+        }
+        let per_layer = |n: usize| n as f64 / model.config.n_layer as f64;
+        println!(
+            "{file}: {} launches a decode step unfused ({:.1} a layer), {} fused ({:.1} a layer); 4 steps' logits bit-identical",
+            plain_ops.len(),
+            per_layer(plain_ops.len()),
+            fused_ops.len(),
+            per_layer(fused_ops.len())
+        );
+        assert!(fused_ops.len() < plain_ops.len(), "{file}: fusion must shorten the plan");
+        for want in fused_kernels {
+            assert!(fused_ops.iter().any(|o| o.kernel.contains(want)), "{file}: no {want} kernel in the fused plan");
+        }
+        let qkv = fused_ops.iter().find(|o| o.node == "blk.0.attn_q+attn_k+attn_v");
+        assert!(qkv.is_some(), "{file}: layer 0's Q/K/V run as one launch named after its nodes");
+        assert!(qkv.unwrap().bytes.is_some(), "{file}: the fused matvec reports the bytes it streams");
+    }
+}

@@ -10,7 +10,6 @@ use std::collections::BTreeSet;
 
 use rocmforge::dtype::GgmlType;
 use rocmforge::gguf::GgufFile;
-use rocmforge::graph;
 use rocmforge::jit::{amd_kernel_resources, Compiler, HipRtc, JitError, Target, AMD_PROCESSORS};
 use rocmforge::kernels::{render, KernelSpec, KvPrecision};
 use rocmforge::model::ModelConfig;
@@ -21,12 +20,12 @@ const TARGETS: [&str; 3] = ["gfx906", "gfx90a", "gfx1030"];
 fn snapshot_specs() -> BTreeSet<KernelSpec> {
     let mut all = BTreeSet::new();
     for d in [common::llama_7b_q4_k_m(), common::qwen2_1_5b_q4_k_m()] {
-        all.extend(graph::kernel_specs(&d.config, &d.tensors()).unwrap());
+        all.extend(rocmforge::exec::kernel_specs(&d.config, &d.tensors()).unwrap());
     }
     for file in ["SmolLM2-135M-Instruct.Q4_1.gguf", "gemma-3-270m-q4_k_m.gguf"] {
         if let Some(path) = common::model(file) {
             let f = GgufFile::open(path).unwrap();
-            all.extend(graph::kernel_specs(&ModelConfig::from_gguf(&f).unwrap(), &f).unwrap());
+            all.extend(rocmforge::exec::kernel_specs(&ModelConfig::from_gguf(&f).unwrap(), &f).unwrap());
         }
     }
     all

@@ -4,7 +4,6 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use rocmforge::graph;
 use rocmforge::jit::{Compiler, Nvrtc, Target};
 use rocmforge::kernels::{render, KernelSpec, KvPrecision};
 use rocmforge::quant;
@@ -17,7 +16,7 @@ fn every_template_compiles_with_nvrtc_for_sm_90() {
     nvrtc.check_target(&target).expect("sm_90 is supported");
     let mut specs = BTreeSet::new();
     for d in [common::llama_7b_q4_k_m(), common::qwen2_1_5b_q4_k_m()] {
-        specs.extend(graph::kernel_specs(&d.config, &d.tensors()).unwrap());
+        specs.extend(rocmforge::exec::kernel_specs(&d.config, &d.tensors()).unwrap());
     }
     for &wtype in quant::SUPPORTED {
         specs.insert(KernelSpec::MatVec { wtype, k: 512 });

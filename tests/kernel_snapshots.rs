@@ -8,7 +8,6 @@ mod common;
 use std::collections::BTreeSet;
 
 use rocmforge::gguf::GgufFile;
-use rocmforge::graph;
 use rocmforge::jit::Target;
 use rocmforge::kernels::{render, KernelSpec};
 use rocmforge::model::ModelConfig;
@@ -17,7 +16,7 @@ use rocmforge::model::ModelConfig;
 fn model_kernel_sets() -> Vec<(String, BTreeSet<KernelSpec>)> {
     let mut sets = Vec::new();
     for d in [common::llama_7b_q4_k_m(), common::qwen2_1_5b_q4_k_m()] {
-        sets.push((d.name.to_string(), graph::kernel_specs(&d.config, &d.tensors()).unwrap()));
+        sets.push((d.name.to_string(), rocmforge::exec::kernel_specs(&d.config, &d.tensors()).unwrap()));
     }
     for (name, file) in
         [("smollm2-135m-q4_1", "SmolLM2-135M-Instruct.Q4_1.gguf"), ("gemma3-270m-q4_k_m", "gemma-3-270m-q4_k_m.gguf")]
@@ -25,7 +24,7 @@ fn model_kernel_sets() -> Vec<(String, BTreeSet<KernelSpec>)> {
         if let Some(path) = common::model(file) {
             let f = GgufFile::open(path).unwrap();
             let cfg = ModelConfig::from_gguf(&f).unwrap();
-            sets.push((name.to_string(), graph::kernel_specs(&cfg, &f).unwrap()));
+            sets.push((name.to_string(), rocmforge::exec::kernel_specs(&cfg, &f).unwrap()));
         }
     }
     sets

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use rocmforge::gguf::GgufFile;
-use rocmforge::graph;
 use rocmforge::jit::{Engine, Origin, Target};
 use rocmforge::kernels::{render, KernelSpec};
 use rocmforge::model::ModelConfig;
@@ -85,7 +84,7 @@ fn check_jobs(jobs: Option<usize>) -> Result<usize> {
 pub(super) fn model_specs(model: &PathBuf) -> Result<Vec<KernelSpec>> {
     let file = GgufFile::open(model)?;
     let cfg = ModelConfig::from_gguf(&file).map_err(|e| format!("{}: {e}", model.display()))?;
-    let specs = graph::kernel_specs(&cfg, &file)?;
+    let specs = rocmforge::exec::kernel_specs(&cfg, &file)?;
     let f32_kv = specs.iter().map(|s| s.with_kv(rocmforge::kernels::KvPrecision::F32)).collect::<Vec<_>>();
     let mut all: Vec<KernelSpec> = specs.iter().copied().collect();
     all.extend(f32_kv.into_iter().filter(|s| !specs.contains(s)));

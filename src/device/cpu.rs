@@ -106,6 +106,19 @@ fn put_f32s(mem: &mut Memory, v: &RawView, at: usize, data: &[f32]) -> Result<()
     Ok(())
 }
 
+/// Writes `x` (whole blocks of 32) as q8_1 blocks at a view, as `quantize_row_q8_1` makes them.
+fn put_q8_1(mem: &mut Memory, v: &RawView, x: &[f32]) -> Result<(), DeviceError> {
+    let mut blocks = vec![quant::BlockQ8_1 { d: [0; 2], s: [0; 2], qs: [0; 32] }; x.len() / quant::QK8_1];
+    quant::quantize_row_q8_1(x, &mut blocks);
+    let dst = bytes_at_mut(mem, v.addr(), blocks.len() * launch::Q8_1_BLOCK_BYTES)?;
+    for (d, b) in dst.chunks_exact_mut(launch::Q8_1_BLOCK_BYTES).zip(&blocks) {
+        d[..2].copy_from_slice(&b.d);
+        d[2..4].copy_from_slice(&b.s);
+        d[4..].iter_mut().zip(&b.qs).for_each(|(o, &q)| *o = q as u8);
+    }
+    Ok(())
+}
+
 /// The shape and score options of an attention launch (decode: one query).
 struct AttnRun {
     head_dim: u32,
@@ -224,15 +237,7 @@ impl CpuBackend {
             }
             Launch::QuantizeQ8_1(l) => {
                 let x = f32s(mem, &l.x, l.n)?;
-                let mut blocks = vec![quant::BlockQ8_1 { d: [0; 2], s: [0; 2], qs: [0; 32] }; l.n / quant::QK8_1];
-                quant::quantize_row_q8_1(&x, &mut blocks);
-                let dst = bytes_at_mut(mem, l.out.addr(), blocks.len() * launch::Q8_1_BLOCK_BYTES)?;
-                for (d, b) in dst.chunks_exact_mut(launch::Q8_1_BLOCK_BYTES).zip(&blocks) {
-                    d[..2].copy_from_slice(&b.d);
-                    d[2..4].copy_from_slice(&b.s);
-                    d[4..].iter_mut().zip(&b.qs).for_each(|(o, &q)| *o = q as u8);
-                }
-                Ok(())
+                put_q8_1(mem, &l.out, &x)
             }
             Launch::MatVecQ8(l) => {
                 let k = l.k as usize;
@@ -243,6 +248,66 @@ impl CpuBackend {
                 let mut y = vec![0f32; l.rows];
                 quant::matvec_q8_1(l.wtype, w, k, &a, &mut y).map_err(q)?;
                 put_f32s(mem, &l.y, 0, &y)
+            }
+            // Each segment as a lone int8 matvec, then its bias as add_bias adds it.
+            Launch::MatVecQ8Multi(l) => {
+                let k = l.k as usize;
+                let a =
+                    q8_1_blocks(view(mem, &l.a, launch::q8_1_bytes(k))?).map_err(|e| host(format!("{spec}: {e}")))?;
+                let a = quant::Q8Rows::from_blocks(&a, k);
+                let segments = [(&l.w0, &l.y0, &l.b0), (&l.w1, &l.y1, &l.b1), (&l.w2, &l.y2, &l.b2)];
+                for ((w, y, b), (wtype, rows)) in segments.into_iter().zip(l.wtypes.iter().zip(l.rows)) {
+                    let Some(wtype) = *wtype else { continue };
+                    let w = view(mem, w, rows * row_bytes(wtype, k)?)?;
+                    let mut out = vec![0f32; rows];
+                    quant::matvec_q8_1(wtype, w, k, &a, &mut out).map_err(q)?;
+                    if l.bias {
+                        reference::bias_add(&mut out, &f32s(mem, b, rows)?, rows);
+                    }
+                    put_f32s(mem, y, 0, &out)?;
+                }
+                Ok(())
+            }
+            // The residual add, the norm and the quantizer as the three separate launches run them.
+            Launch::RmsNormQ8_1(l) => {
+                let n = l.n as usize;
+                let mut x = f32s(mem, &l.x, l.rows * n)?;
+                if l.residual {
+                    reference::add_assign(&mut x, &f32s(mem, &l.d, l.rows * n)?);
+                    put_f32s(mem, &l.x, 0, &x)?;
+                }
+                let mut w = f32s(mem, &l.w, n)?;
+                if l.add_one {
+                    w.iter_mut().for_each(|v| *v += 1.0);
+                }
+                let mut y = vec![0f32; x.len()];
+                reference::rms_norm(&x, &w, n, l.eps, &mut y);
+                put_f32s(mem, &l.y, 0, &y)?;
+                put_q8_1(mem, &l.q, &y)
+            }
+            // Rope on Q and K as two rope launches, then the KV append of the rotated K and of V.
+            Launch::RopeKv(l) => {
+                let hd = l.head_dim as usize;
+                let (nq, nk) = (l.n_tokens * l.n_head * hd, l.n_tokens * l.n_head_kv * hd);
+                let (mut qs, mut ks, vs) = (f32s(mem, &l.q, nq)?, f32s(mem, &l.k, nk)?, f32s(mem, &l.v, nk)?);
+                let pos = indices(mem, &l.positions, l.n_tokens, "position")?;
+                let neox = l.kind == crate::kernels::RopeKind::Neox;
+                let rd = l.rope_dims as usize;
+                let ff = f32s(mem, &l.freq_factors, rd / 2)?;
+                reference::rope(&mut qs, &pos, l.n_head, hd, rd, neox, l.base, l.freq_scale, Some(&ff));
+                reference::rope(&mut ks, &pos, l.n_head_kv, hd, rd, neox, l.base, l.freq_scale, Some(&ff));
+                put_f32s(mem, &l.q, 0, &qs)?;
+                put_f32s(mem, &l.k, 0, &ks)?;
+                let row = l.n_head_kv * hd;
+                put_kv(mem, &l.k_cache, l.pos0 * row, &ks)?;
+                put_kv(mem, &l.v_cache, l.pos0 * row, &vs)
+            }
+            Launch::GluQ8_1(l) => {
+                let (g, u) = (f32s(mem, &l.gate, l.n)?, f32s(mem, &l.up, l.n)?);
+                let mut out = vec![0f32; l.n];
+                reference::glu(&g, &u, l.kind, &mut out);
+                put_f32s(mem, &l.out, 0, &out)?;
+                put_q8_1(mem, &l.q, &out)
             }
             Launch::Attention(l) => {
                 let (head_dim, gqa, n_head, n_q, pos0) = (l.head_dim, l.gqa, l.n_head, l.n_q, l.pos0);

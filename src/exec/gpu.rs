@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use super::fuse::{self, Fused, FusedKind};
 use super::{ExecError, Model};
 use crate::device::{BufView, Device, DeviceBuffer, DeviceError, GraphNode, Kernel, LaunchGraph};
 use crate::graph::{Buf, Graph, Node, Step};
@@ -65,6 +66,9 @@ pub struct GpuModel<'m> {
     pub kv: KvPrecision,
     /// The decode precision of sessions opened with [`GpuSession::new`] (`Exact` unless set).
     pub precision: GpuPrecision,
+    /// Whether sessions opened from now on fuse their int8 decode plan ([`fuse`]): on unless
+    /// `ROCMFORGE_FUSE=0`.
+    pub fuse: bool,
     pub report: LoadReport,
 }
 
@@ -90,7 +94,7 @@ impl<'m> GpuModel<'m> {
             )));
         }
         let specs: std::collections::BTreeSet<KernelSpec> =
-            crate::graph::kernel_specs(cfg, model.file.as_ref())?.into_iter().map(|s| s.with_kv(kv)).collect();
+            super::kernel_specs(cfg, model.file.as_ref())?.into_iter().map(|s| s.with_kv(kv)).collect();
         let specs: Vec<KernelSpec> = specs.into_iter().collect();
         let start = Instant::now();
         let mut kernels = HashMap::new();
@@ -159,6 +163,7 @@ impl<'m> GpuModel<'m> {
             kernels,
             kv,
             precision: GpuPrecision::default(),
+            fuse: fuse::enabled_by_env(),
             report,
         })
     }
@@ -252,6 +257,35 @@ struct Planned<'g> {
     launch: Launch<Slot>,
     /// The index of its graph node, for profiles.
     node: usize,
+    /// A fused launch's name in profiles (its nodes' names, joined by `+`).
+    name: Option<String>,
+}
+
+impl<'g> Planned<'g> {
+    fn new(kernel: &'g Kernel, launch: Launch<Slot>, node: usize) -> Planned<'g> {
+        Planned { kernel, launch, node, name: None }
+    }
+}
+
+/// A fused launch's profile name: the first node's name whole, the others without their
+/// `blk.N.` (`blk.3.attn_q+attn_k+attn_v`), then `+q8` when it also quantizes its output.
+fn fused_name(graph: &Graph, nodes: &[usize], quantizes: bool) -> String {
+    let mut name = String::new();
+    for (i, &n) in nodes.iter().enumerate() {
+        let full = graph.nodes[n].name.as_str();
+        let short = match full.strip_prefix("blk.").and_then(|r| r.split_once('.')) {
+            Some((_, rest)) if i > 0 => rest,
+            _ => full,
+        };
+        if i > 0 {
+            name.push('+');
+        }
+        name.push_str(short);
+    }
+    if quantizes {
+        name.push_str("+q8");
+    }
+    name
 }
 
 const N_BUFS: usize = Buf::Logits as usize + 1;
@@ -280,6 +314,8 @@ pub struct GpuSession<'g, 'm> {
     /// q8_1 activations of the int8 decode (one byte when the session runs `Exact`).
     q8: DeviceBuffer<u8>,
     precision: GpuPrecision,
+    /// Whether the int8 decode plan is fused ([`fuse`]).
+    fuse: bool,
     decode_plan: Vec<Planned<'g>>,
     /// Indices into `decode_plan` of the launches that change with the position.
     position_dependent: Vec<usize>,
@@ -419,6 +455,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             positions,
             q8,
             precision,
+            fuse: g.fuse,
             decode_plan: Vec::new(),
             position_dependent: Vec::new(),
             replay: Replay::default_for(dev),
@@ -504,7 +541,16 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         // The int8 decode: which activation rows the q8_1 buffer holds now.
         let int8 = n == 1 && self.precision == GpuPrecision::Fast;
         let mut q8_of: Option<(Buf, usize)> = None;
+        let mut fused_until = 0;
         for (ni, node) in graph.nodes.iter().enumerate() {
+            if ni < fused_until {
+                continue;
+            }
+            if let Some(f) = (int8 && self.fuse).then(|| fuse::at(graph, ni)).flatten() {
+                fused_until = ni + f.len;
+                self.plan_fused(graph, &f, &mut q8_of, &mut out)?;
+                continue;
+            }
             let kernel = kernel_for(&node.spec.with_kv(g.kv))?;
             let weight = |i: usize| Slot::Weight(g.weight_index[&node.weights[i]]);
             if let (true, Step::Linear { x, out: y, n_out, .. }, Some((quantize, mmvq))) =
@@ -518,13 +564,13 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 // A decode pass has one token: its row of x starts at 0, logits included.
                 if q8_of != Some((*x, 0)) {
                     let q = launch::QuantizeQ8_1 { x: act(*x), out: Slot::Q8, n: k as usize };
-                    out.push(Planned { kernel: kernel_for(&quantize)?, launch: q.into(), node: ni });
+                    out.push(Planned::new(kernel_for(&quantize)?, q.into(), ni));
                     q8_of = Some((*x, 0));
                 }
                 let layout = crate::kernels::MmvqLayout { threads_per_row, rows_per_thread };
                 let m =
                     launch::MatVecQ8 { w: weight(0), a: Slot::Q8, y: act(*y), wtype, k, rows: *n_out as usize, layout };
-                out.push(Planned { kernel: kernel_for(&mmvq)?, launch: m.into(), node: ni });
+                out.push(Planned::new(kernel_for(&mmvq)?, m.into(), ni));
                 if q8_of.is_some_and(|(b, _)| b == *y) {
                     q8_of = None;
                 }
@@ -660,9 +706,130 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 }
                 _ => return Err(mismatch(node)),
             };
-            out.push(Planned { kernel, launch, node: ni });
+            out.push(Planned::new(kernel, launch, ni));
         }
         Ok(out)
+    }
+
+    /// The launches of fused op `f` of the int8 decode plan (one token), after the q8_1 quantize
+    /// of its input where a fused matvec needs one; `q8_of` tracks which buffer the q8_1 blocks
+    /// hold, as `plan` does.
+    fn plan_fused(
+        &self,
+        graph: &Graph,
+        f: &Fused,
+        q8_of: &mut Option<(Buf, usize)>,
+        out: &mut Vec<Planned<'g>>,
+    ) -> Result<(), ExecError> {
+        let g: &'g GpuModel<'m> = self.g;
+        let kernel_for = |spec: &KernelSpec| {
+            g.kernels.get(spec).ok_or_else(|| ExecError::Unsupported(format!("no kernel loaded for {spec}")))
+        };
+        let weight = |node: usize, i: usize| Slot::Weight(g.weight_index[&graph.nodes[node].weights[i]]);
+        let spec = f.spec.with_kv(g.kv);
+        let bad = || mismatch(&graph.nodes[f.first]);
+        let (launch, name): (Launch<Slot>, String) = match (&f.kind, spec) {
+            (&FusedKind::NormQ8 { x, d, out: y, eps, norm, .. }, KernelSpec::RmsNormQ8_1 { n, add_one, residual }) => {
+                *q8_of = Some((y, 0));
+                let l = launch::RmsNormQ8_1 {
+                    x: act(x),
+                    d: act(d.unwrap_or(x)),
+                    w: weight(norm, 0),
+                    y: act(y),
+                    q: Slot::Q8,
+                    n,
+                    add_one,
+                    residual,
+                    rows: 1,
+                    eps,
+                };
+                (l.into(), fused_name(graph, &(f.first..=norm).collect::<Vec<_>>(), true))
+            }
+            (FusedKind::MatVecs { x, k, linears }, KernelSpec::MatVecQ8Multi { wtypes, bias, .. }) => {
+                let x = *x;
+                if *q8_of != Some((x, 0)) {
+                    let q = launch::QuantizeQ8_1 { x: act(x), out: Slot::Q8, n: *k as usize };
+                    out.push(Planned::new(kernel_for(&KernelSpec::QuantizeQ8_1)?, q.into(), f.first));
+                    *q8_of = Some((x, 0));
+                }
+                // Unused segments take segment 0's handles (0 rows: never read).
+                let mut seg = [(weight(linears[0].0, 0), act(x), act(x)); 3];
+                let mut rows = [0usize; 3];
+                for (i, &(l, b)) in linears.iter().enumerate() {
+                    let Step::Linear { out: y, n_out, .. } = graph.nodes[l].step else { return Err(bad()) };
+                    let bias_slot = b.map_or(act(y), |b| weight(b, 0));
+                    seg[i] = (weight(l, 0), act(y), bias_slot);
+                    rows[i] = n_out as usize;
+                    if q8_of.is_some_and(|(q, _)| q == y) {
+                        *q8_of = None;
+                    }
+                }
+                for i in linears.len()..3 {
+                    seg[i] = seg[0];
+                }
+                let l = launch::MatVecQ8Multi {
+                    w0: seg[0].0,
+                    w1: seg[1].0,
+                    w2: seg[2].0,
+                    a: Slot::Q8,
+                    y0: seg[0].1,
+                    y1: seg[1].1,
+                    y2: seg[2].1,
+                    b0: seg[0].2,
+                    b1: seg[1].2,
+                    b2: seg[2].2,
+                    wtypes,
+                    k: *k,
+                    rows,
+                    bias,
+                };
+                let nodes: Vec<usize> = linears.iter().map(|(l, _)| *l).collect();
+                (l.into(), fused_name(graph, &nodes, false))
+            }
+            (&FusedKind::RopeKv { rope_q, rope_k, append }, KernelSpec::RopeKv { head_dim, rope_dims, kind, kv }) => {
+                let (
+                    Step::Rope { heads: n_head, base, freq_scale, freq_factors, .. },
+                    Step::Rope { heads: n_head_kv, .. },
+                    Step::KvAppend { layer },
+                ) = (&graph.nodes[rope_q].step, &graph.nodes[rope_k].step, &graph.nodes[append].step)
+                else {
+                    return Err(bad());
+                };
+                if q8_of.is_some_and(|(q, _)| q == Buf::Q || q == Buf::K) {
+                    *q8_of = None;
+                }
+                let l = launch::RopeKv {
+                    q: act(Buf::Q),
+                    k: act(Buf::K),
+                    v: act(Buf::V),
+                    k_cache: Slot::KCache(*layer as usize),
+                    v_cache: Slot::VCache(*layer as usize),
+                    positions: Slot::Positions,
+                    freq_factors: if *freq_factors { weight(rope_q, 0) } else { Slot::Weight(g.unit_freq_factors) },
+                    head_dim,
+                    rope_dims,
+                    kind,
+                    n_tokens: 1,
+                    n_head: *n_head as usize,
+                    n_head_kv: *n_head_kv as usize,
+                    base: *base,
+                    freq_scale: *freq_scale,
+                    pos0: 0, // set at each replay
+                    kv,
+                };
+                (l.into(), fused_name(graph, &[rope_q, rope_k, append], false))
+            }
+            (&FusedKind::GluQ8 { glu }, KernelSpec::GluQ8_1 { kind }) => {
+                let Step::Glu { gate, up, out: y, .. } = graph.nodes[glu].step else { return Err(bad()) };
+                *q8_of = Some((y, 0));
+                let n = graph.buffers.width(gate);
+                let l = launch::GluQ8_1 { gate: act(gate), up: act(up), out: act(y), q: Slot::Q8, kind, n };
+                (l.into(), fused_name(graph, &[glu], true))
+            }
+            _ => return Err(bad()),
+        };
+        out.push(Planned { kernel: kernel_for(&spec)?, launch, node: f.first, name: Some(name) });
+        Ok(())
     }
 
     /// The view a slot names.
@@ -742,10 +909,13 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             }
             dev.synchronize()?;
             out.push(OpTime {
-                node: match p.launch {
+                node: match (&p.name, &p.launch) {
+                    (Some(fused), _) => fused.clone(),
                     // The int8 matvec's input quantizer, named after the node it serves.
-                    Launch::QuantizeQ8_1(_) => format!("{}.quantize", self.g.model.decode.nodes[p.node].name),
-                    _ => self.g.model.decode.nodes[p.node].name.clone(),
+                    (None, Launch::QuantizeQ8_1(_)) => {
+                        format!("{}.quantize", self.g.model.decode.nodes[p.node].name)
+                    }
+                    (None, _) => self.g.model.decode.nodes[p.node].name.clone(),
                 },
                 kernel: p.kernel.entry().to_string(),
                 seconds: start.elapsed().as_secs_f64() / reps.max(1) as f64,
@@ -918,6 +1088,21 @@ fn bytes_moved(launch: &Launch<Slot>, pos0: usize) -> Option<u64> {
             Some(w + l.k as u64 / 32 * 36 + 4 * l.rows as u64)
         }
         Launch::QuantizeQ8_1(l) => Some(4 * l.n as u64 + l.n as u64 / 32 * 36),
+        Launch::MatVecQ8Multi(l) => {
+            let mut total = l.k as u64 / 32 * 36;
+            for (ty, rows) in l.wtypes.iter().zip(l.rows) {
+                if let Some(ty) = ty {
+                    total += ty.row_bytes(l.k as u64)? * rows as u64 + 4 * rows as u64 * (1 + u64::from(l.bias));
+                }
+            }
+            Some(total)
+        }
+        // x (read, and written back with the residual), d, w, y, and the q8_1 blocks.
+        Launch::RmsNormQ8_1(l) => {
+            let n = l.n as u64 * l.rows as u64;
+            Some(4 * n * (3 + 2 * u64::from(l.residual)) + n / 32 * 36)
+        }
+        Launch::GluQ8_1(l) => Some(12 * l.n as u64 + l.n as u64 / 32 * 36),
         Launch::AttnDecode(l) => {
             let mut a = l.clone();
             a.pos0 = pos0;

@@ -4,6 +4,7 @@
 mod cpu_fast;
 mod cpu_simd;
 mod cpu_weights;
+pub mod fuse;
 mod generate;
 pub mod gpu;
 mod sampler;
@@ -52,6 +53,17 @@ pub enum ExecError {
     Jit(#[from] crate::jit::JitError),
     #[error("{0}")]
     Unsupported(String),
+}
+
+/// Every distinct kernel a model needs on a GPU, in a stable order: the graph's (prefill, decode and
+/// the int8 decode's, `graph::kernel_specs`) and the fused int8 decode's ([`fuse::specs`]).
+pub fn kernel_specs(
+    cfg: &ModelConfig,
+    tensors: &dyn graph::TensorTypes,
+) -> Result<std::collections::BTreeSet<crate::kernels::KernelSpec>, GraphError> {
+    let mut specs = graph::kernel_specs(cfg, tensors)?;
+    specs.extend(fuse::specs(&graph::build(cfg, tensors, AttnPhase::Decode)?));
+    Ok(specs)
 }
 
 /// Checks a pass of `tokens` against the vocabulary and the cache's free capacity (both backends).

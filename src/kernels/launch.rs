@@ -520,6 +520,114 @@ description! {
     }
 }
 
+description! {
+    /// The int8 decode's fused norm: over `rows` rows of `n` (a multiple of 32), `x += d` first
+    /// when `residual` (x is the residual stream, updated in place), then `y = x / sqrt(mean(x²) +
+    /// eps) · w` (`· (1 + w)` when `add_one`), written as floats to `y` and as q8_1 blocks to `q`.
+    /// `d` is unread without `residual` (any f32 handle).
+    RmsNormQ8_1 {
+        buffers {
+            /// `[rows, n]`, read (and written when `residual`).
+            x,
+            /// `[rows, n]` the residual branch's output.
+            d,
+            /// `[n]`
+            w,
+            /// `[rows, n]`
+            y,
+            /// `[rows, n / 32]` q8_1 blocks of y.
+            q,
+        }
+        scalars {
+            n: u32,
+            add_one: bool,
+            residual: bool,
+            rows: usize,
+            eps: f32,
+        }
+    }
+}
+
+description! {
+    /// Up to three int8 matvecs over one q8_1 input `a` of `k` in one grid: segment i computes
+    /// `y<i> = W<i> · x (+ b<i>)` over `rows[i]` rows of `wtypes[i]` (`None` and 0 rows: unused; its
+    /// handles are unread). Each segment runs as [`MatVecQ8`] with the default layout.
+    MatVecQ8Multi {
+        buffers {
+            w0,
+            w1,
+            w2,
+            /// `[k / 32]` q8_1 blocks.
+            a,
+            y0,
+            y1,
+            y2,
+            /// `[rows[i]]` biases, read when `bias`.
+            b0,
+            b1,
+            b2,
+        }
+        scalars {
+            wtypes: [Option<GgmlType>; 3],
+            k: u32,
+            rows: [usize; 3],
+            bias: bool,
+        }
+    }
+}
+
+description! {
+    /// Decode's rope and KV append in one launch: rope (as [`Rope`]) in place over the `n_head`
+    /// query heads of `q` and the `n_head_kv` key heads of `k` of `n_tokens` tokens, then the rotated
+    /// K rows and the V rows stored at positions pos0 .. of the caches (as [`KvAppend`]).
+    RopeKv {
+        buffers {
+            /// `[n_tokens, n_head, head_dim]`
+            q,
+            /// `[n_tokens, n_head_kv, head_dim]`
+            k,
+            /// `[n_tokens, n_head_kv, head_dim]`
+            v,
+            /// `[position, n_head_kv, head_dim]`
+            k_cache,
+            v_cache,
+            /// `[n_tokens]` positions.
+            positions,
+            /// `[rope_dims / 2]` per-pair frequency divisors.
+            freq_factors,
+        }
+        scalars {
+            head_dim: u32,
+            rope_dims: u32,
+            kind: RopeKind,
+            n_tokens: usize,
+            n_head: usize,
+            n_head_kv: usize,
+            base: f32,
+            freq_scale: f32,
+            pos0: usize,
+            kv: KvPrecision,
+        }
+    }
+}
+
+description! {
+    /// out = act(gate) · up over `n` floats (a multiple of 32), also written as q8_1 blocks to `q`.
+    GluQ8_1 {
+        buffers {
+            gate,
+            up,
+            out,
+            /// `[n / 32]` q8_1 blocks of out.
+            q,
+        }
+        scalars {
+            kind: GluKind,
+            n: usize,
+        }
+    }
+}
+
 /// What every description provides; [`Launch`] dispatches to it.
 trait Describe<B> {
     fn spec(&self) -> KernelSpec;
@@ -904,6 +1012,131 @@ impl<B> Describe<B> for Argmax<B> {
     }
 }
 
+impl<B> Describe<B> for RmsNormQ8_1<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::RmsNormQ8_1 { n: self.n, add_one: self.add_one, residual: self.residual }
+    }
+    fn grid(&self) -> [u32; 3] {
+        [dim(self.rows), 1, 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        let len = mul(self.rows, self.n as usize);
+        vec![
+            buf("x", &self.x, Elem::F32, len),
+            buf("d", &self.d, Elem::F32, if self.residual { len } else { 0 }),
+            buf("w", &self.w, Elem::F32, self.n as usize),
+            buf("y", &self.y, Elem::F32, len),
+            buf("q", &self.q, Elem::U8, q8_1_bytes(len)),
+            float("eps", self.eps),
+        ]
+    }
+}
+
+impl<B> MatVecQ8Multi<B> {
+    /// The layout of segment `i` (that of a lone [`MatVecQ8`] of its type).
+    pub fn layout(&self, i: usize) -> Option<MmvqLayout> {
+        self.wtypes[i].map(|ty| MmvqLayout::default_for(ty, self.k))
+    }
+
+    /// Blocks of segment `i`.
+    fn seg_blocks(&self, i: usize) -> usize {
+        self.layout(i).map_or(0, |l| self.rows[i].div_ceil(l.rows_per_block().max(1) as usize))
+    }
+}
+
+impl<B> Describe<B> for MatVecQ8Multi<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::MatVecQ8Multi { k: self.k, wtypes: self.wtypes, bias: self.bias }
+    }
+    fn grid(&self) -> [u32; 3] {
+        [dim((0..3).map(|i| self.seg_blocks(i)).fold(0, usize::saturating_add)), 1, 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        let rows = |i: usize| if self.wtypes[i].is_some() { self.rows[i] } else { 0 };
+        let w = |i: usize| self.wtypes[i].map_or(0, |ty| weight_bytes(ty, self.k, rows(i)));
+        let b = |i: usize| if self.bias { rows(i) } else { 0 };
+        vec![
+            buf("w0", &self.w0, Elem::U8, w(0)),
+            buf("w1", &self.w1, Elem::U8, w(1)),
+            buf("w2", &self.w2, Elem::U8, w(2)),
+            buf("a", &self.a, Elem::U8, q8_1_bytes(self.k as usize)),
+            buf("y0", &self.y0, Elem::F32, rows(0)),
+            buf("y1", &self.y1, Elem::F32, rows(1)),
+            buf("y2", &self.y2, Elem::F32, rows(2)),
+            buf("b0", &self.b0, Elem::F32, b(0)),
+            buf("b1", &self.b1, Elem::F32, b(1)),
+            buf("b2", &self.b2, Elem::F32, b(2)),
+            int("n_rows0", rows(0)),
+            int("n_rows1", rows(1)),
+            int("n_rows2", rows(2)),
+        ]
+    }
+    fn validate(&self) -> Result<(), String> {
+        if let Some(i) = (0..3).find(|&i| self.wtypes[i].is_none() && self.rows[i] != 0) {
+            return Err(format!("segment {i} has {} rows and no weight type", self.rows[i]));
+        }
+        Ok(())
+    }
+}
+
+impl<B> Describe<B> for RopeKv<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::RopeKv { head_dim: self.head_dim, rope_dims: self.rope_dims, kind: self.kind, kv: self.kv }
+    }
+    fn grid(&self) -> [u32; 3] {
+        [dim(self.n_tokens), dim(self.n_head.saturating_add(self.n_head_kv)), 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        let hd = self.head_dim as usize;
+        let kv_new = mul(mul(self.n_tokens, self.n_head_kv), hd);
+        let cache = mul(mul(self.pos0.saturating_add(self.n_tokens), self.n_head_kv), hd);
+        vec![
+            buf("q", &self.q, Elem::F32, mul(mul(self.n_tokens, self.n_head), hd)),
+            buf("k", &self.k, Elem::F32, kv_new),
+            buf("v", &self.v, Elem::F32, kv_new),
+            buf("k_cache", &self.k_cache, self.kv.into(), cache),
+            buf("v_cache", &self.v_cache, self.kv.into(), cache),
+            buf("pos", &self.positions, Elem::I32, self.n_tokens),
+            int("n_head", self.n_head),
+            int("n_head_kv", self.n_head_kv),
+            float("base", self.base),
+            float("freq_scale", self.freq_scale),
+            buf("freq_factors", &self.freq_factors, Elem::F32, self.rope_dims as usize / 2),
+            int("pos0", self.pos0),
+        ]
+    }
+    fn validate(&self) -> Result<(), String> {
+        if self.n_head_kv == 0 {
+            return Err("the KV append needs at least one key head".into());
+        }
+        Ok(())
+    }
+}
+
+impl<B> Describe<B> for GluQ8_1<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::GluQ8_1 { kind: self.kind }
+    }
+    fn grid(&self) -> [u32; 3] {
+        [blocks(self.n, 256), 1, 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        vec![
+            buf("gate", &self.gate, Elem::F32, self.n),
+            buf("up", &self.up, Elem::F32, self.n),
+            buf("out", &self.out, Elem::F32, self.n),
+            buf("q", &self.q, Elem::U8, q8_1_bytes(self.n)),
+            int("n", self.n),
+        ]
+    }
+    fn validate(&self) -> Result<(), String> {
+        if self.n == 0 || !self.n.is_multiple_of(32) {
+            return Err(format!("{} values are not whole q8_1 blocks of 32", self.n));
+        }
+        Ok(())
+    }
+}
+
 /// One launch of one op's kernel.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Launch<B> {
@@ -922,6 +1155,10 @@ pub enum Launch<B> {
     Softcap(Softcap<B>),
     KvAppend(KvAppend<B>),
     Argmax(Argmax<B>),
+    RmsNormQ8_1(RmsNormQ8_1<B>),
+    MatVecQ8Multi(MatVecQ8Multi<B>),
+    RopeKv(RopeKv<B>),
+    GluQ8_1(GluQ8_1<B>),
 }
 
 /// `$body` with `$op` bound to the description inside `$launch`, whichever op it is.
@@ -943,6 +1180,10 @@ macro_rules! each_op {
             Launch::Softcap($op) => $body,
             Launch::KvAppend($op) => $body,
             Launch::Argmax($op) => $body,
+            Launch::RmsNormQ8_1($op) => $body,
+            Launch::MatVecQ8Multi($op) => $body,
+            Launch::RopeKv($op) => $body,
+            Launch::GluQ8_1($op) => $body,
         }
     };
 }
@@ -984,6 +1225,7 @@ impl<B> Launch<B> {
             Launch::Attention(a) => a.pos0 = pos0,
             Launch::AttnDecode(a) => a.pos0 = pos0,
             Launch::KvAppend(a) => a.pos0 = pos0,
+            Launch::RopeKv(a) => a.pos0 = pos0,
             _ => {}
         }
     }
@@ -1121,6 +1363,66 @@ mod tests {
                 t::KV_APPEND.1,
             ),
             (Argmax { x: (), out: (), n: 10 }.into(), t::ARGMAX.1),
+            (
+                RmsNormQ8_1 {
+                    x: (),
+                    d: (),
+                    w: (),
+                    y: (),
+                    q: (),
+                    n: 64,
+                    add_one: false,
+                    residual: true,
+                    rows: 1,
+                    eps: 1e-6,
+                }
+                .into(),
+                t::RMSNORM_Q8_1.1,
+            ),
+            (
+                MatVecQ8Multi {
+                    w0: (),
+                    w1: (),
+                    w2: (),
+                    a: (),
+                    y0: (),
+                    y1: (),
+                    y2: (),
+                    b0: (),
+                    b1: (),
+                    b2: (),
+                    wtypes: [Some(wtype), Some(GgmlType::Q6_K), None],
+                    k: 256,
+                    rows: [5, 3, 0],
+                    bias: true,
+                }
+                .into(),
+                t::MMVQ_MULTI.1,
+            ),
+            (
+                RopeKv {
+                    q: (),
+                    k: (),
+                    v: (),
+                    k_cache: (),
+                    v_cache: (),
+                    positions: (),
+                    freq_factors: (),
+                    head_dim: 64,
+                    rope_dims: 64,
+                    kind: RopeKind::Neox,
+                    n_tokens: 1,
+                    n_head: 4,
+                    n_head_kv: 2,
+                    base: 1e4,
+                    freq_scale: 1.0,
+                    pos0: 3,
+                    kv: KvPrecision::F16,
+                }
+                .into(),
+                t::ROPE_KV.1,
+            ),
+            (GluQ8_1 { gate: (), up: (), out: (), q: (), kind: GluKind::GeGlu, n: 64 }.into(), t::GLU_Q8_1.1),
         ]
     }
 
@@ -1138,7 +1440,7 @@ mod tests {
                 let kind = match ty.join(" ").as_str() {
                     "float*" => "f32 buffer",
                     "int*" => "i32 buffer",
-                    "block_t*" | "block_q8_1*" => "u8 buffer",
+                    "block_t*" | "block_q8_1*" | "u8*" => "u8 buffer",
                     "kv_t*" => return (name.to_string(), format!("{kv} buffer")),
                     "int" => "int",
                     "float" => "float",
@@ -1162,9 +1464,10 @@ mod tests {
                 })
                 .collect();
             let kv = match launch.spec() {
-                KernelSpec::Attention { kv, .. } | KernelSpec::AttnDecode { kv, .. } | KernelSpec::KvAppend { kv } => {
-                    kv.into()
-                }
+                KernelSpec::Attention { kv, .. }
+                | KernelSpec::AttnDecode { kv, .. }
+                | KernelSpec::KvAppend { kv }
+                | KernelSpec::RopeKv { kv, .. } => kv.into(),
                 _ => Elem::F32,
             };
             assert_eq!(ours, template_params(body, kv), "{}", launch.spec());

@@ -4,8 +4,8 @@
 use std::fmt::Write;
 
 use super::spec::{
-    Dialect, ElementwiseOp, GluKind, KernelSpec, RopeKind, SpecError, ATTN_WARPS, BLOCK_THREADS, MMVQ_THREADS,
-    QUANTIZE_THREADS, ROWS_PER_BLOCK, TOKENS_PER_WARP,
+    Dialect, ElementwiseOp, GluKind, KernelSpec, MmvqLayout, RopeKind, SpecError, ATTN_WARPS, BLOCK_THREADS,
+    MMVQ_THREADS, QUANTIZE_THREADS, ROWS_PER_BLOCK, TOKENS_PER_WARP,
 };
 use super::spec::{KvPrecision, ATTN_DECODE_MAX_CHUNK, ATTN_DECODE_WARPS};
 use super::templates::{self as t, Template};
@@ -191,6 +191,22 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
             c.int("BLOCK_THREADS", BLOCK_THREADS);
             t::ARGMAX
         }
+        KernelSpec::RmsNormQ8_1 { n, add_one, residual } => {
+            c.int("N", n).flag("ADD_ONE", add_one).flag("RESIDUAL", residual).int("BLOCK_THREADS", BLOCK_THREADS);
+            t::RMSNORM_Q8_1
+        }
+        KernelSpec::MatVecQ8Multi { k, bias, .. } => {
+            c.int("K", k).int("MMVQ_THREADS", MMVQ_THREADS).flag("HAS_BIAS", bias);
+            t::MMVQ_MULTI
+        }
+        KernelSpec::RopeKv { head_dim, rope_dims, kind, kv } => {
+            c.int("HEAD_DIM", head_dim).int("ROPE_DIMS", rope_dims).flag("NEOX", kind == RopeKind::Neox).kv(kv);
+            t::ROPE_KV
+        }
+        KernelSpec::GluQ8_1 { kind } => {
+            c.flag("GELU", kind == GluKind::GeGlu);
+            t::GLU_Q8_1
+        }
     };
     let mut fragments = match spec.weight_type() {
         Some(ty) => {
@@ -201,11 +217,15 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
     };
     let block_fragments = fragments.len();
     match *spec {
-        KernelSpec::QuantizeQ8_1 => fragments.push(t::Q_Q8_1),
+        KernelSpec::QuantizeQ8_1 | KernelSpec::RmsNormQ8_1 { .. } => fragments.extend([t::Q_Q8_1, t::Q8_1_WRITE]),
         KernelSpec::MatVecQ8 { wtype, .. } => {
             fragments.push(t::Q_Q8_1);
             fragments.extend(int8_fragments(wtype));
         }
+        KernelSpec::MatVecQ8Multi { .. } => fragments.push(t::Q_Q8_1),
+        KernelSpec::Glu { .. } => fragments.push(t::GLU_ACT),
+        KernelSpec::GluQ8_1 { .. } => fragments.extend([t::Q_Q8_1, t::Q8_1_WRITE, t::GLU_ACT]),
+        KernelSpec::KvAppend { .. } | KernelSpec::RopeKv { .. } => fragments.push(t::KV_STORE),
         _ => {}
     }
 
@@ -255,8 +275,48 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
             super::spec::mmvq_units_per_block(wtype)
         );
     }
+    if let KernelSpec::MatVecQ8Multi { k, wtypes, .. } = *spec {
+        render_segments(&mut src, k, wtypes);
+    }
     section(&mut src, body);
     Ok(RenderedKernel { spec: *spec, entry, source: src, block_threads: spec.block_threads(ws) })
+}
+
+/// The segments of a fused int8 matvec, each in its namespace `seg<i>`: its block constants and
+/// layout, its weight type's block and int8 fragments, and the `Seg` type the kernel takes. An
+/// unused segment aliases `seg0` (the kernel gives it no rows).
+fn render_segments(src: &mut String, k: u32, wtypes: [Option<GgmlType>; 3]) {
+    for (i, ty) in wtypes.iter().enumerate() {
+        let Some(ty) = *ty else {
+            let _ = writeln!(src, "\nnamespace seg{i} = seg0;");
+            continue;
+        };
+        let l = MmvqLayout::default_for(ty, k);
+        let _ = writeln!(src, "\n// ---- segment {i}: {} ----\nnamespace seg{i} {{", ty.name());
+        let _ = writeln!(src, "constexpr int QK = {};", ty.block_elems());
+        let _ = writeln!(src, "constexpr int BLOCK_BYTES = {};", ty.block_bytes());
+        let _ = writeln!(src, "constexpr int THREADS_PER_ROW = {};", l.threads_per_row);
+        let _ = writeln!(src, "constexpr int ROWS_PER_THREAD = {};", l.rows_per_thread);
+        for f in quant_fragments(ty) {
+            src.push_str(f.1.trim_end());
+            src.push('\n');
+        }
+        src.push_str(
+            "static_assert(sizeof(block_t) == BLOCK_BYTES, \"block_t size differs from the Rust block\");\n\
+             static_assert(QK_FRAGMENT == QK, \"block_t element count differs from the Rust block\");\n",
+        );
+        for f in int8_fragments(ty) {
+            src.push_str(f.1.trim_end());
+            src.push('\n');
+        }
+        let _ = writeln!(
+            src,
+            "static_assert(VDQ_UNITS == {}, \"VDQ_UNITS differs from mmvq_units_per_block\");",
+            super::spec::mmvq_units_per_block(ty)
+        );
+        src.push_str(t::MMVQ_SEGMENT.1.trim_end());
+        let _ = writeln!(src, "\n}} // namespace seg{i}");
+    }
 }
 
 /// The fragments that define `block_t` and `dequant_part` for a weight type.

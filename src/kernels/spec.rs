@@ -155,6 +155,33 @@ pub enum KernelSpec {
         kv: KvPrecision,
     },
     Argmax,
+    /// The int8 decode's fused RMSNorm: `x += d` first when `residual`, then y = norm(x)·w
+    /// (`(1 + w)` when `add_one`), written as floats and as q8_1 blocks (the next int8 matvec's
+    /// input). Rows of `n`, a multiple of 32.
+    RmsNormQ8_1 {
+        n: u32,
+        add_one: bool,
+        residual: bool,
+    },
+    /// Up to three int8 matvecs over the same q8_1 input of `k` in one grid (Q/K/V; gate and
+    /// up): segment i has weights of `wtypes[i]` (`None`: unused) laid out as
+    /// [`MmvqLayout::default_for`] says, and adds its bias when `bias`.
+    MatVecQ8Multi {
+        k: u32,
+        wtypes: [Option<GgmlType>; 3],
+        bias: bool,
+    },
+    /// Decode's rope on Q and K in place and the KV append in one launch (one block a head).
+    RopeKv {
+        head_dim: u32,
+        rope_dims: u32,
+        kind: RopeKind,
+        kv: KvPrecision,
+    },
+    /// act(gate) · up written as floats and as q8_1 blocks (the down projection's int8 input).
+    GluQ8_1 {
+        kind: GluKind,
+    },
 }
 
 #[derive(Clone, Debug, thiserror::Error, PartialEq)]
@@ -286,6 +313,9 @@ impl KernelSpec {
                 KernelSpec::AttnDecode { head_dim, gqa, sliding_window, softcap, kv }
             }
             KernelSpec::KvAppend { .. } => KernelSpec::KvAppend { kv },
+            KernelSpec::RopeKv { head_dim, rope_dims, kind, .. } => {
+                KernelSpec::RopeKv { head_dim, rope_dims, kind, kv }
+            }
             other => other,
         }
     }
@@ -330,6 +360,19 @@ impl KernelSpec {
             .into(),
             KernelSpec::KvAppend { kv } => format!("kv_append_{}", kv.name()),
             KernelSpec::Argmax => "argmax".into(),
+            KernelSpec::RmsNormQ8_1 { n, add_one, residual } => {
+                format!("{}rmsnorm_q8_1_n{n}{}", if residual { "add_" } else { "" }, if add_one { "_w1" } else { "" })
+            }
+            KernelSpec::MatVecQ8Multi { k, wtypes, bias } => {
+                let types: Vec<String> = wtypes.iter().flatten().map(|t| ty(*t)).collect();
+                format!("mmvq{}_{}_k{k}{}", types.len(), types.join("_"), if bias { "_bias" } else { "" })
+            }
+            KernelSpec::RopeKv { head_dim, rope_dims, kind, kv } => {
+                let k = if kind == RopeKind::Neox { "neox" } else { "normal" };
+                format!("rope_kv_{k}_hd{head_dim}_r{rope_dims}_kv{}", kv.name())
+            }
+            KernelSpec::GluQ8_1 { kind: GluKind::SwiGlu } => "swiglu_q8_1".into(),
+            KernelSpec::GluQ8_1 { kind: GluKind::GeGlu } => "geglu_q8_1".into(),
         }
     }
 
@@ -338,18 +381,20 @@ impl KernelSpec {
     /// description launches with.
     pub fn block_threads(&self, warp_size: u32) -> u32 {
         match *self {
-            KernelSpec::Rope { rope_dims, .. } => rope_dims / 2,
+            KernelSpec::Rope { rope_dims, .. } | KernelSpec::RopeKv { rope_dims, .. } => rope_dims / 2,
             KernelSpec::MatVec { .. } | KernelSpec::MatMul { .. } => ROWS_PER_BLOCK * warp_size,
             KernelSpec::Attention { .. } => ATTN_WARPS * warp_size,
             KernelSpec::AttnDecode { .. } => ATTN_DECODE_WARPS * warp_size,
-            KernelSpec::MatVecQ8 { .. } => MMVQ_THREADS,
+            KernelSpec::MatVecQ8 { .. } | KernelSpec::MatVecQ8Multi { .. } => MMVQ_THREADS,
             KernelSpec::QuantizeQ8_1 => QUANTIZE_THREADS,
             KernelSpec::Embedding { .. }
             | KernelSpec::RmsNorm { .. }
             | KernelSpec::Glu { .. }
             | KernelSpec::Elementwise { .. }
             | KernelSpec::KvAppend { .. }
-            | KernelSpec::Argmax => BLOCK_THREADS,
+            | KernelSpec::Argmax
+            | KernelSpec::RmsNormQ8_1 { .. }
+            | KernelSpec::GluQ8_1 { .. } => BLOCK_THREADS,
         }
     }
 
@@ -402,6 +447,15 @@ impl KernelSpec {
                     "split decode attention takes head_dim a multiple of 8 up to {ATTN_DECODE_MAX_HEAD_DIM} and GQA groups of 1..={ATTN_DECODE_MAX_GQA}"
                 ))
             }
+            KernelSpec::RmsNormQ8_1 { n, .. } if n == 0 || !n.is_multiple_of(32) => {
+                invalid(format!("rows of {n} are not whole q8_1 blocks of 32"))
+            }
+            KernelSpec::RopeKv { head_dim, rope_dims, .. }
+                if rope_dims == 0 || rope_dims % 2 != 0 || rope_dims > head_dim =>
+            {
+                invalid(format!("rope dims {rope_dims} must be even, non-zero and at most head_dim {head_dim}"))
+            }
+            KernelSpec::MatVecQ8Multi { k, wtypes, .. } => validate_multi(k, wtypes).map_err(|what| SpecError::Invalid { spec: spec(), what }),
             KernelSpec::MatVecQ8 { wtype, .. } if !int8_matvec_type(wtype) => {
                 invalid(format!("no int8 matvec for {wtype} weights (they keep the float matvec)"))
             }
@@ -415,6 +469,24 @@ impl KernelSpec {
             _ => Ok(()),
         }
     }
+}
+
+/// A fused int8 matvec's segments: one to three, used ones first, each a type the int8 matvec
+/// takes in whole blocks of `k`.
+fn validate_multi(k: u32, wtypes: [Option<GgmlType>; 3]) -> Result<(), String> {
+    let used = wtypes.iter().take_while(|t| t.is_some()).count();
+    if used == 0 || wtypes[used..].iter().any(Option::is_some) {
+        return Err("segments must be one to three, the used ones first".into());
+    }
+    for ty in wtypes.iter().flatten() {
+        if !int8_matvec_type(*ty) {
+            return Err(format!("no int8 matvec for {ty} weights (they keep the float matvec)"));
+        }
+        if k == 0 || !(k as usize).is_multiple_of(ty.block_elems()) || !k.is_multiple_of(32) {
+            return Err(format!("row length {k} is not a whole number of {ty} blocks and of q8_1 blocks"));
+        }
+    }
+    Ok(())
 }
 
 impl KernelSpec {

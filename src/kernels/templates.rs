@@ -26,6 +26,13 @@ pub const KV_APPEND: Template = template!("kv_append.hip");
 pub const ARGMAX: Template = template!("argmax.hip");
 pub const QUANTIZE_Q8_1: Template = template!("quantize_q8_1.hip");
 pub const MMVQ: Template = template!("mmvq.hip");
+pub const RMSNORM_Q8_1: Template = template!("rmsnorm_q8_1.hip");
+pub const MMVQ_MULTI: Template = template!("mmvq_multi.hip");
+pub const MMVQ_SEGMENT: Template = template!("mmvq_segment.h");
+pub const ROPE_KV: Template = template!("rope_kv.hip");
+pub const GLU_Q8_1: Template = template!("glu_q8_1.hip");
+pub const GLU_ACT: Template = template!("glu_act.h");
+pub const KV_STORE: Template = template!("kv_store.h");
 
 pub const Q_F32: Template = template!("quant/f32.h");
 pub const Q_F16: Template = template!("quant/f16.h");
@@ -42,6 +49,7 @@ pub const Q_Q6_K: Template = template!("quant/q6_k.h");
 
 // The int8 path: the q8_1 activation block, and each weight type's dot with it.
 pub const Q_Q8_1: Template = template!("quant/q8_1.h");
+pub const Q8_1_WRITE: Template = template!("quant/q8_1_write.h");
 pub const Q8_1_Q4_0: Template = template!("quant/q4_0_q8_1.h");
 pub const Q8_1_Q4_1: Template = template!("quant/q4_1_q8_1.h");
 pub const Q8_1_Q5_0: Template = template!("quant/q5_0_q8_1.h");

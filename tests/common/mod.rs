@@ -231,5 +231,5 @@ pub fn example_binary(name: &str) -> Option<PathBuf> {
 pub fn kernels_needed(path: &std::path::Path) -> usize {
     let file = rocmforge::gguf::GgufFile::open(path).unwrap();
     let config = rocmforge::model::ModelConfig::from_gguf(&file).unwrap();
-    rocmforge::graph::kernel_specs(&config, &file).unwrap().len()
+    rocmforge::exec::kernel_specs(&config, &file).unwrap().len()
 }

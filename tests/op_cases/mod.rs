@@ -259,6 +259,7 @@ pub fn cases(full: bool) -> Vec<Case> {
         }
     }
     int8_cases(&mut all, &mut next_seed, full);
+    fused_cases(&mut all, &mut next_seed, full);
     let (head_dims, gqas): (&[usize], &[usize]) =
         if full { (&[64, 80, 96, 128, 256], &[1, 3, 4, 8]) } else { (&[64, 256], &[1, 4]) };
     for &hd in head_dims {
@@ -396,6 +397,266 @@ fn int8_cases(all: &mut Vec<Case>, next_seed: &mut impl FnMut() -> u64, full: bo
             }
         }
     }
+}
+
+/// The fused int8 decode's kernels (src/exec/fuse.rs), each held to the CPU reference of the ops
+/// it fuses, on the same input: the float outputs within the bounds of the unfused ops, and the
+/// q8_1 blocks each writes bit-exact against `quantize_row_q8_1` of the floats it wrote itself (a
+/// last-ulp difference of a float may move a quant by one; the quantizer must not add its own).
+fn fused_cases(all: &mut Vec<Case>, next_seed: &mut impl FnMut() -> u64, full: bool) {
+    // SmolLM2's 576, Gemma 3's 640, the 7B's 4096; with and without the residual add and (1 + w).
+    for (n, add_one, residual) in
+        [(576usize, false, true), (640, true, true), (4096, false, true), (4096, false, false)]
+    {
+        let s = next_seed();
+        let name = format!(
+            "rmsnorm_q8_1 n {n}{}{}",
+            if residual { " after the residual add" } else { "" },
+            if add_one { " (1 + w)" } else { "" }
+        );
+        let rule = "x += d bit-exact; y: |y|·(γ(n)/2 + 20U); q8_1 = quantize(y as written) bit-exact";
+        all.push(case(name, rule, move |h| rms_norm_q8_1(h, s, n, add_one, residual)));
+    }
+    // Q4_K_M's Q/K/V (Q4_K, Q4_K, Q6_K) and gate/up, SmolLM2's narrow rows, qwen2's biases, and (GPU
+    // runs) every int8 type in each segment position.
+    let mut multis: Vec<(usize, Vec<GgmlType>, Vec<usize>, bool)> = vec![
+        (4096, vec![GgmlType::Q4_K, GgmlType::Q4_K, GgmlType::Q6_K], vec![515, 130, 129], false),
+        (576, vec![GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q8_0], vec![99, 33, 31], false),
+        (512, vec![GgmlType::Q4_K, GgmlType::Q6_K], vec![77, 64], false),
+        (1536, vec![GgmlType::Q5_K, GgmlType::Q5_K, GgmlType::Q6_K], vec![65, 33, 17], true),
+    ];
+    if full {
+        for &ty in quant::SUPPORTED.iter().filter(|t| rocmforge::kernels::int8_matvec_type(**t)) {
+            multis.push((2048, vec![ty, GgmlType::Q8_0, ty], vec![37, 41, 3], true));
+            multis.push((2048, vec![GgmlType::Q4_0, ty], vec![129, 37], false));
+        }
+    }
+    for (k, types, rows, bias) in multis {
+        let s = next_seed();
+        let names: Vec<&str> = types.iter().map(|t| t.name()).collect();
+        let name = format!("mmvq_multi {} k {k} rows {rows:?}{}", names.join("+"), if bias { " + bias" } else { "" });
+        let rule = "2γ(2·K/32 + 4)·Σ|terms| (+ 2U·(|y| + that) with the bias) per output";
+        all.push(case(name, rule, move |h| mmvq_multi(h, s, k, &types, &rows, bias)));
+    }
+    let ropes: &[(RopeKind, usize, usize, bool, KvPrecision, usize)] = if full {
+        &[
+            (RopeKind::Normal, 128, 128, true, KvPrecision::F16, 517),
+            (RopeKind::Neox, 64, 64, false, KvPrecision::F16, 0),
+            (RopeKind::Neox, 256, 256, false, KvPrecision::F32, 4095),
+            (RopeKind::Neox, 128, 64, false, KvPrecision::F16, 33),
+            (RopeKind::Normal, 80, 32, true, KvPrecision::F32, 1000),
+        ]
+    } else {
+        &[
+            (RopeKind::Normal, 128, 128, true, KvPrecision::F16, 517),
+            (RopeKind::Neox, 128, 64, false, KvPrecision::F32, 33),
+        ]
+    };
+    for &(kind, hd, rd, llama3, kv, pos) in ropes {
+        let s = next_seed();
+        let name = format!(
+            "rope_kv {kind:?} hd {hd} dims {rd}{} at {pos} {} cache",
+            if llama3 { " Llama 3 divisors" } else { "" },
+            kv.name()
+        );
+        let rule = "q, k: rope's bound; caches: K as written and V, rounded, bit-exact, the rest untouched";
+        all.push(case(name, rule, move |h| rope_kv(h, s, kind, hd, rd, llama3, kv, pos)));
+    }
+    for kind in [GluKind::SwiGlu, GluKind::GeGlu] {
+        let s = next_seed();
+        let rule = "out: glu's bound; q8_1 = quantize(out as written) bit-exact";
+        all.push(case(format!("glu_q8_1 {kind:?}"), rule, move |h| glu_q8_1(h, s, kind)));
+    }
+}
+
+/// q8_1 blocks of `x`, as floats for comparison.
+fn quantized_floats(x: &[f32]) -> Vec<f32> {
+    let mut blocks = vec![quant::BlockQ8_1 { d: [0; 2], s: [0; 2], qs: [0; 32] }; x.len() / 32];
+    quant::quantize_row_q8_1(x, &mut blocks);
+    q8_1_as_floats(&q8_1_bytes_of(&blocks))
+}
+
+/// Appends a bit-exact part (bound 0; the reference is its own f64 value).
+fn push_exact(m: &mut Measured, got: Vec<f32>, want: Vec<f32>) {
+    m.bound.as_mut().expect("a bounded case").extend(std::iter::repeat_n(0.0, want.len()));
+    m.exact.as_mut().expect("a bounded case").extend(want.iter().map(|&v| v as f64));
+    m.got.extend(got);
+    m.want.extend(want);
+}
+
+/// Element `i` of `v`, or element 0 where there is none (an unused segment's stand-in).
+fn pick<T: DeviceElem>(v: &[DeviceBuffer<T>], i: usize) -> BufView<'_> {
+    v.get(i).unwrap_or(&v[0]).view()
+}
+
+fn rms_norm_q8_1(h: &Harness, seed: u64, n: usize, add_one: bool, residual: bool) -> Measured {
+    let mut rng = Rng(seed);
+    let (x, d, w) = (rng.vec(n), rng.vec(n), rng.vec(n));
+    let mut summed = x.clone();
+    if residual {
+        reference::add_assign(&mut summed, &d);
+    }
+    let (want, bound, exact) = rms_norm_expect(&summed, &w, n, add_one);
+    let (xb, db, wb, yb) = (h.upload(&x), h.upload(&d), h.upload(&w), h.poisoned(n));
+    let qb = h.upload(&vec![0xFFu8; launch::q8_1_bytes(n)]);
+    h.launch(launch::RmsNormQ8_1 {
+        x: xb.view(),
+        d: db.view(),
+        w: wb.view(),
+        y: yb.view(),
+        q: qb.view(),
+        n: n as u32,
+        add_one,
+        residual,
+        rows: 1,
+        eps: 1e-6,
+    });
+    let y = h.read(&yb);
+    let mut m = Measured { got: y.clone(), want, bound: Some(bound), exact: Some(exact) };
+    push_exact(&mut m, h.read(&xb), summed);
+    push_exact(&mut m, q8_1_as_floats(&h.read(&qb)), quantized_floats(&y));
+    m
+}
+
+/// Each segment as [`mmvq`] holds a lone int8 matvec, on one shared q8_1 input; the bias (when
+/// there is one) is one more rounding on each side, 2U·|y| between them beyond the sums' bound.
+fn mmvq_multi(h: &Harness, seed: u64, k: usize, types: &[GgmlType], rows: &[usize], bias: bool) -> Measured {
+    let mut rng = Rng(seed);
+    let x: Vec<f32> = rng.vec(k).iter().enumerate().map(|(i, v)| v * [1.0, 8.0, 0.05][(i / 32) % 3]).collect();
+    let mut blocks = vec![quant::BlockQ8_1 { d: [0; 2], s: [0; 2], qs: [0; 32] }; k / 32];
+    quant::quantize_row_q8_1(&x, &mut blocks);
+    let a = quant::Q8Rows::from_blocks(&blocks, k);
+    let g = gamma(2 * k / 32 + 4);
+    let mut m = Measured { got: Vec::new(), want: Vec::new(), bound: Some(Vec::new()), exact: Some(Vec::new()) };
+    let (mut ws, mut ys, mut bs) = (Vec::new(), Vec::new(), Vec::new());
+    for (&ty, &n) in types.iter().zip(rows) {
+        let w = random_weights(&mut rng, ty, n, k);
+        let b = rng.vec(n);
+        let mut want = vec![0f32; n];
+        quant::matvec_q8_1(ty, &w, k, &a, &mut want).expect("the reference takes every int8 type");
+        if bias {
+            reference::bias_add(&mut want, &b, n);
+        }
+        let terms = quant::matvec_q8_1_exact(ty, &w, k, &a).expect("the reference takes every int8 type");
+        for (i, (v, mag)) in terms.iter().enumerate() {
+            let sums = 2.0 * g * mag;
+            let (bound, exact) =
+                if bias { (sums + 2.0 * U * (want[i].abs() as f64 + sums), v + b[i] as f64) } else { (sums, *v) };
+            m.bound.as_mut().unwrap().push(bound);
+            m.exact.as_mut().unwrap().push(exact);
+        }
+        m.want.extend(want);
+        ws.push(h.upload(&w));
+        ys.push(h.poisoned(n));
+        bs.push(h.upload(&b));
+    }
+    let ab = h.upload(&q8_1_bytes_of(&blocks));
+    // Unused segments: segment 0's buffers, no rows.
+    let mut wtypes = [None; 3];
+    let mut nrows = [0usize; 3];
+    for (i, (&ty, &n)) in types.iter().zip(rows).enumerate() {
+        wtypes[i] = Some(ty);
+        nrows[i] = n;
+    }
+    h.launch(launch::MatVecQ8Multi {
+        w0: pick(&ws, 0),
+        w1: pick(&ws, 1),
+        w2: pick(&ws, 2),
+        a: ab.view(),
+        y0: pick(&ys, 0),
+        y1: pick(&ys, 1),
+        y2: pick(&ys, 2),
+        b0: pick(&bs, 0),
+        b1: pick(&bs, 1),
+        b2: pick(&bs, 2),
+        wtypes,
+        k: k as u32,
+        rows: nrows,
+        bias,
+    });
+    for y in &ys {
+        m.got.extend(h.read(y));
+    }
+    m
+}
+
+/// Decode's rope and KV append of one token at position `pos` (4 query heads, 2 key heads): Q and
+/// K against the reference rope within its bound, then the caches bit-exact against the rotated K
+/// the kernel wrote and the V it was given, rounded as the cache holds them, and the positions
+/// around them left as they were.
+#[allow(clippy::too_many_arguments)]
+fn rope_kv(
+    h: &Harness,
+    seed: u64,
+    kind: RopeKind,
+    hd: usize,
+    rd: usize,
+    llama3: bool,
+    kv: KvPrecision,
+    pos: usize,
+) -> Measured {
+    let mut rng = Rng(seed);
+    let (n_head, n_kv, base, fs) = (4usize, 2usize, 1e4f32, 1.0f32);
+    let (q, k, v) = (rng.vec(n_head * hd), rng.vec(n_kv * hd), rng.vec(n_kv * hd));
+    let ff = freq_divisors(rd, llama3);
+    let positions = [pos as u32];
+    let run = |heads| RopeRun { heads, hd, rd, neox: kind == RopeKind::Neox, base, fs, llama3 };
+    let (want_q, bound_q, exact_q) = run(n_head).expect(&q, &positions, &ff);
+    let (want_k, bound_k, exact_k) = run(n_kv).expect(&k, &positions, &ff);
+    let row = n_kv * hd;
+    let capacity = pos + 2;
+    // A finite stand-in for poison (exact in f16), since these elements sit beside bounded ones.
+    let poison = vec![-777.0f32; row * capacity];
+    let (qb, kb, vb) = (h.upload(&q), h.upload(&k), h.upload(&v));
+    let (kc, vc) = (KvCache::upload(h, &poison, kv), KvCache::upload(h, &poison, kv));
+    let (pb, fb) = (h.upload(&[pos as i32]), h.upload(&ff));
+    h.launch(launch::RopeKv {
+        q: qb.view(),
+        k: kb.view(),
+        v: vb.view(),
+        k_cache: kc.view(),
+        v_cache: vc.view(),
+        positions: pb.view(),
+        freq_factors: fb.view(),
+        head_dim: hd as u32,
+        rope_dims: rd as u32,
+        kind,
+        n_tokens: 1,
+        n_head,
+        n_head_kv: n_kv,
+        base,
+        freq_scale: fs,
+        pos0: pos,
+        kv,
+    });
+    let got_k = h.read(&kb);
+    let mut m = Measured {
+        got: h.read(&qb).into_iter().chain(got_k.iter().copied()).collect(),
+        want: want_q.into_iter().chain(want_k).collect(),
+        bound: Some(bound_q.into_iter().chain(bound_k).collect()),
+        exact: Some(exact_q.into_iter().chain(exact_k).collect()),
+    };
+    for (cache, new) in [(&kc, &got_k), (&vc, &v)] {
+        let mut want = poison.clone();
+        want[pos * row..(pos + 1) * row].copy_from_slice(new);
+        let want: Vec<f32> = want.iter().map(|&x| round_kv(x, kv)).collect();
+        push_exact(&mut m, cache.read(h), want);
+    }
+    m
+}
+
+fn glu_q8_1(h: &Harness, seed: u64, kind: GluKind) -> Measured {
+    let mut rng = Rng(seed);
+    let n = 3008;
+    let (g, u) = (rng.vec(n), rng.vec(n));
+    let (want, bound, exact) = glu_expect(&g, &u, kind);
+    let (gb, ub, ob) = (h.upload(&g), h.upload(&u), h.poisoned(n));
+    let qb = h.upload(&vec![0xFFu8; launch::q8_1_bytes(n)]);
+    h.launch(launch::GluQ8_1 { gate: gb.view(), up: ub.view(), out: ob.view(), q: qb.view(), kind, n });
+    let out = h.read(&ob);
+    let mut m = Measured { got: out.clone(), want, bound: Some(bound), exact: Some(exact) };
+    push_exact(&mut m, q8_1_as_floats(&h.read(&qb)), quantized_floats(&out));
+    m
 }
 
 /// q8_1 blocks as floats for comparison: d and s widened, then the 32 quants.
@@ -607,22 +868,29 @@ fn attention(
 fn rms_norm(h: &Harness, seed: u64, n: usize, rows: usize, add_one: bool, in_place: bool) -> Measured {
     let mut rng = Rng(seed);
     let (x, w) = (rng.vec(rows * n), rng.vec(n));
-    let w_used: Vec<f32> = if add_one { w.iter().map(|v| v + 1.0).collect() } else { w.clone() };
-    let mut want = vec![0f32; rows * n];
-    reference::rms_norm(&x, &w_used, n, 1e-6, &mut want);
+    let (want, bound, exact) = rms_norm_expect(&x, &w, n, add_one);
+    let (xb, wb, yb) = (h.upload(&x), h.upload(&w), h.poisoned(rows * n));
+    let y = if in_place { xb.view() } else { yb.view() };
+    h.launch(launch::RmsNorm { x: xb.view(), w: wb.view(), y, n: n as u32, add_one, rows, eps: 1e-6 });
+    Measured { got: h.read(if in_place { &xb } else { &yb }), want, bound: Some(bound), exact: Some(exact) }
+}
+
+/// The reference's RMSNorm (eps 1e-6) of rows of `n` of x, each element's bound (see
+/// [`rms_norm`]) and the norm in f64.
+fn rms_norm_expect(x: &[f32], w: &[f32], n: usize, add_one: bool) -> (Vec<f32>, Vec<f64>, Vec<f64>) {
+    let w_used: Vec<f32> = if add_one { w.iter().map(|v| v + 1.0).collect() } else { w.to_vec() };
+    let mut want = vec![0f32; x.len()];
+    reference::rms_norm(x, &w_used, n, 1e-6, &mut want);
     let bound = want.iter().map(|y| y.abs() as f64 * (gamma(n) / 2.0 + 20.0 * U)).collect();
     let exact = x
         .chunks_exact(n)
         .flat_map(|row| {
             let mean = row.iter().map(|v| *v as f64 * *v as f64).sum::<f64>() / n as f64;
             let inv = 1.0 / (mean + 1e-6f32 as f64).sqrt();
-            row.iter().zip(&w_used).map(move |(v, w)| *v as f64 * inv * *w as f64)
+            row.iter().zip(&w_used).map(move |(v, w)| *v as f64 * inv * *w as f64).collect::<Vec<_>>()
         })
         .collect();
-    let (xb, wb, yb) = (h.upload(&x), h.upload(&w), h.poisoned(rows * n));
-    let y = if in_place { xb.view() } else { yb.view() };
-    h.launch(launch::RmsNorm { x: xb.view(), w: wb.view(), y, n: n as u32, add_one, rows, eps: 1e-6 });
-    Measured { got: h.read(if in_place { &xb } else { &yb }), want, bound: Some(bound), exact: Some(exact) }
+    (want, bound, exact)
 }
 
 /// The angle θ of pair i: the CPU iterates θ ← θ·base^(−2/dims) in f32 (llama.cpp's cache), i + 1
@@ -633,32 +901,9 @@ fn rope(h: &Harness, seed: u64, kind: RopeKind, hd: usize, rd: usize, base: f32,
     let mut rng = Rng(seed);
     let (tokens, heads) = (ROPE_POSITIONS.len(), 3usize);
     let x = rng.vec(tokens * heads * hd);
-    let neox = kind == RopeKind::Neox;
-    // Llama 3's per-pair divisors rise from 1 (high frequencies) to 32; without them, ones.
-    let ff: Vec<f32> =
-        (0..rd / 2).map(|i| if llama3 { 1.0 + 31.0 * (i as f32 / (rd / 2) as f32) } else { 1.0 }).collect();
-    let mut want = x.clone();
-    reference::rope(&mut want, &ROPE_POSITIONS, heads, hd, rd, neox, base, fs, llama3.then_some(ff.as_slice()));
-    let mut bound = vec![0f64; x.len()];
-    let mut exact: Vec<f64> = x.iter().map(|v| *v as f64).collect();
-    for (t, &p) in ROPE_POSITIONS.iter().enumerate() {
-        for hh in 0..heads {
-            let row = (t * heads + hh) * hd;
-            for (i, &f) in ff.iter().enumerate() {
-                let theta = p as f64 * fs as f64 * (base as f64).powf(-2.0 * i as f64 / rd as f64) / f as f64;
-                // A divisor other than 1 adds one rounding.
-                let divide = if f == 1.0 { 0.0 } else { 1.0 };
-                let d_theta = theta * (4.0 * i as f64 + 11.0 + divide + 2.0 * (base as f64).ln()) * U;
-                let (a, b) = if neox { (i, i + rd / 2) } else { (2 * i, 2 * i + 1) };
-                let b_pair = (x[row + a].abs() + x[row + b].abs()) as f64 * (d_theta + 10.0 * U);
-                bound[row + a] = b_pair;
-                bound[row + b] = b_pair;
-                let (x0, x1, (sin, cos)) = (x[row + a] as f64, x[row + b] as f64, theta.sin_cos());
-                exact[row + a] = x0 * cos - x1 * sin;
-                exact[row + b] = x0 * sin + x1 * cos;
-            }
-        }
-    }
+    let ff = freq_divisors(rd, llama3);
+    let r = RopeRun { heads, hd, rd, neox: kind == RopeKind::Neox, base, fs, llama3 };
+    let (want, bound, exact) = r.expect(&x, &ROPE_POSITIONS, &ff);
     let (xb, pb, fb) = (h.upload(&x), h.upload(&ROPE_POSITIONS.map(|p| p as i32)), h.upload(&ff));
     h.launch(launch::Rope {
         x: xb.view(),
@@ -675,6 +920,53 @@ fn rope(h: &Harness, seed: u64, kind: RopeKind, hd: usize, rd: usize, base: f32,
     Measured { got: h.read(&xb), want, bound: Some(bound), exact: Some(exact) }
 }
 
+/// Llama 3's per-pair divisors rise from 1 (high frequencies) to 32; without them, ones.
+fn freq_divisors(rd: usize, llama3: bool) -> Vec<f32> {
+    (0..rd / 2).map(|i| if llama3 { 1.0 + 31.0 * (i as f32 / (rd / 2) as f32) } else { 1.0 }).collect()
+}
+
+/// A rope's shape and angles.
+struct RopeRun {
+    heads: usize,
+    hd: usize,
+    rd: usize,
+    neox: bool,
+    base: f32,
+    fs: f32,
+    llama3: bool,
+}
+
+impl RopeRun {
+    /// The reference's rotation of `x` (tokens at `positions`), the bound of each element and the
+    /// rotation in f64.
+    fn expect(&self, x: &[f32], positions: &[u32], ff: &[f32]) -> (Vec<f32>, Vec<f64>, Vec<f64>) {
+        let (heads, hd, rd, neox, base, fs) = (self.heads, self.hd, self.rd, self.neox, self.base, self.fs);
+        let mut want = x.to_vec();
+        reference::rope(&mut want, positions, heads, hd, rd, neox, base, fs, self.llama3.then_some(ff));
+        let mut bound = vec![0f64; x.len()];
+        let mut exact: Vec<f64> = x.iter().map(|v| *v as f64).collect();
+        for (t, &p) in positions.iter().enumerate() {
+            for hh in 0..heads {
+                let row = (t * heads + hh) * hd;
+                for (i, &f) in ff.iter().enumerate() {
+                    let theta = p as f64 * fs as f64 * (base as f64).powf(-2.0 * i as f64 / rd as f64) / f as f64;
+                    // A divisor other than 1 adds one rounding.
+                    let divide = if f == 1.0 { 0.0 } else { 1.0 };
+                    let d_theta = theta * (4.0 * i as f64 + 11.0 + divide + 2.0 * (base as f64).ln()) * U;
+                    let (a, b) = if neox { (i, i + rd / 2) } else { (2 * i, 2 * i + 1) };
+                    let b_pair = (x[row + a].abs() + x[row + b].abs()) as f64 * (d_theta + 10.0 * U);
+                    bound[row + a] = b_pair;
+                    bound[row + b] = b_pair;
+                    let (x0, x1, (sin, cos)) = (x[row + a] as f64, x[row + b] as f64, theta.sin_cos());
+                    exact[row + a] = x0 * cos - x1 * sin;
+                    exact[row + b] = x0 * sin + x1 * cos;
+                }
+            }
+        }
+        (want, bound, exact)
+    }
+}
+
 /// SwiGLU: exp (2 ulp on the GPU, 1 on the CPU: 6U), the sum, the quotient and the product (2U
 /// each, both sides): 12U of the result, bound 16U. GeGLU: tanh's error (6U of t) and its
 /// argument's (5 roundings a side: 10U of z, times tanh' ≤ 1) reach the result through ½·g·up; the
@@ -683,6 +975,15 @@ fn glu(h: &Harness, seed: u64, kind: GluKind) -> Measured {
     let mut rng = Rng(seed);
     let n = 3000;
     let (g, u) = (rng.vec(n), rng.vec(n));
+    let (want, bound, exact) = glu_expect(&g, &u, kind);
+    let (gb, ub, ob) = (h.upload(&g), h.upload(&u), h.poisoned(n));
+    h.launch(launch::Glu { gate: gb.view(), up: ub.view(), out: ob.view(), kind, n });
+    Measured { got: h.read(&ob), want, bound: Some(bound), exact: Some(exact) }
+}
+
+/// The reference's GLU of (g, u), the bound of each element (see [`glu`]) and the GLU in f64.
+fn glu_expect(g: &[f32], u: &[f32], kind: GluKind) -> (Vec<f32>, Vec<f64>, Vec<f64>) {
+    let n = g.len();
     let mut want = vec![0f32; n];
     reference::glu(&g, &u, kind, &mut want);
     let exact = (0..n)
@@ -710,9 +1011,7 @@ fn glu(h: &Harness, seed: u64, kind: GluKind) -> Measured {
             }
         })
         .collect();
-    let (gb, ub, ob) = (h.upload(&g), h.upload(&u), h.poisoned(n));
-    h.launch(launch::Glu { gate: gb.view(), up: ub.view(), out: ob.view(), kind, n });
-    Measured { got: h.read(&ob), want, bound: Some(bound), exact: Some(exact) }
+    (want, bound, exact)
 }
 
 fn add(h: &Harness, seed: u64) -> Measured {

@@ -1,0 +1,32 @@
+// rope_kv (decode): rope.hip's rotation of the query and key heads in place, and kv_append.hip's
+// copy of the new K and V rows into the caches, in one launch. Grid (tokens, n_head + n_head_kv):
+// blocks y < n_head rotate query head y; the others rotate key head y - n_head, store it (rotated)
+// and value head y - n_head at positions pos0 + t of the caches (kv_store.h). One thread per
+// rotated pair; the dimensions past ROPE_DIMS, and V, are copied by a loop over the head.
+RF_KERNEL void __launch_bounds__(ROPE_DIMS / 2)
+KERNEL_NAME(float* __restrict__ q, float* __restrict__ k, const float* __restrict__ v, kv_t* __restrict__ k_cache,
+            kv_t* __restrict__ v_cache, const int* __restrict__ pos, int n_head, int n_head_kv, float base,
+            float freq_scale, const float* __restrict__ freq_factors, int pos0) {
+    const int t = blockIdx.x, i = threadIdx.x;
+    const bool is_k = (int)blockIdx.y >= n_head;
+    const int h = is_k ? (int)blockIdx.y - n_head : (int)blockIdx.y;
+    const long long src = is_k ? ((long long)t * n_head_kv + h) * HEAD_DIM : ((long long)t * n_head + h) * HEAD_DIM;
+    float* x = (is_k ? k : q) + src;
+    float theta = (float)pos[t] * powf(base, -2.0f * (float)i / (float)ROPE_DIMS);
+    theta /= freq_factors[i];
+    theta *= freq_scale;
+    float s, c;
+    sincosf(theta, &s, &c);
+    const int a = NEOX ? i : 2 * i;
+    const int b = NEOX ? i + ROPE_DIMS / 2 : 2 * i + 1;
+    const float x0 = x[a], x1 = x[b];
+    const float r0 = x0 * c - x1 * s, r1 = x0 * s + x1 * c;
+    x[a] = r0;
+    x[b] = r1;
+    if (!is_k) return;
+    const long long dst = ((long long)(pos0 + t) * n_head_kv + h) * HEAD_DIM;
+    kv_store(k_cache + dst + a, r0);
+    kv_store(k_cache + dst + b, r1);
+    for (int j = ROPE_DIMS + i; j < HEAD_DIM; j += ROPE_DIMS / 2) kv_store(k_cache + dst + j, x[j]);
+    for (int j = i; j < HEAD_DIM; j += ROPE_DIMS / 2) kv_store(v_cache + dst + j, v[src + j]);
+}
