@@ -122,6 +122,12 @@ fn the_int8_decode_kernels_compile_for_three_amd_targets_without_spills() {
 }
 
 #[test]
+fn the_fused_decode_kernels_compile_for_three_amd_targets_without_spills() {
+    let Some(rtc) = common::hiprtc() else { return };
+    compile_checked(&rtc, &common::fused_coverage_specs(), true);
+}
+
+#[test]
 fn every_weight_type_and_head_size_compiles() {
     let Some(rtc) = common::hiprtc() else { return };
     compile_all(&rtc, &coverage_specs());

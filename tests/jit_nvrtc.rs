@@ -32,6 +32,7 @@ fn every_template_compiles_with_nvrtc_for_sm_90() {
             specs.insert(KernelSpec::KvAppend { kv });
         }
     }
+    specs.extend(common::fused_coverage_specs());
     let start = std::time::Instant::now();
     for spec in &specs {
         let k = render(spec, target.render_target()).unwrap();

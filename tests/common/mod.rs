@@ -233,3 +233,32 @@ pub fn kernels_needed(path: &std::path::Path) -> usize {
     let config = rocmforge::model::ModelConfig::from_gguf(&file).unwrap();
     rocmforge::exec::kernel_specs(&config, &file).unwrap().len()
 }
+
+/// The fused int8 decode's kernels beyond what the reference models need: every int8 weight type in
+/// every segment position of the fused matvec (with biases, and at SmolLM2's narrow rows), the
+/// norm with and without the residual add and (1 + w), rope + KV append over both caches with a
+/// partial rope, and both GLUs.
+pub fn fused_coverage_specs() -> std::collections::BTreeSet<rocmforge::kernels::KernelSpec> {
+    use rocmforge::kernels::{GluKind, KernelSpec, KvPrecision, RopeKind};
+    let mut all = std::collections::BTreeSet::new();
+    for &ty in rocmforge::quant::SUPPORTED.iter().filter(|t| rocmforge::kernels::int8_matvec_type(**t)) {
+        all.insert(KernelSpec::MatVecQ8Multi { k: 4096, wtypes: [Some(ty), Some(GgmlType::Q6_K), Some(ty)], bias: true });
+        all.insert(KernelSpec::MatVecQ8Multi { k: 2048, wtypes: [Some(GgmlType::Q4_0), Some(ty), None], bias: false });
+    }
+    all.insert(KernelSpec::MatVecQ8Multi {
+        k: 576,
+        wtypes: [Some(GgmlType::Q8_0), Some(GgmlType::Q5_0), Some(GgmlType::Q5_1)],
+        bias: false,
+    });
+    for (n, add_one, residual) in [(4096, false, true), (4096, true, false), (576, false, true)] {
+        all.insert(KernelSpec::RmsNormQ8_1 { n, add_one, residual });
+    }
+    for kv in [KvPrecision::F16, KvPrecision::F32] {
+        all.insert(KernelSpec::RopeKv { head_dim: 128, rope_dims: 64, kind: RopeKind::Neox, kv });
+        all.insert(KernelSpec::RopeKv { head_dim: 80, rope_dims: 32, kind: RopeKind::Normal, kv });
+    }
+    for kind in [GluKind::SwiGlu, GluKind::GeGlu] {
+        all.insert(KernelSpec::GluQ8_1 { kind });
+    }
+    all
+}
