@@ -230,6 +230,58 @@ fn synthetic_7b_q4_k_m_on_the_gpu_matches_the_cpu() {
     gpu_matches_cpu(Path::new(&path), 16);
 }
 
+/// The fused int8 decode (src/exec/fuse.rs) against the unfused int8 decode on the GPU, 32
+/// teacher-forced steps after a 40-token prompt. The fused kernels do the unfused ones' arithmetic
+/// in the same order (tests/op_cases holds each to the CPU), so the logits should be bit-identical;
+/// what may differ is the compiler's contraction of a multiply-add in one kernel and not the other,
+/// a last-ulp change that can flip a single q8_1 rounding (one quant by one: a relative ~1/127 of one
+/// product in one row), far below NMSE 1e-6, the bound. Prints the launches a step of each.
+#[test]
+#[ignore = "needs a GPU: run by scripts/gpu_tests.sh on the device"]
+fn the_fused_int8_decode_matches_the_unfused_one_on_the_gpu() {
+    let mut files: Vec<std::path::PathBuf> = [
+        "variants/smol-Q4_K_M.gguf",
+        "gemma-3-270m-q4_k_m.gguf",
+        "variants/qwen2-synth-Q4_K.gguf",
+        "variants/llama3-synth-Q4_K_M.gguf",
+        "variants/qwen3-synth-Q4_K_M.gguf",
+    ]
+    .iter()
+    .filter_map(|f| common::model(f))
+    .collect();
+    files.extend(std::env::var_os("ROCMFORGE_SYN7B").map(std::path::PathBuf::from));
+    assert!(!files.is_empty(), "no model file in {}", common::models_dir().display());
+    for path in files {
+        let model = Model::load(&path).unwrap();
+        let (dev, engine) = open_gpu();
+        let mut g = GpuModel::new(&model, dev, &engine).unwrap();
+        let n_vocab = model.config.n_vocab;
+        let prompt: Vec<u32> = (0..40u32).map(|i| (i * 7919 + 13) % n_vocab).collect();
+        let mut runs = Vec::new();
+        for fuse in [false, true] {
+            g.fuse = fuse;
+            let mut s = GpuSession::with_precision(&g, 80, DEFAULT_MAX_BATCH, GpuPrecision::Fast).unwrap();
+            s.forward(&prompt).unwrap();
+            let mut logits = Vec::new();
+            for i in 0..32u32 {
+                logits.push(s.forward(&[(i * 31 + 7) % n_vocab]).unwrap().to_vec());
+            }
+            let launches = s.profile_decode(1, 1).unwrap().len();
+            runs.push((logits, launches));
+        }
+        let ((plain, plain_launches), (fused, fused_launches)) = (&runs[0], &runs[1]);
+        let worst = plain.iter().zip(fused).map(|(a, b)| nmse(b, a)).fold(0.0, f64::max);
+        let identical =
+            plain.iter().zip(fused).filter(|(a, b)| a.iter().zip(*b).all(|(x, y)| x.to_bits() == y.to_bits())).count();
+        println!(
+            "{}: {plain_launches} launches a decode step unfused, {fused_launches} fused; {identical}/32 steps bit-identical, worst NMSE {worst:.2e} (bound 1e-6)",
+            path.display()
+        );
+        assert!(fused_launches < *plain_launches, "{}: fusion must shorten the plan", path.display());
+        assert!(worst <= 1e-6, "{}: fused vs unfused int8 decode NMSE {worst:.2e}", path.display());
+    }
+}
+
 /// Llama 3 rope frequency factors through the GPU rope kernel: the synthetic Llama 3 on a
 /// 300-token prompt (where its factors change the logits by NMSE 4e-2), GPU against CPU.
 #[test]

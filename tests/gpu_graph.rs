@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use rocmforge::device::{self, Device, DeviceError, GraphNode};
-use rocmforge::exec::gpu::{GpuModel, GpuSession, Replay, DEFAULT_MAX_BATCH};
+use rocmforge::exec::gpu::{GpuModel, GpuPrecision, GpuSession, Replay, DEFAULT_MAX_BATCH};
 use rocmforge::exec::Model;
 use rocmforge::jit::Engine;
 use rocmforge::kernels::launch;
@@ -90,10 +90,13 @@ fn graph_replay_on_the_cpu_device_matches_plain_replay() {
     let Some(path) = common::model("variants/smol-Q4_K_M.gguf") else { return };
     let model = Model::load(&path).unwrap();
     let engine = Engine::builder().memory_only().build().unwrap();
-    let g = GpuModel::new(&model, Device::cpu(), &engine).unwrap();
+    let mut g = GpuModel::new(&model, Device::cpu(), &engine).unwrap();
     // The CPU device runs no graphs, so plain replay is its default.
     assert_eq!(GpuSession::new(&g, 8, DEFAULT_MAX_BATCH).unwrap().replay_mode(), Replay::Plain);
     graph_matches_plain(&g, "smol-Q4_K_M on the CPU device", 12, 6, false);
+    g.precision = GpuPrecision::Fast;
+    g.fuse = true;
+    graph_matches_plain(&g, "smol-Q4_K_M on the CPU device, int8 fused decode", 12, 6, false);
 }
 
 /// The graph's nodes are checked as launches are; an update with the same parameters costs
@@ -147,8 +150,12 @@ fn open_gpu() -> (Device, Engine) {
 fn on_the_gpu(path: &Path, label: &str, prompt_len: usize, steps: usize) {
     let (dev, engine) = open_gpu();
     let model = Model::load(path).unwrap();
-    let g = GpuModel::new(&model, dev, &engine).unwrap();
+    let mut g = GpuModel::new(&model, dev, &engine).unwrap();
     graph_matches_plain(&g, label, prompt_len, steps, true);
+    // The int8 decode, fused (its rope + KV append launch is updated with the position).
+    g.precision = GpuPrecision::Fast;
+    g.fuse = true;
+    graph_matches_plain(&g, &format!("{label}, int8 fused decode"), prompt_len, steps, true);
 }
 
 #[test]

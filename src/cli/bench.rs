@@ -233,14 +233,14 @@ fn profile(s: &mut GpuSession, ids: &[u32], depth: usize, out: &Out) -> Result<s
         total * 1e6
     ));
     out.line(format!(
-        "           {:<22} {:>8} {:>10} {:>6} {:>9}  kernels",
+        "           {:<32} {:>8} {:>10} {:>6} {:>9}  kernels",
         "op", "launches", "us/token", "share", "GB/s"
     ));
     let mut j = Vec::new();
     for r in &rows {
         let gbs = r.bytes.map(|b| b as f64 / r.seconds / 1e9);
         out.line(format!(
-            "           {:<22} {:>8} {:>10.1} {:>5.1}% {:>9}  {}",
+            "           {:<32} {:>8} {:>10.1} {:>5.1}% {:>9}  {}",
             r.op,
             r.launches,
             r.seconds * 1e6,

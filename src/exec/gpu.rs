@@ -14,6 +14,10 @@
 //! quantized projection's input to q8_1 once (Q/K/V and gate/up share one quantization, as the
 //! CPU's fast path does) and runs the int8 matvec (`mmvq`); `Exact` keeps the f32 matvec, the
 //! path the CPU reference matches to f32 rounding. Prefill runs the f32 matrix product in both.
+//!
+//! The `Fast` decode plan is fused ([`super::fuse`], unless `ROCMFORGE_FUSE=0`): the residual add,
+//! the norm and the quantize of the next matvec's input in one launch, Q/K/V and gate/up each in
+//! one int8 matvec launch, rope and the KV append in one, the GLU with its quantize in one.
 
 use std::collections::HashMap;
 use std::time::Instant;

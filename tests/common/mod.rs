@@ -242,7 +242,11 @@ pub fn fused_coverage_specs() -> std::collections::BTreeSet<rocmforge::kernels::
     use rocmforge::kernels::{GluKind, KernelSpec, KvPrecision, RopeKind};
     let mut all = std::collections::BTreeSet::new();
     for &ty in rocmforge::quant::SUPPORTED.iter().filter(|t| rocmforge::kernels::int8_matvec_type(**t)) {
-        all.insert(KernelSpec::MatVecQ8Multi { k: 4096, wtypes: [Some(ty), Some(GgmlType::Q6_K), Some(ty)], bias: true });
+        all.insert(KernelSpec::MatVecQ8Multi {
+            k: 4096,
+            wtypes: [Some(ty), Some(GgmlType::Q6_K), Some(ty)],
+            bias: true,
+        });
         all.insert(KernelSpec::MatVecQ8Multi { k: 2048, wtypes: [Some(GgmlType::Q4_0), Some(ty), None], bias: false });
     }
     all.insert(KernelSpec::MatVecQ8Multi {
