@@ -234,10 +234,22 @@ pub fn kernels_needed(path: &std::path::Path) -> usize {
     rocmforge::exec::kernel_specs(&config, &file).unwrap().len()
 }
 
+/// How many kernels `rocmforge warm` compiles for the model at `path` for one target: those it
+/// needs, and their variants over an f32 KV cache (`--kv f32`).
+#[allow(dead_code)]
+pub fn kernels_warmed(path: &std::path::Path) -> usize {
+    let file = rocmforge::gguf::GgufFile::open(path).unwrap();
+    let config = rocmforge::model::ModelConfig::from_gguf(&file).unwrap();
+    let specs = rocmforge::exec::kernel_specs(&config, &file).unwrap();
+    let f32_kv = specs.iter().map(|s| s.with_kv(rocmforge::kernels::KvPrecision::F32));
+    specs.iter().copied().chain(f32_kv).collect::<std::collections::BTreeSet<_>>().len()
+}
+
 /// The fused int8 decode's kernels beyond what the reference models need: every int8 weight type in
 /// every segment position of the fused matvec (with biases, and at SmolLM2's narrow rows), the
 /// norm with and without the residual add and (1 + w), rope + KV append over both caches with a
 /// partial rope, and both GLUs.
+#[allow(dead_code)]
 pub fn fused_coverage_specs() -> std::collections::BTreeSet<rocmforge::kernels::KernelSpec> {
     use rocmforge::kernels::{GluKind, KernelSpec, KvPrecision, RopeKind};
     let mut all = std::collections::BTreeSet::new();
