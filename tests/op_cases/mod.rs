@@ -985,7 +985,7 @@ fn glu(h: &Harness, seed: u64, kind: GluKind) -> Measured {
 fn glu_expect(g: &[f32], u: &[f32], kind: GluKind) -> (Vec<f32>, Vec<f64>, Vec<f64>) {
     let n = g.len();
     let mut want = vec![0f32; n];
-    reference::glu(&g, &u, kind, &mut want);
+    reference::glu(g, u, kind, &mut want);
     let exact = (0..n)
         .map(|i| {
             let gi = g[i] as f64;
