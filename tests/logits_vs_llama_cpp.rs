@@ -131,6 +131,26 @@ fn smollm2_q4_k_m_matches_llama_cpp() {
 }
 
 #[test]
+fn smollm2_q3_k_m_matches_llama_cpp() {
+    assert_quantized_close("smollm2-q3_k_m");
+}
+
+#[test]
+fn smollm2_q2_k_matches_llama_cpp() {
+    assert_quantized_close("smollm2-q2_k");
+}
+
+#[test]
+fn smollm2_pure_q2_k_matches_llama_cpp() {
+    assert_quantized_close("smollm2-q2_k-pure");
+}
+
+#[test]
+fn smollm2_iq4_xs_matches_llama_cpp() {
+    assert_quantized_close("smollm2-iq4_xs");
+}
+
+#[test]
 fn smollm2_original_q4_1_matches_llama_cpp() {
     assert_quantized_close("smollm2-q4_1");
 }
@@ -228,6 +248,10 @@ fast_mode_tests! {
     fast_smollm2_q8_0_matches_llama_cpp => "smollm2-q8_0",
     fast_smollm2_q6_k_matches_llama_cpp => "smollm2-q6_k",
     fast_smollm2_q4_k_m_matches_llama_cpp => "smollm2-q4_k_m",
+    fast_smollm2_q3_k_m_matches_llama_cpp => "smollm2-q3_k_m",
+    fast_smollm2_q2_k_matches_llama_cpp => "smollm2-q2_k",
+    fast_smollm2_pure_q2_k_matches_llama_cpp => "smollm2-q2_k-pure",
+    fast_smollm2_iq4_xs_matches_llama_cpp => "smollm2-iq4_xs",
     fast_smollm2_original_q4_1_matches_llama_cpp => "smollm2-q4_1",
     fast_gemma3_270m_q4_k_m_matches_llama_cpp => "gemma3-q4_k_m",
     fast_synthetic_qwen2_q4_k_matches_llama_cpp => "qwen2-synth-q4_k",

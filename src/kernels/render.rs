@@ -293,6 +293,10 @@ fn int8_fragments(ty: GgmlType) -> Vec<Template> {
         GgmlType::Q4_K => vec![t::Q8_1_K4, t::Q8_1_Q4_K],
         GgmlType::Q5_K => vec![t::Q8_1_K4, t::Q8_1_Q5_K],
         GgmlType::Q6_K => vec![t::Q8_1_Q6_K],
+        GgmlType::Q2_K => vec![t::Q8_1_Q2_K],
+        GgmlType::Q3_K => vec![t::Q8_1_Q3_K],
+        GgmlType::IQ4_NL => vec![t::Q8_1_IQ4, t::Q8_1_IQ4_NL],
+        GgmlType::IQ4_XS => vec![t::Q8_1_IQ4, t::Q8_1_IQ4_XS],
         other => unreachable!("validate() refuses an int8 matvec over {other}"),
     }
 }
