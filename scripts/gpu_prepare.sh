@@ -46,7 +46,7 @@ models)
   mkdir -p "$v"
   export PYTHONPATH="$W/llama/gguf-py${PYTHONPATH:+:$PYTHONPATH}"
   "$q" --allow-requantize "$m/SmolLM2-135M-Instruct.Q4_1.gguf" "$v/smol-F32.gguf" F32 >/dev/null 2>&1
-  for t in F16 Q8_0 Q6_K Q4_K_M; do "$q" "$v/smol-F32.gguf" "$v/smol-$t.gguf" "$t" >/dev/null 2>&1 & done
+  for t in F16 Q8_0 Q6_K Q4_K_M Q3_K_M Q2_K IQ4_XS; do "$q" "$v/smol-F32.gguf" "$v/smol-$t.gguf" "$t" >/dev/null 2>&1 & done
   cd "$here/tests/fixtures"
   python3 synth_qwen2.py "$v/qwen2-synth-F32.gguf" --vocab-from "$m/vocab/ggml-vocab-qwen2.gguf" >/dev/null
   "$q" --pure "$v/qwen2-synth-F32.gguf" "$v/qwen2-synth-Q4_K.gguf" Q4_K >/dev/null 2>&1

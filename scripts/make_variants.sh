@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Requantizes the fetched SmolLM2 into the variants the end-to-end tests use (F32, F16, Q8_0,
-# Q6_K, Q4_K_M) and writes the synthetic qwen2 Q4_K, gemma2 F32, and Llama 3 (rope_freqs) and
+# Q6_K, Q4_K_M, and Q3_K_M, Q2_K, IQ4_XS, made without an imatrix: it changes their quality, not
+# their format; SmolLM2's 576-wide rows are no whole 256-value super-blocks, so llama.cpp gives
+# those Q4_0/Q5_0/IQ4_NL and only its ffn_down takes a k-quant: Q2_K itself appears only in
+# smol-Q2_K-pure, all-Q2_K where the shape allows) and writes the synthetic qwen2 Q4_K, gemma2 F32, and Llama 3 (rope_freqs) and
 # qwen3 F32 and Q4_K_M models, with llama.cpp's llama-quantize
 # (scripts/build_llama_cpp.sh), into <models>/variants. Quantization there is ggml's scalar
 # reference code, so the files are the same bytes on every x86-64 machine; the tests check their
@@ -11,16 +14,17 @@ models="$(python3 scripts/fetch_models.py | tail -n 1)"
 out="$models/variants"
 mkdir -p "$out"
 need=0
-for f in smol-F32 smol-F16 smol-Q8_0 smol-Q6_K smol-Q4_K_M qwen2-synth-Q4_K gemma2-synth-F32 llama3-synth-F32 \
+for f in smol-F32 smol-F16 smol-Q8_0 smol-Q6_K smol-Q4_K_M smol-Q3_K_M smol-Q2_K smol-Q2_K-pure smol-IQ4_XS qwen2-synth-Q4_K gemma2-synth-F32 llama3-synth-F32 \
   llama3-synth-Q4_K_M qwen3-synth-F32 qwen3-synth-Q4_K_M; do [ -f "$out/$f.gguf" ] || need=1; done
 if [ "$need" = 1 ]; then
   bin="$(bash scripts/build_llama_cpp.sh)"
   export LD_LIBRARY_PATH="$bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   q="$bin/llama-quantize"
   [ -f "$out/smol-F32.gguf" ] || "$q" --allow-requantize "$models/SmolLM2-135M-Instruct.Q4_1.gguf" "$out/smol-F32.gguf" F32 >/dev/null 2>&1
-  for t in F16 Q8_0 Q6_K Q4_K_M; do
+  for t in F16 Q8_0 Q6_K Q4_K_M Q3_K_M Q2_K IQ4_XS; do
     [ -f "$out/smol-$t.gguf" ] || "$q" "$out/smol-F32.gguf" "$out/smol-$t.gguf" "$t" >/dev/null 2>&1
   done
+  [ -f "$out/smol-Q2_K-pure.gguf" ] || "$q" --pure "$out/smol-F32.gguf" "$out/smol-Q2_K-pure.gguf" Q2_K >/dev/null 2>&1
   # The synthetic models are written with gguf-py.
   python3 -c 'import gguf, numpy' 2>/dev/null || python3 -m pip install -q --user --break-system-packages gguf==0.19.0 numpy 2>/dev/null \
     || python3 -m pip install -q gguf==0.19.0 numpy

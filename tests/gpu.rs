@@ -189,6 +189,10 @@ fn real_models_on_the_gpu_match_the_cpu() {
         ("variants/smol-Q8_0.gguf", 40),
         ("variants/smol-Q6_K.gguf", 40),
         ("variants/smol-Q4_K_M.gguf", 40),
+        ("variants/smol-Q3_K_M.gguf", 40),
+        ("variants/smol-Q2_K.gguf", 40),
+        ("variants/smol-Q2_K-pure.gguf", 40),
+        ("variants/smol-IQ4_XS.gguf", 40),
         ("gemma-3-270m-q4_k_m.gguf", 40),
         ("variants/qwen2-synth-Q4_K.gguf", 40),
         ("variants/gemma2-synth-F32.gguf", 40),
@@ -305,7 +309,8 @@ fn synthetic_qwen3_on_the_gpu_matches_the_cpu() {
 }
 
 /// The int8 decode's two kernels on real weights: every int8 matrix of layer 0 and the output
-/// matrix of the models whose int8 decode strays (Gemma 3, SmolLM2 Q8_0 and Q6_K), against the
+/// matrix of the models whose int8 decode strays (Gemma 3, SmolLM2 Q8_0 and Q6_K) and of the
+/// Q3_K_M, Q2_K, Q2_K --pure and IQ4_XS variants (Q2_K, Q3_K, IQ4_XS, IQ4_NL matrices), against the
 /// CPU's q8_1 reference, with activations at three scales. The GPU quantizes (bit-exact with the
 /// CPU or the case fails) and the int8 matvec is held to the reference's own bound (as the case
 /// table holds it).
@@ -315,7 +320,14 @@ fn the_int8_decode_kernels_match_the_cpu_on_real_weights() {
     use rocmforge::quant;
     let h = gpu_harness();
     let mut failures = Vec::new();
-    for file in ["gemma-3-270m-q4_k_m.gguf", "variants/smol-Q8_0.gguf", "variants/smol-Q6_K.gguf"] {
+    for file in [
+        "gemma-3-270m-q4_k_m.gguf",
+        "variants/smol-Q8_0.gguf",
+        "variants/smol-Q6_K.gguf",
+        "variants/smol-Q3_K_M.gguf",
+        "variants/smol-Q2_K-pure.gguf",
+        "variants/smol-IQ4_XS.gguf",
+    ] {
         let Some(path) = common::model(file) else { continue };
         let gguf = rocmforge::gguf::GgufFile::open(&path).unwrap();
         for t in &gguf.tensors {

@@ -16,11 +16,11 @@ use std::path::PathBuf;
 use rocmforge::dtype::GgmlType;
 use rocmforge::quant::simd::{unpacked_dot_portable, vec_dot_row_terms};
 use rocmforge::quant::{
-    self, blocks, gemm_f32, gemm_q8_1, gemm_q8_1_with, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
-    BlockQ6K, BlockQ8_0, BlockQ8_1, Isa, Kernel, Q8Rows, VecDotQ8_1,
+    self, blocks, gemm_f32, gemm_q8_1, gemm_q8_1_with, BlockIQ4NL, BlockIQ4XS, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0,
+    BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0, BlockQ8_1, Isa, Kernel, Q8Rows, VecDotQ8_1,
 };
 
-const INT8_TYPES: [GgmlType; 8] = [
+const INT8_TYPES: [GgmlType; 12] = [
     GgmlType::Q8_0,
     GgmlType::Q4_0,
     GgmlType::Q4_1,
@@ -29,6 +29,10 @@ const INT8_TYPES: [GgmlType; 8] = [
     GgmlType::Q4_K,
     GgmlType::Q5_K,
     GgmlType::Q6_K,
+    GgmlType::Q2_K,
+    GgmlType::Q3_K,
+    GgmlType::IQ4_NL,
+    GgmlType::IQ4_XS,
 ];
 
 /// Every instruction set of this host with each kernel shape (shapes an instruction set or host
@@ -73,7 +77,9 @@ impl Rng {
 /// Offsets of the f16 scale fields of each format's block.
 fn f16_fields(ty: GgmlType) -> &'static [usize] {
     match ty {
-        GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q5_0 => &[0],
+        GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::IQ4_NL | GgmlType::IQ4_XS => &[0],
+        GgmlType::Q2_K => &[80, 82],
+        GgmlType::Q3_K => &[108],
         GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
         GgmlType::Q6_K => &[208],
         _ => &[],
@@ -139,6 +145,10 @@ fn reference(ty: GgmlType, row: &[u8], a: &Q8Rows, t: usize) -> (f32, f32) {
         GgmlType::Q4_K => go::<BlockQ4K>(row, a, t),
         GgmlType::Q5_K => go::<BlockQ5K>(row, a, t),
         GgmlType::Q6_K => go::<BlockQ6K>(row, a, t),
+        GgmlType::Q2_K => go::<BlockQ2K>(row, a, t),
+        GgmlType::Q3_K => go::<BlockQ3K>(row, a, t),
+        GgmlType::IQ4_NL => go::<BlockIQ4NL>(row, a, t),
+        GgmlType::IQ4_XS => go::<BlockIQ4XS>(row, a, t),
         other => panic!("{other} has no int8 dot"),
     }
 }

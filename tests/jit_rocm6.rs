@@ -18,7 +18,16 @@ const ROCM6_TARGETS: &str = "gfx942,gfx950,gfx1100,gfx1101,gfx1151,gfx1200,gfx12
 /// Today's targets on ROCm 5.2.
 const ROCM5_TARGETS: &str = "gfx906,gfx90a,gfx1030";
 /// The reference models, relative to the model cache.
-const MODELS: [&str; 3] = ["variants/smol-Q4_K_M.gguf", "SmolLM2-135M-Instruct.Q4_1.gguf", "gemma-3-270m-q4_k_m.gguf"];
+/// The reference models, and the SmolLM2 variants whose matrices are the newer formats (Q3_K in
+/// smol-Q2_K's ffn_down, Q2_K in smol-Q2_K-pure's, IQ4_XS and IQ4_NL in smol-IQ4_XS).
+const MODELS: [&str; 6] = [
+    "variants/smol-Q4_K_M.gguf",
+    "SmolLM2-135M-Instruct.Q4_1.gguf",
+    "gemma-3-270m-q4_k_m.gguf",
+    "variants/smol-Q2_K.gguf",
+    "variants/smol-Q2_K-pure.gguf",
+    "variants/smol-IQ4_XS.gguf",
+];
 
 fn required() -> bool {
     std::env::var("ROCMFORGE_REQUIRE_HIPRTC").as_deref() == Ok("1")

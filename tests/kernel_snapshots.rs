@@ -1,5 +1,6 @@
-//! insta snapshots of the rendered source of every distinct kernel that SmolLM2-135M, Gemma 3
-//! 270M, a 7B llama (Q4_K_M layout) and a qwen2 model (Qwen2-1.5B shape, Q4_K_M) need, rendered for
+//! insta snapshots of the rendered source of every distinct kernel that SmolLM2-135M (Q4_1, and
+//! the Q3_K_M, Q2_K, Q2_K --pure and IQ4_XS variants of scripts/make_variants.sh), Gemma 3 270M, a 7B llama
+//! (Q4_K_M layout) and a qwen2 model (Qwen2-1.5B shape, Q4_K_M) need, rendered for
 //! gfx90a (HIP, wave64); plus one NVRTC rendering, and each model's kernel list. A change to a
 //! template shows up here as a reviewable diff (`cargo insta review`).
 
@@ -18,9 +19,14 @@ fn model_kernel_sets() -> Vec<(String, BTreeSet<KernelSpec>)> {
     for d in [common::llama_7b_q4_k_m(), common::qwen2_1_5b_q4_k_m()] {
         sets.push((d.name.to_string(), rocmforge::exec::kernel_specs(&d.config, &d.tensors()).unwrap()));
     }
-    for (name, file) in
-        [("smollm2-135m-q4_1", "SmolLM2-135M-Instruct.Q4_1.gguf"), ("gemma3-270m-q4_k_m", "gemma-3-270m-q4_k_m.gguf")]
-    {
+    for (name, file) in [
+        ("smollm2-135m-q4_1", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+        ("gemma3-270m-q4_k_m", "gemma-3-270m-q4_k_m.gguf"),
+        ("smollm2-135m-q3_k_m", "variants/smol-Q3_K_M.gguf"),
+        ("smollm2-135m-q2_k", "variants/smol-Q2_K.gguf"),
+        ("smollm2-135m-q2_k-pure", "variants/smol-Q2_K-pure.gguf"),
+        ("smollm2-135m-iq4_xs", "variants/smol-IQ4_XS.gguf"),
+    ] {
         if let Some(path) = common::model(file) {
             let f = GgufFile::open(path).unwrap();
             let cfg = ModelConfig::from_gguf(&f).unwrap();

@@ -131,6 +131,36 @@ fn smollm2_q4_k_m_matches_llama_cpp() {
 }
 
 #[test]
+fn smollm2_q3_k_m_matches_llama_cpp() {
+    assert_quantized_close("smollm2-q3_k_m");
+}
+
+#[test]
+#[ignore = "llama.cpp's reference quantizes activations to q8_K for k-quant weights; on this 135M Q2_K model that alone moves its logits past the bound (measured 2026-11-26: top-1 gap 0.187 at 13 tokens, NMSE 2.7e-3); needs an F32-dequantized reference"]
+fn smollm2_q2_k_matches_llama_cpp() {
+    assert_quantized_close("smollm2-q2_k");
+}
+
+#[test]
+#[ignore = "llama.cpp's reference quantizes activations to q8_K for k-quant weights; on this 135M Q2_K model that alone moves its logits past the bound (measured 2026-11-26: NMSE 3.9e-2 at 13 tokens, 1.5e-3 at 77); needs an F32-dequantized reference"]
+fn smollm2_pure_q2_k_matches_llama_cpp() {
+    assert_quantized_close("smollm2-q2_k-pure");
+}
+
+#[test]
+fn smollm2_iq4_xs_matches_llama_cpp() {
+    assert_quantized_close("smollm2-iq4_xs");
+}
+
+/// The int8 path on the all-Q2_K variant: ignored for the reason of its exact-mode test (our
+/// int8 path is 2.5e-3 from our exact one; llama.cpp's is 3.9e-2 from it at 13 tokens).
+#[test]
+#[ignore = "llama.cpp's reference quantizes activations to q8_K for k-quant weights; on this 135M Q2_K model that alone moves its logits past the bound (measured 2026-11-26: NMSE 3.3e-2 at 13 tokens, top-1 not llama.cpp's); needs an F32-dequantized reference"]
+fn fast_smollm2_pure_q2_k_matches_llama_cpp() {
+    assert_fast_close("smollm2-q2_k-pure");
+}
+
+#[test]
 fn smollm2_original_q4_1_matches_llama_cpp() {
     assert_quantized_close("smollm2-q4_1");
 }
@@ -228,6 +258,9 @@ fast_mode_tests! {
     fast_smollm2_q8_0_matches_llama_cpp => "smollm2-q8_0",
     fast_smollm2_q6_k_matches_llama_cpp => "smollm2-q6_k",
     fast_smollm2_q4_k_m_matches_llama_cpp => "smollm2-q4_k_m",
+    fast_smollm2_q3_k_m_matches_llama_cpp => "smollm2-q3_k_m",
+    fast_smollm2_q2_k_matches_llama_cpp => "smollm2-q2_k",
+    fast_smollm2_iq4_xs_matches_llama_cpp => "smollm2-iq4_xs",
     fast_smollm2_original_q4_1_matches_llama_cpp => "smollm2-q4_1",
     fast_gemma3_270m_q4_k_m_matches_llama_cpp => "gemma3-q4_k_m",
     fast_synthetic_qwen2_q4_k_matches_llama_cpp => "qwen2-synth-q4_k",

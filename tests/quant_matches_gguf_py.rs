@@ -55,9 +55,13 @@ bit_exact! {
     q4_1_matches_gguf_py_bit_for_bit => Q4_1,
     q5_0_matches_gguf_py_bit_for_bit => Q5_0,
     q5_1_matches_gguf_py_bit_for_bit => Q5_1,
+    q2_k_matches_gguf_py_bit_for_bit => Q2_K,
+    q3_k_matches_gguf_py_bit_for_bit => Q3_K,
     q4_k_matches_gguf_py_bit_for_bit => Q4_K,
     q5_k_matches_gguf_py_bit_for_bit => Q5_K,
     q6_k_matches_gguf_py_bit_for_bit => Q6_K,
+    iq4_nl_matches_gguf_py_bit_for_bit => IQ4_NL,
+    iq4_xs_matches_gguf_py_bit_for_bit => IQ4_XS,
 }
 
 #[test]

@@ -333,6 +333,10 @@ fn quant_fragments(ty: GgmlType) -> Vec<Template> {
         GgmlType::Q4_K => vec![t::Q_K_SCALES, t::Q_Q4_K],
         GgmlType::Q5_K => vec![t::Q_K_SCALES, t::Q_Q5_K],
         GgmlType::Q6_K => vec![t::Q_Q6_K],
+        GgmlType::Q2_K => vec![t::Q_Q2_K],
+        GgmlType::Q3_K => vec![t::Q_Q3_K],
+        GgmlType::IQ4_NL => vec![t::Q_IQ4_TABLE, t::Q_IQ4_NL],
+        GgmlType::IQ4_XS => vec![t::Q_IQ4_TABLE, t::Q_IQ4_XS],
         other => unreachable!("validate() refuses {other}"),
     }
 }
@@ -349,6 +353,10 @@ fn int8_fragments(ty: GgmlType) -> Vec<Template> {
         GgmlType::Q4_K => vec![t::Q8_1_K4, t::Q8_1_Q4_K],
         GgmlType::Q5_K => vec![t::Q8_1_K4, t::Q8_1_Q5_K],
         GgmlType::Q6_K => vec![t::Q8_1_Q6_K],
+        GgmlType::Q2_K => vec![t::Q8_1_Q2_K],
+        GgmlType::Q3_K => vec![t::Q8_1_Q3_K],
+        GgmlType::IQ4_NL => vec![t::Q8_1_IQ4, t::Q8_1_IQ4_NL],
+        GgmlType::IQ4_XS => vec![t::Q8_1_IQ4, t::Q8_1_IQ4_XS],
         other => unreachable!("validate() refuses an int8 matvec over {other}"),
     }
 }

@@ -225,6 +225,10 @@ pub fn int8_matvec_type(ty: GgmlType) -> bool {
             | GgmlType::Q4_K
             | GgmlType::Q5_K
             | GgmlType::Q6_K
+            | GgmlType::Q2_K
+            | GgmlType::Q3_K
+            | GgmlType::IQ4_NL
+            | GgmlType::IQ4_XS
     )
 }
 
@@ -233,7 +237,7 @@ pub fn int8_matvec_type(ty: GgmlType) -> bool {
 pub fn mmvq_units_per_block(ty: GgmlType) -> u32 {
     match ty {
         GgmlType::Q8_0 => 2,
-        GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => 8,
+        GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K | GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::IQ4_XS => 8,
         _ => 1,
     }
 }

@@ -46,6 +46,11 @@ pub const Q_K_SCALES: Template = template!("quant/k_scales.h");
 pub const Q_Q4_K: Template = template!("quant/q4_k.h");
 pub const Q_Q5_K: Template = template!("quant/q5_k.h");
 pub const Q_Q6_K: Template = template!("quant/q6_k.h");
+pub const Q_Q2_K: Template = template!("quant/q2_k.h");
+pub const Q_Q3_K: Template = template!("quant/q3_k.h");
+pub const Q_IQ4_TABLE: Template = template!("quant/iq4_table.h");
+pub const Q_IQ4_NL: Template = template!("quant/iq4_nl.h");
+pub const Q_IQ4_XS: Template = template!("quant/iq4_xs.h");
 
 // The int8 path: the q8_1 activation block, and each weight type's dot with it.
 pub const Q_Q8_1: Template = template!("quant/q8_1.h");
@@ -59,3 +64,8 @@ pub const Q8_1_K4: Template = template!("quant/k4_q8_1.h");
 pub const Q8_1_Q4_K: Template = template!("quant/q4_k_q8_1.h");
 pub const Q8_1_Q5_K: Template = template!("quant/q5_k_q8_1.h");
 pub const Q8_1_Q6_K: Template = template!("quant/q6_k_q8_1.h");
+pub const Q8_1_Q2_K: Template = template!("quant/q2_k_q8_1.h");
+pub const Q8_1_Q3_K: Template = template!("quant/q3_k_q8_1.h");
+pub const Q8_1_IQ4: Template = template!("quant/iq4_q8_1.h");
+pub const Q8_1_IQ4_NL: Template = template!("quant/iq4_nl_q8_1.h");
+pub const Q8_1_IQ4_XS: Template = template!("quant/iq4_xs_q8_1.h");

@@ -12,6 +12,9 @@
 mod bf16;
 mod f16;
 mod f32;
+mod iq4;
+mod q2_k;
+mod q3_k;
 mod q4_0;
 mod q4_1;
 mod q4_k;
@@ -27,6 +30,9 @@ mod vec_dot;
 pub use bf16::BlockBF16;
 pub use f16::BlockF16;
 pub use f32::BlockF32;
+pub use iq4::{BlockIQ4NL, BlockIQ4XS, KVALUES_IQ4NL};
+pub use q2_k::BlockQ2K;
+pub use q3_k::{q3_k_scales, BlockQ3K};
 pub use q4_0::BlockQ4_0;
 pub use q4_1::BlockQ4_1;
 pub use q4_k::{get_scale_min_k4, BlockQ4K};
@@ -123,9 +129,13 @@ macro_rules! by_type {
             GgmlType::Q4_1 => $f::<BlockQ4_1>($($arg),*),
             GgmlType::Q5_0 => $f::<BlockQ5_0>($($arg),*),
             GgmlType::Q5_1 => $f::<BlockQ5_1>($($arg),*),
+            GgmlType::Q2_K => $f::<BlockQ2K>($($arg),*),
+            GgmlType::Q3_K => $f::<BlockQ3K>($($arg),*),
             GgmlType::Q4_K => $f::<BlockQ4K>($($arg),*),
             GgmlType::Q5_K => $f::<BlockQ5K>($($arg),*),
             GgmlType::Q6_K => $f::<BlockQ6K>($($arg),*),
+            GgmlType::IQ4_NL => $f::<BlockIQ4NL>($($arg),*),
+            GgmlType::IQ4_XS => $f::<BlockIQ4XS>($($arg),*),
             other => Err(QuantError::Unsupported(other)),
         }
     };
@@ -141,9 +151,13 @@ pub const SUPPORTED: &[GgmlType] = &[
     GgmlType::Q4_1,
     GgmlType::Q5_0,
     GgmlType::Q5_1,
+    GgmlType::Q2_K,
+    GgmlType::Q3_K,
     GgmlType::Q4_K,
     GgmlType::Q5_K,
     GgmlType::Q6_K,
+    GgmlType::IQ4_NL,
+    GgmlType::IQ4_XS,
 ];
 
 /// Dequantizes `bytes` of type `ty` into `out`, which must hold exactly the values they encode.
@@ -217,7 +231,7 @@ mod tests {
         assert!(matches!(dequantize_to_vec(GgmlType::Q4_K, &[0u8; 143]), Err(QuantError::PartialBlock { .. })));
         let mut out = [0f32; 31];
         assert!(matches!(dequantize(GgmlType::Q8_0, &[0u8; 34], &mut out), Err(QuantError::LengthMismatch { .. })));
-        assert_eq!(dot(GgmlType::Q2_K, &[], &[]), Err(QuantError::Unsupported(GgmlType::Q2_K)));
+        assert_eq!(dot(GgmlType::IQ2_XS, &[], &[]), Err(QuantError::Unsupported(GgmlType::IQ2_XS)));
     }
 
     #[test]

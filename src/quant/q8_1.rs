@@ -75,6 +75,8 @@ pub struct Q8Rows {
     pub(crate) qsum: Vec<i32>,
     /// [n][k/32] d·Σq in f32: exact, since d has 11 significant bits and Σq at most 12.
     pub(crate) dsum: Vec<f32>,
+    /// [n][k/16] d·Σq of each 16-value half block (Q2_K's minimums; exact, Σq has 11 bits).
+    pub(crate) dsum16: Vec<f32>,
     /// [n][k/4] d of the block each group of 4 quants belongs to (the lane scales of the SIMD
     /// kernels, whose integer lanes each sum 4 products).
     pub(crate) d_lanes: Vec<f32>,
@@ -122,6 +124,7 @@ impl Q8Rows {
         self.s.resize(n * nb, 0.0);
         self.qsum.resize(n * nb, 0);
         self.dsum.resize(n * nb, 0.0);
+        self.dsum16.resize(2 * n * nb, 0.0);
         self.d_lanes.resize(n * k / 4, 0.0);
         self.nsum4.resize(n * k / 4, 0);
     }
@@ -138,6 +141,7 @@ impl Q8Rows {
             s: &mut self.s,
             qsum: &mut self.qsum,
             dsum: &mut self.dsum,
+            dsum16: &mut self.dsum16,
             d_lanes: &mut self.d_lanes,
             nsum4: &mut self.nsum4,
         };
@@ -213,6 +217,9 @@ impl Q8Rows {
         self.s[i] = s;
         self.qsum[i] = qsum;
         self.dsum[i] = d * qsum as f32;
+        for h in 0..2 {
+            self.dsum16[2 * i + h] = d * b.qs[16 * h..16 * h + 16].iter().map(|&q| q as i32).sum::<i32>() as f32;
+        }
         self.d_lanes[i * 8..(i + 1) * 8].fill(d);
         for (g, n4) in b.qs.chunks_exact(4).zip(&mut self.nsum4[i * 8..(i + 1) * 8]) {
             *n4 = -g.iter().map(|&q| q as i32).sum::<i32>();
@@ -261,6 +268,7 @@ struct BlocksMut<'a> {
     s: &'a mut [f32],
     qsum: &'a mut [i32],
     dsum: &'a mut [f32],
+    dsum16: &'a mut [f32],
     d_lanes: &'a mut [f32],
     nsum4: &'a mut [i32],
 }
@@ -273,11 +281,12 @@ impl<'a> BlocksMut<'a> {
         let (s0, s1) = self.s.split_at_mut(b);
         let (q0, q1) = self.qsum.split_at_mut(b);
         let (ds0, ds1) = self.dsum.split_at_mut(b);
+        let (h0, h1) = self.dsum16.split_at_mut(2 * b);
         let (l0, l1) = self.d_lanes.split_at_mut(8 * b);
         let (n0, n1) = self.nsum4.split_at_mut(8 * b);
         (
-            BlocksMut { qs: qs0, d: d0, s: s0, qsum: q0, dsum: ds0, d_lanes: l0, nsum4: n0 },
-            BlocksMut { qs: qs1, d: d1, s: s1, qsum: q1, dsum: ds1, d_lanes: l1, nsum4: n1 },
+            BlocksMut { qs: qs0, d: d0, s: s0, qsum: q0, dsum: ds0, dsum16: h0, d_lanes: l0, nsum4: n0 },
+            BlocksMut { qs: qs1, d: d1, s: s1, qsum: q1, dsum: ds1, dsum16: h1, d_lanes: l1, nsum4: n1 },
         )
     }
 }
@@ -346,6 +355,8 @@ fn quantize_all(rows: BlocksMut<'_>, x: &[f32]) {
         rows.s[i] = half::f16::from_f32(qsum as f32 * d).to_f32();
         rows.qsum[i] = qsum;
         rows.dsum[i] = dw * qsum as f32;
+        rows.dsum16[2 * i] = dw * (sums[0] + sums[1] + sums[2] + sums[3]) as f32;
+        rows.dsum16[2 * i + 1] = dw * (sums[4] + sums[5] + sums[6] + sums[7]) as f32;
         rows.d_lanes[i * 8..(i + 1) * 8].fill(dw);
         for (n4, s) in rows.nsum4[i * 8..(i + 1) * 8].iter_mut().zip(sums) {
             *n4 = -s;
@@ -390,14 +401,18 @@ unsafe fn quantize_all_avx512(rows: BlocksMut<'_>, x: &[f32]) {
         _mm256_storeu_si256(rows.qs.as_mut_ptr().add(i * QK8_1).cast(), q);
         let sum4 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, q);
         _mm256_storeu_si256(rows.nsum4.as_mut_ptr().add(8 * i).cast(), _mm256_sub_epi32(_mm256_setzero_si256(), sum4));
-        let s4 = _mm_add_epi32(_mm256_castsi256_si128(sum4), _mm256_extracti128_si256::<1>(sum4));
-        let s4 = _mm_add_epi32(s4, _mm_shuffle_epi32::<0b01_00_11_10>(s4));
-        let qsum = _mm_cvtsi128_si32(_mm_add_epi32(s4, _mm_shuffle_epi32::<0b10_11_00_01>(s4)));
+        // Both 128-bit halves (the two 16-value halves of the block) reduced at once.
+        let h = _mm256_add_epi32(sum4, _mm256_shuffle_epi32::<0b01_00_11_10>(sum4));
+        let h = _mm256_add_epi32(h, _mm256_shuffle_epi32::<0b10_11_00_01>(h));
+        let (half0, half1) = (_mm256_cvtsi256_si32(h), _mm_cvtsi128_si32(_mm256_extracti128_si256::<1>(h)));
+        let qsum = half0 + half1;
         let dw = f16_round(d);
         rows.d[i] = dw;
         rows.s[i] = f16_round(qsum as f32 * d);
         rows.qsum[i] = qsum;
         rows.dsum[i] = dw * qsum as f32;
+        rows.dsum16[2 * i] = dw * half0 as f32;
+        rows.dsum16[2 * i + 1] = dw * half1 as f32;
         _mm256_storeu_ps(rows.d_lanes.as_mut_ptr().add(8 * i), _mm256_set1_ps(dw));
     }
 }
@@ -468,6 +483,7 @@ mod tests {
         assert_eq!(got, want);
         let again = Q8Rows::from_blocks(&want, 32 * 8);
         assert_eq!((&rows.nsum4, &rows.dsum, &rows.d_lanes), (&again.nsum4, &again.dsum, &again.d_lanes));
+        assert_eq!(rows.dsum16, again.dsum16);
     }
 
     #[test]
@@ -489,6 +505,7 @@ mod tests {
         assert_eq!(blocks, direct);
         let again = Q8Rows::from_blocks(&direct, 96);
         assert_eq!((again.qs, again.dsum, again.nsum4), (rows.qs.clone(), rows.dsum.clone(), rows.nsum4.clone()));
+        assert_eq!(again.dsum16, rows.dsum16);
         for (i, &ds) in rows.dsum.iter().enumerate() {
             assert_eq!(ds as f64, rows.d[i] as f64 * rows.qsum[i] as f64, "d·Σq is exact in f32");
         }

@@ -13,6 +13,10 @@
 //! | Q4_1 / Q5_1 | (d·d8)·Σ u·a + m·s8 |
 //! | Q4_K / Q5_K | d·Σ_b d8·(sc_b·Σ u·a) − dmin·Σ_b d8·(m_b·Σ a) over a super-block's 8 sub-blocks |
 //! | Q6_K | d·Σ_b d8·(sc_2b·Σ (u−32)·a + sc_2b+1·Σ (u−32)·a), the two 16-value groups of block b summed in integers as `vec_dot_q6_K_q8_1_impl_mmq` does |
+//! | Q3_K | as Q6_K with the signed 3-bit quants q and scales sc − 32 |
+//! | Q2_K | d·Σ_b d8·(sc_2b·Σ q·a + sc_2b+1·Σ q·a) − dmin·Σ_b d8·(m_2b·Σ a + m_2b+1·Σ a), sums over the 16-value halves of block b |
+//! | IQ4_NL | (d·d8)·Σ t·a, t = `kvalues_iq4nl`[q] |
+//! | IQ4_XS | Σ_b (d·d8)·((sc_b − 32)·Σ t·a) over the 8 sub-blocks |
 //!
 //! Every integer sum and product of integers above fits in 24 bits, so its conversion to f32 is
 //! exact. A row's value is the blocks' values summed in order (the scalar reference); SIMD kernels
@@ -44,6 +48,19 @@ pub enum SumTerm {
     S,
     /// d·Σq from the integer sum (the k-quants' minimums, as vecdotq's `dp4a(0x01010101, u)`).
     DSum,
+    /// d·Σq of each 16-value half of a block (Q2_K's per-group minimums): offsets come one per
+    /// 16 values instead of one per 32.
+    DSum16,
+}
+
+impl SumTerm {
+    /// Values per offset of the unpacked form (32, or 16 for [`SumTerm::DSum16`]).
+    pub const fn group(self) -> usize {
+        match self {
+            SumTerm::DSum16 => 16,
+            _ => QK8_1,
+        }
+    }
 }
 
 /// A weight format's int8 dot product with Q8_1 activations.
@@ -64,10 +81,11 @@ pub trait VecDotQ8_1: Block {
     }
 
     /// Writes the block's unpacked form: `u[..ELEMS]` the biased weight integers,
-    /// `lane_scale[..ELEMS / 4]` the f32 scale of each group of 4, `offset[..ELEMS / 32]` the
-    /// coefficient of each activation block's sum term. Then for every activation block b,
-    /// Σ_{j in b} (u_j − BIAS)·a_j·lane_scale[j/4]·d8_b + offset_b·sum_b equals the reference
-    /// combine up to f32 rounding.
+    /// `lane_scale[..ELEMS / 4]` the f32 scale of each group of 4, `offset[..ELEMS / G]` the
+    /// coefficient of each sum term (G = `SUM_TERM.group()`: one per activation block, or per
+    /// half block for [`SumTerm::DSum16`]). Then for every activation block b,
+    /// Σ_{j in b} (u_j − BIAS)·a_j·lane_scale[j/4]·d8_b + Σ offset·sum over its groups equals the
+    /// reference combine up to f32 rounding.
     fn unpack(&self, u: &mut [u8], lane_scale: &mut [f32], offset: &mut [f32]);
 }
 
@@ -95,6 +113,10 @@ macro_rules! by_vec_dot_type {
             GgmlType::Q4_K => $f::<super::BlockQ4K>($($arg),*),
             GgmlType::Q5_K => $f::<super::BlockQ5K>($($arg),*),
             GgmlType::Q6_K => $f::<super::BlockQ6K>($($arg),*),
+            GgmlType::Q2_K => $f::<super::BlockQ2K>($($arg),*),
+            GgmlType::Q3_K => $f::<super::BlockQ3K>($($arg),*),
+            GgmlType::IQ4_NL => $f::<super::BlockIQ4NL>($($arg),*),
+            GgmlType::IQ4_XS => $f::<super::BlockIQ4XS>($($arg),*),
             other => Err(QuantError::Unsupported(other)),
         }
     };
@@ -150,14 +172,22 @@ pub fn matvec_q8_1_exact(ty: GgmlType, w: &[u8], k: usize, a: &Q8Rows) -> Result
                         value += t;
                         magnitude += t.abs();
                     }
-                    let sum = match un.sum_term {
-                        SumTerm::None => 0.0,
-                        SumTerm::S => a.s[b] as f64,
-                        SumTerm::DSum => d8 * a.qsum[b] as f64,
+                    let sums = match un.sum_term {
+                        SumTerm::None => [(0.0, 0.0); 2],
+                        SumTerm::S => [(un.offset[b] as f64, a.s[b] as f64), (0.0, 0.0)],
+                        SumTerm::DSum => [(un.offset[b] as f64, d8 * a.qsum[b] as f64), (0.0, 0.0)],
+                        SumTerm::DSum16 => {
+                            let half = |h: usize| -> f64 {
+                                a.qs[32 * b + 16 * h..32 * b + 16 * h + 16].iter().map(|&q| q as f64).sum()
+                            };
+                            [(un.offset[2 * b] as f64, d8 * half(0)), (un.offset[2 * b + 1] as f64, d8 * half(1))]
+                        }
                     };
-                    let t = un.offset[b] as f64 * sum;
-                    value += t;
-                    magnitude += t.abs();
+                    for (o, sum) in sums {
+                        let t = o * sum;
+                        value += t;
+                        magnitude += t.abs();
+                    }
                 }
                 (value, magnitude)
             })

@@ -61,9 +61,11 @@ pub fn random_weights(rng: &mut Rng, ty: GgmlType, rows: usize, k: usize) -> Vec
     let bb = ty.block_bytes();
     let mut bytes: Vec<u8> = (0..n / ty.block_elems() * bb).map(|_| rng.next() as u8).collect();
     let scale_offsets: &[usize] = match ty {
-        GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q5_0 => &[0],
+        GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::IQ4_NL | GgmlType::IQ4_XS => &[0],
         GgmlType::Q4_1 | GgmlType::Q5_1 | GgmlType::Q4_K | GgmlType::Q5_K => &[0, 2],
         GgmlType::Q6_K => &[208],
+        GgmlType::Q3_K => &[108],
+        GgmlType::Q2_K => &[80, 82],
         other => panic!("no layout for {other}"),
     };
     for block in bytes.chunks_exact_mut(bb) {

@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 use super::q8_1::{Q8Rows, QK8_1};
 use super::vec_dot::{SumTerm, VecDotQ8_1};
 use super::{
-    blocks, Block, BlockBF16, BlockF16, BlockF32, BlockQ4K, BlockQ4_0, BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1,
-    BlockQ6K, BlockQ8_0, QuantError,
+    blocks, Block, BlockBF16, BlockF16, BlockF32, BlockIQ4NL, BlockIQ4XS, BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0,
+    BlockQ4_1, BlockQ5K, BlockQ5_0, BlockQ5_1, BlockQ6K, BlockQ8_0, QuantError,
 };
 use crate::dtype::GgmlType;
 
@@ -242,6 +242,10 @@ pub fn int8_supported(ty: GgmlType) -> bool {
             | GgmlType::Q4_K
             | GgmlType::Q5_K
             | GgmlType::Q6_K
+            | GgmlType::Q2_K
+            | GgmlType::Q3_K
+            | GgmlType::IQ4_NL
+            | GgmlType::IQ4_XS
     )
 }
 
@@ -259,7 +263,8 @@ pub(crate) struct Unpacked {
     pub u: Vec<u8>,
     /// [k/4] the scale of each group of 4.
     pub lane_scale: Vec<f32>,
-    /// [k/32] the coefficient of each activation block's sum term.
+    /// [k/32] the coefficient of each activation block's sum term ([k/16], one per half block,
+    /// for [`SumTerm::DSum16`]).
     pub offset: Vec<f32>,
     pub bias: u8,
     pub sum_term: SumTerm,
@@ -270,7 +275,7 @@ impl Unpacked {
         self.k = k;
         self.u.resize(k, 0);
         self.lane_scale.resize(k / 4, 0.0);
-        self.offset.resize(k / QK8_1, 0.0);
+        self.offset.resize(k / sum_term.group(), 0.0);
         self.bias = bias;
         self.sum_term = sum_term;
     }
@@ -279,7 +284,7 @@ impl Unpacked {
     pub fn unpack_blocks<B: VecDotQ8_1>(&mut self, row: &[B]) {
         let k = row.len() * B::ELEMS;
         self.reshape(k, B::BIAS, B::SUM_TERM);
-        let (e, l, o) = (B::ELEMS, B::ELEMS / 4, B::ELEMS / QK8_1);
+        let (e, l, o) = (B::ELEMS, B::ELEMS / 4, B::ELEMS / B::SUM_TERM.group());
         for (i, b) in row.iter().enumerate() {
             b.unpack(
                 &mut self.u[i * e..(i + 1) * e],
@@ -292,23 +297,25 @@ impl Unpacked {
     /// The portable dot of the unpacked row with activation row `t`, lane by lane in the
     /// order the SIMD kernels use for one 4-weight lane (tests compare the unpack through it).
     pub fn dot_portable(&self, a: &Q8Rows, t: usize) -> f32 {
-        let (k, nb) = (self.k, self.k / QK8_1);
+        let k = self.k;
         let qs = &a.qs[t * k..(t + 1) * k];
         let mut acc = 0f32;
         for lane in 0..k / 4 {
             let l: i32 = (4 * lane..4 * lane + 4).map(|j| (self.u[j] as i32 - self.bias as i32) * qs[j] as i32).sum();
             acc += l as f32 * (self.lane_scale[lane] * a.d_lanes[t * k / 4 + lane]);
         }
-        acc + self.offset_dot(a, t, nb)
+        acc + self.offset.iter().zip(self.sums(a, t)).map(|(o, s)| o * s).sum::<f32>()
     }
 
-    fn offset_dot(&self, a: &Q8Rows, t: usize, nb: usize) -> f32 {
-        let sums = match self.sum_term {
-            SumTerm::None => return 0.0,
-            SumTerm::S => &a.s[t * nb..(t + 1) * nb],
-            SumTerm::DSum => &a.dsum[t * nb..(t + 1) * nb],
-        };
-        self.offset.iter().zip(sums).map(|(o, s)| o * s).sum()
+    /// The activation sums row `t` of `a` offers this row's offsets (empty without a sum term).
+    pub fn sums<'a>(&self, a: &'a Q8Rows, t: usize) -> &'a [f32] {
+        let n = self.offset.len();
+        match self.sum_term {
+            SumTerm::None => &[],
+            SumTerm::S => &a.s[t * n..(t + 1) * n],
+            SumTerm::DSum => &a.dsum[t * n..(t + 1) * n],
+            SumTerm::DSum16 => &a.dsum16[t * n..(t + 1) * n],
+        }
     }
 }
 
@@ -338,6 +345,10 @@ macro_rules! by_int8_type {
             GgmlType::Q4_K => $f::<BlockQ4K>($($arg),*),
             GgmlType::Q5_K => $f::<BlockQ5K>($($arg),*),
             GgmlType::Q6_K => $f::<BlockQ6K>($($arg),*),
+            GgmlType::Q2_K => $f::<BlockQ2K>($($arg),*),
+            GgmlType::Q3_K => $f::<BlockQ3K>($($arg),*),
+            GgmlType::IQ4_NL => $f::<BlockIQ4NL>($($arg),*),
+            GgmlType::IQ4_XS => $f::<BlockIQ4XS>($($arg),*),
             other => Err(QuantError::Unsupported(other)),
         }
     };
@@ -373,51 +384,74 @@ fn gemm_q8_1_as<B: VecDotQ8_1>(
     out: &mut OutMatrix<'_>,
 ) -> Result<(), QuantError> {
     let row_blocks = blocks::<B>(w)?;
+    let n = a.n();
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx512Vnni && kernel != Kernel::Unpacked {
-        let (n, rows) = (a.n(), out.rows());
+        let rows = out.rows();
         let row_bytes = w.len() / rows.max(1);
-        // SAFETY (both blocks): `gemm_q8_1_into` asserted AVX-512 VNNI runs here and checked the
+        let per_row = k / B::ELEMS;
+        // SAFETY (all blocks): `gemm_q8_1_into` asserted AVX-512 VNNI runs here and checked the
         // shapes; AMX only where `amx_usable()` said so.
         let (r_done, t_done) = if kernel != Kernel::Fused && amx_usable() {
             unsafe { x86_amx::gemm(B::TYPE, w, k, a, out) }
         } else {
             (0, 0)
         };
-        let fused = |w: &[u8], out: &mut OutMatrix<'_>, toks| unsafe { x86_fused::gemm(B::TYPE, w, k, a, out, toks) };
-        if t_done < n && !fused(&w[..r_done * row_bytes], &mut out.sub_rows(0..r_done), t_done..n) {
-            unreachable!("every int8 format has a fused kernel");
+        let fused = x86_fused::has_kernel(B::TYPE);
+        if t_done < n && r_done > 0 {
+            let sub = &mut out.sub_rows(0..r_done);
+            if fused {
+                unsafe { x86_fused::gemm(B::TYPE, &w[..r_done * row_bytes], k, a, sub, t_done..n) };
+            } else {
+                unpacked_rows(isa, &row_blocks[..r_done * per_row], per_row, a, t_done..n, sub);
+            }
         }
-        if fused(&w[r_done * row_bytes..], &mut out.sub_rows(r_done..rows), 0..n) {
-            return Ok(());
+        let sub = &mut out.sub_rows(r_done..rows);
+        if fused {
+            unsafe { x86_fused::gemm(B::TYPE, &w[r_done * row_bytes..], k, a, sub, 0..n) };
+        } else {
+            unpacked_rows(isa, &row_blocks[r_done * per_row..], per_row, a, 0..n, sub);
         }
+        return Ok(());
     }
     let _ = kernel;
-    let per_row = k / B::ELEMS;
-    let n = a.n();
+    unpacked_rows(isa, row_blocks, k / B::ELEMS, a, 0..n, out);
+    Ok(())
+}
+
+/// Rows of `per_row` blocks against activation rows `toks` of `a`, each row unpacked once (or
+/// the scalar reference on the portable path); token t of row r goes to (r, t) of `out`.
+fn unpacked_rows<B: VecDotQ8_1>(
+    isa: Isa,
+    row_blocks: &[B],
+    per_row: usize,
+    a: &Q8Rows,
+    toks: std::ops::Range<usize>,
+    out: &mut OutMatrix<'_>,
+) {
     ROW_OUT.with(|buf| {
         let mut o = buf.borrow_mut();
-        o.resize(n, 0.0);
+        o.resize(toks.len(), 0.0);
         for (r, row) in row_blocks.chunks_exact(per_row).enumerate() {
             match isa {
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2 | Isa::Avx512Vnni => {
-                    SCRATCH.with(|s| x86::row_q8_1::<B>(isa, row, a, &mut s.borrow_mut(), &mut o))
+                    SCRATCH.with(|s| x86::row_q8_1::<B>(isa, row, a, toks.clone(), &mut s.borrow_mut(), &mut o))
                 }
                 #[cfg(target_arch = "aarch64")]
                 Isa::Neon | Isa::NeonDotprod => {
+                    assert_eq!(toks, 0..a.n(), "the NEON kernels take every token");
                     SCRATCH.with(|s| neon::row_q8_1::<B>(isa, row, a, &mut s.borrow_mut(), &mut o))
                 }
                 _ => {
-                    for (t, v) in o.iter_mut().enumerate() {
+                    for (v, t) in o.iter_mut().zip(toks.clone()) {
                         *v = vec_dot_row(row, a, t);
                     }
                 }
             }
-            out.set_row(r, 0, &o);
+            out.set_row(r, toks.start, &o);
         }
     });
-    Ok(())
 }
 
 /// out[r·n + t] = Σ_j W[r, j]·a[t, j] for every row r of the quantized weights `w` (rows of `k`

@@ -15,7 +15,7 @@ use std::arch::aarch64::*;
 use super::{Isa, Unpacked};
 use crate::dtype::GgmlType;
 use crate::quant::q8_1::Q8Rows;
-use crate::quant::vec_dot::{SumTerm, VecDotQ8_1};
+use crate::quant::vec_dot::VecDotQ8_1;
 
 /// One weight row (blocks of `B`) against every activation row of `a`; `out[t]` for row t.
 pub(super) fn row_q8_1<B: VecDotQ8_1>(isa: Isa, row: &[B], a: &Q8Rows, un: &mut Unpacked, out: &mut [f32]) {
@@ -33,13 +33,7 @@ pub(super) fn row_q8_1<B: VecDotQ8_1>(isa: Isa, row: &[B], a: &Q8Rows, un: &mut 
 
 /// Σ_b offset_b · sum_b over the row's activation blocks.
 fn offset_dot(un: &Unpacked, a: &Q8Rows, t: usize) -> f32 {
-    let nb = un.offset.len();
-    let sums = match un.sum_term {
-        SumTerm::None => return 0.0,
-        SumTerm::S => &a.s[t * nb..(t + 1) * nb],
-        SumTerm::DSum => &a.dsum[t * nb..(t + 1) * nb],
-    };
-    un.offset.iter().zip(sums).map(|(o, s)| o * s).sum()
+    un.offset.iter().zip(un.sums(a, t)).map(|(o, s)| o * s).sum()
 }
 
 #[target_feature(enable = "neon,dotprod")]

@@ -19,21 +19,29 @@ use crate::quant::get_scale_min_k4;
 use crate::quant::q8_1::Q8Rows;
 use crate::quant::vec_dot::{SumTerm, VecDotQ8_1};
 
-/// One weight row (blocks of `B`) against every activation row of `a`; `out[t]` for row t.
-pub(super) fn row_q8_1<B: VecDotQ8_1>(isa: Isa, row: &[B], a: &Q8Rows, un: &mut Unpacked, out: &mut [f32]) {
+/// One weight row (blocks of `B`) against activation rows `toks` of `a`; `out[i]` for row
+/// `toks.start + i`.
+pub(super) fn row_q8_1<B: VecDotQ8_1>(
+    isa: Isa,
+    row: &[B],
+    a: &Q8Rows,
+    toks: std::ops::Range<usize>,
+    un: &mut Unpacked,
+    out: &mut [f32],
+) {
     // SAFETY: B is a Block (repr(C) byte arrays, alignment 1), so its slice is readable as bytes.
     let bytes = unsafe { std::slice::from_raw_parts(row.as_ptr().cast::<u8>(), std::mem::size_of_val(row)) };
-    assert_eq!(out.len(), a.n());
+    assert!(out.len() == toks.len() && toks.end <= a.n());
     // SAFETY: `gemm_q8_1` asserted that `isa` runs on this host; AVX-512 VNNI implies AVX2.
     unsafe {
         match isa {
             Isa::Avx512Vnni => {
                 unpack_avx512(B::TYPE, bytes, un);
-                dot_avx512(un, a, out);
+                dot_avx512(un, a, toks, out);
             }
             _ => {
                 unpack_avx2(B::TYPE, bytes, un);
-                dot_avx2(un, a, out);
+                dot_avx2(un, a, toks, out);
             }
         }
     }
@@ -70,6 +78,14 @@ unsafe fn nibbles32(qs: *const u8) -> __m256i {
     let x = _mm_loadu_si128(qs.cast());
     let m = _mm_set1_epi8(0x0F);
     _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16::<4>(x), m), _mm_and_si128(x, m))
+}
+
+/// `kvalues_iq4nl` + 128 in both 128-bit lanes (a `pshufb` table from nibble to biased byte).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn iq4_table() -> __m256i {
+    let t: [u8; 16] = std::array::from_fn(|n| (crate::quant::KVALUES_IQ4NL[n] as i32 + 128) as u8);
+    _mm256_broadcastsi128_si256(_mm_loadu_si128(t.as_ptr().cast()))
 }
 
 /// 0x10 in byte j where bit j of `bits` is set.
@@ -126,13 +142,16 @@ unsafe fn unpack_x86<const BW: bool>(ty: GgmlType, row: &[u8], un: &mut Unpacked
 pub(super) fn bias_and_sum_term(ty: GgmlType) -> (u8, SumTerm) {
     match ty {
         GgmlType::Q8_0 => (128, SumTerm::None),
-        GgmlType::Q6_K => (32, SumTerm::None),
+        GgmlType::Q6_K | GgmlType::Q3_K => (32, SumTerm::None),
+        GgmlType::IQ4_NL | GgmlType::IQ4_XS => (128, SumTerm::None),
         GgmlType::Q4_K | GgmlType::Q5_K => (0, SumTerm::DSum),
+        GgmlType::Q2_K => (0, SumTerm::DSum16),
         _ => (0, SumTerm::S),
     }
 }
 
-/// Unpacks one row of `ty` into `u` (k bytes), `lane_scale` (k/4) and `offset` (k/32), with
+/// Unpacks one row of `ty` into `u` (k bytes), `lane_scale` (k/4) and `offset` (k/32, or k/16
+/// for Q2_K), with
 /// AVX-512BW masks for the fifth bits (`unpack_rows_avx512` for several rows).
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(super) unsafe fn unpack_row_avx512(
@@ -151,7 +170,8 @@ unsafe fn unpack_into<const BW: bool>(ty: GgmlType, row: &[u8], u: &mut [u8], ls
     let bb = ty.block_bytes();
     let nb = row.len() / bb;
     let k = nb * ty.block_elems();
-    assert!(u.len() >= k && ls.len() >= k / 4 && off.len() >= k / 32, "unpack buffers hold the row");
+    let group = bias_and_sum_term(ty).1.group();
+    assert!(u.len() >= k && ls.len() >= k / 4 && off.len() >= k / group, "unpack buffers hold the row");
     let (u, ls, off) = (u.as_mut_ptr(), ls.as_mut_ptr(), off.as_mut_ptr());
     let p0 = row.as_ptr();
     let m0f = _mm256_set1_epi8(0x0F);
@@ -249,6 +269,69 @@ unsafe fn unpack_into<const BW: bool>(ty: GgmlType, row: &[u8], u: &mut [u8], ls
                     *off.add(8 * i + b) = 0.0;
                 }
             }
+            GgmlType::Q2_K => {
+                // scales[16], qs[64], d, dmin: u = bits 2j.. of qs[32h + l] for value 128h + 32j + l.
+                let (sc, qs) = (p, p.add(16));
+                let (d, dmin) = (f16_at(p.add(80)), f16_at(p.add(82)));
+                let m3 = _mm256_set1_epi8(3);
+                for h in 0..2 {
+                    let x = _mm256_loadu_si256(qs.add(32 * h).cast());
+                    let parts = [x, _mm256_srli_epi16::<2>(x), _mm256_srli_epi16::<4>(x), _mm256_srli_epi16::<6>(x)];
+                    for (j, v) in parts.into_iter().enumerate() {
+                        _mm256_storeu_si256(u.add(256 * i + 128 * h + 32 * j).cast(), _mm256_and_si256(v, m3));
+                    }
+                }
+                for g in 0..16 {
+                    let s = *sc.add(g);
+                    _mm_storeu_ps(ls.add(64 * i + 4 * g), _mm_set1_ps(d * (s & 0x0F) as f32));
+                    *off.add(16 * i + g) = -(dmin * (s >> 4) as f32);
+                }
+            }
+            GgmlType::Q3_K => {
+                // hmask[32], qs[64], scales[12], d: u = low | 4·hbit + 28 (q + 32).
+                let (hm, qs) = (p, p.add(32));
+                let d = f16_at(p.add(108));
+                let scales = crate::quant::q3_k_scales(&*p.add(96).cast::<[u8; 12]>());
+                let (m3, one, k28) = (_mm256_set1_epi8(3), _mm256_set1_epi8(1), _mm256_set1_epi8(28));
+                let h = _mm256_loadu_si256(hm.cast());
+                for half in 0..2 {
+                    let x = _mm256_loadu_si256(qs.add(32 * half).cast());
+                    for j in 0..4 {
+                        let b = 4 * half + j;
+                        let low = _mm256_and_si256(_mm256_srl_epi16(x, _mm_cvtsi32_si128(2 * j as i32)), m3);
+                        let hb = _mm256_and_si256(_mm256_srl_epi16(h, _mm_cvtsi32_si128(b as i32)), one);
+                        let v = _mm256_add_epi8(_mm256_or_si256(low, _mm256_slli_epi16::<2>(hb)), k28);
+                        _mm256_storeu_si256(u.add(256 * i + 32 * b).cast(), v);
+                    }
+                }
+                for (g, s) in scales.into_iter().enumerate() {
+                    _mm_storeu_ps(ls.add(64 * i + 4 * g), _mm_set1_ps(d * s as f32));
+                }
+                for b in 0..8 {
+                    *off.add(8 * i + b) = 0.0;
+                }
+            }
+            GgmlType::IQ4_NL => {
+                let v = _mm256_shuffle_epi8(iq4_table(), nibbles32(p.add(2)));
+                _mm256_storeu_si256(u.add(32 * i).cast(), v);
+                _mm256_storeu_ps(ls.add(8 * i), _mm256_set1_ps(f16_at(p)));
+                *off.add(i) = 0.0;
+            }
+            GgmlType::IQ4_XS => {
+                // d, scales_h (u16), scales_l[4], qs[128]: sub-block ib as an IQ4_NL block.
+                let d = f16_at(p);
+                let sh = std::ptr::read_unaligned(p.add(2).cast::<u16>());
+                let table = iq4_table();
+                for ib in 0..8 {
+                    let v = _mm256_shuffle_epi8(table, nibbles32(p.add(8 + 16 * ib)));
+                    _mm256_storeu_si256(u.add(256 * i + 32 * ib).cast(), v);
+                    let lo = (*p.add(4 + ib / 2) >> (4 * (ib % 2))) & 0x0F;
+                    let hi = ((sh >> (2 * ib)) & 3) as u8;
+                    let s = (lo | (hi << 4)) as i32 - 32;
+                    _mm256_storeu_ps(ls.add(64 * i + 8 * ib), _mm256_set1_ps(d * s as f32));
+                    *off.add(8 * i + ib) = 0.0;
+                }
+            }
             other => unreachable!("{other} has no int8 kernel"),
         }
     }
@@ -262,11 +345,10 @@ unsafe fn unpack_into<const BW: bool>(ty: GgmlType, row: &[u8], u: &mut [u8], ls
 #[inline]
 unsafe fn offset_dot_avx2(un: &Unpacked, a: &Q8Rows, t: usize) -> f32 {
     let nb = un.offset.len();
-    let sums = match un.sum_term {
-        SumTerm::None => return 0.0,
-        SumTerm::S => &a.s[t * nb..(t + 1) * nb],
-        SumTerm::DSum => &a.dsum[t * nb..(t + 1) * nb],
-    };
+    let sums = un.sums(a, t);
+    if sums.is_empty() {
+        return 0.0;
+    }
     let mut acc = _mm256_setzero_ps();
     let mut b = 0;
     while b + 8 <= nb {
@@ -309,16 +391,16 @@ impl<const NT: usize> ActRows<NT> {
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_avx2(un: &Unpacked, a: &Q8Rows, out: &mut [f32]) {
+unsafe fn dot_avx2(un: &Unpacked, a: &Q8Rows, toks: std::ops::Range<usize>, out: &mut [f32]) {
     assert!(un.k == a.k() && un.u.len() >= un.k && un.lane_scale.len() >= un.k / 4);
-    let n = a.n();
-    let mut t = 0;
+    let (t0, n) = (toks.start, toks.end);
+    let mut t = t0;
     while t + 4 <= n {
-        tile_avx2::<4>(un, a, t, &mut out[t..t + 4]);
+        tile_avx2::<4>(un, a, t, &mut out[t - t0..t - t0 + 4]);
         t += 4;
     }
     while t < n {
-        tile_avx2::<1>(un, a, t, &mut out[t..t + 1]);
+        tile_avx2::<1>(un, a, t, &mut out[t - t0..t - t0 + 1]);
         t += 1;
     }
 }
@@ -358,27 +440,27 @@ unsafe fn tile_avx2<const NT: usize>(un: &Unpacked, a: &Q8Rows, t0: usize, out: 
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn dot_avx512(un: &Unpacked, a: &Q8Rows, out: &mut [f32]) {
+unsafe fn dot_avx512(un: &Unpacked, a: &Q8Rows, toks: std::ops::Range<usize>, out: &mut [f32]) {
     assert!(un.k == a.k() && un.u.len() >= un.k && un.lane_scale.len() >= un.k / 4);
     match un.bias {
-        0 => dot512::<0>(un, a, out),
-        32 => dot512::<5>(un, a, out),
-        128 => dot512::<7>(un, a, out),
+        0 => dot512::<0>(un, a, toks, out),
+        32 => dot512::<5>(un, a, toks, out),
+        128 => dot512::<7>(un, a, toks, out),
         b => unreachable!("bias {b}"),
     }
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
 #[inline]
-unsafe fn dot512<const SHIFT: u32>(un: &Unpacked, a: &Q8Rows, out: &mut [f32]) {
-    let n = a.n();
-    let mut t = 0;
+unsafe fn dot512<const SHIFT: u32>(un: &Unpacked, a: &Q8Rows, toks: std::ops::Range<usize>, out: &mut [f32]) {
+    let (t0, n) = (toks.start, toks.end);
+    let mut t = t0;
     while t + 4 <= n {
-        tile512::<SHIFT, 4>(un, a, t, &mut out[t..t + 4]);
+        tile512::<SHIFT, 4>(un, a, t, &mut out[t - t0..t - t0 + 4]);
         t += 4;
     }
     while t < n {
-        tile512::<SHIFT, 1>(un, a, t, &mut out[t..t + 1]);
+        tile512::<SHIFT, 1>(un, a, t, &mut out[t - t0..t - t0 + 1]);
         t += 1;
     }
 }

@@ -79,7 +79,9 @@ pub(super) unsafe fn gemm(ty: GgmlType, w: &[u8], k: usize, a: &Q8Rows, out: &mu
         return (0, 0);
     }
     assert!(a.k() == k && out.rows() == rows && out.toks() == a.n() && rows * row_bytes == w.len());
-    let six = ty == GgmlType::Q6_K;
+    // Formats with a scale per 16 values take two 16-deep products per block.
+    let six = matches!(ty, GgmlType::Q6_K | GgmlType::Q3_K | GgmlType::Q2_K);
+    let group = bias_and_sum_term(ty).1.group();
     let cfg = if six { TileConfig::new(16, 4) } else { TileConfig::new(32, 8) };
     // SAFETY: the configuration is 64 bytes, aligned, palette 1 with in-range shapes.
     asm!("ldtilecfg [{}]", in(reg) cfg.0.as_ptr(), options(nostack, readonly));
@@ -87,7 +89,7 @@ pub(super) unsafe fn gemm(ty: GgmlType, w: &[u8], k: usize, a: &Q8Rows, out: &mu
         let s = &mut *s.borrow_mut();
         s.u.resize(TILE * k, 0);
         s.lane_scale.resize(TILE * k / 4, 0.0);
-        s.offset.resize(TILE * k / 32, 0.0);
+        s.offset.resize(TILE * k / group, 0.0);
         for p in 0..panels {
             for r in 0..TILE {
                 let row = &w[(p * TILE + r) * row_bytes..(p * TILE + r + 1) * row_bytes];
@@ -96,11 +98,11 @@ pub(super) unsafe fn gemm(ty: GgmlType, w: &[u8], k: usize, a: &Q8Rows, out: &mu
                     row,
                     &mut s.u[r * k..(r + 1) * k],
                     &mut s.lane_scale[r * k / 4..(r + 1) * k / 4],
-                    &mut s.offset[r * k / 32..(r + 1) * k / 32],
+                    &mut s.offset[r * k / group..(r + 1) * k / group],
                 );
             }
             for g in 0..groups {
-                let sums = if six { panel_q6_k(s, k, a, g) } else { panel32(ty, s, k, a, g) };
+                let sums = if six { panel16(ty, s, k, a, g) } else { panel32(ty, s, k, a, g) };
                 for (r, v) in sums.iter().enumerate() {
                     let mut vals = [0f32; TILE];
                     _mm512_storeu_ps(vals.as_mut_ptr(), *v);
@@ -123,6 +125,7 @@ unsafe fn panel32(ty: GgmlType, s: &Scratch, k: usize, a: &Q8Rows, g: usize) -> 
         SumTerm::S => Some(&a.amx_s),
         SumTerm::DSum => Some(&a.amx_dsum),
         SumTerm::None => None,
+        SumTerm::DSum16 => unreachable!("16-value minimums go through panel16"),
     };
     let mut acc = [_mm512_setzero_ps(); TILE];
     let mut c = ResultTile([[0; 16]; 16]);
@@ -163,11 +166,14 @@ unsafe fn panel32(ty: GgmlType, s: &Scratch, k: usize, a: &Q8Rows, g: usize) -> 
     acc
 }
 
-/// One 16-row panel × token group `g` for Q6_K: each block's two 16-value groups (own scales)
-/// as two 16-deep products.
+/// One 16-row panel × token group `g` for the formats with a scale per 16 values (Q6_K, Q3_K,
+/// Q2_K): each block's two 16-value groups as two 16-deep products; Q2_K adds its minimums
+/// (offset × d8·Σa of each half).
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn panel_q6_k(s: &Scratch, k: usize, a: &Q8Rows, g: usize) -> [__m512; TILE] {
+unsafe fn panel16(ty: GgmlType, s: &Scratch, k: usize, a: &Q8Rows, g: usize) -> [__m512; TILE] {
     let nb = k / 32;
+    let (bias, sum_term) = bias_and_sum_term(ty);
+    let mins = sum_term == SumTerm::DSum16;
     let mut acc = [_mm512_setzero_ps(); TILE];
     let mut c0 = ResultTile([[0; 16]; 16]);
     let mut c1 = ResultTile([[0; 16]; 16]);
@@ -197,9 +203,13 @@ unsafe fn panel_q6_k(s: &Scratch, k: usize, a: &Q8Rows, g: usize) -> [__m512; TI
             options(nostack),
         );
         let d8 = _mm512_loadu_ps(a.amx_d.as_ptr().add(gb * 16));
-        // Σ (u − 32)·a = Σ u·a − 32·Σa over each half.
-        let q0 = _mm512_slli_epi32::<5>(_mm512_loadu_si512(a.amx_qsum16.as_ptr().add(gb * 32).cast()));
-        let q1 = _mm512_slli_epi32::<5>(_mm512_loadu_si512(a.amx_qsum16.as_ptr().add(gb * 32 + 16).cast()));
+        // Σ (u − bias)·a = Σ u·a − bias·Σa over each half.
+        let sum0 = _mm512_loadu_si512(a.amx_qsum16.as_ptr().add(gb * 32).cast());
+        let sum1 = _mm512_loadu_si512(a.amx_qsum16.as_ptr().add(gb * 32 + 16).cast());
+        let q0 = _mm512_mullo_epi32(sum0, _mm512_set1_epi32(bias as i32));
+        let q1 = _mm512_mullo_epi32(sum1, _mm512_set1_epi32(bias as i32));
+        // d8·Σa of each half (exact in f32, as Q8Rows::dsum16).
+        let (m0, m1) = (_mm512_mul_ps(_mm512_cvtepi32_ps(sum0), d8), _mm512_mul_ps(_mm512_cvtepi32_ps(sum1), d8));
         for r in 0..TILE {
             let v0 = _mm512_sub_epi32(_mm512_load_si512(c0.0[r].as_ptr().cast()), q0);
             let v1 = _mm512_sub_epi32(_mm512_load_si512(c1.0[r].as_ptr().cast()), q1);
@@ -207,6 +217,11 @@ unsafe fn panel_q6_k(s: &Scratch, k: usize, a: &Q8Rows, g: usize) -> [__m512; TI
             let s1 = _mm512_mul_ps(_mm512_set1_ps(*s.lane_scale.get_unchecked(r * k / 4 + 8 * b + 4)), d8);
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v0), s0, acc[r]);
             acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v1), s1, acc[r]);
+            if mins {
+                let o = s.offset.as_ptr().add(r * 2 * nb + 2 * b);
+                acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(*o), m0, acc[r]);
+                acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(*o.add(1)), m1, acc[r]);
+            }
         }
     }
     acc

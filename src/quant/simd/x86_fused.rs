@@ -23,6 +23,21 @@ use crate::quant::q8_1::Q8Rows;
 /// Tokens a fused pass takes at once.
 const NT_MAX: usize = 8;
 
+/// Whether [`gemm`] has a kernel for `ty`.
+pub(super) fn has_kernel(ty: GgmlType) -> bool {
+    matches!(
+        ty,
+        GgmlType::Q8_0
+            | GgmlType::Q4_0
+            | GgmlType::Q4_1
+            | GgmlType::Q5_0
+            | GgmlType::Q5_1
+            | GgmlType::Q4_K
+            | GgmlType::Q5_K
+            | GgmlType::Q6_K
+    )
+}
+
 /// Row r, token t of the product for every row of `w` (rows of `k` values of `ty`) and the
 /// activation rows `toks` of `a`.
 /// Returns false (computing nothing) for a type without a fused kernel.
