@@ -235,6 +235,11 @@ enum Slot {
     AttnPart,
     AttnCounters,
     Weight(usize),
+    /// A weight's bytes from `from` on (a projection reading a row range of a fused tensor).
+    WeightFrom {
+        index: usize,
+        from: usize,
+    },
     /// Token ids in; the argmax writes the next id to element 0.
     Ids,
     Positions,
@@ -507,6 +512,12 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         for (ni, node) in graph.nodes.iter().enumerate() {
             let kernel = kernel_for(&node.spec.with_kv(g.kv))?;
             let weight = |i: usize| Slot::Weight(g.weight_index[&node.weights[i]]);
+            // A projection's weight: from its first row on where it reads a fused tensor's range.
+            let linear_weight = || -> Result<Slot, ExecError> {
+                let t = g.model.file.require_tensor(&node.weights[0])?;
+                let from = node.step.weight_byte_range(t.n_bytes as usize).start;
+                Ok(if from == 0 { weight(0) } else { Slot::WeightFrom { index: g.weight_index[&node.weights[0]], from } })
+            };
             if let (true, Step::Linear { x, out: y, n_out, .. }, Some((quantize, mmvq))) =
                 (int8, &node.step, node.spec.int8_decode())
             {
@@ -523,7 +534,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 }
                 let layout = crate::kernels::MmvqLayout { threads_per_row, rows_per_thread };
                 let m =
-                    launch::MatVecQ8 { w: weight(0), a: Slot::Q8, y: act(*y), wtype, k, rows: *n_out as usize, layout };
+                    launch::MatVecQ8 { w: linear_weight()?, a: Slot::Q8, y: act(*y), wtype, k, rows: *n_out as usize, layout };
                 out.push(Planned { kernel: kernel_for(&mmvq)?, launch: m.into(), node: ni });
                 if q8_of.is_some_and(|(b, _)| b == *y) {
                     q8_of = None;
@@ -555,29 +566,33 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     eps,
                 }
                 .into(),
-                (Step::Linear { x, out, n_out, last_only }, KernelSpec::MatVec { wtype, k }) => {
+                (Step::Linear { x, out, n_out, last_only, .. }, KernelSpec::MatVec { wtype, k }) => {
                     // Logits: the last token's row alone; otherwise a decode pass of one token.
                     let from = if last_only { (n - 1) * k as usize } else { 0 };
                     if !last_only && n != 1 {
                         return Err(mismatch(node));
                     }
                     let (x, y) = (Slot::Act { buf: x, from }, act(out));
-                    launch::MatVec { w: weight(0), x, y, wtype, k, rows: n_out as usize }.into()
+                    launch::MatVec { w: linear_weight()?, x, y, wtype, k, rows: n_out as usize }.into()
                 }
-                (Step::Linear { x, out, n_out, last_only: false }, KernelSpec::MatMul { wtype, k }) => {
-                    launch::MatMul { w: weight(0), x: act(x), y: act(out), wtype, k, rows: n_out as usize, tokens: n }
+                (Step::Linear { x, out, n_out, last_only: false, .. }, KernelSpec::MatMul { wtype, k }) => {
+                    launch::MatMul { w: linear_weight()?, x: act(x), y: act(out), wtype, k, rows: n_out as usize, tokens: n }
                         .into()
                 }
                 (Step::BiasAdd { x, width }, KernelSpec::Elementwise { .. }) => {
                     launch::AddBias { x: act(x), bias: weight(0), n: n * width as usize, cols: width as usize }.into()
                 }
                 (
-                    Step::Rope { x, heads, base, freq_scale, freq_factors },
+                    Step::Rope { x, heads, base, freq_scale, freq_factors, ext, .. },
                     KernelSpec::Rope { head_dim, rope_dims, kind },
                 ) => launch::Rope {
                     x: act(x),
                     positions: Slot::Positions,
-                    freq_factors: if freq_factors { weight(0) } else { Slot::Weight(g.unit_freq_factors) },
+                    freq_factors: if freq_factors {
+                        weight(crate::graph::rope_factors_weight(&node.step, self.capacity))
+                    } else {
+                        Slot::Weight(g.unit_freq_factors)
+                    },
                     head_dim,
                     rope_dims,
                     kind,
@@ -585,6 +600,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     n_heads: heads as usize,
                     base,
                     freq_scale,
+                    ext,
                 }
                 .into(),
                 (Step::KvAppend { layer }, KernelSpec::KvAppend { kv }) => launch::KvAppend {
@@ -677,6 +693,12 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             Slot::AttnPart => self.attn_part.view(),
             Slot::AttnCounters => self.attn_counters.view(),
             Slot::Weight(i) => self.g.weights[i].view(),
+            Slot::WeightFrom { index, from } => {
+                match &self.g.weights[index] {
+                    Weight::Blocks(b) => b.slice(from, b.len().saturating_sub(from))?,
+                    Weight::F32(b) => b.slice(from / 4, b.len().saturating_sub(from / 4))?,
+                }
+            }
             Slot::Ids => self.ids.view(),
             Slot::Positions => self.positions.view(),
             Slot::Q8 => self.q8.view(),
