@@ -160,7 +160,11 @@ impl fmt::Display for Summary {
             writeln!(f, "sliding window {w} tokens on {n_swa} of {} layers", self.n_layer)?;
         }
         if let Some(w) = c.ignored_sliding_window {
-            writeln!(f, "sliding window {w} tokens in the file, not applied (llama.cpp does not apply it to {})", self.architecture)?;
+            writeln!(
+                f,
+                "sliding window {w} tokens in the file, not applied (llama.cpp does not apply it to {})",
+                self.architecture
+            )?;
         }
         writeln!(f, "context        {} (trained)", self.n_ctx_train)?;
         writeln!(f, "vocabulary     {}", self.n_vocab)?;

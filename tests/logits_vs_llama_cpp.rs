@@ -375,12 +375,16 @@ fn synthetic_phi3_quantized_variants_match_llama_cpp() {
 /// applied on every layer, which the 323-token prompt then exceeds.
 #[test]
 fn synthetic_mistral_f32_matches_llama_cpp() {
-    assert_arch_f32("mistral", |_| None, |model| {
-        assert_eq!(model.config.ignored_sliding_window, Some(64));
-        model.config.sliding_window = Some(64);
-        model.config.swa_layers = vec![true; model.config.n_layer as usize];
-        rebuild_graphs(model);
-    });
+    assert_arch_f32(
+        "mistral",
+        |_| None,
+        |model| {
+            assert_eq!(model.config.ignored_sliding_window, Some(64));
+            model.config.sliding_window = Some(64);
+            model.config.swa_layers = vec![true; model.config.n_layer as usize];
+            rebuild_graphs(model);
+        },
+    );
 }
 
 #[test]
@@ -393,11 +397,15 @@ fn synthetic_mistral_quantized_variants_match_llama_cpp() {
 #[test]
 fn synthetic_qwen2_yarn_f32_matches_llama_cpp() {
     use rocmforge::model::RopeScaling;
-    assert_arch_f32("qwen2-yarn", |_| None, |model| {
-        assert!(matches!(model.config.rope_scaling, RopeScaling::Yarn { factor: 4.0, orig_ctx: 4096, .. }));
-        model.config.rope_scaling = RopeScaling::None;
-        rebuild_graphs(model);
-    });
+    assert_arch_f32(
+        "qwen2-yarn",
+        |_| None,
+        |model| {
+            assert!(matches!(model.config.rope_scaling, RopeScaling::Yarn { factor: 4.0, orig_ctx: 4096, .. }));
+            model.config.rope_scaling = RopeScaling::None;
+            rebuild_graphs(model);
+        },
+    );
 }
 
 #[test]

@@ -140,10 +140,7 @@ fn yarn_is_read_with_llama_cpp_defaults() {
     let mut w = yarn();
     w.set_u32("qwen2.rope.scaling.original_context_length", 32768);
     let cfg = config(&w).unwrap();
-    assert_eq!(
-        cfg.rope_scaling,
-        RopeScaling::Yarn { factor: 4.0, orig_ctx: 32768, beta_fast: 32.0, beta_slow: 1.0 }
-    );
+    assert_eq!(cfg.rope_scaling, RopeScaling::Yarn { factor: 4.0, orig_ctx: 32768, beta_fast: 32.0, beta_slow: 1.0 });
     assert_eq!(cfg.rope_scaling.freq_scale(), 0.25);
     let corr = |beta: f64| 64.0 * (32768.0 / (2.0 * std::f64::consts::PI * beta)).ln() / (2.0 * 1e6f64.ln());
     let ext = cfg.rope_ext();

@@ -206,7 +206,12 @@ impl CpuBackend {
                 let neox = l.kind == crate::kernels::RopeKind::Neox;
                 let rd = l.rope_dims as usize;
                 let ff = f32s(mem, &l.freq_factors, rd / 2)?;
-                let p = reference::RopeParams { base: l.base, freq_scale: l.freq_scale, freq_factors: Some(&ff), ext: l.ext };
+                let p = reference::RopeParams {
+                    base: l.base,
+                    freq_scale: l.freq_scale,
+                    freq_factors: Some(&ff),
+                    ext: l.ext,
+                };
                 reference::rope(&mut x, &pos, l.n_heads, hd, rd, neox, &p);
                 put_f32s(mem, &l.x, 0, &x)
             }

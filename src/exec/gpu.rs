@@ -516,7 +516,11 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             let linear_weight = || -> Result<Slot, ExecError> {
                 let t = g.model.file.require_tensor(&node.weights[0])?;
                 let from = node.step.weight_byte_range(t.n_bytes as usize).start;
-                Ok(if from == 0 { weight(0) } else { Slot::WeightFrom { index: g.weight_index[&node.weights[0]], from } })
+                Ok(if from == 0 {
+                    weight(0)
+                } else {
+                    Slot::WeightFrom { index: g.weight_index[&node.weights[0]], from }
+                })
             };
             if let (true, Step::Linear { x, out: y, n_out, .. }, Some((quantize, mmvq))) =
                 (int8, &node.step, node.spec.int8_decode())
@@ -533,8 +537,15 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     q8_of = Some((*x, 0));
                 }
                 let layout = crate::kernels::MmvqLayout { threads_per_row, rows_per_thread };
-                let m =
-                    launch::MatVecQ8 { w: linear_weight()?, a: Slot::Q8, y: act(*y), wtype, k, rows: *n_out as usize, layout };
+                let m = launch::MatVecQ8 {
+                    w: linear_weight()?,
+                    a: Slot::Q8,
+                    y: act(*y),
+                    wtype,
+                    k,
+                    rows: *n_out as usize,
+                    layout,
+                };
                 out.push(Planned { kernel: kernel_for(&mmvq)?, launch: m.into(), node: ni });
                 if q8_of.is_some_and(|(b, _)| b == *y) {
                     q8_of = None;
@@ -576,8 +587,16 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     launch::MatVec { w: linear_weight()?, x, y, wtype, k, rows: n_out as usize }.into()
                 }
                 (Step::Linear { x, out, n_out, last_only: false, .. }, KernelSpec::MatMul { wtype, k }) => {
-                    launch::MatMul { w: linear_weight()?, x: act(x), y: act(out), wtype, k, rows: n_out as usize, tokens: n }
-                        .into()
+                    launch::MatMul {
+                        w: linear_weight()?,
+                        x: act(x),
+                        y: act(out),
+                        wtype,
+                        k,
+                        rows: n_out as usize,
+                        tokens: n,
+                    }
+                    .into()
                 }
                 (Step::BiasAdd { x, width }, KernelSpec::Elementwise { .. }) => {
                     launch::AddBias { x: act(x), bias: weight(0), n: n * width as usize, cols: width as usize }.into()
@@ -693,12 +712,10 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             Slot::AttnPart => self.attn_part.view(),
             Slot::AttnCounters => self.attn_counters.view(),
             Slot::Weight(i) => self.g.weights[i].view(),
-            Slot::WeightFrom { index, from } => {
-                match &self.g.weights[index] {
-                    Weight::Blocks(b) => b.slice(from, b.len().saturating_sub(from))?,
-                    Weight::F32(b) => b.slice(from / 4, b.len().saturating_sub(from / 4))?,
-                }
-            }
+            Slot::WeightFrom { index, from } => match &self.g.weights[index] {
+                Weight::Blocks(b) => b.slice(from, b.len().saturating_sub(from))?,
+                Weight::F32(b) => b.slice(from / 4, b.len().saturating_sub(from / 4))?,
+            },
             Slot::Ids => self.ids.view(),
             Slot::Positions => self.positions.view(),
             Slot::Q8 => self.q8.view(),

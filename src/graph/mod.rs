@@ -60,7 +60,15 @@ pub enum Step {
     /// `long_factors_above`, its weights are LongRoPE's short and long factors, the long ones for
     /// sessions of more positions than that ([`rope_factors_weight`]). `ext`: YaRN's ramp and the
     /// cos/sin scale.
-    Rope { x: Buf, heads: u32, base: f32, freq_scale: f32, freq_factors: bool, ext: RopeExt, long_factors_above: Option<u32> },
+    Rope {
+        x: Buf,
+        heads: u32,
+        base: f32,
+        freq_scale: f32,
+        freq_factors: bool,
+        ext: RopeExt,
+        long_factors_above: Option<u32>,
+    },
     /// Append this pass's K and V rows to layer `layer`'s cache.
     KvAppend { layer: u32 },
     /// Causal attention of Q over layer `layer`'s cache into AttnOut.

@@ -529,7 +529,11 @@ fn read_rope_scaling(p: &Params, n_ctx_train: u32) -> Result<RopeScaling, ModelE
     ] {
         if let Some(v) = p.opt_f32(key)? {
             if v != default {
-                return Err(p.invalid(key, v, format!("is not implemented (llama.cpp runs {default} for this architecture)")));
+                return Err(p.invalid(
+                    key,
+                    v,
+                    format!("is not implemented (llama.cpp runs {default} for this architecture)"),
+                ));
             }
         }
     }
@@ -564,7 +568,9 @@ fn read_longrope_factors<'t>(
         let name = if long.is_some() { ROPE_FACTORS_LONG } else { ROPE_FACTORS_SHORT };
         return bad(name, format!("holds LongRoPE factors, which the {} architecture does not use", p.arch.name()));
     }
-    for (name, t, other) in [(ROPE_FACTORS_LONG, long, ROPE_FACTORS_SHORT), (ROPE_FACTORS_SHORT, short, ROPE_FACTORS_LONG)] {
+    for (name, t, other) in
+        [(ROPE_FACTORS_LONG, long, ROPE_FACTORS_SHORT), (ROPE_FACTORS_SHORT, short, ROPE_FACTORS_LONG)]
+    {
         let Some(t) = t else {
             return bad(other, format!("comes without {name}: LongRoPE needs both the short and the long factors"));
         };

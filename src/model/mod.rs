@@ -13,6 +13,7 @@ mod qwen2;
 mod qwen3;
 
 pub use config::{
-    Activation, Arch, ModelConfig, ModelError, RopeScaling, RopeStyle, ROPE_FACTORS_LONG, ROPE_FACTORS_SHORT, ROPE_FREQS,
+    Activation, Arch, ModelConfig, ModelError, RopeScaling, RopeStyle, ROPE_FACTORS_LONG, ROPE_FACTORS_SHORT,
+    ROPE_FREQS,
 };
 pub use keys::Key;
