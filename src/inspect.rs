@@ -6,7 +6,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::gguf::GgufFile;
-use crate::model::{ModelConfig, ModelError, RopeScaling, ROPE_FREQS};
+use crate::model::{ModelConfig, ModelError, RopeScaling, ROPE_FACTORS_LONG, ROPE_FACTORS_SHORT, ROPE_FREQS};
 
 /// What a file's `rope_freqs.weight` does: how many rotated pairs it slows down, and by how much.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -21,8 +21,12 @@ pub struct FreqFactors {
 
 impl FreqFactors {
     fn of(file: &GgufFile) -> Option<FreqFactors> {
+        FreqFactors::named(file, ROPE_FREQS)
+    }
+
+    fn named(file: &GgufFile, name: &str) -> Option<FreqFactors> {
         // The model config has checked it: F32, rope_dims/2 values.
-        let t = file.tensor(ROPE_FREQS)?;
+        let t = file.tensor(name)?;
         let f: Vec<f32> =
             file.tensor_data(t).chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes"))).collect();
         Some(FreqFactors {
@@ -50,6 +54,12 @@ pub struct Summary {
     pub rope_scaling: RopeScaling,
     /// Llama 3's per-pair frequency divisors, when the file has them.
     pub rope_freq_factors: Option<FreqFactors>,
+    /// LongRoPE's short and long factors (Phi-3), when the file has them.
+    pub rope_longrope_factors: Option<[FreqFactors; 2]>,
+    /// cos/sin scale of the rope (`rope.scaling.attn_factor`, times YaRN's own).
+    pub rope_attn_factor: f32,
+    /// The context the rope scaling starts from (YaRN's ramp, LongRoPE's choice of factors).
+    pub rope_orig_ctx: u32,
     pub n_ctx_train: u32,
     pub n_vocab: u32,
     /// Tensor type name → number of tensors of that type.
@@ -80,6 +90,15 @@ impl Summary {
             rope_base: config.rope_base,
             rope_scaling: config.rope_scaling,
             rope_freq_factors: if config.rope_freq_factors { FreqFactors::of(file) } else { None },
+            rope_longrope_factors: match (
+                FreqFactors::named(file, ROPE_FACTORS_SHORT),
+                FreqFactors::named(file, ROPE_FACTORS_LONG),
+            ) {
+                (Some(s), Some(l)) if config.rope_longrope => Some([s, l]),
+                _ => None,
+            },
+            rope_attn_factor: config.rope_ext().attn_factor,
+            rope_orig_ctx: config.rope_orig_ctx(),
             n_ctx_train: config.n_ctx_train,
             n_vocab: config.n_vocab,
             tensor_types,
@@ -108,7 +127,24 @@ impl fmt::Display for Summary {
         let mut scaling = match self.rope_scaling {
             RopeScaling::None => Vec::new(),
             RopeScaling::Linear { factor } => vec![format!("linear: positions / {factor}")],
+            RopeScaling::Yarn { factor, beta_fast, beta_slow, .. } => {
+                let [low, high] = c.rope_ext().corr_dims;
+                vec![format!(
+                    "YaRN: factor {factor}, pairs below {low} kept, above {high} scaled (beta_fast {beta_fast}, \
+                     beta_slow {beta_slow}), cos/sin × {}",
+                    self.rope_attn_factor * (1.0 + 0.1 * factor.ln())
+                )]
+            }
         };
+        if let Some([short, long]) = &self.rope_longrope_factors {
+            scaling.push(format!(
+                "LongRoPE: {} (divisors {} to {}) for a context up to {}, {} ({} to {}) beyond",
+                short.tensor, short.min, short.max, self.rope_orig_ctx, long.tensor, long.min, long.max
+            ));
+        }
+        if !matches!(self.rope_scaling, RopeScaling::Yarn { .. }) && self.rope_attn_factor != 1.0 {
+            scaling.push(format!("cos/sin × {} (attn_factor)", self.rope_attn_factor));
+        }
         if let Some(ff) = &self.rope_freq_factors {
             scaling.push(format!(
                 "Llama 3 frequency factors ({}): {} of {} pairs slowed, divisors {} to {}",
@@ -122,6 +158,13 @@ impl fmt::Display for Summary {
         if let Some(w) = c.sliding_window {
             let n_swa = c.swa_layers.iter().filter(|&&s| s).count();
             writeln!(f, "sliding window {w} tokens on {n_swa} of {} layers", self.n_layer)?;
+        }
+        if let Some(w) = c.ignored_sliding_window {
+            writeln!(
+                f,
+                "sliding window {w} tokens in the file, not applied (llama.cpp does not apply it to {})",
+                self.architecture
+            )?;
         }
         writeln!(f, "context        {} (trained)", self.n_ctx_train)?;
         writeln!(f, "vocabulary     {}", self.n_vocab)?;

@@ -32,6 +32,11 @@ fn the_executor_on_the_cpu_device_matches_the_cpu_session() {
         "variants/llama3-synth-F32.gguf",
         // Per-head Q/K norms, heads wider than n_embd / n_head.
         "variants/qwen3-synth-F32.gguf",
+        // Fused attn_qkv / ffn_up read as row ranges of quantized blocks (the weight-offset slot),
+        // LongRoPE's factors and cos/sin scale.
+        "variants/phi3-synth-Q4_K_M.gguf",
+        // YaRN's ramp and cos/sin scale through the rope launch.
+        "variants/qwen2-yarn-synth-F32.gguf",
     ] {
         let Some(path) = common::model(file) else { continue };
         let model = Model::load(&path).unwrap();

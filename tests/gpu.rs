@@ -380,3 +380,18 @@ fn the_int8_decode_kernels_match_the_cpu_on_real_weights() {
     }
     assert!(failures.is_empty(), "{failures:?}");
 }
+
+/// Issue 14's synthetic models on the GPU against the CPU: phi3 (fused tensors as row-range
+/// views, LongRoPE; 600 tokens, past its original context of 512, so the sessions take the long
+/// factors), YaRN qwen2 and Mistral, F32 and Q4_K_M.
+#[test]
+#[ignore = "needs a GPU: run by scripts/gpu_tests.sh on the device"]
+fn synthetic_phi3_yarn_mistral_on_the_gpu_match_the_cpu() {
+    for (arch, prompt) in [("phi3", 600), ("qwen2-yarn", 300), ("mistral", 100)] {
+        for ty in ["F32", "Q4_K_M"] {
+            let path = common::models_dir().join(format!("variants/{arch}-synth-{ty}.gguf"));
+            assert!(path.exists(), "{} is absent (scripts/make_variants.sh writes it)", path.display());
+            gpu_matches_cpu(&path, prompt);
+        }
+    }
+}

@@ -125,24 +125,58 @@ fn rope_scaling_is_read_as_llama_cpp_reads_it() {
     assert_eq!(config(&w).unwrap().rope_scaling_orig_ctx, Some(8192));
 }
 
+/// YaRN as llama.cpp runs it for a Qwen2.5 file (factor 4, original context 32768): ext_factor 1,
+/// beta_fast 32 / beta_slow 1, and the ramp's ends from ggml_rope_yarn_corr_dims, worked here in
+/// f64 from its formula: n_dims·ln(n_ctx_orig / (2π·β)) / (2·ln base), floored / ceiled.
+#[test]
+fn yarn_is_read_with_llama_cpp_defaults() {
+    let yarn = || {
+        let mut w = base("qwen2");
+        w.set_u32("qwen2.context_length", 131072).set_u32("qwen2.rope.dimension_count", 64);
+        w.set_f32("qwen2.rope.freq_base", 1e6).set_str("qwen2.rope.scaling.type", "yarn");
+        w.set_f32("qwen2.rope.scaling.factor", 4.0);
+        w
+    };
+    let mut w = yarn();
+    w.set_u32("qwen2.rope.scaling.original_context_length", 32768);
+    let cfg = config(&w).unwrap();
+    assert_eq!(cfg.rope_scaling, RopeScaling::Yarn { factor: 4.0, orig_ctx: 32768, beta_fast: 32.0, beta_slow: 1.0 });
+    assert_eq!(cfg.rope_scaling.freq_scale(), 0.25);
+    let corr = |beta: f64| 64.0 * (32768.0 / (2.0 * std::f64::consts::PI * beta)).ln() / (2.0 * 1e6f64.ln());
+    let ext = cfg.rope_ext();
+    assert_eq!(ext.corr_dims, [corr(32.0).floor() as f32, corr(1.0).ceil() as f32]);
+    assert_eq!(ext.corr_dims, [11.0, 20.0]);
+    assert_eq!(ext.ext_factor, 1.0);
+    // llama.cpp divides its mscale back out of the attention factor; the kernel multiplies it in.
+    assert!((ext.attn_factor - 1.0).abs() < 1e-6, "{}", ext.attn_factor);
+    // Without an original context length, the trained context stands in.
+    let mut w = yarn();
+    assert!(matches!(config(&w).unwrap().rope_scaling, RopeScaling::Yarn { orig_ctx: 131072, .. }));
+    // YaRN's tuning keys llama.cpp does not read for qwen2: refused unless at its defaults.
+    w.set_f32("qwen2.rope.scaling.yarn_beta_fast", 32.0);
+    assert!(config(&w).is_ok());
+    w.set_f32("qwen2.rope.scaling.yarn_beta_fast", 16.0);
+    let e = config(&w).unwrap_err().to_string();
+    assert!(e.contains("qwen2.rope.scaling.yarn_beta_fast") && e.contains("16"), "{e}");
+}
+
 #[test]
 fn rope_scaling_we_do_not_compute_is_refused_naming_key_and_value() {
-    for (ty, factor, needles) in [
-        ("yarn", 4.0, ["qwen2.rope.scaling.type", "yarn", "4"]),
-        ("longrope", 1.0, ["qwen2.rope.scaling.type", "longrope", "LongRoPE"]),
-        ("dynamic", 2.0, ["qwen2.rope.scaling.type", "dynamic", "unknown"]),
-    ] {
-        let mut w = base("qwen2");
-        w.set_str("qwen2.rope.scaling.type", ty).set_f32("qwen2.rope.scaling.factor", factor);
-        let e = config(&w).unwrap_err().to_string();
-        assert!(needles.iter().all(|n| e.contains(n)), "{e}");
-    }
+    let mut w = base("qwen2");
+    w.set_str("qwen2.rope.scaling.type", "dynamic").set_f32("qwen2.rope.scaling.factor", 2.0);
+    let e = config(&w).unwrap_err().to_string();
+    assert!(["qwen2.rope.scaling.type", "dynamic", "unknown"].iter().all(|n| e.contains(n)), "{e}");
+    // llama.cpp's longrope type scales positions as linear does; its factors are tensors.
+    let mut w = base("qwen2");
+    w.set_str("qwen2.rope.scaling.type", "longrope").set_f32("qwen2.rope.scaling.factor", 2.0);
+    assert_eq!(config(&w).unwrap().rope_scaling, RopeScaling::Linear { factor: 2.0 });
+    // The attention factor scales cos and sin (LongRoPE's magnitude scale).
     let mut w = base("llama");
     w.set_f32("llama.rope.scaling.attn_factor", 1.2);
+    assert_eq!(config(&w).unwrap().rope_ext().attn_factor, 1.2);
+    w.set_f32("llama.rope.scaling.attn_factor", -1.0);
     let e = config(&w).unwrap_err().to_string();
-    assert!(e.contains("llama.rope.scaling.attn_factor") && e.contains("1.2"), "{e}");
-    w.set_f32("llama.rope.scaling.attn_factor", 1.0);
-    assert!(config(&w).is_ok(), "an attention factor of 1 changes nothing");
+    assert!(e.contains("llama.rope.scaling.attn_factor") && e.contains("-1"), "{e}");
     let mut w = base("llama");
     w.set_f32("llama.rope.scaling.factor", -2.0);
     let e = config(&w).unwrap_err().to_string();
@@ -389,12 +423,17 @@ fn a_tensor_no_step_reads_is_refused_by_name() {
         .iter()
         .all(|n| n.weights == ["rope_freqs.weight"] && matches!(n.step, Step::Rope { freq_factors: true, .. })));
 
-    // Such as LongRoPE's factor tensors, which we do not implement.
+    // A tensor nothing reads.
+    let mut w = tiny_llama();
+    w.add_tensor("blk.0.attn_extra.weight", &[8], GgmlType::F32, f32_bytes(&[1.0; 8]));
+    let e = load(&w).err().expect("refused");
+    assert!(matches!(&e, ExecError::Graph(GraphError::UnusedTensor(n)) if n == "blk.0.attn_extra.weight"), "{e}");
+    assert!(e.to_string().contains("blk.0.attn_extra.weight"), "{e}");
+    // LongRoPE's factors in an architecture whose llama.cpp graph does not read them.
     let mut w = tiny_llama();
     w.add_tensor("rope_factors_long.weight", &[8], GgmlType::F32, f32_bytes(&[1.0; 8]));
-    let e = load(&w).err().expect("refused");
-    assert!(matches!(&e, ExecError::Graph(GraphError::UnusedTensor(n)) if n == "rope_factors_long.weight"), "{e}");
-    assert!(e.to_string().contains("rope_factors_long.weight"), "{e}");
+    let e = load(&w).err().expect("refused").to_string();
+    assert!(e.contains("rope_factors_long.weight") && e.contains("llama"), "{e}");
 }
 
 #[test]

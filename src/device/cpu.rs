@@ -219,7 +219,13 @@ impl CpuBackend {
                 let neox = l.kind == crate::kernels::RopeKind::Neox;
                 let rd = l.rope_dims as usize;
                 let ff = f32s(mem, &l.freq_factors, rd / 2)?;
-                reference::rope(&mut x, &pos, l.n_heads, hd, rd, neox, l.base, l.freq_scale, Some(&ff));
+                let p = reference::RopeParams {
+                    base: l.base,
+                    freq_scale: l.freq_scale,
+                    freq_factors: Some(&ff),
+                    ext: l.ext,
+                };
+                reference::rope(&mut x, &pos, l.n_heads, hd, rd, neox, &p);
                 put_f32s(mem, &l.x, 0, &x)
             }
             Launch::MatVec(launch::MatVec { w, x, y, wtype, k, rows })
@@ -294,8 +300,15 @@ impl CpuBackend {
                 let neox = l.kind == crate::kernels::RopeKind::Neox;
                 let rd = l.rope_dims as usize;
                 let ff = f32s(mem, &l.freq_factors, rd / 2)?;
-                reference::rope(&mut qs, &pos, l.n_head, hd, rd, neox, l.base, l.freq_scale, Some(&ff));
-                reference::rope(&mut ks, &pos, l.n_head_kv, hd, rd, neox, l.base, l.freq_scale, Some(&ff));
+                // The fused kernel has no YaRN / LongRoPE part (fusion leaves such ropes alone).
+                let params = reference::RopeParams {
+                    base: l.base,
+                    freq_scale: l.freq_scale,
+                    freq_factors: Some(&ff),
+                    ext: crate::kernels::RopeExt::NONE,
+                };
+                reference::rope(&mut qs, &pos, l.n_head, hd, rd, neox, &params);
+                reference::rope(&mut ks, &pos, l.n_head_kv, hd, rd, neox, &params);
                 put_f32s(mem, &l.q, 0, &qs)?;
                 put_f32s(mem, &l.k, 0, &ks)?;
                 let row = l.n_head_kv * hd;

@@ -97,6 +97,8 @@ pub(crate) struct Pass<'a> {
     pub v_cache: &'a mut [Vec<f32>],
     pub bufs: &'a mut [Vec<f32>],
     pub pos0: usize,
+    /// The session's capacity (LongRoPE chooses its factors by it).
+    pub capacity: usize,
 }
 
 /// Runs `tokens` through the graph (buffers already sized) on rayon's pool.
@@ -107,7 +109,7 @@ pub(crate) fn forward(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> 
 }
 
 fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), ExecError> {
-    let Pass { model, k_cache, v_cache, bufs, pos0 } = pass;
+    let Pass { model, k_cache, v_cache, bufs, pos0, capacity } = pass;
     let cfg = &model.config;
     let file = &model.file;
     let n = tokens.len();
@@ -151,13 +153,13 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
                     rms_norm(src, w, width as usize, eps, dst);
                 }
             }
-            Step::Linear { x, out, n_out, last_only } => {
+            Step::Linear { x, out, n_out, last_only, .. } => {
                 let t = file.require_tensor(&node.weights[0])?;
                 let k = t.row_len() as usize;
                 let [src, dst] = bufs.get_disjoint_mut([x as usize, out as usize]).expect("distinct buffers");
                 let src = if last_only { &src[(n - 1) * k..n * k] } else { &src[..] };
                 let huge = state.weights.take();
-                let w = weights(&huge, file.tensor_data(t));
+                let w = node.step.weight_bytes(weights(&huge, file.tensor_data(t)));
                 let result = linear(state, (x, last_only), t.ty, w, k, n_out as usize, src, dst);
                 state.weights = huge;
                 result?;
@@ -165,11 +167,13 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
             Step::BiasAdd { x, width } => {
                 reference::bias_add(&mut bufs[x as usize], model.vector(&node.weights[0]), width as usize);
             }
-            Step::Rope { x, heads, base, freq_scale, freq_factors } => {
+            Step::Rope { x, heads, base, freq_scale, freq_factors, ext, .. } => {
                 let neox = cfg.rope_style == crate::model::RopeStyle::Neox;
                 let (hd, rd) = (cfg.head_dim as usize, cfg.rope_dims as usize);
-                let ff = freq_factors.then(|| model.vector(&node.weights[0]));
-                let angles = RopeAngles { pos0, n, rope_dims: rd, base, freq_scale, freq_factors: ff };
+                let which = crate::graph::rope_factors_weight(&node.step, capacity);
+                let ff = freq_factors.then(|| model.vector(&node.weights[which]));
+                let p = reference::RopeParams { base, freq_scale, freq_factors: ff, ext };
+                let angles = RopeAngles { pos0, n, rope_dims: rd, p };
                 rope(state, &mut bufs[x as usize], &angles, heads as usize, hd, neox);
             }
             Step::KvAppend { layer } => {
@@ -264,7 +268,7 @@ fn linear_group_with(
         let t = file.require_tensor(&node.weights[0])?;
         *slot = Some((t.ty, file.tensor_data(t), t.row_len() as usize, out, n_out as usize));
         if let Some(j) = slot.as_mut() {
-            j.1 = weights(huge, j.1);
+            j.1 = node.step.weight_bytes(weights(huge, j.1));
         }
     }
     let k = job[0].expect("a run has a first projection").2;
@@ -343,10 +347,8 @@ struct RopeAngles<'a> {
     pos0: usize,
     n: usize,
     rope_dims: usize,
-    base: f32,
-    freq_scale: f32,
-    /// Llama 3's per-pair frequency divisors (one tensor for every layer).
-    freq_factors: Option<&'a [f32]>,
+    /// Base, scaling, per-pair divisors (one tensor for every layer) and YaRN's part.
+    p: reference::RopeParams<'a>,
 }
 
 /// Rope as [`reference::rope`] (the same iterated f32 angles), the cos/sin of a pass computed once and
@@ -354,15 +356,17 @@ struct RopeAngles<'a> {
 fn rope(state: &mut FastState, x: &mut [f32], a: &RopeAngles, heads: usize, head_dim: usize, neox: bool) {
     let (n, rope_dims) = (a.n, a.rope_dims);
     let half = rope_dims / 2;
-    let key = (a.pos0, n, a.base.to_bits(), a.freq_scale.to_bits(), rope_dims, a.freq_factors.is_some());
+    let p = &a.p;
+    // Every layer's rope reads the same factors and YaRN values: the base alone differs.
+    let key = (a.pos0, n, p.base.to_bits(), p.freq_scale.to_bits(), rope_dims, p.freq_factors.is_some());
     if state.rope_key != Some(key) {
         state.rope.resize(n * half, (0.0, 0.0));
-        let theta_scale = a.base.powf(-2.0 / rope_dims as f32);
+        let theta_scale = p.base.powf(-2.0 / rope_dims as f32);
         for t in 0..n {
             let mut theta = (a.pos0 + t) as f32;
             for (i, cs) in state.rope[t * half..(t + 1) * half].iter_mut().enumerate() {
-                let th = a.freq_factors.map_or(theta, |ff| theta / ff[i]) * a.freq_scale;
-                *cs = (th.cos(), th.sin());
+                let th = p.freq_factors.map_or(theta, |ff| theta / ff[i]);
+                *cs = p.ext.cos_sin(th, p.freq_scale, i);
                 theta *= theta_scale;
             }
         }

@@ -17,7 +17,7 @@
 use std::collections::BTreeSet;
 
 use crate::graph::{Buf, Graph, Node, Step};
-use crate::kernels::{ElementwiseOp, KernelSpec};
+use crate::kernels::{ElementwiseOp, KernelSpec, RopeExt};
 
 /// A fused launch and the graph nodes it stands for.
 #[derive(Clone, Debug, PartialEq)]
@@ -132,8 +132,8 @@ fn rope_kv(graph: &Graph, i: usize) -> Option<Fused> {
     let nodes = &graph.nodes;
     let (q, k, append) = (nodes.get(i)?, nodes.get(i + 1)?, nodes.get(i + 2)?);
     let (
-        Step::Rope { x: Buf::Q, base, freq_scale, freq_factors, .. },
-        Step::Rope { x: Buf::K, base: kb, freq_scale: kfs, freq_factors: kff, .. },
+        Step::Rope { x: Buf::Q, base, freq_scale, freq_factors, ext, long_factors_above: None, .. },
+        Step::Rope { x: Buf::K, base: kb, freq_scale: kfs, freq_factors: kff, ext: kext, long_factors_above: None, .. },
         Step::KvAppend { .. },
     ) = (&q.step, &k.step, &append.step)
     else {
@@ -142,10 +142,13 @@ fn rope_kv(graph: &Graph, i: usize) -> Option<Fused> {
     let (KernelSpec::Rope { head_dim, rope_dims, kind }, KernelSpec::KvAppend { kv }) = (q.spec, append.spec) else {
         return None;
     };
+    // The fused kernel rotates by θ alone: YaRN's ramp and cos/sin scale, and LongRoPE's choice of
+    // factors by context, stay with the plain rope kernel.
+    let plain = *ext == RopeExt::NONE && *kext == RopeExt::NONE;
     let same = q.spec == k.spec && q.weights == k.weights && (base, freq_scale, freq_factors) == (kb, kfs, kff);
     // The append copies whole K and V rows of heads of head_dim.
     let rows = graph.buffers.width(Buf::K) == graph.buffers.kv_width && graph.buffers.kv_width == graph.buffers.v_width;
-    if !same || !rows {
+    if !plain || !same || !rows {
         return None;
     }
     let spec = KernelSpec::RopeKv { head_dim, rope_dims, kind, kv };

@@ -77,6 +77,17 @@ pub struct GpuModel<'m> {
 }
 
 impl<'m> GpuModel<'m> {
+    /// A projection's weight: from its first row on where it reads a range of a fused tensor
+    /// (phi3's `attn_qkv`, `ffn_up`).
+    fn linear_weight(&self, node: &Node) -> Result<Slot, ExecError> {
+        let t = self.model.file.require_tensor(&node.weights[0])?;
+        let index = self.weight_index[&node.weights[0]];
+        Ok(match node.step.weight_byte_range(t.n_bytes as usize).start {
+            0 => Slot::Weight(index),
+            from => Slot::WeightFrom { index, from },
+        })
+    }
+
     /// Compiles (or loads from the cache) every kernel the model needs for the device's own
     /// target, and uploads the weights; sessions keep their KV cache in f16.
     pub fn new(model: &'m Model, device: Device, engine: &Engine) -> Result<GpuModel<'m>, ExecError> {
@@ -244,6 +255,11 @@ enum Slot {
     AttnPart,
     AttnCounters,
     Weight(usize),
+    /// A weight's bytes from `from` on (a projection reading a row range of a fused tensor).
+    WeightFrom {
+        index: usize,
+        from: usize,
+    },
     /// Token ids in; the argmax writes the next id to element 0.
     Ids,
     Positions,
@@ -557,6 +573,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             }
             let kernel = kernel_for(&node.spec.with_kv(g.kv))?;
             let weight = |i: usize| Slot::Weight(g.weight_index[&node.weights[i]]);
+            let linear_weight = || g.linear_weight(node);
             if let (true, Step::Linear { x, out: y, n_out, .. }, Some((quantize, mmvq))) =
                 (int8, &node.step, node.spec.int8_decode())
             {
@@ -572,8 +589,15 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     q8_of = Some((*x, 0));
                 }
                 let layout = crate::kernels::MmvqLayout { threads_per_row, rows_per_thread };
-                let m =
-                    launch::MatVecQ8 { w: weight(0), a: Slot::Q8, y: act(*y), wtype, k, rows: *n_out as usize, layout };
+                let m = launch::MatVecQ8 {
+                    w: linear_weight()?,
+                    a: Slot::Q8,
+                    y: act(*y),
+                    wtype,
+                    k,
+                    rows: *n_out as usize,
+                    layout,
+                };
                 out.push(Planned::new(kernel_for(&mmvq)?, m.into(), ni));
                 if q8_of.is_some_and(|(b, _)| b == *y) {
                     q8_of = None;
@@ -605,29 +629,41 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     eps,
                 }
                 .into(),
-                (Step::Linear { x, out, n_out, last_only }, KernelSpec::MatVec { wtype, k }) => {
+                (Step::Linear { x, out, n_out, last_only, .. }, KernelSpec::MatVec { wtype, k }) => {
                     // Logits: the last token's row alone; otherwise a decode pass of one token.
                     let from = if last_only { (n - 1) * k as usize } else { 0 };
                     if !last_only && n != 1 {
                         return Err(mismatch(node));
                     }
                     let (x, y) = (Slot::Act { buf: x, from }, act(out));
-                    launch::MatVec { w: weight(0), x, y, wtype, k, rows: n_out as usize }.into()
+                    launch::MatVec { w: linear_weight()?, x, y, wtype, k, rows: n_out as usize }.into()
                 }
-                (Step::Linear { x, out, n_out, last_only: false }, KernelSpec::MatMul { wtype, k }) => {
-                    launch::MatMul { w: weight(0), x: act(x), y: act(out), wtype, k, rows: n_out as usize, tokens: n }
-                        .into()
+                (Step::Linear { x, out, n_out, last_only: false, .. }, KernelSpec::MatMul { wtype, k }) => {
+                    launch::MatMul {
+                        w: linear_weight()?,
+                        x: act(x),
+                        y: act(out),
+                        wtype,
+                        k,
+                        rows: n_out as usize,
+                        tokens: n,
+                    }
+                    .into()
                 }
                 (Step::BiasAdd { x, width }, KernelSpec::Elementwise { .. }) => {
                     launch::AddBias { x: act(x), bias: weight(0), n: n * width as usize, cols: width as usize }.into()
                 }
                 (
-                    Step::Rope { x, heads, base, freq_scale, freq_factors },
+                    Step::Rope { x, heads, base, freq_scale, freq_factors, ext, .. },
                     KernelSpec::Rope { head_dim, rope_dims, kind },
                 ) => launch::Rope {
                     x: act(x),
                     positions: Slot::Positions,
-                    freq_factors: if freq_factors { weight(0) } else { Slot::Weight(g.unit_freq_factors) },
+                    freq_factors: if freq_factors {
+                        weight(crate::graph::rope_factors_weight(&node.step, self.capacity))
+                    } else {
+                        Slot::Weight(g.unit_freq_factors)
+                    },
                     head_dim,
                     rope_dims,
                     kind,
@@ -635,6 +671,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     n_heads: heads as usize,
                     base,
                     freq_scale,
+                    ext,
                 }
                 .into(),
                 (Step::KvAppend { layer }, KernelSpec::KvAppend { kv }) => launch::KvAppend {
@@ -762,7 +799,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 for (i, &(l, b)) in linears.iter().enumerate() {
                     let Step::Linear { out: y, n_out, .. } = graph.nodes[l].step else { return Err(bad()) };
                     let bias_slot = b.map_or(act(y), |b| weight(b, 0));
-                    seg[i] = (weight(l, 0), act(y), bias_slot);
+                    seg[i] = (g.linear_weight(&graph.nodes[l])?, act(y), bias_slot);
                     rows[i] = n_out as usize;
                     if q8_of.is_some_and(|(q, _)| q == y) {
                         *q8_of = None;
@@ -848,6 +885,10 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             Slot::AttnPart => self.attn_part.view(),
             Slot::AttnCounters => self.attn_counters.view(),
             Slot::Weight(i) => self.g.weights[i].view(),
+            Slot::WeightFrom { index, from } => match &self.g.weights[index] {
+                Weight::Blocks(b) => b.slice(from, b.len().saturating_sub(from))?,
+                Weight::F32(b) => b.slice(from / 4, b.len().saturating_sub(from / 4))?,
+            },
             Slot::Ids => self.ids.view(),
             Slot::Positions => self.positions.view(),
             Slot::Q8 => self.q8.view(),

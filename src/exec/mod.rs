@@ -118,8 +118,11 @@ impl Model {
         for node in &decode.nodes {
             check_shapes(&file, &config, &node.step, &node.weights)?;
             if matches!(node.step, Step::Norm { .. } | Step::BiasAdd { .. } | Step::Rope { freq_factors: true, .. }) {
-                let t = file.require_tensor(&node.weights[0])?;
-                vectors.insert(t.name.clone(), quant::dequantize_to_vec(t.ty, file.tensor_data(t))?);
+                // Every weight: LongRoPE's rope reads its short or its long factors.
+                for name in &node.weights {
+                    let t = file.require_tensor(name)?;
+                    vectors.insert(t.name.clone(), quant::dequantize_to_vec(t.ty, file.tensor_data(t))?);
+                }
             }
         }
         Ok(Model { file: Arc::new(file), config, prefill, decode, vectors })
@@ -155,10 +158,11 @@ fn check_shapes(file: &GgufFile, cfg: &ModelConfig, step: &Step, weights: &[Stri
     let expected: Vec<u64> = match *step {
         Step::Embed { .. } => vec![cfg.n_embd as u64, cfg.n_vocab as u64],
         Step::Norm { width, .. } | Step::BiasAdd { width, .. } => vec![width as u64],
-        Step::Linear { n_out, .. } => {
+        // A fused tensor holds the rows of every projection that reads a range of it.
+        Step::Linear { n_out, rows, .. } => {
             let name = &weights[0];
             let t = file.require_tensor(name)?;
-            vec![t.row_len(), n_out as u64]
+            vec![t.row_len(), rows.map_or(n_out, |r| r.total) as u64]
         }
         _ => return Ok(()),
     };
@@ -170,7 +174,9 @@ fn check_shapes(file: &GgufFile, cfg: &ModelConfig, step: &Step, weights: &[Stri
     let found = if t.shape.len() == 1 { t.shape.clone() } else { t.shape.iter().take(2).copied().collect() };
     if !k_ok || found != expected || t.shape.iter().skip(2).any(|&d| d != 1) {
         let expected = match *step {
-            Step::Linear { n_out, .. } => vec![linear_k(cfg, &weights[0]).unwrap_or(t.row_len()), n_out as u64],
+            Step::Linear { n_out, rows, .. } => {
+                vec![linear_k(cfg, &weights[0]).unwrap_or(t.row_len()), rows.map_or(n_out, |r| r.total) as u64]
+            }
             _ => expected,
         };
         return Err(ExecError::WrongShape { name: t.name.clone(), expected, found: t.shape.clone() });

@@ -154,6 +154,7 @@ impl<'m> Session<'m> {
                 v_cache: &mut self.v_cache,
                 bufs: &mut self.bufs,
                 pos0,
+                capacity: self.capacity,
             };
             cpu_fast::forward(fast, pass, tokens)?;
             self.pos += n;
@@ -187,12 +188,13 @@ impl<'m> Session<'m> {
                         reference::rms_norm(src, w, width as usize, eps, dst);
                     }
                 }
-                Step::Linear { x, out, n_out, last_only } => {
+                Step::Linear { x, out, n_out, last_only, .. } => {
                     let t = file.require_tensor(&node.weights[0])?;
                     let k = t.row_len() as usize;
                     let [src, dst] = self.bufs.get_disjoint_mut([x as usize, out as usize]).expect("distinct buffers");
                     let src = if last_only { &src[(n - 1) * k..n * k] } else { &src[..] };
-                    reference::linear(t.ty, file.tensor_data(t), k, n_out as usize, src, dst)?;
+                    let w = node.step.weight_bytes(file.tensor_data(t));
+                    reference::linear(t.ty, w, k, n_out as usize, src, dst)?;
                 }
                 Step::BiasAdd { x, width } => {
                     reference::bias_add(
@@ -201,12 +203,13 @@ impl<'m> Session<'m> {
                         width as usize,
                     );
                 }
-                Step::Rope { x, heads, base, freq_scale, freq_factors } => {
+                Step::Rope { x, heads, base, freq_scale, freq_factors, ext, .. } => {
                     let neox = cfg.rope_style == crate::model::RopeStyle::Neox;
                     let (hd, rd) = (cfg.head_dim as usize, cfg.rope_dims as usize);
-                    let ff = freq_factors.then(|| self.model.vector(&node.weights[0]));
-                    let x = &mut self.bufs[x as usize];
-                    reference::rope(x, &positions, heads as usize, hd, rd, neox, base, freq_scale, ff);
+                    let which = crate::graph::rope_factors_weight(&node.step, self.capacity);
+                    let freq_factors = freq_factors.then(|| self.model.vector(&node.weights[which]));
+                    let p = reference::RopeParams { base, freq_scale, freq_factors, ext };
+                    reference::rope(&mut self.bufs[x as usize], &positions, heads as usize, hd, rd, neox, &p);
                 }
                 Step::KvAppend { layer } => {
                     let (kw, vw) = (graph.buffers.kv_width, graph.buffers.v_width);

@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 
 use crate::dtype::GgmlType;
 use crate::gguf::GgufFile;
-use crate::kernels::{AttnPhase, ElementwiseOp, GluKind, KernelSpec, KvPrecision, RopeKind};
-use crate::model::{Activation, ModelConfig, RopeStyle, ROPE_FREQS};
+use crate::kernels::{AttnPhase, ElementwiseOp, GluKind, KernelSpec, KvPrecision, RopeExt, RopeKind};
+use crate::model::{Activation, Arch, ModelConfig, RopeStyle, ROPE_FACTORS_LONG, ROPE_FACTORS_SHORT, ROPE_FREQS};
 
 pub use plan::{BufferPlan, BufferSize};
 
@@ -50,12 +50,25 @@ pub enum Step {
     /// RMSNorm of rows of `width` (a head, for Q/K norms), in place when x == out.
     Norm { x: Buf, out: Buf, width: u32, eps: f32 },
     /// out = x · Wᵀ over rows of x; `last_only` takes the last token's row alone (logits).
-    Linear { x: Buf, out: Buf, n_out: u32, last_only: bool },
+    /// `rows`: the weight is a fused tensor (phi3's `attn_qkv`, `ffn_up`) of which this
+    /// projection reads the `n_out` rows from `rows.first` on.
+    Linear { x: Buf, out: Buf, n_out: u32, last_only: bool, rows: Option<RowRange> },
     /// `x[t, i] += bias[i]`.
     BiasAdd { x: Buf, width: u32 },
     /// Rope over `heads` heads of each token's row of x, in place. With `freq_factors`, the node's
-    /// weight (`rope_freqs.weight`) divides each pair's frequency (Llama 3.x scaling).
-    Rope { x: Buf, heads: u32, base: f32, freq_scale: f32, freq_factors: bool },
+    /// weight (`rope_freqs.weight`) divides each pair's frequency (Llama 3.x scaling); with
+    /// `long_factors_above`, its weights are LongRoPE's short and long factors, the long ones for
+    /// sessions of more positions than that ([`rope_factors_weight`]). `ext`: YaRN's ramp and the
+    /// cos/sin scale.
+    Rope {
+        x: Buf,
+        heads: u32,
+        base: f32,
+        freq_scale: f32,
+        freq_factors: bool,
+        ext: RopeExt,
+        long_factors_above: Option<u32>,
+    },
     /// Append this pass's K and V rows to layer `layer`'s cache.
     KvAppend { layer: u32 },
     /// Causal attention of Q over layer `layer`'s cache into AttnOut.
@@ -68,6 +81,43 @@ pub enum Step {
     Softcap { x: Buf, cap: f32 },
     /// The index of the largest logit (greedy decoding on the device).
     Argmax,
+}
+
+/// The rows of a fused weight tensor one projection reads: from `first` on, of `total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowRange {
+    pub first: u32,
+    pub total: u32,
+}
+
+impl Step {
+    /// The bytes of a projection's weight (all `data` of its tensor) that it reads: the whole
+    /// tensor, or its row range of a fused one. `data` holds whole rows (its shape was checked).
+    pub fn weight_bytes<'a>(&self, data: &'a [u8]) -> &'a [u8] {
+        &data[self.weight_byte_range(data.len())]
+    }
+
+    /// [`Step::weight_bytes`] as a range of a tensor of `tensor_bytes`.
+    pub fn weight_byte_range(&self, tensor_bytes: usize) -> std::ops::Range<usize> {
+        match *self {
+            Step::Linear { n_out, rows: Some(r), .. } => {
+                let row_bytes = tensor_bytes / r.total.max(1) as usize;
+                let first = r.first as usize * row_bytes;
+                first..first + n_out as usize * row_bytes
+            }
+            _ => 0..tensor_bytes,
+        }
+    }
+}
+
+/// Which of a rope node's weights divides its frequencies in a session of `capacity` positions:
+/// LongRoPE's long factors (the second) beyond the original context, as llama.cpp's
+/// `get_rope_factors` chooses by its context size; otherwise the first.
+pub fn rope_factors_weight(step: &Step, capacity: usize) -> usize {
+    match *step {
+        Step::Rope { long_factors_above: Some(orig), .. } if capacity > orig as usize => 1,
+        _ => 0,
+    }
 }
 
 /// One step of the forward pass.
@@ -150,12 +200,32 @@ impl Builder<'_> {
             AttnPhase::Decode => KernelSpec::MatVec { wtype, k },
             AttnPhase::Prefill => KernelSpec::MatMul { wtype, k },
         };
-        self.push(name, spec, &[&w], Step::Linear { x, out, n_out, last_only: false });
+        self.push(name, spec, &[&w], Step::Linear { x, out, n_out, last_only: false, rows: None });
         if bias {
             let b = format!("{name}.bias");
             self.ty(&b)?;
             let spec = KernelSpec::Elementwise { op: ElementwiseOp::AddBias };
             self.push(format!("{name}.bias_add"), spec, &[&b], Step::BiasAdd { x: out, width: n_out });
+        }
+        Ok(())
+    }
+}
+
+impl Builder<'_> {
+    /// Projections reading consecutive row ranges of one fused tensor `weight` (no biases): one
+    /// node per (name, out, rows).
+    fn fused(&mut self, weight: &str, x: Buf, k: u32, parts: &[(&str, Buf, u32)]) -> Result<(), GraphError> {
+        let wtype = self.ty(weight)?;
+        let spec = match self.phase {
+            AttnPhase::Decode => KernelSpec::MatVec { wtype, k },
+            AttnPhase::Prefill => KernelSpec::MatMul { wtype, k },
+        };
+        let total = parts.iter().map(|p| p.2).sum();
+        let mut first = 0;
+        for &(name, out, n_out) in parts {
+            let rows = Some(RowRange { first, total });
+            self.push(name, spec, &[weight], Step::Linear { x, out, n_out, last_only: false, rows });
+            first += n_out;
         }
         Ok(())
     }
@@ -178,11 +248,17 @@ pub fn build(cfg: &ModelConfig, tensors: &dyn TensorTypes, phase: AttnPhase) -> 
         },
     };
     let freq_scale = cfg.rope_scaling.freq_scale();
-    let freq_factors = cfg.rope_freq_factors;
-    let rope_weights: &[&str] = if freq_factors { &[ROPE_FREQS] } else { &[] };
-    if freq_factors {
-        b.ty(ROPE_FREQS)?;
+    let freq_factors = cfg.rope_freq_factors || cfg.rope_longrope;
+    let rope_weights: &[&str] = match (cfg.rope_freq_factors, cfg.rope_longrope) {
+        (true, _) => &[ROPE_FREQS],
+        (false, true) => &[ROPE_FACTORS_SHORT, ROPE_FACTORS_LONG],
+        (false, false) => &[],
+    };
+    for w in rope_weights {
+        b.ty(w)?;
     }
+    let long_factors_above = (cfg.rope_longrope && !cfg.rope_freq_factors).then(|| cfg.rope_orig_ctx());
+    let ext = cfg.rope_ext();
     let glu = match cfg.activation {
         Activation::Silu => GluKind::SwiGlu,
         Activation::GeluTanh => GluKind::GeGlu,
@@ -192,16 +268,24 @@ pub fn build(cfg: &ModelConfig, tensors: &dyn TensorTypes, phase: AttnPhase) -> 
     for il in 0..cfg.n_layer {
         let p = format!("blk.{il}");
         b.norm(&format!("{p}.attn_norm"), Buf::Hidden, Buf::Normed, n_embd)?;
-        b.linear(&format!("{p}.attn_q"), Buf::Normed, Buf::Q, n_embd, q_width, cfg.qkv_bias)?;
-        b.linear(&format!("{p}.attn_k"), Buf::Normed, Buf::K, n_embd, kv_width, cfg.qkv_bias)?;
-        b.linear(&format!("{p}.attn_v"), Buf::Normed, Buf::V, n_embd, v_width, cfg.qkv_bias)?;
+        let qkv = format!("{p}.attn_qkv.weight");
+        if tensors.tensor_type(&qkv).is_some() && !cfg.qkv_bias {
+            // Fused Q/K/V (phi3): q rows, then k, then v.
+            let (q, k, v) = (format!("{p}.attn_q"), format!("{p}.attn_k"), format!("{p}.attn_v"));
+            let parts = [(q.as_str(), Buf::Q, q_width), (k.as_str(), Buf::K, kv_width), (v.as_str(), Buf::V, v_width)];
+            b.fused(&qkv, Buf::Normed, n_embd, &parts)?;
+        } else {
+            b.linear(&format!("{p}.attn_q"), Buf::Normed, Buf::Q, n_embd, q_width, cfg.qkv_bias)?;
+            b.linear(&format!("{p}.attn_k"), Buf::Normed, Buf::K, n_embd, kv_width, cfg.qkv_bias)?;
+            b.linear(&format!("{p}.attn_v"), Buf::Normed, Buf::V, n_embd, v_width, cfg.qkv_bias)?;
+        }
         if cfg.qk_norm {
             b.norm(&format!("{p}.attn_q_norm"), Buf::Q, Buf::Q, cfg.head_dim)?;
             b.norm(&format!("{p}.attn_k_norm"), Buf::K, Buf::K, cfg.head_dim)?;
         }
         let base = cfg.rope_base_for_layer(il as usize);
         for (name, x, heads) in [("rope_q", Buf::Q, cfg.n_head), ("rope_k", Buf::K, cfg.n_head_kv)] {
-            let step = Step::Rope { x, heads, base, freq_scale, freq_factors };
+            let step = Step::Rope { x, heads, base, freq_scale, freq_factors, ext, long_factors_above };
             b.push(format!("{p}.{name}"), rope, rope_weights, step);
         }
         // The KV cache's default precision; the GPU executor respecializes for another
@@ -225,8 +309,16 @@ pub fn build(cfg: &ModelConfig, tensors: &dyn TensorTypes, phase: AttnPhase) -> 
         let add = KernelSpec::Elementwise { op: ElementwiseOp::Add };
         b.push(format!("{p}.attn_residual"), add, &[], Step::Add { a: Buf::Hidden, b: Buf::Proj, out: Buf::Hidden });
         b.norm(&format!("{p}.ffn_norm"), Buf::Hidden, Buf::Normed, n_embd)?;
-        b.linear(&format!("{p}.ffn_gate"), Buf::Normed, Buf::Gate, n_embd, cfg.n_ff, false)?;
-        b.linear(&format!("{p}.ffn_up"), Buf::Normed, Buf::Up, n_embd, cfg.n_ff, false)?;
+        if cfg.arch == Arch::Phi3 {
+            // Gate and up stacked in one ffn_up of 2·n_ff rows, gate first (llama.cpp's swiglu
+            // takes silu of the first half).
+            let (gate, up) = (format!("{p}.ffn_gate"), format!("{p}.ffn_up"));
+            let parts = [(gate.as_str(), Buf::Gate, cfg.n_ff), (up.as_str(), Buf::Up, cfg.n_ff)];
+            b.fused(&format!("{p}.ffn_up.weight"), Buf::Normed, n_embd, &parts)?;
+        } else {
+            b.linear(&format!("{p}.ffn_gate"), Buf::Normed, Buf::Gate, n_embd, cfg.n_ff, false)?;
+            b.linear(&format!("{p}.ffn_up"), Buf::Normed, Buf::Up, n_embd, cfg.n_ff, false)?;
+        }
         let step = Step::Glu { gate: Buf::Gate, up: Buf::Up, out: Buf::Act, kind: glu };
         b.push(format!("{p}.ffn_glu"), KernelSpec::Glu { kind: glu }, &[], step);
         b.linear(&format!("{p}.ffn_down"), Buf::Act, Buf::Proj, cfg.n_ff, n_embd, false)?;
@@ -238,7 +330,7 @@ pub fn build(cfg: &ModelConfig, tensors: &dyn TensorTypes, phase: AttnPhase) -> 
     b.norm("output_norm", Buf::Hidden, Buf::Normed, n_embd)?;
     // Logits are wanted for the last position only: a matrix-vector product in both phases.
     let out = if tensors.tensor_type("output.weight").is_some() { "output.weight" } else { embd };
-    let step = Step::Linear { x: Buf::Normed, out: Buf::Logits, n_out: cfg.n_vocab, last_only: true };
+    let step = Step::Linear { x: Buf::Normed, out: Buf::Logits, n_out: cfg.n_vocab, last_only: true, rows: None };
     b.push("output", KernelSpec::MatVec { wtype: b.ty(out)?, k: n_embd }, &[out], step);
     if let Some(cap) = cfg.final_logit_softcap {
         let spec = KernelSpec::Elementwise { op: ElementwiseOp::Softcap };

@@ -11,7 +11,7 @@
 use std::fmt;
 
 use super::spec::{
-    ElementwiseOp, GluKind, KernelSpec, MmvqLayout, RopeKind, SpecError, QUANTIZE_THREADS, ROWS_PER_BLOCK,
+    ElementwiseOp, GluKind, KernelSpec, MmvqLayout, RopeExt, RopeKind, SpecError, QUANTIZE_THREADS, ROWS_PER_BLOCK,
     TOKENS_PER_WARP,
 };
 use super::spec::{KvPrecision, ATTN_DECODE_MAX_CHUNK};
@@ -220,6 +220,8 @@ description! {
             n_heads: usize,
             base: f32,
             freq_scale: f32,
+            /// YaRN's ramp and LongRoPE's / YaRN's magnitude scale (`RopeExt::NONE` for neither).
+            ext: RopeExt,
         }
     }
 }
@@ -696,6 +698,10 @@ impl<B> Describe<B> for Rope<B> {
             float("base", self.base),
             float("freq_scale", self.freq_scale),
             buf("freq_factors", &self.freq_factors, Elem::F32, self.rope_dims as usize / 2),
+            float("ext_factor", self.ext.ext_factor),
+            float("attn_factor", self.ext.attn_factor),
+            float("corr_low", self.ext.corr_dims[0]),
+            float("corr_high", self.ext.corr_dims[1]),
         ]
     }
 }
@@ -1306,6 +1312,7 @@ mod tests {
                     n_heads: 3,
                     base: 1e4,
                     freq_scale: 1.0,
+                    ext: RopeExt::NONE,
                 }
                 .into(),
                 t::ROPE.1,
@@ -1548,6 +1555,7 @@ mod tests {
             n_heads: 1,
             base: 1e4,
             freq_scale: 1.0,
+            ext: RopeExt::NONE,
         }
         .into();
         assert!(matches!(rope.check(32), Err(LaunchError::Spec(_))));

@@ -20,6 +20,37 @@ pub enum RopeKind {
     Neox,
 }
 
+/// The YaRN / LongRoPE part of a rope angle, as llama.cpp's `ggml_rope_ext` takes it: pair i's
+/// angle mixes its scaled (`freq_scale`·θ) and unscaled (θ) values by the ramp between
+/// `corr_dims` times `ext_factor`, and cos/sin are multiplied by `attn_factor` (and, where
+/// `ext_factor` ≠ 0, by 1 + 0.1·ln(1/freq_scale)). `RopeExt::NONE` leaves every angle as it is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RopeExt {
+    pub ext_factor: f32,
+    pub attn_factor: f32,
+    /// The pairs below `corr_dims[0]` keep θ, those above `corr_dims[1]` take freq_scale·θ.
+    pub corr_dims: [f32; 2],
+}
+
+impl RopeExt {
+    pub const NONE: RopeExt = RopeExt { ext_factor: 0.0, attn_factor: 1.0, corr_dims: [0.0, 0.0] };
+
+    /// (cos, sin) of pair `i` whose unscaled angle is `theta_extrap`: ggml's `rope_yarn`, f32 for f32.
+    pub fn cos_sin(&self, theta_extrap: f32, freq_scale: f32, i: usize) -> (f32, f32) {
+        let theta_interp = freq_scale * theta_extrap;
+        let mut theta = theta_interp;
+        let mut mscale = self.attn_factor;
+        if self.ext_factor != 0.0 {
+            let [low, high] = self.corr_dims;
+            let y = (i as f32 - low) / (high - low).max(0.001);
+            let ramp_mix = (1.0 - y.clamp(0.0, 1.0)) * self.ext_factor;
+            theta = theta_interp * (1.0 - ramp_mix) + theta_extrap * ramp_mix;
+            mscale *= 1.0 + 0.1 * (1.0 / freq_scale).ln();
+        }
+        (theta.cos() * mscale, theta.sin() * mscale)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum GluKind {
     /// silu(gate) · up

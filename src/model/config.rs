@@ -17,10 +17,13 @@ pub enum Arch {
     Gemma2,
     Gemma3,
     Qwen3,
+    /// Phi-3 / Phi-3.5: fused QKV and gate-up tensors, NEOX rope, LongRoPE factors.
+    Phi3,
 }
 
 impl Arch {
-    pub const ALL: &'static [Arch] = &[Arch::Llama, Arch::Qwen2, Arch::Gemma, Arch::Gemma2, Arch::Gemma3, Arch::Qwen3];
+    pub const ALL: &'static [Arch] =
+        &[Arch::Llama, Arch::Qwen2, Arch::Gemma, Arch::Gemma2, Arch::Gemma3, Arch::Qwen3, Arch::Phi3];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -30,6 +33,7 @@ impl Arch {
             Arch::Gemma2 => "gemma2",
             Arch::Gemma3 => "gemma3",
             Arch::Qwen3 => "qwen3",
+            Arch::Phi3 => "phi3",
         }
     }
 
@@ -48,7 +52,9 @@ pub enum RopeStyle {
 }
 
 /// Position scaling of rope, as llama.cpp reads it: `rope.scaling.type` (linear when absent) and
-/// `rope.scaling.factor` (or its old name `rope.scale_linear`). YaRN and LongRoPE are refused.
+/// `rope.scaling.factor` (or its old name `rope.scale_linear`). `longrope` scales as `linear`
+/// does (llama.cpp's only difference for it is no YaRN ramp); its factors are tensors
+/// ([`ROPE_FACTORS_LONG`], [`ROPE_FACTORS_SHORT`]).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "lowercase", tag = "type")]
 pub enum RopeScaling {
@@ -57,6 +63,16 @@ pub enum RopeScaling {
     Linear {
         factor: f32,
     },
+    /// YaRN (Qwen2.5 long-context files): low-frequency pairs scaled by 1/factor, high-frequency
+    /// ones kept, a ramp between the pairs whose wavelength fits `beta_fast` and `beta_slow`
+    /// turns in the original context `orig_ctx`, and cos/sin scaled by 1 + 0.1·ln(factor)
+    /// (llama.cpp's defaults: ext_factor 1, beta_fast 32, beta_slow 1).
+    Yarn {
+        factor: f32,
+        orig_ctx: u32,
+        beta_fast: f32,
+        beta_slow: f32,
+    },
 }
 
 impl RopeScaling {
@@ -64,10 +80,15 @@ impl RopeScaling {
     pub fn freq_scale(self) -> f32 {
         match self {
             RopeScaling::None => 1.0,
-            RopeScaling::Linear { factor } => 1.0 / factor,
+            RopeScaling::Linear { factor } | RopeScaling::Yarn { factor, .. } => 1.0 / factor,
         }
     }
 }
+
+/// LongRoPE's per-pair frequency divisors (Phi-3 128k, Phi-3.5): the short ones for a context up
+/// to the original one, the long ones beyond it (llama.cpp's `get_rope_factors`).
+pub const ROPE_FACTORS_LONG: &str = "rope_factors_long.weight";
+pub const ROPE_FACTORS_SHORT: &str = "rope_factors_short.weight";
 
 /// The tensor of per-pair rope frequency divisors (Llama 3.x's scaling): rope_dims/2 f32 values;
 /// pair i rotates by θ_i / factor_i, as llama.cpp's `ggml_rope_ext` applies its `freq_factors`.
@@ -133,10 +154,15 @@ pub struct ModelConfig {
     pub rope_style: RopeStyle,
     pub rope_scaling: RopeScaling,
     /// `rope.scaling.original_context_length`: the context the model was trained at before its
-    /// rope was scaled (informational: no scaling rocmforge runs depends on it).
+    /// rope was scaled (YaRN's ramp and LongRoPE's choice of factors depend on it).
     pub rope_scaling_orig_ctx: Option<u32>,
     /// The file's `rope_freqs.weight` divides each rotated pair's frequency (Llama 3.x).
     pub rope_freq_factors: bool,
+    /// The file's LongRoPE factors ([`ROPE_FACTORS_SHORT`], [`ROPE_FACTORS_LONG`]) divide each
+    /// rotated pair's frequency, chosen by the session's context (phi3).
+    pub rope_longrope: bool,
+    /// `rope.scaling.attn_factor`: cos and sin are multiplied by it (LongRoPE's magnitude scale).
+    pub rope_attn_factor: f32,
     pub rms_eps: f32,
     pub n_ctx_train: u32,
     pub n_vocab: u32,
@@ -144,6 +170,8 @@ pub struct ModelConfig {
     pub sliding_window: Option<u32>,
     /// Per layer: does it attend through the sliding window?
     pub swa_layers: Vec<bool>,
+    /// A window the file sets that llama.cpp (and so rocmforge) does not apply (phi3's).
+    pub ignored_sliding_window: Option<u32>,
     /// Attention logits become `cap·tanh(x/cap)` (gemma2).
     pub attn_logit_softcap: Option<f32>,
     /// Output logits become `cap·tanh(x/cap)` (gemma2).
@@ -287,12 +315,14 @@ impl ModelConfig {
         if !(rope_base.is_finite() && rope_base > 0.0) {
             return Err(p.invalid(Key::RopeFreqBase, rope_base, "must be a positive number"));
         }
-        let rope_scaling = read_rope_scaling(&p)?;
+        let n_ctx_train = p.positive(Key::ContextLength, p.u32(Key::ContextLength)?)?;
+        let rope_scaling = read_rope_scaling(&p, n_ctx_train)?;
         let rope_scaling_orig_ctx = p.opt_u32(Key::RopeScalingOrigCtxLen)?;
         let rope_freq_factors = read_rope_freq_factors(&p, &tensor, rope_dims)?;
+        let rope_longrope = read_longrope_factors(&p, &tensor, rope_dims)?;
+        let rope_attn_factor = p.opt_f32(Key::RopeScalingAttnFactor)?.unwrap_or(1.0);
 
         let rms_eps = p.f32(Key::RmsEps)?;
-        let n_ctx_train = p.positive(Key::ContextLength, p.u32(Key::ContextLength)?)?;
         let n_vocab = read_vocab_size(&p, &tensor)?;
 
         let mut cfg = ModelConfig {
@@ -311,11 +341,14 @@ impl ModelConfig {
             rope_scaling,
             rope_scaling_orig_ctx,
             rope_freq_factors,
+            rope_longrope,
+            rope_attn_factor,
             rms_eps,
             n_ctx_train,
             n_vocab,
             sliding_window: None,
             swa_layers: vec![false; n_layer as usize],
+            ignored_sliding_window: None,
             attn_logit_softcap: None,
             final_logit_softcap: None,
             attention_scale: 1.0 / (head_dim as f32).sqrt(),
@@ -333,8 +366,34 @@ impl ModelConfig {
             Arch::Gemma2 => super::gemma2::apply(&mut cfg, &p)?,
             Arch::Gemma3 => super::gemma3::apply(&mut cfg, &p)?,
             Arch::Qwen3 => super::qwen3::apply(&mut cfg, &p)?,
+            Arch::Phi3 => super::phi3::apply(&mut cfg, &p)?,
         }
         Ok(cfg)
+    }
+
+    /// The context the rope was trained at before scaling (llama.cpp's `n_ctx_orig_yarn`):
+    /// `rope.scaling.original_context_length`, else the trained context.
+    pub fn rope_orig_ctx(&self) -> u32 {
+        self.rope_scaling_orig_ctx.unwrap_or(self.n_ctx_train)
+    }
+
+    /// YaRN's ramp and the cos/sin scale, as llama.cpp's context computes them
+    /// (llama-context.cpp, ggml's `ggml_rope_yarn_corr_dims`), f32 for f32.
+    pub fn rope_ext(&self) -> crate::kernels::RopeExt {
+        let RopeScaling::Yarn { orig_ctx, beta_fast, beta_slow, .. } = self.rope_scaling else {
+            return crate::kernels::RopeExt { attn_factor: self.rope_attn_factor, ..crate::kernels::RopeExt::NONE };
+        };
+        // llama.cpp: factor = 1/freq_scale; attn_factor = mscale(factor) / (1 + 0.1 ln factor) ·
+        // the file's attn_factor (its kernel multiplies the 1 + 0.1 ln factor back).
+        let factor = 1.0 / self.rope_scaling.freq_scale();
+        let mscale = if factor <= 1.0 { 1.0 } else { 0.1 * factor.ln() + 1.0 };
+        let attn_factor = mscale * (1.0 / (1.0 + 0.1 * factor.ln())) * self.rope_attn_factor;
+        let (n_dims, base) = (self.rope_dims as f32, self.rope_base);
+        let corr_dim =
+            |n_rot: f32| n_dims * (orig_ctx as f32 / (n_rot * 2.0 * std::f32::consts::PI)).ln() / (2.0 * base.ln());
+        let low = corr_dim(beta_fast).floor().max(0.0);
+        let high = corr_dim(beta_slow).ceil().min(n_dims - 1.0);
+        crate::kernels::RopeExt { ext_factor: 1.0, attn_factor, corr_dims: [low, high] }
     }
 
     /// Query heads per KV head.
@@ -406,9 +465,10 @@ fn validate_values(cfg: &ModelConfig, p: &Params, blocks_in_file: Option<u64>) -
     if let Some(base) = cfg.rope_base_swa {
         positive(Key::RopeFreqBaseSwa, base)?;
     }
-    if let RopeScaling::Linear { factor } = cfg.rope_scaling {
+    if let RopeScaling::Linear { factor } | RopeScaling::Yarn { factor, .. } = cfg.rope_scaling {
         positive(Key::RopeScalingFactor, factor)?;
     }
+    positive(Key::RopeScalingAttnFactor, cfg.rope_attn_factor)?;
     if let Some(cap) = cfg.attn_logit_softcap {
         positive(Key::AttnLogitSoftcapping, cap)?;
     }
@@ -444,7 +504,7 @@ fn validate_values(cfg: &ModelConfig, p: &Params, blocks_in_file: Option<u64>) -
 /// The scaling llama.cpp would apply (llama-model.cpp `load_hparams`, llama-context.cpp): the type
 /// defaults to linear, a missing or zero factor means 1, and `none` never scales. Anything that
 /// changes the angles in a way rocmforge does not compute is an error naming the key.
-fn read_rope_scaling(p: &Params) -> Result<RopeScaling, ModelError> {
+fn read_rope_scaling(p: &Params, n_ctx_train: u32) -> Result<RopeScaling, ModelError> {
     let factor = match p.opt_f32(Key::RopeScalingFactor)? {
         Some(f) => Some((Key::RopeScalingFactor, f)),
         None => p.opt_f32(Key::RopeScaleLinear)?.map(|f| (Key::RopeScaleLinear, f)),
@@ -455,25 +515,74 @@ fn read_rope_scaling(p: &Params) -> Result<RopeScaling, ModelError> {
         }
     }
     // A factor of 1 (or 0, llama.cpp's "unset") leaves every angle as it is, whatever the type
-    // (YaRN's too: its ramp then mixes two equal angles and its magnitude scale is 1 + 0.1·ln 1).
+    // (YaRN's too, to a rounding: its ramp then mixes two equal angles and its magnitude scale is
+    // 1 + 0.1·ln 1).
     let factor = factor.map(|(_, f)| f).filter(|&f| f != 0.0 && f != 1.0);
-    if let Some(a) = p.opt_f32(Key::RopeScalingAttnFactor)? {
-        if a != 1.0 {
-            return Err(p.invalid(Key::RopeScalingAttnFactor, a, "scaling rope's cos/sin is not implemented"));
+    // llama.cpp reads YaRN's tuning keys for DeepSeek-like architectures only: for ours it runs
+    // its defaults whatever the file says, so another value is refused rather than ignored.
+    for (key, default) in [
+        (Key::RopeScalingYarnLogMul, 0.0),
+        (Key::RopeScalingYarnExtFactor, 1.0),
+        (Key::RopeScalingYarnAttnFactor, 1.0),
+        (Key::RopeScalingYarnBetaFast, 32.0),
+        (Key::RopeScalingYarnBetaSlow, 1.0),
+    ] {
+        if let Some(v) = p.opt_f32(key)? {
+            if v != default {
+                return Err(p.invalid(
+                    key,
+                    v,
+                    format!("is not implemented (llama.cpp runs {default} for this architecture)"),
+                ));
+            }
         }
     }
     let unimplemented = |ty: &str, why: String| Err(p.invalid(Key::RopeScalingType, ty, why));
     match (p.opt_str(Key::RopeScalingType)?.unwrap_or("linear"), factor) {
-        ("none", _) | ("linear" | "yarn", None) => Ok(RopeScaling::None),
-        ("linear", Some(factor)) => Ok(RopeScaling::Linear { factor }),
+        ("none", _) | ("linear" | "yarn" | "longrope", None) => Ok(RopeScaling::None),
+        ("linear" | "longrope", Some(factor)) => Ok(RopeScaling::Linear { factor }),
         ("yarn", Some(factor)) => {
-            unimplemented("yarn", format!("YaRN rope scaling (factor {factor}) is not implemented"))
+            let orig_ctx = p.opt_u32(Key::RopeScalingOrigCtxLen)?.unwrap_or(n_ctx_train);
+            p.positive(Key::RopeScalingOrigCtxLen, orig_ctx)?;
+            Ok(RopeScaling::Yarn { factor, orig_ctx, beta_fast: 32.0, beta_slow: 1.0 })
         }
-        ("longrope", _) => unimplemented("longrope", "LongRoPE rope scaling is not implemented".into()),
         (other, _) => {
             unimplemented(other, "unknown rope scaling (llama.cpp knows none, linear, yarn, longrope)".into())
         }
     }
+}
+
+/// Are LongRoPE's factor tensors present, both, and shaped as llama.cpp requires (rope_dims/2
+/// f32 each)? Only phi3's llama.cpp graph reads them.
+fn read_longrope_factors<'t>(
+    p: &Params,
+    tensor: &impl Fn(&str) -> Option<&'t TensorInfo>,
+    rope_dims: u32,
+) -> Result<bool, ModelError> {
+    let (long, short) = (tensor(ROPE_FACTORS_LONG), tensor(ROPE_FACTORS_SHORT));
+    if long.is_none() && short.is_none() {
+        return Ok(false);
+    }
+    let bad = |name: &str, why: String| Err(ModelError::BadTensor { arch: p.arch.name(), name: name.into(), why });
+    if p.arch != Arch::Phi3 {
+        let name = if long.is_some() { ROPE_FACTORS_LONG } else { ROPE_FACTORS_SHORT };
+        return bad(name, format!("holds LongRoPE factors, which the {} architecture does not use", p.arch.name()));
+    }
+    for (name, t, other) in
+        [(ROPE_FACTORS_LONG, long, ROPE_FACTORS_SHORT), (ROPE_FACTORS_SHORT, short, ROPE_FACTORS_LONG)]
+    {
+        let Some(t) = t else {
+            return bad(other, format!("comes without {name}: LongRoPE needs both the short and the long factors"));
+        };
+        if t.ty != crate::dtype::GgmlType::F32 {
+            return bad(name, format!("is {}; LongRoPE factors must be F32", t.ty.name()));
+        }
+        let pairs = u64::from(rope_dims / 2);
+        if t.shape.first() != Some(&pairs) || t.shape.iter().skip(1).any(|&d| d != 1) {
+            return bad(name, format!("has shape {:?}; rope over {rope_dims} dims needs {pairs} factors", t.shape));
+        }
+    }
+    Ok(true)
 }
 
 /// Is `rope_freqs.weight` present, and shaped as llama.cpp requires (rope_dims/2 f32)? Only the

@@ -8,8 +8,12 @@ mod gemma2;
 mod gemma3;
 mod keys;
 mod llama;
+mod phi3;
 mod qwen2;
 mod qwen3;
 
-pub use config::{Activation, Arch, ModelConfig, ModelError, RopeScaling, RopeStyle, ROPE_FREQS};
+pub use config::{
+    Activation, Arch, ModelConfig, ModelError, RopeScaling, RopeStyle, ROPE_FACTORS_LONG, ROPE_FACTORS_SHORT,
+    ROPE_FREQS,
+};
 pub use keys::Key;

@@ -10,7 +10,7 @@
 use rayon::prelude::*;
 
 use crate::dtype::GgmlType;
-use crate::kernels::GluKind;
+use crate::kernels::{GluKind, RopeExt};
 use crate::quant::{self, dot_f32, QuantError};
 
 /// `out[t] = scale · row ids[t]` of the embedding matrix (rows of `width` elements of `ty`).
@@ -93,11 +93,20 @@ pub fn bias_add(x: &mut [f32], bias: &[f32], width: usize) {
     }
 }
 
+/// What turns positions into rope angles: `base`, the linear `freq_scale`, Llama 3's or
+/// LongRoPE's per-pair `freq_factors` (rope_dims/2 divisors) and YaRN's / LongRoPE's `ext`.
+#[derive(Clone, Copy, Debug)]
+pub struct RopeParams<'a> {
+    pub base: f32,
+    pub freq_scale: f32,
+    pub freq_factors: Option<&'a [f32]>,
+    pub ext: RopeExt,
+}
+
 /// Rope over each token's `heads` heads of `head_dim`, rotating the first `rope_dims`.
 /// `neox` pairs (i, i + rope_dims/2); otherwise (2i, 2i+1). The angle is iterated in f32 as
-/// llama.cpp's `ggml_rope_cache_init` does; `freq_factors` (rope_dims/2 values, Llama 3's
-/// `rope_freqs.weight`) divide pair i's angle before `freq_scale` multiplies it, as there.
-#[allow(clippy::too_many_arguments)]
+/// llama.cpp's `ggml_rope_cache_init` does; `freq_factors` divide pair i's angle, then
+/// [`RopeExt::cos_sin`] scales it (and its cos/sin), as there.
 pub fn rope(
     x: &mut [f32],
     positions: &[u32],
@@ -105,17 +114,15 @@ pub fn rope(
     head_dim: usize,
     rope_dims: usize,
     neox: bool,
-    base: f32,
-    freq_scale: f32,
-    freq_factors: Option<&[f32]>,
+    p: &RopeParams,
 ) {
-    let theta_scale = base.powf(-2.0 / rope_dims as f32);
+    let theta_scale = p.base.powf(-2.0 / rope_dims as f32);
     let mut cos_sin = vec![(0f32, 0f32); rope_dims / 2];
-    for (t, &p) in positions.iter().enumerate() {
-        let mut theta = p as f32;
+    for (t, &pos) in positions.iter().enumerate() {
+        let mut theta = pos as f32;
         for (i, cs) in cos_sin.iter_mut().enumerate() {
-            let th = freq_factors.map_or(theta, |ff| theta / ff[i]) * freq_scale;
-            *cs = (th.cos(), th.sin());
+            let th = p.freq_factors.map_or(theta, |ff| theta / ff[i]);
+            *cs = p.ext.cos_sin(th, p.freq_scale, i);
             theta *= theta_scale;
         }
         for h in 0..heads {

@@ -14,7 +14,7 @@
 use rocmforge::device::{BufView, Device, DeviceBuffer, DeviceElem, Kernel};
 use rocmforge::dtype::GgmlType;
 use rocmforge::kernels::launch::{self, Launch};
-use rocmforge::kernels::{GluKind, KernelSpec, KvPrecision, MmvqLayout, RopeKind};
+use rocmforge::kernels::{GluKind, KernelSpec, KvPrecision, MmvqLayout, RopeExt, RopeKind};
 use rocmforge::{quant, reference};
 
 /// The unit roundoff of f32: a correctly rounded operation is within a factor (1 ± U) of exact.
@@ -333,19 +333,31 @@ pub fn cases(full: bool) -> Vec<Case> {
         );
         all.push(case(name, "|y|·(γ(n)/2 + 20U)", move |h| rms_norm(h, s, n, rows, add_one, in_place)));
     }
-    for (kind, hd, rd, base, fs, llama3) in [
-        (RopeKind::Normal, 64usize, 64usize, 1e4f32, 1.0f32, false),
-        (RopeKind::Neox, 128, 64, 1e4, 1.0, false),
-        (RopeKind::Neox, 256, 256, 1e6, 1.0, false),
-        (RopeKind::Normal, 128, 128, 5e5, 0.25, false),
-        (RopeKind::Normal, 128, 128, 5e5, 1.0, true),
-        (RopeKind::Neox, 64, 64, 1e6, 0.5, true),
+    // YaRN as a Qwen2.5 file by 4 runs it (pairs 20..45 ramped, cos/sin scaled), and LongRoPE's
+    // magnitude scale alone.
+    let yarn = RopeExt { ext_factor: 1.0, attn_factor: 1.0, corr_dims: [20.0, 45.0] };
+    let longrope = RopeExt { attn_factor: 1.19, ..RopeExt::NONE };
+    for (kind, hd, rd, base, fs, llama3, ext) in [
+        (RopeKind::Normal, 64usize, 64usize, 1e4f32, 1.0f32, false, RopeExt::NONE),
+        (RopeKind::Neox, 128, 64, 1e4, 1.0, false, RopeExt::NONE),
+        (RopeKind::Neox, 256, 256, 1e6, 1.0, false, RopeExt::NONE),
+        (RopeKind::Normal, 128, 128, 5e5, 0.25, false, RopeExt::NONE),
+        (RopeKind::Normal, 128, 128, 5e5, 1.0, true, RopeExt::NONE),
+        (RopeKind::Neox, 64, 64, 1e6, 0.5, true, RopeExt::NONE),
+        (RopeKind::Neox, 128, 128, 1e6, 0.25, false, yarn),
+        (RopeKind::Neox, 96, 96, 1e4, 1.0, true, longrope),
     ] {
         let s = next_seed();
-        let factors = if llama3 { " with Llama 3 frequency divisors" } else { "" };
-        let name = format!("rope {kind:?} hd {hd} dims {rd} base {base:e} scale {fs}{factors} at 0..32768");
-        let rule = "(|x0|+|x1|)·(Δθ + 10U), Δθ = θ·(4i + 11 + [divisor ≠ 1] + 2·ln base)·U; unrotated exact";
-        all.push(case(name, rule, move |h| rope(h, s, kind, hd, rd, base, fs, llama3)));
+        let factors = if llama3 { " with frequency divisors" } else { "" };
+        let ext_name = match ext {
+            e if e.ext_factor != 0.0 => format!(" YaRN ramp {:?}", e.corr_dims),
+            e if e.attn_factor != 1.0 => format!(" cos/sin × {}", e.attn_factor),
+            _ => String::new(),
+        };
+        let name = format!("rope {kind:?} hd {hd} dims {rd} base {base:e} scale {fs}{factors}{ext_name} at 0..32768");
+        let rule = "(|x0|+|x1|)·m·(Δθ + 10U + [m ≠ 1]·6U), Δθ = θ·(4i + 11 + [divisor ≠ 1] + 2·ln base + [YaRN]·10)·U \
+                    (θ unscaled under YaRN), m the cos/sin scale; unrotated exact";
+        all.push(case(name, rule, move |h| rope(h, s, kind, hd, rd, base, fs, llama3, ext)));
     }
     for kind in [GluKind::SwiGlu, GluKind::GeGlu] {
         let s = next_seed();
@@ -602,7 +614,7 @@ fn rope_kv(
     let (q, k, v) = (rng.vec(n_head * hd), rng.vec(n_kv * hd), rng.vec(n_kv * hd));
     let ff = freq_divisors(rd, llama3);
     let positions = [pos as u32];
-    let run = |heads| RopeRun { heads, hd, rd, neox: kind == RopeKind::Neox, base, fs, llama3 };
+    let run = |heads| RopeRun { heads, hd, rd, neox: kind == RopeKind::Neox, base, fs, llama3, ext: RopeExt::NONE };
     let (want_q, bound_q, exact_q) = run(n_head).expect(&q, &positions, &ff);
     let (want_k, bound_k, exact_k) = run(n_kv).expect(&k, &positions, &ff);
     let row = n_kv * hd;
@@ -899,12 +911,22 @@ fn rms_norm_expect(x: &[f32], w: &[f32], n: usize, add_one: bool) -> (Vec<f32>, 
 /// roundings plus the power's own error raised to i; the GPU takes powf directly (its exponent's
 /// rounding costs ln(base)·U, powf a few ulp). sin and cos add 6U, the rotation 2U per side.
 #[allow(clippy::too_many_arguments)]
-fn rope(h: &Harness, seed: u64, kind: RopeKind, hd: usize, rd: usize, base: f32, fs: f32, llama3: bool) -> Measured {
+fn rope(
+    h: &Harness,
+    seed: u64,
+    kind: RopeKind,
+    hd: usize,
+    rd: usize,
+    base: f32,
+    fs: f32,
+    llama3: bool,
+    ext: RopeExt,
+) -> Measured {
     let mut rng = Rng(seed);
     let (tokens, heads) = (ROPE_POSITIONS.len(), 3usize);
     let x = rng.vec(tokens * heads * hd);
     let ff = freq_divisors(rd, llama3);
-    let r = RopeRun { heads, hd, rd, neox: kind == RopeKind::Neox, base, fs, llama3 };
+    let r = RopeRun { heads, hd, rd, neox: kind == RopeKind::Neox, base, fs, llama3, ext };
     let (want, bound, exact) = r.expect(&x, &ROPE_POSITIONS, &ff);
     let (xb, pb, fb) = (h.upload(&x), h.upload(&ROPE_POSITIONS.map(|p| p as i32)), h.upload(&ff));
     h.launch(launch::Rope {
@@ -918,6 +940,7 @@ fn rope(h: &Harness, seed: u64, kind: RopeKind, hd: usize, rd: usize, base: f32,
         n_heads: heads,
         base,
         freq_scale: fs,
+        ext,
     });
     Measured { got: h.read(&xb), want, bound: Some(bound), exact: Some(exact) }
 }
@@ -936,32 +959,50 @@ struct RopeRun {
     base: f32,
     fs: f32,
     llama3: bool,
+    /// YaRN's ramp and the cos/sin scale (`RopeExt::NONE`: plain θ).
+    ext: RopeExt,
 }
 
 impl RopeRun {
     /// The reference's rotation of `x` (tokens at `positions`), the bound of each element and the
     /// rotation in f64.
     fn expect(&self, x: &[f32], positions: &[u32], ff: &[f32]) -> (Vec<f32>, Vec<f64>, Vec<f64>) {
-        let (heads, hd, rd, neox, base, fs) = (self.heads, self.hd, self.rd, self.neox, self.base, self.fs);
+        let (heads, hd, rd, neox, base, fs, ext) =
+            (self.heads, self.hd, self.rd, self.neox, self.base, self.fs, self.ext);
         let mut want = x.to_vec();
-        reference::rope(&mut want, positions, heads, hd, rd, neox, base, fs, self.llama3.then_some(ff));
+        let params = reference::RopeParams { base, freq_scale: fs, freq_factors: self.llama3.then_some(ff), ext };
+        reference::rope(&mut want, positions, heads, hd, rd, neox, &params);
+        let yarn = ext.ext_factor != 0.0;
+        // The cos/sin scale ggml's rope_yarn applies, in f64.
+        let m = ext.attn_factor as f64 * if yarn { 1.0 + 0.1 * (1.0 / fs as f64).ln() } else { 1.0 };
         let mut bound = vec![0f64; x.len()];
         let mut exact: Vec<f64> = x.iter().map(|v| *v as f64).collect();
         for (t, &p) in positions.iter().enumerate() {
             for hh in 0..heads {
                 let row = (t * heads + hh) * hd;
                 for (i, &f) in ff.iter().enumerate() {
-                    let theta = p as f64 * fs as f64 * (base as f64).powf(-2.0 * i as f64 / rd as f64) / f as f64;
-                    // A divisor other than 1 adds one rounding.
+                    let extrap = p as f64 * (base as f64).powf(-2.0 * i as f64 / rd as f64) / f as f64;
+                    let interp = fs as f64 * extrap;
+                    let theta = if yarn {
+                        let [low, high] = ext.corr_dims.map(f64::from);
+                        let y = (i as f64 - low) / (high - low).max(0.001);
+                        let ramp = (1.0 - y.clamp(0.0, 1.0)) * ext.ext_factor as f64;
+                        interp * (1.0 - ramp) + extrap * ramp
+                    } else {
+                        interp
+                    };
+                    // A divisor other than 1 adds one rounding; YaRN's mix a few more of the unscaled θ.
                     let divide = if f == 1.0 { 0.0 } else { 1.0 };
-                    let d_theta = theta * (4.0 * i as f64 + 11.0 + divide + 2.0 * (base as f64).ln()) * U;
+                    let (size, mix) = if yarn { (extrap, 10.0) } else { (theta, 0.0) };
+                    let d_theta = size * (4.0 * i as f64 + 11.0 + divide + mix + 2.0 * (base as f64).ln()) * U;
                     let (a, b) = if neox { (i, i + rd / 2) } else { (2 * i, 2 * i + 1) };
-                    let b_pair = (x[row + a].abs() + x[row + b].abs()) as f64 * (d_theta + 10.0 * U);
+                    let scaled = if m != 1.0 { 6.0 * U } else { 0.0 };
+                    let b_pair = (x[row + a].abs() + x[row + b].abs()) as f64 * m * (d_theta + 10.0 * U + scaled);
                     bound[row + a] = b_pair;
                     bound[row + b] = b_pair;
                     let (x0, x1, (sin, cos)) = (x[row + a] as f64, x[row + b] as f64, theta.sin_cos());
-                    exact[row + a] = x0 * cos - x1 * sin;
-                    exact[row + b] = x0 * sin + x1 * cos;
+                    exact[row + a] = m * (x0 * cos - x1 * sin);
+                    exact[row + b] = m * (x0 * sin + x1 * cos);
                 }
             }
         }
