@@ -11,6 +11,7 @@ use rocmforge::exec::{ExecError, Model, Session};
 use rocmforge::jit::Engine;
 use rocmforge::kernels::launch::{self, Launch};
 use rocmforge::kernels::{KernelSpec, KvPrecision, LaunchError};
+use rocmforge::model::RopeScaling;
 use rocmforge::reference;
 
 fn nmse(a: &[f32], b: &[f32]) -> f64 {
@@ -232,6 +233,11 @@ fn the_fused_int8_decode_plan_matches_the_unfused_one_in_fewer_launches() {
         ("variants/llama3-synth-Q4_K_M.gguf", &["add_rmsnorm_q8_1", "mmvq3_", "rope_kv_normal"][..]),
         ("variants/qwen3-synth-Q4_K_M.gguf", &["add_rmsnorm_q8_1", "mmvq3_", "rope_kv_neox"][..]),
         ("gemma-3-270m-q4_k_m.gguf", &["add_rmsnorm_q8_1", "mmvq2_", "rope_kv_neox", "geglu_q8_1"][..]),
+        // Fused Q/K/V and gate/up tensors read from their row ranges; LongRoPE and YaRN ropes stay
+        // with the plain rope kernel.
+        ("variants/phi3-synth-Q4_K_M.gguf", &["add_rmsnorm_q8_1", "mmvq3_", "mmvq2_", "swiglu_q8_1"][..]),
+        ("variants/qwen2-yarn-synth-Q4_K_M.gguf", &["add_rmsnorm_q8_1", "mmvq3_", "swiglu_q8_1"][..]),
+        ("variants/mistral-synth-Q4_K_M.gguf", &["add_rmsnorm_q8_1", "mmvq3_", "rope_kv_normal", "swiglu_q8_1"][..]),
     ] {
         let Some(path) = common::model(file) else { continue };
         let model = Model::load(&path).unwrap();
@@ -271,5 +277,8 @@ fn the_fused_int8_decode_plan_matches_the_unfused_one_in_fewer_launches() {
         let qkv = fused_ops.iter().find(|o| o.node == "blk.0.attn_q+attn_k+attn_v");
         assert!(qkv.is_some(), "{file}: layer 0's Q/K/V run as one launch named after its nodes");
         assert!(qkv.unwrap().bytes.is_some(), "{file}: the fused matvec reports the bytes it streams");
+        if model.config.rope_longrope || matches!(model.config.rope_scaling, RopeScaling::Yarn { .. }) {
+            assert!(!fused_ops.iter().any(|o| o.kernel.contains("rope_kv")), "{file}: a YaRN/LongRoPE rope was fused");
+        }
     }
 }

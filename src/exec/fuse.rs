@@ -133,7 +133,9 @@ fn rope_kv(graph: &Graph, i: usize) -> Option<Fused> {
     let (q, k, append) = (nodes.get(i)?, nodes.get(i + 1)?, nodes.get(i + 2)?);
     let (
         Step::Rope { x: Buf::Q, base, freq_scale, freq_factors, ext, long_factors_above: None, .. },
-        Step::Rope { x: Buf::K, base: kb, freq_scale: kfs, freq_factors: kff, ext: kext, long_factors_above: None, .. },
+        Step::Rope {
+            x: Buf::K, base: kb, freq_scale: kfs, freq_factors: kff, ext: kext, long_factors_above: None, ..
+        },
         Step::KvAppend { .. },
     ) = (&q.step, &k.step, &append.step)
     else {
