@@ -47,7 +47,15 @@ models)
   export PYTHONPATH="$W/llama/gguf-py${PYTHONPATH:+:$PYTHONPATH}"
   "$q" --allow-requantize "$m/SmolLM2-135M-Instruct.Q4_1.gguf" "$v/smol-F32.gguf" F32 >/dev/null 2>&1
   for t in F16 Q8_0 Q6_K Q4_K_M Q3_K_M Q2_K IQ4_XS; do "$q" "$v/smol-F32.gguf" "$v/smol-$t.gguf" "$t" >/dev/null 2>&1 & done
+  "$q" --pure "$v/smol-F32.gguf" "$v/smol-Q2_K-pure.gguf" Q2_K >/dev/null 2>&1 &
+  # Vocabularies the payload lacks may ride along in device-bin/ (e.g. ggml-vocab-phi-3.gguf).
+  cp "$here"/device-bin/ggml-vocab-*.gguf "$m/vocab/" 2>/dev/null || true
   cd "$here/tests/fixtures"
+  declare -A archs_vocab=([phi3]=phi-3 [mistral]=llama-spm [qwen2-yarn]=qwen2)
+  for a in phi3 mistral qwen2-yarn; do
+    python3 synth_archs.py "$a" "$v/$a-synth-F32.gguf" --vocab-from "$m/vocab/ggml-vocab-${archs_vocab[$a]}.gguf" >/dev/null
+    "$q" "$v/$a-synth-F32.gguf" "$v/$a-synth-Q4_K_M.gguf" Q4_K_M >/dev/null 2>&1
+  done
   python3 synth_qwen2.py "$v/qwen2-synth-F32.gguf" --vocab-from "$m/vocab/ggml-vocab-qwen2.gguf" >/dev/null
   "$q" --pure "$v/qwen2-synth-F32.gguf" "$v/qwen2-synth-Q4_K.gguf" Q4_K >/dev/null 2>&1
   python3 synth_llama3.py "$v/llama3-synth-F32.gguf" --vocab-from "$m/vocab/ggml-vocab-llama-bpe.gguf" >/dev/null
