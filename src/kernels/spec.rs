@@ -145,6 +145,20 @@ pub enum KernelSpec {
         softcap: bool,
         kv: KvPrecision,
     },
+    /// Y = X·Wᵀ for many tokens (prefill) with X in q8_1 blocks: weights unpacked to int8 tile by
+    /// tile in shared memory and multiplied on the target's matrix unit (`mmq.hip`).
+    MatMulQ8 {
+        wtype: GgmlType,
+        k: u32,
+    },
+    /// Causal attention of many queries (prefill) over an f16 KV cache, tiled with an online
+    /// softmax (flash attention, `flash_attn.hip`).
+    FlashAttn {
+        head_dim: u32,
+        gqa: u32,
+        sliding_window: bool,
+        softcap: bool,
+    },
     Glu {
         kind: GluKind,
     },
@@ -242,6 +256,36 @@ impl MmvqLayout {
     }
 }
 
+/// Threads per block of the int8 matrix product (`mmq`): 8 warps of 32 or 4 wavefronts of 64.
+pub const MMQ_THREADS: u32 = 256;
+/// Weight rows per `mmq` block: 16-row tiles, one per warp of 32 or two per wavefront of 64 (the
+/// accumulators a lane holds stay the same on both).
+pub const MMQ_ROWS: u32 = 128;
+/// Tokens per `mmq` block: each warp takes [`MMQ_WN`] 16-token tiles.
+pub const MMQ_TOKENS: u32 = 16 * MMQ_WN;
+/// 16-token tiles per warp in `mmq`.
+pub const MMQ_WN: u32 = 4;
+
+/// Values of K one `mmq` step stages in shared memory: the largest of 128, 64, 32 that divides
+/// the row (SmolLM2's 576 takes 64).
+pub fn mmq_k_step(k: u32) -> u32 {
+    [128, 64, 32].into_iter().find(|s| k.is_multiple_of(*s)).unwrap_or(32)
+}
+
+/// Warps per block of prefill flash attention.
+pub const FLASH_WARPS: u32 = 4;
+/// The largest head flash attention takes (its K/V tile and queries sit in shared memory).
+pub const FLASH_MAX_HEAD_DIM: u32 = 256;
+
+/// Queries per warp of flash attention: 8, or 4 for heads over 128 (registers and shared memory).
+pub fn flash_queries_per_warp(head_dim: u32) -> u32 {
+    if head_dim <= 128 {
+        8
+    } else {
+        4
+    }
+}
+
 /// Warps per block in attention.
 pub const ATTN_WARPS: u32 = 16;
 /// Warps per block in split decode attention.
@@ -286,6 +330,10 @@ impl KernelSpec {
                 KernelSpec::AttnDecode { head_dim, gqa, sliding_window, softcap, kv }
             }
             KernelSpec::KvAppend { .. } => KernelSpec::KvAppend { kv },
+            // Flash attention reads an f16 cache only: over f32 the general kernel runs instead.
+            KernelSpec::FlashAttn { head_dim, gqa, sliding_window, softcap } if kv == KvPrecision::F32 => {
+                KernelSpec::Attention { head_dim, gqa, sliding_window, softcap, kv }
+            }
             other => other,
         }
     }
@@ -320,6 +368,12 @@ impl KernelSpec {
                 if softcap { "_softcap" } else { "" },
                 kv.name()
             ),
+            KernelSpec::MatMulQ8 { wtype, k } => format!("mmq_{}_k{k}", ty(wtype)),
+            KernelSpec::FlashAttn { head_dim, gqa, sliding_window, softcap } => format!(
+                "flash_attn_hd{head_dim}_gqa{gqa}{}{}",
+                if sliding_window { "_swa" } else { "" },
+                if softcap { "_softcap" } else { "" }
+            ),
             KernelSpec::Glu { kind: GluKind::SwiGlu } => "swiglu".into(),
             KernelSpec::Glu { kind: GluKind::GeGlu } => "geglu".into(),
             KernelSpec::Elementwise { op } => match op {
@@ -343,6 +397,8 @@ impl KernelSpec {
             KernelSpec::Attention { .. } => ATTN_WARPS * warp_size,
             KernelSpec::AttnDecode { .. } => ATTN_DECODE_WARPS * warp_size,
             KernelSpec::MatVecQ8 { .. } => MMVQ_THREADS,
+            KernelSpec::MatMulQ8 { .. } => MMQ_THREADS,
+            KernelSpec::FlashAttn { .. } => FLASH_WARPS * warp_size,
             KernelSpec::QuantizeQ8_1 => QUANTIZE_THREADS,
             KernelSpec::Embedding { .. }
             | KernelSpec::RmsNorm { .. }
@@ -359,7 +415,8 @@ impl KernelSpec {
             KernelSpec::Embedding { wtype, .. }
             | KernelSpec::MatVec { wtype, .. }
             | KernelSpec::MatMul { wtype, .. }
-            | KernelSpec::MatVecQ8 { wtype, .. } => Some(wtype),
+            | KernelSpec::MatVecQ8 { wtype, .. }
+            | KernelSpec::MatMulQ8 { wtype, .. } => Some(wtype),
             _ => None,
         }
     }
@@ -375,7 +432,10 @@ impl KernelSpec {
             }
             let k = match *self {
                 KernelSpec::Embedding { n_embd, .. } => n_embd,
-                KernelSpec::MatVec { k, .. } | KernelSpec::MatMul { k, .. } | KernelSpec::MatVecQ8 { k, .. } => k,
+                KernelSpec::MatVec { k, .. }
+                | KernelSpec::MatMul { k, .. }
+                | KernelSpec::MatVecQ8 { k, .. }
+                | KernelSpec::MatMulQ8 { k, .. } => k,
                 _ => unreachable!("weight_type is Some only for these"),
             };
             if k == 0 || !(k as usize).is_multiple_of(ty.block_elems()) {
@@ -400,6 +460,16 @@ impl KernelSpec {
             {
                 invalid(format!(
                     "split decode attention takes head_dim a multiple of 8 up to {ATTN_DECODE_MAX_HEAD_DIM} and GQA groups of 1..={ATTN_DECODE_MAX_GQA}"
+                ))
+            }
+            KernelSpec::MatMulQ8 { wtype, .. } if !int8_matvec_type(wtype) => {
+                invalid(format!("no int8 matrix product for {wtype} weights (they keep the float one)"))
+            }
+            KernelSpec::FlashAttn { head_dim, gqa, .. }
+                if head_dim == 0 || head_dim > FLASH_MAX_HEAD_DIM || !head_dim.is_multiple_of(2) || gqa == 0 =>
+            {
+                invalid(format!(
+                    "flash attention takes an even head_dim up to {FLASH_MAX_HEAD_DIM} and a GQA ratio of at least 1"
                 ))
             }
             KernelSpec::MatVecQ8 { wtype, .. } if !int8_matvec_type(wtype) => {
@@ -432,6 +502,33 @@ impl KernelSpec {
                     rows_per_thread: l.rows_per_thread,
                 };
                 Some((KernelSpec::QuantizeQ8_1, mmvq))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl KernelSpec {
+    /// The int8 prefill pair standing in for a float matrix product over quantized weights: the
+    /// q8_1 quantizer of its input and the tiled int8 product. `None` for other specs and float
+    /// weights.
+    pub fn int8_prefill(&self) -> Option<(KernelSpec, KernelSpec)> {
+        match *self {
+            KernelSpec::MatMul { wtype, k } if int8_matvec_type(wtype) && k.is_multiple_of(32) => {
+                Some((KernelSpec::QuantizeQ8_1, KernelSpec::MatMulQ8 { wtype, k }))
+            }
+            _ => None,
+        }
+    }
+
+    /// Flash attention standing in for the general attention kernel in prefill, where it applies
+    /// (f16 cache, an even head_dim up to 256). `None` otherwise.
+    pub fn flash_prefill(&self) -> Option<KernelSpec> {
+        match *self {
+            KernelSpec::Attention { head_dim, gqa, sliding_window, softcap, kv: KvPrecision::F16 }
+                if head_dim > 0 && head_dim <= FLASH_MAX_HEAD_DIM && head_dim.is_multiple_of(2) && gqa > 0 =>
+            {
+                Some(KernelSpec::FlashAttn { head_dim, gqa, sliding_window, softcap })
             }
             _ => None,
         }
