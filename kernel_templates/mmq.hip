@@ -94,6 +94,7 @@ KERNEL_NAME(const block_t* __restrict__ w, const block_q8_1* __restrict__ a, flo
             sx[i * 2 + 1] = sum;
         }
         __syncthreads();
+#pragma unroll 1
         for (int c = 0; c < CH; ++c) {
             if (MMQ_SPLIT16) {
                 mmq_chunk<0>(acc, sa, sb, sw, sx, wm0, c);
