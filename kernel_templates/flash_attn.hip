@@ -59,15 +59,23 @@ KERNEL_NAME(const float* __restrict__ q, const u16* __restrict__ k, const u16* _
         __syncthreads();
         const int p = p0 + lane;
         const u32* kr = skv + lane * LDW;
+        // Each K word is read once for all the warp's queries (broadcast query reads).
+        float sc[QW];
+#pragma unroll
+        for (int i = 0; i < QW; ++i) sc[i] = 0.0f;
+        for (int wd = 0; wd < HW; ++wd) {
+            const u32 kk = kr[wd];
+            const float k0 = rf_half_to_float((u16)(kk & 0xFFFFu)), k1 = rf_half_to_float((u16)(kk >> 16));
+#pragma unroll
+            for (int i = 0; i < QW; ++i) {
+                const float2 qq = *(const float2*)(sq + (warp * QW + i) * HEAD_DIM + 2 * wd);
+                sc[i] += qq.x * k0;
+                sc[i] += qq.y * k1;
+            }
+        }
 #pragma unroll
         for (int i = 0; i < QW; ++i) {
-            const float* qv = sq + (warp * QW + i) * HEAD_DIM;
-            float s = 0.0f;
-            for (int wd = 0; wd < HW; ++wd) {
-                const u32 kk = kr[wd];
-                s += qv[2 * wd] * rf_half_to_float((u16)(kk & 0xFFFFu));
-                s += qv[2 * wd + 1] * rf_half_to_float((u16)(kk >> 16));
-            }
+            float s = sc[i];
             if (SOFTCAP) s = softcap * tanhf(s / softcap);
             if (p > pos[i] || p < lo[i]) s = RF_NEG_INF;
             const float m_new = fmaxf(m[i], warp_max(s));

@@ -101,7 +101,10 @@ fn the_int8_decode_plan_runs_on_the_cpu_device() {
         "prefill: exact NMSE {e_exact:.2e}; int8 prefill NMSE {e_fast:.2e} (CPU int8 session {e_cpu_int8:.2e}, int8 prefill vs it {e_vs_cpu_int8:.2e})"
     );
     assert!(e_exact < 1e-10, "exact prefill NMSE {e_exact:.2e}");
-    assert!(e_fast > 0.0 && e_fast < 2.0 * e_cpu_int8.max(5e-4), "int8 prefill NMSE {e_fast:.2e}: it must run, and stay close");
+    assert!(
+        e_fast > 0.0 && e_fast < 2.0 * e_cpu_int8.max(5e-4),
+        "int8 prefill NMSE {e_fast:.2e}: it must run, and stay close"
+    );
     for step in 0..3 {
         let want = cpu.forward(&[tok]).unwrap().to_vec();
         let want_int8 = cpu_int8.forward(&[tok]).unwrap().to_vec();
@@ -112,7 +115,10 @@ fn the_int8_decode_plan_runs_on_the_cpu_device() {
             "step {step}: exact decode NMSE {e_exact:.2e}; int8 decode NMSE {e_fast:.2e} (CPU int8 session {e_cpu_int8:.2e}, int8 decode vs it {e_vs_cpu_int8:.2e})"
         );
         assert!(e_exact < 1e-10, "exact decode NMSE {e_exact:.2e}");
-        assert!(e_fast > 0.0 && e_fast < 2.0 * e_cpu_int8.max(5e-4), "int8 decode NMSE {e_fast:.2e}: it must run, and stay close");
+        assert!(
+            e_fast > 0.0 && e_fast < 2.0 * e_cpu_int8.max(5e-4),
+            "int8 decode NMSE {e_fast:.2e}: it must run, and stay close"
+        );
         assert_eq!(reference::argmax(&got), reference::argmax(&want), "step {step}: greedy token");
         tok = reference::argmax(&want) as u32;
     }

@@ -557,7 +557,15 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     out.push(Planned { kernel: kernel_for(&quantize)?, launch: q.into(), node: ni });
                     q8_of = Some((*x, 0));
                 }
-                let m = launch::MatMulQ8 { w: weight(0), a: Slot::Q8, y: act(*y), wtype, k, rows: *n_out as usize, tokens: n };
+                let m = launch::MatMulQ8 {
+                    w: weight(0),
+                    a: Slot::Q8,
+                    y: act(*y),
+                    wtype,
+                    k,
+                    rows: *n_out as usize,
+                    tokens: n,
+                };
                 out.push(Planned { kernel: kernel_for(&mmq)?, launch: m.into(), node: ni });
                 if q8_of.is_some_and(|(b, _)| b == *y) {
                     q8_of = None;

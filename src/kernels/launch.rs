@@ -10,12 +10,12 @@
 
 use std::fmt;
 
+use super::spec::{flash_queries_per_warp, FLASH_WARPS, MMQ_ROWS, MMQ_TOKENS};
 use super::spec::{
     ElementwiseOp, GluKind, KernelSpec, MmvqLayout, RopeKind, SpecError, QUANTIZE_THREADS, ROWS_PER_BLOCK,
     TOKENS_PER_WARP,
 };
 use super::spec::{KvPrecision, ATTN_DECODE_MAX_CHUNK};
-use super::spec::{flash_queries_per_warp, FLASH_WARPS, MMQ_ROWS, MMQ_TOKENS};
 use crate::dtype::GgmlType;
 
 /// The element type of a buffer argument.

@@ -3,12 +3,12 @@
 
 use std::fmt::Write;
 
+use super::spec::{flash_queries_per_warp, mmq_k_step, FLASH_WARPS, MMQ_ROWS, MMQ_THREADS, MMQ_WN};
 use super::spec::{
     Dialect, ElementwiseOp, GluKind, KernelSpec, RopeKind, SpecError, ATTN_WARPS, BLOCK_THREADS, MMVQ_THREADS,
     QUANTIZE_THREADS, ROWS_PER_BLOCK, TOKENS_PER_WARP,
 };
 use super::spec::{KvPrecision, ATTN_DECODE_MAX_CHUNK, ATTN_DECODE_WARPS};
-use super::spec::{flash_queries_per_warp, mmq_k_step, FLASH_WARPS, MMQ_ROWS, MMQ_THREADS, MMQ_WN};
 use super::templates::{self as t, Template};
 use crate::dtype::GgmlType;
 

@@ -139,7 +139,12 @@ pub fn matmul_q8_1(ty: GgmlType, w: &[u8], k: usize, a: &Q8Rows, out: &mut [f32]
         let (per_row, blocks) = weight_rows::<B>(w, k, a)?;
         let rows = blocks.len() / per_row;
         if out.len() != rows * a.n() {
-            return Err(QuantError::LengthMismatch { ty: B::TYPE, blocks: blocks.len(), have: out.len(), want: rows * a.n() });
+            return Err(QuantError::LengthMismatch {
+                ty: B::TYPE,
+                blocks: blocks.len(),
+                have: out.len(),
+                want: rows * a.n(),
+            });
         }
         out.par_chunks_mut(rows.max(1)).enumerate().for_each(|(t, o)| {
             for (o, row) in o.iter_mut().zip(blocks.chunks_exact(per_row)) {
