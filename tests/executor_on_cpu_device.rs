@@ -79,9 +79,11 @@ fn the_executor_on_the_cpu_device_matches_the_cpu_session() {
     }
 }
 
-/// The decode precisions on the CPU device: `Exact` is the CPU session's arithmetic (NMSE 0 up to
-/// f32 summation order); `Fast` runs the int8 plan (q8_1 quantize + int8 matvec), which must
-/// differ from it (it ran) by about the CPU int8 session's own distance, and pick the same tokens.
+/// The precisions on the CPU device: `Exact` is the CPU session's arithmetic (NMSE 0 up to f32
+/// summation order); `Fast` runs the int8 plan (q8_1 quantize, then the tiled int8 product in
+/// prefill and the int8 matvec in decode, as the CPU's int8 session does), which must differ from
+/// it (it ran) by about the CPU int8 session's own distance (the two int8 paths differ in their
+/// details, so they are compared by distance, not to each other), and pick the same tokens. Both run prefill attention as flash attention.
 #[test]
 fn the_int8_decode_plan_runs_on_the_cpu_device() {
     use rocmforge::exec::CpuPrecision;
@@ -95,10 +97,20 @@ fn the_int8_decode_plan_runs_on_the_cpu_device() {
     let mut fast = GpuSession::with_precision(&g, 16, DEFAULT_MAX_BATCH, GpuPrecision::Fast).unwrap();
     let mut cpu = Session::new(&model, 16).unwrap();
     let mut cpu_int8 = Session::with_precision(&model, 16, CpuPrecision::Fast).unwrap();
-    let mut tok = reference::argmax(cpu.forward(&prompt).unwrap()) as u32;
-    exact.forward(&prompt).unwrap();
-    fast.forward(&prompt).unwrap();
-    cpu_int8.forward(&prompt).unwrap();
+    let want = cpu.forward(&prompt).unwrap().to_vec();
+    let mut tok = reference::argmax(&want) as u32;
+    let e_exact = nmse(exact.forward(&prompt).unwrap(), &want);
+    let got = fast.forward(&prompt).unwrap().to_vec();
+    let want_int8 = cpu_int8.forward(&prompt).unwrap().to_vec();
+    let (e_fast, e_cpu_int8, e_vs_cpu_int8) = (nmse(&got, &want), nmse(&want_int8, &want), nmse(&got, &want_int8));
+    println!(
+        "prefill: exact NMSE {e_exact:.2e}; int8 prefill NMSE {e_fast:.2e} (CPU int8 session {e_cpu_int8:.2e}, int8 prefill vs it {e_vs_cpu_int8:.2e})"
+    );
+    assert!(e_exact < 1e-10, "exact prefill NMSE {e_exact:.2e}");
+    assert!(
+        e_fast > 0.0 && e_fast < 2.0 * e_cpu_int8.max(5e-4),
+        "int8 prefill NMSE {e_fast:.2e}: it must run, and stay close"
+    );
     for step in 0..3 {
         let want = cpu.forward(&[tok]).unwrap().to_vec();
         let want_int8 = cpu_int8.forward(&[tok]).unwrap().to_vec();
@@ -109,7 +121,10 @@ fn the_int8_decode_plan_runs_on_the_cpu_device() {
             "step {step}: exact decode NMSE {e_exact:.2e}; int8 decode NMSE {e_fast:.2e} (CPU int8 session {e_cpu_int8:.2e}, int8 decode vs it {e_vs_cpu_int8:.2e})"
         );
         assert!(e_exact < 1e-10, "exact decode NMSE {e_exact:.2e}");
-        assert!(e_fast > 0.0 && e_fast < 1e-3, "int8 decode NMSE {e_fast:.2e}: it must run, and stay close");
+        assert!(
+            e_fast > 0.0 && e_fast < 2.0 * e_cpu_int8.max(5e-4),
+            "int8 decode NMSE {e_fast:.2e}: it must run, and stay close"
+        );
         assert_eq!(reference::argmax(&got), reference::argmax(&want), "step {step}: greedy token");
         tok = reference::argmax(&want) as u32;
     }

@@ -80,6 +80,24 @@ fn int8_specs() -> BTreeSet<KernelSpec> {
     all
 }
 
+/// The prefill's tiled kernels: the int8 matrix product of every weight type it takes at the
+/// steps of K it stages (576: 64, 1536 and 11008: 128), and flash attention at every head size,
+/// GQA ratio and flag.
+fn prefill_specs() -> BTreeSet<KernelSpec> {
+    let mut all = BTreeSet::new();
+    for &wtype in quant::SUPPORTED.iter().filter(|t| rocmforge::kernels::int8_matvec_type(**t)) {
+        for k in [576, 1536, 11008].into_iter().filter(|k| k % wtype.block_elems() as u32 == 0) {
+            all.extend(KernelSpec::MatMul { wtype, k }.int8_prefill().map(|(_, m)| m));
+        }
+    }
+    for head_dim in [64, 80, 96, 128, 256] {
+        for (gqa, sliding_window, softcap) in [(1, false, false), (4, true, false), (8, false, true), (3, true, true)] {
+            all.insert(KernelSpec::FlashAttn { head_dim, gqa, sliding_window, softcap });
+        }
+    }
+    all
+}
+
 fn compile_all(rtc: &HipRtc, specs: &BTreeSet<KernelSpec>) {
     compile_checked(rtc, specs, false);
 }
@@ -125,6 +143,12 @@ fn the_int8_decode_kernels_compile_for_three_amd_targets_without_spills() {
 fn the_fused_decode_kernels_compile_for_three_amd_targets_without_spills() {
     let Some(rtc) = common::hiprtc() else { return };
     compile_checked(&rtc, &common::fused_coverage_specs(), true);
+}
+
+#[test]
+fn the_prefill_kernels_compile_for_three_amd_targets_without_spills() {
+    let Some(rtc) = common::hiprtc() else { return };
+    compile_checked(&rtc, &prefill_specs(), true);
 }
 
 #[test]

@@ -33,6 +33,18 @@ fn every_template_compiles_with_nvrtc_for_sm_90() {
         }
     }
     specs.extend(common::fused_coverage_specs());
+    // The prefill's tiled kernels: mma.sync int8 products of every int8 type at each K step, and
+    // flash attention at every head size and flag.
+    for &wtype in quant::SUPPORTED.iter().filter(|t| rocmforge::kernels::int8_matvec_type(**t)) {
+        for k in [576, 1536, 11008].into_iter().filter(|k| k % wtype.block_elems() as u32 == 0) {
+            specs.extend(KernelSpec::MatMul { wtype, k }.int8_prefill().map(|(_, m)| m));
+        }
+    }
+    for head_dim in [64, 80, 96, 128, 256] {
+        for (gqa, sliding_window, softcap) in [(1, false, false), (4, true, true)] {
+            specs.insert(KernelSpec::FlashAttn { head_dim, gqa, sliding_window, softcap });
+        }
+    }
     let start = std::time::Instant::now();
     for spec in &specs {
         let k = render(spec, target.render_target()).unwrap();

@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -205,11 +206,54 @@ fn warm_reference_models(stage: &Stage, targets: &str) {
     }
 }
 
+/// The code objects in a stage's kernel cache (each entry's payload, from its ELF magic on).
+fn cached_code_objects(stage: &Stage) -> Vec<Vec<u8>> {
+    fn walk(dir: &Path, out: &mut Vec<Vec<u8>>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if let Ok(b) = std::fs::read(&p) {
+                if let Some(at) = b.windows(4).position(|w| w == b"\x7fELF") {
+                    out.push(b[at..].to_vec());
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&stage.host.join("cache"), &mut out);
+    out
+}
+
+/// The prefill's int8 products (`mmq_*`) in the stage's cache run on the matrix units: every
+/// code object for a processor in `matrix` holds MFMA or WMMA int8 instructions, every one for a
+/// processor in `plain` (no matrix unit: the int8-dot tile) none. Prints the counts.
+fn prefill_products_use_the_matrix_units(stage: &Stage, matrix: &[&str], plain: &[&str]) {
+    let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for elf in cached_code_objects(stage) {
+        let Ok(res) = rocmforge::jit::amd_kernel_resources(&elf) else { continue };
+        let Some(name) = res.iter().map(|r| r.name.clone()).find(|n| n.starts_with("mmq_")) else { continue };
+        let (processor, count) = rocmforge::jit::amd_int8_matrix_instructions(&elf).expect("a readable code object");
+        println!("{processor} {name}: {count} int8 matrix instructions");
+        if matrix.contains(&processor.as_str()) {
+            assert!(count > 0, "{processor} {name}: no MFMA/WMMA int8 instruction");
+        } else if plain.contains(&processor.as_str()) {
+            assert_eq!(count, 0, "{processor} {name}: a target without a matrix unit");
+        }
+        seen.entry(processor).or_default().push(name);
+    }
+    for p in matrix.iter().chain(plain) {
+        assert!(seen.get(*p).is_some_and(|v| !v.is_empty()), "no mmq kernel compiled for {p}: {seen:?}");
+    }
+}
+
 #[test]
 fn rocm_6_4_compiles_every_reference_kernel_for_the_modern_targets_without_spills() {
     let Some(root) = rocm6_root() else { return };
     let stage = Stage::new(Toolchain::Root(root), "rocm6");
     warm_reference_models(&stage, ROCM6_TARGETS);
+    let matrix: Vec<&str> = ROCM6_TARGETS.split(',').collect();
+    prefill_products_use_the_matrix_units(&stage.host_view(), &matrix, &[]);
 }
 
 #[test]
@@ -219,6 +263,7 @@ fn rocm_5_2_compiles_every_reference_kernel_for_its_targets_without_spills() {
     }
     let stage = Stage::new(Toolchain::Host, "rocm5");
     warm_reference_models(&stage, ROCM5_TARGETS);
+    prefill_products_use_the_matrix_units(&stage, &["gfx90a"], &["gfx906", "gfx1030"]);
 }
 
 #[test]

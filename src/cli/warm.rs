@@ -85,7 +85,9 @@ pub(super) fn model_specs(model: &PathBuf) -> Result<Vec<KernelSpec>> {
     let file = GgufFile::open(model)?;
     let cfg = ModelConfig::from_gguf(&file).map_err(|e| format!("{}: {e}", model.display()))?;
     let specs = rocmforge::exec::kernel_specs(&cfg, &file)?;
-    let f32_kv = specs.iter().map(|s| s.with_kv(rocmforge::kernels::KvPrecision::F32)).collect::<Vec<_>>();
+    // A set: two specs may map to one (flash attention falls back to the general kernel over f32).
+    let f32_kv: std::collections::BTreeSet<KernelSpec> =
+        specs.iter().map(|s| s.with_kv(rocmforge::kernels::KvPrecision::F32)).collect();
     let mut all: Vec<KernelSpec> = specs.iter().copied().collect();
     all.extend(f32_kv.into_iter().filter(|s| !specs.contains(s)));
     Ok(all)

@@ -322,6 +322,23 @@ impl CpuBackend {
                 put_f32s(mem, &l.out, 0, &out)?;
                 put_q8_1(mem, &l.q, &out)
             }
+            Launch::MatMulQ8(l) => {
+                let k = l.k as usize;
+                let a = q8_1_blocks(view(mem, &l.a, launch::q8_1_bytes(l.tokens * k))?)
+                    .map_err(|e| host(format!("{spec}: {e}")))?;
+                let a = quant::Q8Rows::from_blocks(&a, k);
+                let w = view(mem, &l.w, l.rows * row_bytes(l.wtype, k)?)?;
+                let mut y = vec![0f32; l.tokens * l.rows];
+                quant::matmul_q8_1(l.wtype, w, k, &a, &mut y).map_err(q)?;
+                put_f32s(mem, &l.y, 0, &y)
+            }
+            // Flash attention computes the same attention as the general kernel (f16 cache).
+            Launch::FlashAttn(l) => {
+                let (head_dim, gqa, n_head, n_q, pos0) = (l.head_dim, l.gqa, l.n_head, l.n_q, l.pos0);
+                let a =
+                    AttnRun { head_dim, gqa, n_head, n_q, pos0, scale: l.scale, softcap: l.softcap, window: l.window };
+                attention(mem, [&l.q, &l.k_cache, &l.v_cache, &l.out], &a)
+            }
             Launch::Attention(l) => {
                 let (head_dim, gqa, n_head, n_q, pos0) = (l.head_dim, l.gqa, l.n_head, l.n_q, l.pos0);
                 let a =

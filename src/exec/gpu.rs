@@ -241,6 +241,20 @@ fn q8_bytes(graph: &Graph) -> usize {
         .unwrap_or(0)
 }
 
+/// Bytes of the q8_1 buffer a prefill pass of `max_batch` tokens needs: the widest quantized
+/// matrix product input, for every token.
+fn q8_prefill_bytes(graph: &Graph, max_batch: usize) -> usize {
+    graph
+        .nodes
+        .iter()
+        .filter_map(|n| match n.spec.int8_prefill() {
+            Some((_, KernelSpec::MatMulQ8 { k, .. })) => Some(launch::q8_1_bytes(k as usize * max_batch)),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// A buffer a planned launch names; resolved to a view of the session's buffers at each replay.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Slot {
@@ -449,7 +463,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         let mut attn_counters = dev.alloc(n_kv)?;
         attn_counters.write(0, &vec![0i32; n_kv])?;
         let q8 = dev.alloc(match precision {
-            GpuPrecision::Fast => q8_bytes(&model.decode).max(1),
+            GpuPrecision::Fast => q8_bytes(&model.decode).max(q8_prefill_bytes(&model.prefill, max_batch)).max(1),
             GpuPrecision::Exact => 1,
         })?;
         let allocated = SessionBytes {
@@ -560,6 +574,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         };
         // The int8 decode: which activation rows the q8_1 buffer holds now.
         let int8 = n == 1 && self.precision == GpuPrecision::Fast;
+        let int8_prefill = n > 1 && self.precision == GpuPrecision::Fast;
         let mut q8_of: Option<(Buf, usize)> = None;
         let mut fused_until = 0;
         for (ni, node) in graph.nodes.iter().enumerate() {
@@ -604,8 +619,59 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 }
                 continue;
             }
+            // The int8 prefill: the pass's rows of x quantized once, then the tiled int8 product.
+            if let (true, Step::Linear { x, out: y, n_out, last_only: false, .. }, Some((quantize, mmq))) =
+                (int8_prefill, &node.step, node.spec.int8_prefill())
+            {
+                let KernelSpec::MatMul { wtype, k } = node.spec else {
+                    return Err(mismatch(node));
+                };
+                if q8_of != Some((*x, 0)) {
+                    let q = launch::QuantizeQ8_1 { x: act(*x), out: Slot::Q8, n: n * k as usize };
+                    out.push(Planned::new(kernel_for(&quantize)?, q.into(), ni));
+                    q8_of = Some((*x, 0));
+                }
+                let m = launch::MatMulQ8 {
+                    w: linear_weight()?,
+                    a: Slot::Q8,
+                    y: act(*y),
+                    wtype,
+                    k,
+                    rows: *n_out as usize,
+                    tokens: n,
+                };
+                out.push(Planned::new(kernel_for(&mmq)?, m.into(), ni));
+                if q8_of.is_some_and(|(b, _)| b == *y) {
+                    q8_of = None;
+                }
+                continue;
+            }
             if q8_of.is_some_and(|(b, _)| written(&node.step) == Some(b)) {
                 q8_of = None;
+            }
+            // Flash attention where it applies (f16 cache, head_dim up to 256).
+            if let (Step::Attention { layer, scale, softcap, window }, Some(flash)) =
+                (&node.step, node.spec.with_kv(g.kv).flash_prefill())
+            {
+                let KernelSpec::FlashAttn { head_dim, gqa, .. } = flash else {
+                    return Err(mismatch(node));
+                };
+                let f = launch::FlashAttn {
+                    q: act(Buf::Q),
+                    k_cache: Slot::KCache(*layer as usize),
+                    v_cache: Slot::VCache(*layer as usize),
+                    out: act(Buf::AttnOut),
+                    head_dim,
+                    gqa,
+                    n_head: cfg.n_head as usize,
+                    n_q: n,
+                    pos0: 0, // set at each replay
+                    scale: *scale,
+                    softcap: *softcap,
+                    window: *window,
+                };
+                out.push(Planned::new(kernel_for(&flash)?, f.into(), ni));
+                continue;
             }
             let launch: Launch<Slot> = match (node.step.clone(), node.spec.with_kv(g.kv)) {
                 (Step::Embed { out, scale }, KernelSpec::Embedding { wtype, n_embd }) => launch::Embedding {

@@ -360,5 +360,12 @@ pub fn kernel_specs(cfg: &ModelConfig, tensors: &dyn TensorTypes) -> Result<BTre
     // The GPU's int8 decode runs each quantized matvec as a q8_1 quantize and an int8 matvec.
     let int8: Vec<KernelSpec> = specs.iter().filter_map(|s| s.int8_decode()).flat_map(|(q, m)| [q, m]).collect();
     specs.extend(int8);
+    // Its prefill runs each quantized matrix product as a q8_1 quantize and the tiled int8 product,
+    // and attention as flash attention where that applies.
+    let prefill: Vec<KernelSpec> = specs
+        .iter()
+        .flat_map(|s| s.int8_prefill().map(|(q, m)| [q, m]).into_iter().flatten().chain(s.flash_prefill()))
+        .collect();
+    specs.extend(prefill);
     Ok(specs)
 }

@@ -281,6 +281,7 @@ fn check_amd_feature(
 /// One section header's fields that the checks use.
 struct Section {
     ty: u32,
+    flags: usize,
     offset: usize,
     size: usize,
     link: usize,
@@ -335,6 +336,7 @@ fn check_layout(elf: &[u8]) -> Result<Vec<Section>, CodeObjectError> {
             let sh = shoff + i * 64;
             let s = Section {
                 ty: u32_at(elf, sh + 4)? as u32,
+                flags: u64_at(elf, sh + 8)?,
                 offset: u64_at(elf, sh + 0x18)?,
                 size: u64_at(elf, sh + 0x20)?,
                 link: u32_at(elf, sh + 0x28)?,
@@ -381,6 +383,32 @@ fn defines_function(elf: &[u8], sections: &[Section], name: &str) -> Result<bool
     } else {
         Err(CodeObjectError::NoSymbolTable)
     }
+}
+
+/// The processor an AMD code object is for (from `e_flags`), and how many int8 matrix-unit
+/// instructions its executable sections hold: `v_mfma_i32_16x16x16i8` (CDNA 1-2, VOP3P opcode 0x55)
+/// or `v_mfma_i32_16x16x32_i8` (CDNA 3-4, 0x57) on gfx9 (encoding bits 31:23 = 0x1a7), and
+/// `v_wmma_i32_16x16x16_iu8` (opcode 0x44) on gfx11/gfx12 (bits 31:24 = 0xcc), as llvm-objdump
+/// disassembles them. Instructions are 32-bit aligned, so every word is tried as an instruction's
+/// first: the count is exact for code the decoder reads as these instructions, and a word of
+/// another instruction that happens to match (a literal) would add one — the tests hold targets
+/// without a matrix unit to 0 with the same scan.
+pub fn amd_int8_matrix_instructions(elf: &[u8]) -> Result<(String, usize), CodeObjectError> {
+    const SHF_EXECINSTR: usize = 4;
+    let processor = amdgpu_mach_name(u32_at(elf, 0x30)? as u32 & 0xff);
+    let sections = check_layout(elf)?;
+    let gfx9 = processor.starts_with("gfx9");
+    let gfx11_12 = processor.starts_with("gfx11") || processor.starts_with("gfx12");
+    let is_matrix = |w: u32| {
+        let op = (w >> 16) & 0x7f;
+        (gfx9 && w >> 23 == 0x1a7 && (op == 0x55 || op == 0x57)) || (gfx11_12 && w >> 24 == 0xcc && op == 0x44)
+    };
+    let mut count = 0;
+    for s in sections.iter().filter(|s| s.flags & SHF_EXECINSTR != 0 && s.ty != 8) {
+        let text = &elf[s.offset..s.offset + s.size];
+        count += text.chunks_exact(4).filter(|c| is_matrix(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))).count();
+    }
+    Ok((processor, count))
 }
 
 /// Reads every kernel's resources from an AMD code object.

@@ -10,6 +10,7 @@
 
 use std::fmt;
 
+use super::spec::{flash_queries_per_warp, FLASH_WARPS, MMQ_ROWS, MMQ_TOKENS};
 use super::spec::{
     ElementwiseOp, GluKind, KernelSpec, MmvqLayout, RopeExt, RopeKind, SpecError, QUANTIZE_THREADS, ROWS_PER_BLOCK,
     TOKENS_PER_WARP,
@@ -312,6 +313,53 @@ description! {
             k: u32,
             rows: usize,
             tokens: usize,
+        }
+    }
+}
+
+description! {
+    /// Y = X · Wᵀ for many tokens (prefill) with int8 products: X already in q8_1 blocks (`tokens`
+    /// rows of `k / 32`), `rows` weight rows of `k` elements of a quantized `wtype`.
+    MatMulQ8 {
+        buffers {
+            /// `[rows]` rows of `wtype` blocks.
+            w,
+            /// `[tokens, k / 32]` q8_1 blocks.
+            a,
+            /// `[tokens, rows]`
+            y,
+        }
+        scalars {
+            wtype: GgmlType,
+            k: u32,
+            rows: usize,
+            tokens: usize,
+        }
+    }
+}
+
+description! {
+    /// [`Attention`] over an f16 KV cache, tiled with an online softmax (prefill flash attention).
+    FlashAttn {
+        buffers {
+            /// `[n_q, n_head, head_dim]`
+            q,
+            /// `[position, n_head / gqa, head_dim]` f16
+            k_cache,
+            /// `[position, n_head / gqa, head_dim]` f16
+            v_cache,
+            /// `[n_q, n_head, head_dim]`
+            out,
+        }
+        scalars {
+            head_dim: u32,
+            gqa: u32,
+            n_head: usize,
+            n_q: usize,
+            pos0: usize,
+            scale: f32,
+            softcap: Option<f32>,
+            window: Option<u32>,
         }
     }
 }
@@ -789,6 +837,68 @@ impl<B> Describe<B> for MatMul<B> {
     }
 }
 
+impl<B> Describe<B> for MatMulQ8<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::MatMulQ8 { wtype: self.wtype, k: self.k }
+    }
+    fn grid(&self) -> [u32; 3] {
+        [blocks(self.rows, MMQ_ROWS), blocks(self.tokens, MMQ_TOKENS), 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        vec![
+            buf("w", &self.w, Elem::U8, weight_bytes(self.wtype, self.k, self.rows)),
+            buf("a", &self.a, Elem::U8, q8_1_bytes(mul(self.tokens, self.k as usize))),
+            buf("y", &self.y, Elem::F32, mul(self.tokens, self.rows)),
+            int("n_rows", self.rows),
+            int("n_tokens", self.tokens),
+        ]
+    }
+    fn validate(&self) -> Result<(), String> {
+        if self.rows == 0 || self.tokens == 0 {
+            return Err(format!("{} rows by {} tokens is an empty product", self.rows, self.tokens));
+        }
+        Ok(())
+    }
+}
+
+impl<B> Describe<B> for FlashAttn<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::FlashAttn {
+            head_dim: self.head_dim,
+            gqa: self.gqa,
+            sliding_window: self.window.is_some(),
+            softcap: self.softcap.is_some(),
+        }
+    }
+    fn grid(&self) -> [u32; 3] {
+        [dim(self.n_head), blocks(self.n_q, FLASH_WARPS * flash_queries_per_warp(self.head_dim)), 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        let hd = self.head_dim as usize;
+        let q_len = mul(mul(self.n_q, self.n_head), hd);
+        // Query i reads cached positions up to pos0 + i.
+        let cache_len = mul(mul(self.pos0.saturating_add(self.n_q), self.n_head / self.gqa.max(1) as usize), hd);
+        vec![
+            buf("q", &self.q, Elem::F32, q_len),
+            buf("k", &self.k_cache, Elem::F16, cache_len),
+            buf("v", &self.v_cache, Elem::F16, cache_len),
+            buf("out", &self.out, Elem::F32, q_len),
+            int("n_head", self.n_head),
+            int("n_q", self.n_q),
+            int("pos0", self.pos0),
+            float("scale", self.scale),
+            float("softcap", self.softcap.unwrap_or(0.0)),
+            int("window", self.window.unwrap_or(0) as usize),
+        ]
+    }
+    fn validate(&self) -> Result<(), String> {
+        if self.n_q == 0 {
+            return Err("attention of no queries".into());
+        }
+        validate_attention(self.n_head, self.gqa, self.window, self.softcap)
+    }
+}
+
 /// What both attention kernels need of their heads, window and soft-cap.
 fn validate_attention(n_head: usize, gqa: u32, window: Option<u32>, softcap: Option<f32>) -> Result<(), String> {
     if gqa == 0 || !n_head.is_multiple_of(gqa as usize) {
@@ -1153,6 +1263,8 @@ pub enum Launch<B> {
     MatMul(MatMul<B>),
     QuantizeQ8_1(QuantizeQ8_1<B>),
     MatVecQ8(MatVecQ8<B>),
+    MatMulQ8(MatMulQ8<B>),
+    FlashAttn(FlashAttn<B>),
     Attention(Attention<B>),
     AttnDecode(AttnDecode<B>),
     Glu(Glu<B>),
@@ -1178,6 +1290,8 @@ macro_rules! each_op {
             Launch::MatMul($op) => $body,
             Launch::QuantizeQ8_1($op) => $body,
             Launch::MatVecQ8($op) => $body,
+            Launch::MatMulQ8($op) => $body,
+            Launch::FlashAttn($op) => $body,
             Launch::Attention($op) => $body,
             Launch::AttnDecode($op) => $body,
             Launch::Glu($op) => $body,
@@ -1229,6 +1343,7 @@ impl<B> Launch<B> {
     pub fn set_pos0(&mut self, pos0: usize) {
         match self {
             Launch::Attention(a) => a.pos0 = pos0,
+            Launch::FlashAttn(a) => a.pos0 = pos0,
             Launch::AttnDecode(a) => a.pos0 = pos0,
             Launch::KvAppend(a) => a.pos0 = pos0,
             Launch::RopeKv(a) => a.pos0 = pos0,
@@ -1321,6 +1436,25 @@ mod tests {
             (MatMul { w: (), x: (), y: (), wtype, k: 256, rows: 5, tokens: 9 }.into(), t::MATMUL.1),
             (QuantizeQ8_1 { x: (), out: (), n: 256 }.into(), t::QUANTIZE_Q8_1.1),
             (MatVecQ8::new((), (), (), wtype, 256, 5).into(), t::MMVQ.1),
+            (MatMulQ8 { w: (), a: (), y: (), wtype, k: 256, rows: 5, tokens: 9 }.into(), t::MMQ.1),
+            (
+                FlashAttn {
+                    q: (),
+                    k_cache: (),
+                    v_cache: (),
+                    out: (),
+                    head_dim: 64,
+                    gqa: 2,
+                    n_head: 4,
+                    n_q: 3,
+                    pos0: 5,
+                    scale: 0.125,
+                    softcap: Some(30.0),
+                    window: Some(4),
+                }
+                .into(),
+                t::FLASH_ATTN.1,
+            ),
             (
                 Attention {
                     q: (),
@@ -1448,6 +1582,7 @@ mod tests {
                     "float*" => "f32 buffer",
                     "int*" => "i32 buffer",
                     "block_t*" | "block_q8_1*" | "u8*" => "u8 buffer",
+                    "u16*" => "f16 buffer",
                     "kv_t*" => return (name.to_string(), format!("{kv} buffer")),
                     "int" => "int",
                     "float" => "float",

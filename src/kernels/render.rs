@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use super::spec::{flash_queries_per_warp, mmq_k_step, FLASH_WARPS, MMQ_ROWS, MMQ_THREADS, MMQ_WN};
 use super::spec::{
     Dialect, ElementwiseOp, GluKind, KernelSpec, MmvqLayout, RopeKind, SpecError, ATTN_WARPS, BLOCK_THREADS,
     MMVQ_THREADS, QUANTIZE_THREADS, ROWS_PER_BLOCK, TOKENS_PER_WARP,
@@ -170,6 +171,23 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
                 .kv(kv);
             t::ATTN_DECODE
         }
+        KernelSpec::MatMulQ8 { k, .. } => {
+            c.int("K", k)
+                .int("MMQ_WARPS", MMQ_THREADS / ws)
+                .int("MMQ_WM", MMQ_ROWS / 16 / (MMQ_THREADS / ws))
+                .int("MMQ_WN", MMQ_WN)
+                .int("MMQ_KT", mmq_k_step(k));
+            t::MMQ
+        }
+        KernelSpec::FlashAttn { head_dim, gqa, sliding_window, softcap } => {
+            c.int("HEAD_DIM", head_dim)
+                .int("GQA", gqa)
+                .flag("SLIDING_WINDOW", sliding_window)
+                .flag("SOFTCAP", softcap)
+                .int("NWARPS", FLASH_WARPS)
+                .int("QW", flash_queries_per_warp(head_dim));
+            t::FLASH_ATTN
+        }
         KernelSpec::Glu { kind } => {
             c.flag("GELU", kind == GluKind::GeGlu);
             t::GLU
@@ -226,6 +244,12 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
         KernelSpec::Glu { .. } => fragments.push(t::GLU_ACT),
         KernelSpec::GluQ8_1 { .. } => fragments.extend([t::Q_Q8_1, t::Q8_1_WRITE, t::GLU_ACT]),
         KernelSpec::KvAppend { .. } | KernelSpec::RopeKv { .. } => fragments.push(t::KV_STORE),
+        KernelSpec::MatMulQ8 { wtype, .. } => {
+            fragments.push(t::Q_Q8_1);
+            fragments.extend(int8_fragments(wtype));
+            fragments.push(t::MMA);
+            fragments.push(mmq_fragment(wtype));
+        }
         _ => {}
     }
 
@@ -338,6 +362,22 @@ fn quant_fragments(ty: GgmlType) -> Vec<Template> {
         GgmlType::IQ4_NL => vec![t::Q_IQ4_TABLE, t::Q_IQ4_NL],
         GgmlType::IQ4_XS => vec![t::Q_IQ4_TABLE, t::Q_IQ4_XS],
         other => unreachable!("validate() refuses {other}"),
+    }
+}
+
+/// The fragment that defines `mmq_w_int` and `mmq_w_scale` (a weight row unpacked to int8 chunks
+/// of 32 and their scales) for a weight type the int8 matrix product takes.
+fn mmq_fragment(ty: GgmlType) -> Template {
+    match ty {
+        GgmlType::Q8_0 => t::MMQ_Q8_0,
+        GgmlType::Q4_0 => t::MMQ_Q4_0,
+        GgmlType::Q4_1 => t::MMQ_Q4_1,
+        GgmlType::Q5_0 => t::MMQ_Q5_0,
+        GgmlType::Q5_1 => t::MMQ_Q5_1,
+        GgmlType::Q4_K => t::MMQ_Q4_K,
+        GgmlType::Q5_K => t::MMQ_Q5_K,
+        GgmlType::Q6_K => t::MMQ_Q6_K,
+        other => unreachable!("validate() refuses an int8 matrix product over {other}"),
     }
 }
 

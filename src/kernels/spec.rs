@@ -176,6 +176,20 @@ pub enum KernelSpec {
         softcap: bool,
         kv: KvPrecision,
     },
+    /// Y = X·Wᵀ for many tokens (prefill) with X in q8_1 blocks: weights unpacked to int8 tile by
+    /// tile in shared memory and multiplied on the target's matrix unit (`mmq.hip`).
+    MatMulQ8 {
+        wtype: GgmlType,
+        k: u32,
+    },
+    /// Causal attention of many queries (prefill) over an f16 KV cache, tiled with an online
+    /// softmax (flash attention, `flash_attn.hip`).
+    FlashAttn {
+        head_dim: u32,
+        gqa: u32,
+        sliding_window: bool,
+        softcap: bool,
+    },
     Glu {
         kind: GluKind,
     },
@@ -244,6 +258,22 @@ pub const MMVQ_THREADS: u32 = 128;
 /// Threads per block of the q8_1 quantizer: 8 blocks of 32 values.
 pub const QUANTIZE_THREADS: u32 = 256;
 
+/// Whether the prefill's tiled int8 product (`mmq`) unpacks this weight type; the rest keep the
+/// float matrix product in prefill.
+pub fn int8_matmul_type(ty: GgmlType) -> bool {
+    matches!(
+        ty,
+        GgmlType::Q4_0
+            | GgmlType::Q4_1
+            | GgmlType::Q5_0
+            | GgmlType::Q5_1
+            | GgmlType::Q8_0
+            | GgmlType::Q4_K
+            | GgmlType::Q5_K
+            | GgmlType::Q6_K
+    )
+}
+
 /// Weight types the int8 matvec takes; other types (F32, F16, BF16) keep the float matvec.
 pub fn int8_matvec_type(ty: GgmlType) -> bool {
     matches!(
@@ -304,6 +334,36 @@ impl MmvqLayout {
     }
 }
 
+/// Threads per block of the int8 matrix product (`mmq`): 8 warps of 32 or 4 wavefronts of 64.
+pub const MMQ_THREADS: u32 = 256;
+/// Weight rows per `mmq` block: 16-row tiles, one per warp of 32 or two per wavefront of 64 (the
+/// accumulators a lane holds stay the same on both).
+pub const MMQ_ROWS: u32 = 128;
+/// Tokens per `mmq` block: each warp takes [`MMQ_WN`] 16-token tiles.
+pub const MMQ_TOKENS: u32 = 16 * MMQ_WN;
+/// 16-token tiles per warp in `mmq`.
+pub const MMQ_WN: u32 = 4;
+
+/// Values of K one `mmq` step stages in shared memory: the largest of 128, 64, 32 that divides
+/// the row (SmolLM2's 576 takes 64).
+pub fn mmq_k_step(k: u32) -> u32 {
+    [128, 64, 32].into_iter().find(|s| k.is_multiple_of(*s)).unwrap_or(32)
+}
+
+/// Warps per block of prefill flash attention.
+pub const FLASH_WARPS: u32 = 4;
+/// The largest head flash attention takes (its K/V tile and queries sit in shared memory).
+pub const FLASH_MAX_HEAD_DIM: u32 = 256;
+
+/// Queries per warp of flash attention: 8, or 4 for heads over 128 (registers and shared memory).
+pub fn flash_queries_per_warp(head_dim: u32) -> u32 {
+    if head_dim <= 128 {
+        8
+    } else {
+        4
+    }
+}
+
 /// Warps per block in attention.
 pub const ATTN_WARPS: u32 = 16;
 /// Warps per block in split decode attention.
@@ -351,6 +411,10 @@ impl KernelSpec {
             KernelSpec::RopeKv { head_dim, rope_dims, kind, .. } => {
                 KernelSpec::RopeKv { head_dim, rope_dims, kind, kv }
             }
+            // Flash attention reads an f16 cache only: over f32 the general kernel runs instead.
+            KernelSpec::FlashAttn { head_dim, gqa, sliding_window, softcap } if kv == KvPrecision::F32 => {
+                KernelSpec::Attention { head_dim, gqa, sliding_window, softcap, kv }
+            }
             other => other,
         }
     }
@@ -384,6 +448,12 @@ impl KernelSpec {
                 if sliding_window { "_swa" } else { "" },
                 if softcap { "_softcap" } else { "" },
                 kv.name()
+            ),
+            KernelSpec::MatMulQ8 { wtype, k } => format!("mmq_{}_k{k}", ty(wtype)),
+            KernelSpec::FlashAttn { head_dim, gqa, sliding_window, softcap } => format!(
+                "flash_attn_hd{head_dim}_gqa{gqa}{}{}",
+                if sliding_window { "_swa" } else { "" },
+                if softcap { "_softcap" } else { "" }
             ),
             KernelSpec::Glu { kind: GluKind::SwiGlu } => "swiglu".into(),
             KernelSpec::Glu { kind: GluKind::GeGlu } => "geglu".into(),
@@ -421,6 +491,8 @@ impl KernelSpec {
             KernelSpec::Attention { .. } => ATTN_WARPS * warp_size,
             KernelSpec::AttnDecode { .. } => ATTN_DECODE_WARPS * warp_size,
             KernelSpec::MatVecQ8 { .. } | KernelSpec::MatVecQ8Multi { .. } => MMVQ_THREADS,
+            KernelSpec::MatMulQ8 { .. } => MMQ_THREADS,
+            KernelSpec::FlashAttn { .. } => FLASH_WARPS * warp_size,
             KernelSpec::QuantizeQ8_1 => QUANTIZE_THREADS,
             KernelSpec::Embedding { .. }
             | KernelSpec::RmsNorm { .. }
@@ -439,7 +511,8 @@ impl KernelSpec {
             KernelSpec::Embedding { wtype, .. }
             | KernelSpec::MatVec { wtype, .. }
             | KernelSpec::MatMul { wtype, .. }
-            | KernelSpec::MatVecQ8 { wtype, .. } => Some(wtype),
+            | KernelSpec::MatVecQ8 { wtype, .. }
+            | KernelSpec::MatMulQ8 { wtype, .. } => Some(wtype),
             _ => None,
         }
     }
@@ -455,7 +528,10 @@ impl KernelSpec {
             }
             let k = match *self {
                 KernelSpec::Embedding { n_embd, .. } => n_embd,
-                KernelSpec::MatVec { k, .. } | KernelSpec::MatMul { k, .. } | KernelSpec::MatVecQ8 { k, .. } => k,
+                KernelSpec::MatVec { k, .. }
+                | KernelSpec::MatMul { k, .. }
+                | KernelSpec::MatVecQ8 { k, .. }
+                | KernelSpec::MatMulQ8 { k, .. } => k,
                 _ => unreachable!("weight_type is Some only for these"),
             };
             if k == 0 || !(k as usize).is_multiple_of(ty.block_elems()) {
@@ -491,6 +567,16 @@ impl KernelSpec {
                 invalid(format!("rope dims {rope_dims} must be even, non-zero and at most head_dim {head_dim}"))
             }
             KernelSpec::MatVecQ8Multi { k, wtypes, .. } => validate_multi(k, wtypes).map_err(|what| SpecError::Invalid { spec: spec(), what }),
+            KernelSpec::MatMulQ8 { wtype, .. } if !int8_matmul_type(wtype) => {
+                invalid(format!("no int8 matrix product for {wtype} weights (they keep the float one)"))
+            }
+            KernelSpec::FlashAttn { head_dim, gqa, .. }
+                if head_dim == 0 || head_dim > FLASH_MAX_HEAD_DIM || !head_dim.is_multiple_of(2) || gqa == 0 =>
+            {
+                invalid(format!(
+                    "flash attention takes an even head_dim up to {FLASH_MAX_HEAD_DIM} and a GQA ratio of at least 1"
+                ))
+            }
             KernelSpec::MatVecQ8 { wtype, .. } if !int8_matvec_type(wtype) => {
                 invalid(format!("no int8 matvec for {wtype} weights (they keep the float matvec)"))
             }
@@ -539,6 +625,33 @@ impl KernelSpec {
                     rows_per_thread: l.rows_per_thread,
                 };
                 Some((KernelSpec::QuantizeQ8_1, mmvq))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl KernelSpec {
+    /// The int8 prefill pair standing in for a float matrix product over quantized weights: the
+    /// q8_1 quantizer of its input and the tiled int8 product. `None` for other specs and float
+    /// weights.
+    pub fn int8_prefill(&self) -> Option<(KernelSpec, KernelSpec)> {
+        match *self {
+            KernelSpec::MatMul { wtype, k } if int8_matmul_type(wtype) && k.is_multiple_of(32) => {
+                Some((KernelSpec::QuantizeQ8_1, KernelSpec::MatMulQ8 { wtype, k }))
+            }
+            _ => None,
+        }
+    }
+
+    /// Flash attention standing in for the general attention kernel in prefill, where it applies
+    /// (f16 cache, an even head_dim up to 256). `None` otherwise.
+    pub fn flash_prefill(&self) -> Option<KernelSpec> {
+        match *self {
+            KernelSpec::Attention { head_dim, gqa, sliding_window, softcap, kv: KvPrecision::F16 }
+                if head_dim > 0 && head_dim <= FLASH_MAX_HEAD_DIM && head_dim.is_multiple_of(2) && gqa > 0 =>
+            {
+                Some(KernelSpec::FlashAttn { head_dim, gqa, sliding_window, softcap })
             }
             _ => None,
         }

@@ -33,6 +33,10 @@ pub const ROPE_KV: Template = template!("rope_kv.hip");
 pub const GLU_Q8_1: Template = template!("glu_q8_1.hip");
 pub const GLU_ACT: Template = template!("glu_act.h");
 pub const KV_STORE: Template = template!("kv_store.h");
+pub const MMQ: Template = template!("mmq.hip");
+pub const FLASH_ATTN: Template = template!("flash_attn.hip");
+/// The matrix units' fragment layouts (mma.sync, MFMA, WMMA, or int8 dots without one).
+pub const MMA: Template = template!("mma.h");
 
 pub const Q_F32: Template = template!("quant/f32.h");
 pub const Q_F16: Template = template!("quant/f16.h");
@@ -69,3 +73,13 @@ pub const Q8_1_Q3_K: Template = template!("quant/q3_k_q8_1.h");
 pub const Q8_1_IQ4: Template = template!("quant/iq4_q8_1.h");
 pub const Q8_1_IQ4_NL: Template = template!("quant/iq4_nl_q8_1.h");
 pub const Q8_1_IQ4_XS: Template = template!("quant/iq4_xs_q8_1.h");
+
+// The int8 matrix product: each weight type unpacked to int8 chunks with their scales.
+pub const MMQ_Q4_0: Template = template!("quant/q4_0_mmq.h");
+pub const MMQ_Q4_1: Template = template!("quant/q4_1_mmq.h");
+pub const MMQ_Q5_0: Template = template!("quant/q5_0_mmq.h");
+pub const MMQ_Q5_1: Template = template!("quant/q5_1_mmq.h");
+pub const MMQ_Q8_0: Template = template!("quant/q8_0_mmq.h");
+pub const MMQ_Q4_K: Template = template!("quant/q4_k_mmq.h");
+pub const MMQ_Q5_K: Template = template!("quant/q5_k_mmq.h");
+pub const MMQ_Q6_K: Template = template!("quant/q6_k_mmq.h");

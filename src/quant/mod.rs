@@ -43,7 +43,7 @@ pub use q6_k::BlockQ6K;
 pub use q8_0::BlockQ8_0;
 pub use q8_1::{quantize_block_q8_1, quantize_row_q8_1, BlockQ8_1, Q8Rows, Q8Slice, QK8_1};
 pub use simd::{gemm_f32, gemm_f32_into, gemm_q8_1, gemm_q8_1_into, gemm_q8_1_with, Isa, Kernel, OutMatrix};
-pub use vec_dot::{matvec_q8_1, matvec_q8_1_exact, DotTerms, SumTerm, VecDotQ8_1};
+pub use vec_dot::{matmul_q8_1, matvec_q8_1, matvec_q8_1_exact, DotTerms, SumTerm, VecDotQ8_1};
 
 use crate::dtype::{GgmlType, QK_K};
 

@@ -152,6 +152,32 @@ pub fn matvec_q8_1(ty: GgmlType, w: &[u8], k: usize, a: &Q8Rows, out: &mut [f32]
     by_vec_dot_type!(ty, go, w, k, a, out)
 }
 
+/// `out[t · rows + r]` = weight row r dotted with activation row t of `a` by the scalar reference,
+/// for every row of `a` (tokens): the int8 matrix product the GPU's tiled kernel (`mmq`) is held
+/// to on the same q8_1 input.
+pub fn matmul_q8_1(ty: GgmlType, w: &[u8], k: usize, a: &Q8Rows, out: &mut [f32]) -> Result<(), QuantError> {
+    fn go<B: VecDotQ8_1 + Sync>(w: &[u8], k: usize, a: &Q8Rows, out: &mut [f32]) -> Result<(), QuantError> {
+        use rayon::prelude::*;
+        let (per_row, blocks) = weight_rows::<B>(w, k, a)?;
+        let rows = blocks.len() / per_row;
+        if out.len() != rows * a.n() {
+            return Err(QuantError::LengthMismatch {
+                ty: B::TYPE,
+                blocks: blocks.len(),
+                have: out.len(),
+                want: rows * a.n(),
+            });
+        }
+        out.par_chunks_mut(rows.max(1)).enumerate().for_each(|(t, o)| {
+            for (o, row) in o.iter_mut().zip(blocks.chunks_exact(per_row)) {
+                *o = super::simd::vec_dot_row(row, a, t);
+            }
+        });
+        Ok(())
+    }
+    by_vec_dot_type!(ty, go, w, k, a, out)
+}
+
 /// Per weight row, the reference's combine done in f64 from the same integers and scales (the
 /// unpacked form, whose scales are exact products of the stored ones), and the sum of the
 /// absolute values of its terms: what the tests' error bounds are measured against.

@@ -225,6 +225,12 @@ const ATTN_SHAPES: [(usize, usize, Option<u32>, Option<f32>); 5] = [
     (64, 960, Some(100), Some(50.0)),
 ];
 
+/// Prefill passes for flash attention (queries, first position, window, soft-cap): a whole
+/// 512-token pass, one of 256 past a window, 7 odd tokens deep in the cache, a pass past the
+/// first 512 with Gemma's cap.
+const FLASH_SHAPES: [(usize, usize, Option<u32>, Option<f32>); 4] =
+    [(512, 0, None, None), (256, 300, Some(128), None), (7, 1000, None, Some(30.0)), (512, 512, None, Some(50.0))];
+
 /// Decode attention depths (positions attended, the query's own included): one position, either
 /// side of the 256-position chunk, and long contexts split over many blocks.
 const DECODE_DEPTHS: [usize; 6] = [1, 255, 256, 257, 1000, 4096];
@@ -275,11 +281,34 @@ pub fn cases(full: bool) -> Vec<Case> {
                 );
                 let rule = "V·(4·ε_score + (4L+16)·U), ε_score = γ(hd+2)·S + 2U·S (+ 6U·cap)";
                 all.push(case(name.clone(), rule, move |h| {
-                    attention(h, s, hd, gqa, nq, pos0, window, softcap, KvPrecision::F32)
+                    attention(h, s, hd, gqa, nq, pos0, window, softcap, KvPrecision::F32, false)
                 }));
                 let s = next_seed();
                 all.push(case(format!("{name} f16 cache"), rule, move |h| {
-                    attention(h, s, hd, gqa, nq, pos0, window, softcap, KvPrecision::F16)
+                    attention(h, s, hd, gqa, nq, pos0, window, softcap, KvPrecision::F16, false)
+                }));
+            }
+        }
+    }
+    // Prefill flash attention (f16 cache): the general kernel's shapes and whole prefill passes,
+    // at a pass's start and deep in the cache, with windows and soft-caps.
+    let (head_dims, gqas): (&[usize], &[usize]) =
+        if full { (&[64, 80, 96, 128, 256], &[1, 3, 4, 8]) } else { (&[64, 256], &[1, 4]) };
+    for &hd in head_dims {
+        for &gqa in gqas {
+            for (nq, pos0, window, softcap) in ATTN_SHAPES.into_iter().chain(FLASH_SHAPES) {
+                if !full && nq > 64 {
+                    continue;
+                }
+                let s = next_seed();
+                let name = format!(
+                    "flash_attn hd {hd} gqa {gqa} at {pos0}+{nq}{}{}",
+                    window.map_or(String::new(), |w| format!(" window {w}")),
+                    softcap.map_or(String::new(), |c| format!(" softcap {c}"))
+                );
+                let rule = "V·(4·ε_score + (4L+16)·U), ε_score = γ(hd+2)·S + 2U·S (+ 6U·cap)";
+                all.push(case(name, rule, move |h| {
+                    attention(h, s, hd, gqa, nq, pos0, window, softcap, KvPrecision::F16, true)
                 }));
             }
         }
@@ -391,6 +420,7 @@ fn int8_cases(all: &mut Vec<Case>, next_seed: &mut impl FnMut() -> u64, full: bo
         let s = next_seed();
         all.push(case(format!("quantize_q8_1 n {n}"), "bit-exact", move |h| quantize_q8_1(h, s, n)));
     }
+    mmq_cases(all, next_seed, full);
     let mut shapes = vec![(512usize, 99usize), (576, 99), (640, 33), (2048, 65)];
     if full {
         shapes.extend([(4096, 1027), (11008, 17)]);
@@ -673,6 +703,34 @@ fn glu_q8_1(h: &Harness, seed: u64, kind: GluKind) -> Measured {
     m
 }
 
+/// The prefill's tiled int8 product (`mmq`) of every weight type it takes against the CPU's
+/// scalar int8 reference on the same q8_1 input: K = 576 (or 512 for 256-value blocks), 1536,
+/// 4096 and 11008, token counts 1, 7, 64, 256 and 512 (the GPU run; CI's CPU device takes a few),
+/// rows not a whole number of the kernel's 128-row tiles.
+fn mmq_cases(all: &mut Vec<Case>, next_seed: &mut impl FnMut() -> u64, full: bool) {
+    let rule = "2γ(2·K/32 + 4)·Σ|terms| per output (sum order of block partials)";
+    for &ty in quant::SUPPORTED.iter().filter(|t| rocmforge::kernels::int8_matmul_type(**t)) {
+        let small_k = if ty.block_elems() == 256 { 512 } else { 576 };
+        let mut shapes: Vec<(usize, usize)> = Vec::new();
+        if full {
+            for k in [small_k, 1536, 4096, 11008] {
+                for tokens in [1usize, 7, 64, 256, 512] {
+                    shapes.push((k, tokens));
+                }
+            }
+        } else {
+            shapes.extend([(small_k, 7), (1536, 64)]);
+        }
+        for (k, tokens) in shapes {
+            // Fewer rows for the largest products keep the CPU's side of the GPU run short.
+            let rows = if k * tokens > 1 << 21 { 67 } else { 133 };
+            let s = next_seed();
+            let name = format!("mmq {ty} k {k} tokens {tokens} rows {rows}");
+            all.push(case(name, rule, move |h| mmq(h, s, ty, k, tokens, rows)));
+        }
+    }
+}
+
 /// q8_1 blocks as floats for comparison: d and s widened, then the 32 quants.
 fn q8_1_as_floats(bytes: &[u8]) -> Vec<f32> {
     bytes
@@ -725,6 +783,33 @@ fn mmvq(h: &Harness, seed: u64, ty: GgmlType, k: usize, rows: usize, layout: Mmv
     let exact = terms.iter().map(|(v, _)| *v).collect();
     let (wb, ab, yb) = (h.upload(&w), h.upload(&q8_1_bytes_of(&blocks)), h.poisoned(rows));
     h.launch(launch::MatVecQ8 { w: wb.view(), a: ab.view(), y: yb.view(), wtype: ty, k: k as u32, rows, layout });
+    Measured { got: h.read(&yb), want, bound: Some(bound), exact: Some(exact) }
+}
+
+/// As [`mmvq`], for every token: each output is one token's row dotted with one weight row.
+fn mmq(h: &Harness, seed: u64, ty: GgmlType, k: usize, tokens: usize, rows: usize) -> Measured {
+    use rayon::prelude::*;
+    let mut rng = Rng(seed);
+    let w = random_weights(&mut rng, ty, rows, k);
+    let x: Vec<f32> = rng.vec(tokens * k).iter().enumerate().map(|(i, v)| v * [1.0, 8.0, 0.05][(i / 32) % 3]).collect();
+    let mut blocks = vec![quant::BlockQ8_1 { d: [0; 2], s: [0; 2], qs: [0; 32] }; tokens * k / 32];
+    quant::quantize_row_q8_1(&x, &mut blocks);
+    let a = quant::Q8Rows::from_blocks(&blocks, k);
+    let mut want = vec![0f32; tokens * rows];
+    quant::matmul_q8_1(ty, &w, k, &a, &mut want).expect("the reference takes every int8 type");
+    let g = gamma(2 * k / 32 + 4);
+    let per_token: Vec<Vec<(f64, f64)>> = blocks
+        .par_chunks(k / 32)
+        .map(|b| {
+            let a = quant::Q8Rows::from_blocks(b, k);
+            quant::matvec_q8_1_exact(ty, &w, k, &a).expect("the reference takes every int8 type")
+        })
+        .collect();
+    let terms: Vec<(f64, f64)> = per_token.into_iter().flatten().collect();
+    let bound = terms.iter().map(|(_, m)| 2.0 * g * m).collect();
+    let exact = terms.iter().map(|(v, _)| *v).collect();
+    let (wb, ab, yb) = (h.upload(&w), h.upload(&q8_1_bytes_of(&blocks)), h.poisoned(tokens * rows));
+    h.launch(launch::MatMulQ8 { w: wb.view(), a: ab.view(), y: yb.view(), wtype: ty, k: k as u32, rows, tokens });
     Measured { got: h.read(&yb), want, bound: Some(bound), exact: Some(exact) }
 }
 
@@ -844,6 +929,7 @@ fn attention(
     window: Option<u32>,
     softcap: Option<f32>,
     kv: KvPrecision,
+    flash: bool,
 ) -> Measured {
     let mut rng = Rng(seed);
     let (n_kv, capacity) = (2usize, 1024usize);
@@ -858,21 +944,41 @@ fn attention(
     let exact = attention_f64(&q, &kc, &vc, pos0, &shape, nq);
     let (qb, ob) = (h.upload(&q), h.poisoned(want.len()));
     let (kb, vb) = (KvCache::upload(h, &kc, kv), KvCache::upload(h, &vc, kv));
-    h.launch(launch::Attention {
-        q: qb.view(),
-        k_cache: kb.view(),
-        v_cache: vb.view(),
-        out: ob.view(),
-        head_dim: hd as u32,
-        gqa: gqa as u32,
-        n_head,
-        n_q: nq,
-        pos0,
-        scale,
-        softcap,
-        window,
-        kv,
-    });
+    let (q, k_cache, v_cache, out) = (qb.view(), kb.view(), vb.view(), ob.view());
+    let (head_dim, gqa) = (hd as u32, gqa as u32);
+    if flash {
+        assert_eq!(kv, KvPrecision::F16, "flash attention reads an f16 cache");
+        h.launch(launch::FlashAttn {
+            q,
+            k_cache,
+            v_cache,
+            out,
+            head_dim,
+            gqa,
+            n_head,
+            n_q: nq,
+            pos0,
+            scale,
+            softcap,
+            window,
+        });
+    } else {
+        h.launch(launch::Attention {
+            q,
+            k_cache,
+            v_cache,
+            out,
+            head_dim,
+            gqa,
+            n_head,
+            n_q: nq,
+            pos0,
+            scale,
+            softcap,
+            window,
+            kv,
+        });
+    }
     Measured { got: h.read(&ob), want, bound: Some(bound), exact: Some(exact) }
 }
 
