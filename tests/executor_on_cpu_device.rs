@@ -140,6 +140,19 @@ fn the_op_case_table_runs_on_the_cpu_device() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The GPU run's whole table (every shape of every op) on the CPU device, for timing its CPU side
+/// and checking new cases without a GPU; `ROCMFORGE_CASE=text` keeps the cases whose name holds it.
+#[test]
+#[ignore = "slow: the GPU run's full case table on the CPU device"]
+fn the_full_op_case_table_runs_on_the_cpu_device() {
+    let dev = Device::cpu();
+    let kernels = dev.clone();
+    let h = op_cases::Harness::new(dev, move |spec| kernels.reference_kernel(spec).expect("the CPU runs every op"));
+    let filter = std::env::var("ROCMFORGE_CASE").unwrap_or_default();
+    let failures = op_cases::run(&h, &op_cases::cases(true), &filter);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn buffers_refuse_copies_and_views_past_their_end() {
     let d = Device::cpu();

@@ -101,8 +101,9 @@ fn launches_that_do_not_fit_their_buffers_never_reach_the_gpu() {
 }
 
 /// GPU against CPU on a whole model, in both GPU decode precisions, against the f32 CPU reference
-/// session, after a prefill of `prompt_len` tokens (in passes of `DEFAULT_MAX_BATCH`; prefill is
-/// f32 in both) and over 32 decode steps:
+/// session, after a prefill of `prompt_len` tokens (in passes of `DEFAULT_MAX_BATCH`; prefill's
+/// products are f32 in `Exact` and int8 on the matrix units in `Fast`, its attention flash attention
+/// in both over an f16 cache) and over 32 decode steps:
 /// - `Exact` (f32 decode, the default): logits NMSE ≤ 1e-3 and the same 32 greedy tokens.
 /// - `Fast` (int8 decode, opt-in): teacher-forced (fed the CPU's tokens, so one flipped near-tie
 ///   does not turn the rest into a comparison of two texts), NMSE ≤ 5e-2 a step and top-1

@@ -10,10 +10,14 @@
 //! decode copies nothing to the device and 4 bytes back. `Plain` replay queues the same launches
 //! one by one; it is the fallback where a graph cannot be built and the default on the CPU device.
 //!
-//! Decode runs in one of two precisions ([`GpuPrecision`]): `Fast` (the default) quantizes each
+//! Decode runs in one of two precisions ([`GpuPrecision`]): `Fast` quantizes each
 //! quantized projection's input to q8_1 once (Q/K/V and gate/up share one quantization, as the
 //! CPU's fast path does) and runs the int8 matvec (`mmvq`); `Exact` keeps the f32 matvec, the
-//! path the CPU reference matches to f32 rounding. Prefill runs the f32 matrix product in both.
+//! path the CPU reference matches to f32 rounding (the default). Prefill follows the same split:
+//! `Fast` quantizes each quantized projection's input once per pass and runs the tiled int8
+//! product on the matrix units (`mmq`), `Exact` the f32 matrix product. Prefill attention is flash
+//! attention (tiled, online softmax) in both wherever the cache is f16 and the head at most 256
+//! wide.
 //!
 //! The `Fast` decode plan is fused ([`super::fuse`], unless `ROCMFORGE_FUSE=0`): the residual add,
 //! the norm and the quantize of the next matvec's input in one launch, Q/K/V and gate/up each in
