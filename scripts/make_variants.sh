@@ -17,10 +17,15 @@ mkdir -p "$out"
 need=0
 # tests/fixtures/synth_archs.py's models, and the llama.cpp vocabulary each is written with.
 synth_archs="phi3 mistral qwen2-yarn"
+# The lower-bit variants each synthetic architecture also gets (its rows are whole 256-value blocks).
+low_bit="Q3_K_M Q2_K IQ4_XS"
 declare -A archs_vocab=([phi3]=phi-3 [mistral]=llama-spm [qwen2-yarn]=qwen2)
 for f in smol-F32 smol-F16 smol-Q8_0 smol-Q6_K smol-Q4_K_M smol-Q3_K_M smol-Q2_K smol-Q2_K-pure smol-IQ4_XS \
   qwen2-synth-Q4_K gemma2-synth-F32 llama3-synth-F32 llama3-synth-Q4_K_M qwen3-synth-F32 qwen3-synth-Q4_K_M \
-  $(for a in $synth_archs; do echo "$a-synth-F32 $a-synth-Q4_K_M"; done); do [ -f "$out/$f.gguf" ] || need=1; done
+  $(for a in $synth_archs; do echo "$a-synth-F32 $a-synth-Q4_K_M"; done) \
+  $(for a in llama3 qwen3 $synth_archs; do for t in $low_bit; do echo "$a-synth-$t"; done; done); do
+  [ -f "$out/$f.gguf" ] || need=1
+done
 if [ "$need" = 1 ]; then
   bin="$(bash scripts/build_llama_cpp.sh)"
   export LD_LIBRARY_PATH="$bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -53,6 +58,11 @@ if [ "$need" = 1 ]; then
       (cd tests/fixtures && python3 synth_archs.py "$a" "$out/$a-synth-F32.gguf" --vocab-from "$models/vocab/ggml-vocab-${archs_vocab[$a]}.gguf")
     fi
     [ -f "$out/$a-synth-Q4_K_M.gguf" ] || "$q" "$out/$a-synth-F32.gguf" "$out/$a-synth-Q4_K_M.gguf" Q4_K_M >/dev/null 2>&1
+  done
+  for a in llama3 qwen3 $synth_archs; do
+    for t in $low_bit; do
+      [ -f "$out/$a-synth-$t.gguf" ] || "$q" "$out/$a-synth-F32.gguf" "$out/$a-synth-$t.gguf" "$t" >/dev/null 2>&1
+    done
   done
   if [ ! -f "$out/gemma2-synth-F32.gguf" ]; then
     # Kept in F32: with random weights, llama.cpp's 8-bit activations would blur the comparison.

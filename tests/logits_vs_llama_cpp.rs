@@ -140,16 +140,26 @@ fn smollm2_q3_k_m_matches_llama_cpp() {
     assert_quantized_close("smollm2-q3_k_m");
 }
 
+/// SmolLM2 in Q2_K (ffn_down Q3_K, the rest Q4_0/Q5_0/…, as llama-quantize lays it out for rows
+/// of 576) and all-Q2_K where the shape allows (`--pure`): held to llama.cpp on the F32
+/// dequantization of the same file (NMSE ≤ 1e-6, its top-1). Against llama.cpp's run on the
+/// quantized file they miss the 1e-2 / 0.15 line (measured 2026-11-26: pure Q2_K NMSE 3.9e-2 at 13
+/// tokens; Q2_K top-1 gap 0.187), and llama.cpp's own run sits the same distance from its
+/// dequantized one: its q8_K activations, not our arithmetic.
 #[test]
-#[ignore = "llama.cpp's reference quantizes activations to q8_K for k-quant weights; on this 135M Q2_K model that alone moves its logits past the bound (measured 2026-11-26: top-1 gap 0.187 at 13 tokens, NMSE 2.7e-3); needs an F32-dequantized reference"]
-fn smollm2_q2_k_matches_llama_cpp() {
-    assert_quantized_close("smollm2-q2_k");
+fn smollm2_q2_k_matches_llama_cpp_on_the_dequantized_weights() {
+    assert_matches_dequantized("smollm2-q2_k");
+    assert_matches_dequantized("smollm2-q2_k-pure");
 }
 
-#[test]
-#[ignore = "llama.cpp's reference quantizes activations to q8_K for k-quant weights; on this 135M Q2_K model that alone moves its logits past the bound (measured 2026-11-26: NMSE 3.9e-2 at 13 tokens, 1.5e-3 at 77); needs an F32-dequantized reference"]
-fn smollm2_pure_q2_k_matches_llama_cpp() {
-    assert_quantized_close("smollm2-q2_k-pure");
+/// Our exact path on the quantized file `name` against llama.cpp on its F32 dequantization
+/// (`<name>-deq`): NMSE ≤ 1e-6 and llama.cpp's top-1.
+fn assert_matches_dequantized(name: &str) {
+    let Some(model) = load(name) else { return };
+    for c in compare_model(&format!("{name}-deq"), &model) {
+        assert!(c.nmse <= 1e-6, "{name}, {} tokens: NMSE {:.3e} from the dequantized run", c.n_tokens, c.nmse);
+        assert_eq!(c.top1_gap, 0.0, "{name}, {} tokens: our top-1 is not llama.cpp's", c.n_tokens);
+    }
 }
 
 #[test]
@@ -157,12 +167,25 @@ fn smollm2_iq4_xs_matches_llama_cpp() {
     assert_quantized_close("smollm2-iq4_xs");
 }
 
-/// The int8 path on the all-Q2_K variant: ignored for the reason of its exact-mode test (our
-/// int8 path is 2.5e-3 from our exact one; llama.cpp's is 3.9e-2 from it at 13 tokens).
+/// The int8 path on the all-Q2_K variant against llama.cpp on its dequantized weights: NMSE ≤
+/// 1e-2 (our 8-bit activations) and the same top-1.
 #[test]
-#[ignore = "llama.cpp's reference quantizes activations to q8_K for k-quant weights; on this 135M Q2_K model that alone moves its logits past the bound (measured 2026-11-26: NMSE 3.3e-2 at 13 tokens, top-1 not llama.cpp's); needs an F32-dequantized reference"]
-fn fast_smollm2_pure_q2_k_matches_llama_cpp() {
-    assert_fast_close("smollm2-q2_k-pure");
+fn fast_smollm2_pure_q2_k_matches_llama_cpp_on_the_dequantized_weights() {
+    use rocmforge::exec::CpuPrecision;
+    let Some(model) = load("smollm2-q2_k-pure") else { return };
+    for n in 0..2 {
+        let ids = read_ids(&fixtures().join(format!("smollm2-q2_k-pure-deq/{n}.tokens.bin")));
+        let want = read_f32(&fixtures().join(format!("smollm2-q2_k-pure-deq/{n}.logits.bin")));
+        let got =
+            Session::with_precision(&model, ids.len(), CpuPrecision::Fast).unwrap().forward(&ids).unwrap().to_vec();
+        let e = nmse(&got, &want);
+        eprintln!(
+            "smollm2-q2_k-pure (fast): {} tokens: NMSE {e:.3e} from llama.cpp on its dequantized weights",
+            ids.len()
+        );
+        assert!(e <= 1e-2, "{} tokens: NMSE {e:.3e}", ids.len());
+        assert_eq!(argmax(&got), argmax(&want), "{} tokens: top-1 differs", ids.len());
+    }
 }
 
 #[test]
@@ -298,16 +321,11 @@ fn synthetic_llama3_f32_with_rope_freq_factors_matches_llama_cpp() {
     assert!(without[1].nmse > 1e-2, "without factors: NMSE {:.3e}", without[1].nmse);
 }
 
-/// The synthetic Llama 3 requantized to Q4_K_M by llama-quantize (rope_freqs.weight stays F32):
-/// NMSE ≤ 1e-2 (llama.cpp's 8-bit activations, which we do not have) and the same top-1 token.
+/// The synthetic Llama 3 requantized by llama-quantize (rope_freqs.weight stays F32): see
+/// [`assert_arch_variants`].
 #[test]
-fn synthetic_llama3_q4_k_m_matches_llama_cpp() {
-    let cs = compare("llama3-synth-q4_k_m");
-    for c in &cs {
-        assert!(c.nmse <= 1e-2, "{} tokens: NMSE {:.3e}", c.n_tokens, c.nmse);
-        assert_eq!(c.top1_gap, 0.0, "{} tokens: our top-1 is not llama.cpp's", c.n_tokens);
-    }
-    assert!(cs.is_empty() || cs[1].n_tokens >= 300);
+fn synthetic_llama3_quantized_variants_match_llama_cpp() {
+    assert_arch_variants("llama3", |_| None, 300);
 }
 
 /// qwen3: per-head Q/K RMSNorm before NEOX rope, no Q/K/V biases, heads of 128 over a hidden size
@@ -320,13 +338,10 @@ fn synthetic_qwen3_f32_matches_llama_cpp() {
     }
 }
 
-/// The synthetic qwen3 requantized to Q4_K_M: NMSE ≤ 1e-2 and the same top-1 token.
+/// The synthetic qwen3 requantized by llama-quantize: see [`assert_arch_variants`].
 #[test]
-fn synthetic_qwen3_q4_k_m_matches_llama_cpp() {
-    for c in compare("qwen3-synth-q4_k_m") {
-        assert!(c.nmse <= 1e-2, "{} tokens: NMSE {:.3e}", c.n_tokens, c.nmse);
-        assert_eq!(c.top1_gap, 0.0, "{} tokens: our top-1 is not llama.cpp's", c.n_tokens);
-    }
+fn synthetic_qwen3_quantized_variants_match_llama_cpp() {
+    assert_arch_variants("qwen3", |_| None, 70);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -340,7 +355,17 @@ fn synthetic_qwen3_q4_k_m_matches_llama_cpp() {
 
 /// The quantized variants of each synthetic model (`<arch>-synth-<variant>` in the manifest,
 /// made by scripts/make_variants.sh): adding a type is one line here and one in that script.
-const ARCH_VARIANTS: &[&str] = &["q4_k_m"];
+const ARCH_VARIANTS: &[&str] = &["q4_k_m", "q3_k_m"];
+
+/// The 2-3-bit and IQ4 variants: held to llama.cpp on the F32 dequantization of the same file (the
+/// `-deq` references: no 8-bit activations on llama.cpp's side, so NMSE ≤ 1e-6 and its top-1 hold
+/// our dequantizers and dot products to its own), and their distance from llama.cpp's run on the
+/// quantized file printed beside the distance of that run from its own dequantized one. That
+/// second comparison is the issue's NMSE ≤ 1e-2 line; llama.cpp quantizes activations to q8_K
+/// (one scale per 256 values) for these types, which alone moved some long-prompt logits past
+/// 1e-2 (measured 2026-11-26: llama3 Q2_K 1.09e-2, YaRN qwen2 IQ4_XS 1.32e-2), so it is measured
+/// here, not asserted.
+const LOW_BIT_VARIANTS: &[&str] = &["q2_k", "iq4_xs"];
 
 /// The F32 synthetic `arch` against llama.cpp (NMSE ≤ 1e-4, its top-1, a 300+-token second
 /// prompt), in sessions of `capacity`; then, through `undo`, the model without its feature, which
@@ -360,8 +385,10 @@ fn assert_arch_f32(arch: &str, capacity: impl Fn(&Model) -> Option<usize>, undo:
     assert!(without[1].nmse > 1e-2, "{name} without its feature: NMSE {:.3e}", without[1].nmse);
 }
 
-/// Every quantized variant of the synthetic `arch`: NMSE ≤ 1e-2 and llama.cpp's top-1.
-fn assert_arch_variants(arch: &str, capacity: impl Fn(&Model) -> Option<usize>) {
+/// Every quantized variant of the synthetic `arch`: [`ARCH_VARIANTS`] at NMSE ≤ 1e-2 and
+/// llama.cpp's top-1; [`LOW_BIT_VARIANTS`] as that constant says. `long` is the least length of
+/// the second prompt.
+fn assert_arch_variants(arch: &str, capacity: impl Fn(&Model) -> Option<usize>, long: usize) {
     for variant in ARCH_VARIANTS {
         let name = format!("{arch}-synth-{variant}");
         let Some(model) = load(&name) else { continue };
@@ -370,7 +397,31 @@ fn assert_arch_variants(arch: &str, capacity: impl Fn(&Model) -> Option<usize>) 
             assert!(c.nmse <= 1e-2, "{name}, {} tokens: NMSE {:.3e}", c.n_tokens, c.nmse);
             assert_eq!(c.top1_gap, 0.0, "{name}, {} tokens: our top-1 is not llama.cpp's", c.n_tokens);
         }
-        assert!(cs[1].n_tokens >= 300);
+        assert!(cs[1].n_tokens >= long);
+    }
+    for variant in LOW_BIT_VARIANTS {
+        let name = format!("{arch}-synth-{variant}");
+        let Some(model) = load(&name) else { continue };
+        let deq = compare_model_at(&format!("{name}-deq"), &model, capacity(&model));
+        let quantized = compare_model_at(&name, &model, capacity(&model));
+        for (n, (d, q)) in deq.iter().zip(&quantized).enumerate() {
+            let (own_deq, own_q) = (
+                read_f32(&fixtures().join(format!("{name}-deq/{n}.logits.bin"))),
+                read_f32(&fixtures().join(format!("{name}/{n}.logits.bin"))),
+            );
+            eprintln!(
+                "{name}, {} tokens: NMSE {:.3e} from llama.cpp on its F32 dequantization (bound 1e-6); \
+                 {:.3e} from llama.cpp's run on the quantized file{}, whose 8-bit activations put it {:.3e} \
+                 from its own dequantized run",
+                d.n_tokens,
+                d.nmse,
+                q.nmse,
+                if q.nmse > 1e-2 || q.top1_gap > 0.0 { " (OVER the issue's 1e-2 / top-1 line)" } else { "" },
+                nmse(&own_q, &own_deq)
+            );
+            assert!(d.nmse <= 1e-6, "{name}, {} tokens: NMSE {:.3e} from the dequantized run", d.n_tokens, d.nmse);
+            assert_eq!(d.top1_gap, 0.0, "{name}, {} tokens: our top-1 is not llama.cpp's", d.n_tokens);
+        }
     }
 }
 
@@ -400,7 +451,7 @@ fn synthetic_phi3_f32_with_longrope_matches_llama_cpp() {
 
 #[test]
 fn synthetic_phi3_quantized_variants_match_llama_cpp() {
-    assert_arch_variants("phi3", phi3_capacity);
+    assert_arch_variants("phi3", phi3_capacity, 300);
 }
 
 /// Mistral: the llama architecture with the SentencePiece vocabulary and a 64-token window in
@@ -422,7 +473,7 @@ fn synthetic_mistral_f32_matches_llama_cpp() {
 
 #[test]
 fn synthetic_mistral_quantized_variants_match_llama_cpp() {
-    assert_arch_variants("mistral", |_| None);
+    assert_arch_variants("mistral", |_| None, 300);
 }
 
 /// qwen2 with YaRN (factor 4, original context 4096): pairs 3…8 on the ramp, the slower ones
@@ -443,5 +494,5 @@ fn synthetic_qwen2_yarn_f32_matches_llama_cpp() {
 
 #[test]
 fn synthetic_qwen2_yarn_quantized_variants_match_llama_cpp() {
-    assert_arch_variants("qwen2-yarn", |_| None);
+    assert_arch_variants("qwen2-yarn", |_| None, 300);
 }
