@@ -141,10 +141,12 @@ fn gpu_session_matches_cpu(path: &Path, model: &Model, gpu: &GpuModel, precision
     let (mut ct, mut gt) = (reference::argmax(&want) as u32, reference::argmax(&got) as u32);
     let (mut cpu_tokens, mut gpu_tokens) = (vec![ct], vec![gt]);
     let mut worst = e;
+    let mut per_step = vec![e];
     let teacher_forced = precision == GpuPrecision::Fast;
     for _ in 1..steps {
         let c = cs.forward(&[ct]).unwrap().to_vec();
         let g = gs.forward(&[if teacher_forced { ct } else { gt }]).unwrap().to_vec();
+        per_step.push(nmse(&g, &c));
         worst = worst.max(nmse(&g, &c));
         ct = reference::argmax(&c) as u32;
         gt = reference::argmax(&g) as u32;
@@ -165,7 +167,13 @@ fn gpu_session_matches_cpu(path: &Path, model: &Model, gpu: &GpuModel, precision
         if teacher_forced { "top-1 agreement (teacher-forced)" } else { "greedy tokens equal" },
     );
     let p = precision.name();
-    assert!(worst <= bound, "{} [{p}]: GPU vs CPU NMSE {worst:.2e}", path.display());
+    let steps_text: Vec<String> = per_step.iter().map(|v| format!("{v:.1e}")).collect();
+    assert!(
+        worst <= bound,
+        "{} [{p}]: GPU vs CPU NMSE {worst:.2e}; each step: {}",
+        path.display(),
+        steps_text.join(" ")
+    );
     if !teacher_forced {
         assert_eq!(gpu_tokens, cpu_tokens, "{} [{p}]: greedy tokens differ", path.display());
     }

@@ -8,7 +8,7 @@ use super::spec::{
     Dialect, ElementwiseOp, GluKind, KernelSpec, MmvqLayout, RopeKind, SpecError, ATTN_WARPS, BLOCK_THREADS,
     MMVQ_THREADS, QUANTIZE_THREADS, ROWS_PER_BLOCK, TOKENS_PER_WARP,
 };
-use super::spec::{KvPrecision, ATTN_DECODE_MAX_CHUNK, ATTN_DECODE_WARPS};
+use super::spec::{KvPrecision, ATTN_DECODE_MAX_CHUNK, ATTN_DECODE_WARPS, RMSNORM_Q8_1_THREADS};
 use super::templates::{self as t, Template};
 use crate::dtype::GgmlType;
 
@@ -210,7 +210,11 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
             t::ARGMAX
         }
         KernelSpec::RmsNormQ8_1 { n, add_one, residual } => {
-            c.int("N", n).flag("ADD_ONE", add_one).flag("RESIDUAL", residual).int("BLOCK_THREADS", BLOCK_THREADS);
+            c.int("N", n)
+                .flag("ADD_ONE", add_one)
+                .flag("RESIDUAL", residual)
+                .int("BLOCK_THREADS", RMSNORM_Q8_1_THREADS)
+                .int("SUM_THREADS", BLOCK_THREADS);
             t::RMSNORM_Q8_1
         }
         KernelSpec::MatVecQ8Multi { k, bias, .. } => {

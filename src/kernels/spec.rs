@@ -249,6 +249,10 @@ pub const MAX_HEAD_DIM: u32 = 512;
 /// Threads per block of the ops that take a fixed block (norms, embedding, argmax; the glu,
 /// elementwise and kv_append templates spell it 256).
 pub const BLOCK_THREADS: u32 = 256;
+
+/// Threads of the fused norm + quantize (one block per row): the norm's sum still runs on
+/// [`BLOCK_THREADS`] of them, in the unfused rmsnorm's order.
+pub const RMSNORM_Q8_1_THREADS: u32 = 1024;
 /// Rows (one warp each) per block of the matrix ops.
 pub const ROWS_PER_BLOCK: u32 = 4;
 /// Tokens per warp in the prefill matrix product.
@@ -500,8 +504,8 @@ impl KernelSpec {
             | KernelSpec::Elementwise { .. }
             | KernelSpec::KvAppend { .. }
             | KernelSpec::Argmax
-            | KernelSpec::RmsNormQ8_1 { .. }
             | KernelSpec::GluQ8_1 { .. } => BLOCK_THREADS,
+            KernelSpec::RmsNormQ8_1 { .. } => RMSNORM_Q8_1_THREADS,
         }
     }
 
