@@ -9,7 +9,7 @@ use std::path::Path;
 
 use rocmforge::device::{self, Device, DeviceError};
 use rocmforge::exec::gpu::{GpuModel, GpuPrecision, GpuSession, DEFAULT_MAX_BATCH};
-use rocmforge::exec::{Model, Session};
+use rocmforge::exec::{CpuPrecision, Model, Session};
 use rocmforge::jit::Engine;
 use rocmforge::kernels::launch;
 use rocmforge::kernels::{KvPrecision, LaunchError};
@@ -100,19 +100,21 @@ fn launches_that_do_not_fit_their_buffers_never_reach_the_gpu() {
     println!("refused: a buffer too short, a buffer of the wrong type, a buffer of another device");
 }
 
-/// GPU against CPU on a whole model, in both GPU decode precisions, against the f32 CPU reference
-/// session, after a prefill of `prompt_len` tokens (in passes of `DEFAULT_MAX_BATCH`; prefill's
+/// GPU against CPU on a whole model, in both GPU decode precisions, each against the CPU session of
+/// the same arithmetic (f32 reference; int8 fast path), after a prefill of `prompt_len` tokens (in passes of `DEFAULT_MAX_BATCH`; prefill's
 /// products are f32 in `Exact` and int8 on the matrix units in `Fast`, its attention flash attention
 /// in both over an f16 cache) and over 32 decode steps:
 /// - `Exact` (f32 decode, the default): logits NMSE ≤ 1e-3 and the same 32 greedy tokens.
-/// - `Fast` (int8 decode, opt-in): teacher-forced (fed the CPU's tokens, so one flipped near-tie
-///   does not turn the rest into a comparison of two texts), NMSE ≤ 5e-2 a step and top-1
-///   agreement printed. Rounding each activation to 8 bits moves these logits by up to ~3e-2
-///   (SmolLM2 Q6_K and Q4_K_M, Gemma 3, measured 2026-11-26), no tighter bound holds between two
-///   int8 runs either (a last-ulp difference upstream flips a rounding: the GPU's int8 decode and the
-///   same executor's on the CPU device sit 2.4e-3 apart on SmolLM2 Q4_1, each kernel held tight by
-///   the case table and on real weights), so 5e-2 guards against a broken kernel (which moves
-///   logits by NMSE ~1), not the int8 path's accuracy: issue 9's 1e-3 for it is open.
+/// - `Fast` (int8 prefill and decode, opt-in): against the CPU's int8 path (`CpuPrecision::Fast`:
+///   the same q8_1 activations and integer sums), teacher-forced (fed the CPU's tokens, so one
+///   flipped near-tie does not turn the rest into a comparison of two texts), NMSE ≤ 5e-2 a step
+///   and top-1 agreement printed. Two int8 runs differ by their float sums' order, and a last-ulp
+///   difference upstream flips a rounding to 8 bits (the GPU's int8 decode and the same executor's
+///   on the CPU device sit 2.4e-3 apart on SmolLM2 Q4_1, each kernel held tight by the case table
+///   and on real weights), so 5e-2 guards against a broken kernel (which moves logits by NMSE ~1).
+///   Against the f32 reference the int8 path is not held to a bound: on the synthetic 7B's
+///   near-tied logits its second decode step picks another token than f32 does (NMSE 4.0 at that
+///   step, on the GPU and in the CPU's own int8 path alike, measured 2026-11-26).
 ///
 /// The GPU's KV cache is f16 unless asked (`kv`); the CPU session's is f32.
 fn gpu_matches_cpu(path: &Path, prompt_len: usize) {
@@ -133,7 +135,11 @@ fn gpu_session_matches_cpu(path: &Path, model: &Model, gpu: &GpuModel, precision
     let n_vocab = model.config.n_vocab;
     let prompt: Vec<u32> = (0..prompt_len as u32).map(|i| (i * 7919 + 13) % n_vocab).collect();
     let steps = 32;
-    let mut cs = Session::new(model, prompt_len + steps + 1).unwrap();
+    let cpu_precision = match precision {
+        GpuPrecision::Exact => CpuPrecision::Exact,
+        GpuPrecision::Fast => CpuPrecision::Fast,
+    };
+    let mut cs = Session::with_precision(model, prompt_len + steps + 1, cpu_precision).unwrap();
     let mut gs = GpuSession::with_precision(gpu, prompt_len + steps + 1, DEFAULT_MAX_BATCH, precision).unwrap();
     let want = cs.forward(&prompt).unwrap().to_vec();
     let got = gs.forward(&prompt).unwrap().to_vec();
@@ -164,7 +170,7 @@ fn gpu_session_matches_cpu(path: &Path, model: &Model, gpu: &GpuModel, precision
         precision.name(),
         gpu.kv.name(),
         prompt_len.div_ceil(DEFAULT_MAX_BATCH),
-        if teacher_forced { "top-1 agreement (teacher-forced)" } else { "greedy tokens equal" },
+        if teacher_forced { "top-1 agreement with the CPU int8 path (teacher-forced)" } else { "greedy tokens equal" },
     );
     let p = precision.name();
     let steps_text: Vec<String> = per_step.iter().map(|v| format!("{v:.1e}")).collect();
