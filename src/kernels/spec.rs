@@ -278,23 +278,10 @@ pub fn int8_matmul_type(ty: GgmlType) -> bool {
     )
 }
 
-/// Weight types the int8 matvec takes; other types (F32, F16, BF16) keep the float matvec.
+/// Weight types the int8 matvec takes: those mmq unpacks, and the 2-3-bit and IQ4 types (decode
+/// only); other types (F32, F16, BF16) keep the float matvec.
 pub fn int8_matvec_type(ty: GgmlType) -> bool {
-    matches!(
-        ty,
-        GgmlType::Q4_0
-            | GgmlType::Q4_1
-            | GgmlType::Q5_0
-            | GgmlType::Q5_1
-            | GgmlType::Q8_0
-            | GgmlType::Q4_K
-            | GgmlType::Q5_K
-            | GgmlType::Q6_K
-            | GgmlType::Q2_K
-            | GgmlType::Q3_K
-            | GgmlType::IQ4_NL
-            | GgmlType::IQ4_XS
-    )
+    int8_matmul_type(ty) || matches!(ty, GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::IQ4_NL | GgmlType::IQ4_XS)
 }
 
 /// Work units of one weight block in the int8 matvec: the `VDQ_UNITS` of the type's
