@@ -45,7 +45,7 @@ impl VecDotQ8_1 for BlockIQ4NL {
     const BIAS: u8 = 128;
     const SUM_TERM: SumTerm = SumTerm::None;
 
-    /// (d·d8)·Σ table[q]·a (`vec_dot_iq4_nl_q8_1`).
+    /// (d·d8)·Σ table(q)·a (`vec_dot_iq4_nl_q8_1`).
     fn vec_dot_q8_1_terms(&self, a: Q8Slice<'_>) -> DotTerms {
         let v = iq4_values(&self.qs);
         let dd = f16_le(self.d) * a.d[0];
@@ -102,7 +102,7 @@ impl VecDotQ8_1 for BlockIQ4XS {
     const BIAS: u8 = 128;
     const SUM_TERM: SumTerm = SumTerm::None;
 
-    /// Per sub-block (d·d8)·(Σ table[q]·a·(sc − 32)) (`vec_dot_iq4_xs_q8_1`); the integer is at
+    /// Per sub-block (d·d8)·(Σ table(q)·a·(sc − 32)) (`vec_dot_iq4_xs_q8_1`); the integer is at
     /// most 32·127·127·32 < 2^24.
     fn vec_dot_q8_1_terms(&self, a: Q8Slice<'_>) -> DotTerms {
         let d = f16_le(self.d);
