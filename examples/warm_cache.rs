@@ -4,7 +4,6 @@
 //! usage: cargo run --example warm_cache -- MODEL.gguf gfx90a,gfx1030,sm_90 [CACHE_DIR]
 
 use rocmforge::gguf::GgufFile;
-use rocmforge::graph;
 use rocmforge::jit::{Engine, Origin, Target};
 use rocmforge::model::ModelConfig;
 
@@ -16,7 +15,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let file = GgufFile::open(&model)?;
     let config = ModelConfig::from_gguf(&file)?;
-    let specs: Vec<_> = graph::kernel_specs(&config, &file)?.into_iter().collect();
+    // Every kernel a session of the model runs: the graph's, and the fused int8 decode's.
+    let specs: Vec<_> = rocmforge::exec::kernel_specs(&config, &file)?.into_iter().collect();
 
     let mut engine = Engine::builder().targets(targets.clone());
     if let Some(dir) = args.next() {
