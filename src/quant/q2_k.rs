@@ -3,7 +3,7 @@
 //! Element e = 128h + 32j + l takes bits 2j..2j+2 of `qs[32h + l]`; its group is e / 16.
 
 use super::q8_1::Q8Slice;
-use super::vec_dot::{abs_idot, DotTerms, SumTerm, VecDotQ8_1};
+use super::vec_dot::{halves_idot, DotTerms, SumTerm, VecDotQ8_1};
 use super::{f16_le, Block};
 use crate::dtype::{GgmlType, QK_K};
 
@@ -56,10 +56,6 @@ impl VecDotQ8_1 for BlockQ2K {
         let (d, dmin) = (f16_le(self.d), f16_le(self.dmin));
         let (mut sumf_d, mut sumf_m, mut mag_d, mut mag_m) = (0f32, 0f32, 0f32, 0f32);
         for b in 0..8 {
-            let q = self.quants(b);
-            let (mut lo, mut hi) = (q, q);
-            lo[16..].fill(0);
-            hi[..16].fill(0);
             let (s0, s1) = (self.scales[2 * b], self.scales[2 * b + 1]);
             let (sc0, sc1, m0, m1) = ((s0 & 15) as i32, (s1 & 15) as i32, (s0 >> 4) as i32, (s1 >> 4) as i32);
             let aq = &a.qs[32 * b..32 * b + 32];
@@ -67,11 +63,12 @@ impl VecDotQ8_1 for BlockQ2K {
                 (aq[..16].iter().map(|&v| v as i32).sum(), aq[16..].iter().map(|&v| v as i32).sum());
             let (abs0, abs1): (i32, i32) =
                 (aq[..16].iter().map(|&v| (v as i32).abs()).sum(), aq[16..].iter().map(|&v| (v as i32).abs()).sum());
-            let isum_d = sc0 * a.idot(b, &lo) + sc1 * a.idot(b, &hi);
+            // The scales are 4-bit, never negative: the magnitude part takes them as they are.
+            let (isum_d, iabs_d) = halves_idot(&a, b, &self.quants(b), [sc0, sc1]);
             let isum_m = m0 * sum0 + m1 * sum1;
             sumf_d += a.d[b] * isum_d as f32;
             sumf_m += a.d[b] * isum_m as f32;
-            mag_d += a.d[b] * (sc0 * abs_idot(&a, b, &lo) + sc1 * abs_idot(&a, b, &hi)) as f32;
+            mag_d += a.d[b] * iabs_d as f32;
             mag_m += a.d[b] * (m0 * abs0 + m1 * abs1) as f32;
         }
         DotTerms { value: d * sumf_d - dmin * sumf_m, magnitude: (d * mag_d).abs() + (dmin * mag_m).abs() }

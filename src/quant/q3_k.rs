@@ -5,7 +5,7 @@
 //! bits 2·(s/4).. of `scales[8 + s % 4]`.
 
 use super::q8_1::Q8Slice;
-use super::vec_dot::{abs_idot, DotTerms, SumTerm, VecDotQ8_1};
+use super::vec_dot::{halves_idot, DotTerms, SumTerm, VecDotQ8_1};
 use super::{f16_le, Block};
 use crate::dtype::{GgmlType, QK_K};
 
@@ -68,13 +68,7 @@ impl VecDotQ8_1 for BlockQ3K {
         let sc = q3_k_scales(&self.scales);
         let (mut sumf, mut mag) = (0f32, 0f32);
         for b in 0..8 {
-            let q = self.quants(b);
-            let (mut lo, mut hi) = (q, q);
-            lo[16..].fill(0);
-            hi[..16].fill(0);
-            let (sc0, sc1) = (sc[2 * b], sc[2 * b + 1]);
-            let isum = sc0 * a.idot(b, &lo) + sc1 * a.idot(b, &hi);
-            let iabs = sc0.abs() * abs_idot(&a, b, &lo) + sc1.abs() * abs_idot(&a, b, &hi);
+            let (isum, iabs) = halves_idot(&a, b, &self.quants(b), [sc[2 * b], sc[2 * b + 1]]);
             sumf += a.d[b] * isum as f32;
             mag += a.d[b] * iabs as f32;
         }

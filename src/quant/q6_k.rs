@@ -3,7 +3,7 @@
 //! (low nibbles, then high) and two high bits from `qh[32h..32h+32]` (shifts 0, 2, 4, 6).
 
 use super::q8_1::Q8Slice;
-use super::vec_dot::{abs_idot, DotTerms, SumTerm, VecDotQ8_1};
+use super::vec_dot::{halves_idot, DotTerms, SumTerm, VecDotQ8_1};
 use super::{f16_le, Block};
 use crate::dtype::{GgmlType, QK_K};
 
@@ -70,12 +70,8 @@ impl VecDotQ8_1 for BlockQ6K {
         let (mut sumf, mut mag) = (0f32, 0f32);
         for b in 0..8 {
             let w = self.quants(b).map(|u| u - 32);
-            let (mut lo, mut hi) = (w, w);
-            lo[16..].fill(0);
-            hi[..16].fill(0);
-            let (sc0, sc1) = (self.scales[2 * b] as i8 as i32, self.scales[2 * b + 1] as i8 as i32);
-            let isum = sc0 * a.idot(b, &lo) + sc1 * a.idot(b, &hi);
-            let iabs = sc0.abs() * abs_idot(&a, b, &lo) + sc1.abs() * abs_idot(&a, b, &hi);
+            let sc = [self.scales[2 * b] as i8 as i32, self.scales[2 * b + 1] as i8 as i32];
+            let (isum, iabs) = halves_idot(&a, b, &w, sc);
             sumf += a.d[b] * isum as f32;
             mag += a.d[b] * iabs as f32;
         }

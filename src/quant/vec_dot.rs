@@ -95,6 +95,18 @@ pub(crate) fn abs_idot(a: &Q8Slice<'_>, b: usize, u: &[i32; QK8_1]) -> i32 {
     a.qs[b * QK8_1..(b + 1) * QK8_1].iter().zip(u).map(|(&q, &w)| (q as i32 * w).abs()).sum()
 }
 
+/// Activation block b dotted in integers with 32 weights whose two halves of 16 take the scales
+/// `sc` (Q2_K, Q3_K, Q6_K): (Σ_h sc_h·Σ w·a, Σ_h |sc_h|·Σ |w·a|), the value and magnitude parts.
+#[inline]
+pub(crate) fn halves_idot(a: &Q8Slice<'_>, b: usize, w: &[i32; QK8_1], sc: [i32; 2]) -> (i32, i32) {
+    let (mut lo, mut hi) = (*w, *w);
+    lo[16..].fill(0);
+    hi[..16].fill(0);
+    let value = sc[0] * a.idot(b, &lo) + sc[1] * a.idot(b, &hi);
+    let magnitude = sc[0].abs() * abs_idot(a, b, &lo) + sc[1].abs() * abs_idot(a, b, &hi);
+    (value, magnitude)
+}
+
 /// Σ |a_j| over activation block b.
 #[inline]
 pub(crate) fn abs_qsum(a: &Q8Slice<'_>, b: usize) -> i32 {
