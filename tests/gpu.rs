@@ -237,16 +237,8 @@ fn an_f32_kv_cache_on_the_gpu_matches_the_cpu() {
 #[test]
 #[ignore = "needs a GPU: run by scripts/gpu_tests.sh on the device"]
 fn synthetic_7b_q4_k_m_on_the_gpu_matches_the_cpu() {
-    let Some(path) = std::env::var_os("ROCMFORGE_SYN7B") else {
-        assert_ne!(
-            std::env::var("ROCMFORGE_REQUIRE_MODELS").as_deref(),
-            Ok("1"),
-            "ROCMFORGE_SYN7B (the synthetic 7B Q4_K_M, written by ../shared/tools/synth_q4km.py) is unset"
-        );
-        println!("ROCMFORGE_SYN7B unset: skipped");
-        return;
-    };
-    gpu_matches_cpu(Path::new(&path), 16);
+    let Some(path) = common::syn7b() else { return };
+    gpu_matches_cpu(&path, 16);
 }
 
 /// The fused int8 decode (src/exec/fuse.rs) against the unfused int8 decode on the GPU, 32

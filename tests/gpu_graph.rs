@@ -169,14 +169,6 @@ fn graph_replay_on_the_gpu_matches_plain_replay_on_smollm2() {
 #[test]
 #[ignore = "needs a GPU: run by scripts/gpu_tests.sh on the device"]
 fn graph_replay_on_the_gpu_matches_plain_replay_on_the_synthetic_7b() {
-    let Some(path) = std::env::var_os("ROCMFORGE_SYN7B") else {
-        assert_ne!(
-            std::env::var("ROCMFORGE_REQUIRE_MODELS").as_deref(),
-            Ok("1"),
-            "ROCMFORGE_SYN7B (the synthetic 7B Q4_K_M, written by ../shared/tools/synth_q4km.py) is unset"
-        );
-        println!("ROCMFORGE_SYN7B unset: skipped");
-        return;
-    };
-    on_the_gpu(Path::new(&path), "synthetic 7B Q4_K_M on the GPU", 20, 64);
+    let Some(path) = common::syn7b() else { return };
+    on_the_gpu(&path, "synthetic 7B Q4_K_M on the GPU", 20, 64);
 }

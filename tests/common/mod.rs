@@ -30,6 +30,22 @@ pub fn model(relative: &str) -> Option<PathBuf> {
     None
 }
 
+/// The synthetic 7B Q4_K_M (`../shared/tools/synth_q4km.py`) at `$ROCMFORGE_SYN7B`: `None` (said)
+/// when unset, a failure when `ROCMFORGE_REQUIRE_MODELS=1`.
+#[allow(dead_code)]
+pub fn syn7b() -> Option<PathBuf> {
+    let Some(path) = std::env::var_os("ROCMFORGE_SYN7B") else {
+        assert_ne!(
+            std::env::var("ROCMFORGE_REQUIRE_MODELS").as_deref(),
+            Ok("1"),
+            "ROCMFORGE_SYN7B (the synthetic 7B Q4_K_M, written by ../shared/tools/synth_q4km.py) is unset"
+        );
+        println!("ROCMFORGE_SYN7B unset: skipped");
+        return None;
+    };
+    Some(PathBuf::from(path))
+}
+
 use rocmforge::dtype::GgmlType;
 use rocmforge::gguf::{GgufFile, GgufWriter};
 use rocmforge::graph::TensorTypes;
