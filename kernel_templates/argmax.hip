@@ -1,6 +1,7 @@
 // argmax over n floats; one block writes the index of the largest (the lowest index on ties).
 RF_KERNEL void __launch_bounds__(BLOCK_THREADS)
 KERNEL_NAME(const float* __restrict__ x, int* __restrict__ out, int n) {
+    rf_grid_wait();
     __shared__ float best_v[BLOCK_THREADS];
     __shared__ int best_i[BLOCK_THREADS];
     float bv = RF_NEG_INF;

@@ -12,6 +12,7 @@ __device__ __forceinline__ float kv_load(u16 x) { return rf_half_to_float(x); }
 RF_KERNEL void __launch_bounds__(NWARPS * WARP_SIZE)
 KERNEL_NAME(const float* __restrict__ q, const kv_t* __restrict__ k, const kv_t* __restrict__ v,
             float* __restrict__ out, int n_head, int pos0, float scale, float softcap, int window) {
+    rf_grid_wait();
     constexpr int DPL = (HEAD_DIM + WARP_SIZE - 1) / WARP_SIZE; // head dims per lane
     __shared__ float sm_m[NWARPS], sm_l[NWARPS];
     __shared__ float sm_acc[NWARPS][HEAD_DIM];

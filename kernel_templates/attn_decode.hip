@@ -1,7 +1,12 @@
-// attn_decode: attention of one query token at position pos0 over the KV cache, split across
-// blocks over the positions (flash-decoding). Block (hk, c) takes the positions
+// attn_decode: attention of one query token at position pos0 = pos[0] (clamped to [0, max_pos],
+// the cache rows the host checked the launch against) over the KV cache, split
+// across blocks over the positions (flash-decoding). Block (hk, c) takes the positions
 // [lo + c*chunk, min(lo + (c+1)*chunk, pos0 + 1)) for the GQA query heads of KV head hk, so K and V
-// are read once per group; lo = pos0 - window + 1 (at least 0) when SLIDING_WINDOW. Scores are
+// are read once per group; lo = pos0 - window + 1 (at least 0) when SLIDING_WINDOW. The position
+// comes from the device, so one decode graph serves every step: the grid has blocks for the
+// longest context (src/kernels/launch.rs, AttnDecode::max_chunks), the chunk length is chosen here
+// as the host's attn_decode_chunk chooses it (about TARGET_BLOCKS blocks over all KV heads, in
+// multiples of CHUNK_MIN positions), and blocks past the last chunk return at once. Scores are
 // (scale*q).k, capped to softcap*tanh(s/softcap) when SOFTCAP; cache values (kv_t: f16 bits
 // widened exactly, or f32) are summed in f32.
 //
@@ -41,16 +46,23 @@ struct alignas(16) kv_vec {
 
 RF_KERNEL void __launch_bounds__(NWARPS * WARP_SIZE)
 KERNEL_NAME(const float* __restrict__ q, const kv_t* __restrict__ k, const kv_t* __restrict__ v,
-            float* __restrict__ out, float* __restrict__ part, int* __restrict__ counters, int pos0,
-            float scale, float softcap, int window, int chunk) {
+            float* __restrict__ out, float* __restrict__ part, int* __restrict__ counters,
+            const int* __restrict__ pos, int max_pos, float scale, float softcap, int window) {
+    rf_grid_wait();
     __shared__ float sm_s[GQA][CHUNK_MAX];
     __shared__ float sm_o[GQA][HEAD_DIM];
     __shared__ float sm_m[GQA], sm_l[GQA];
     __shared__ int sm_last;
-    const int hk = blockIdx.x, c = blockIdx.y, n_kv = gridDim.x, n_chunks = gridDim.y;
+    const int hk = blockIdx.x, c = blockIdx.y, n_kv = gridDim.x;
     const int warp = threadIdx.x / WARP_SIZE, lane = threadIdx.x % WARP_SIZE;
     const int sub = lane / P, gl = lane % P;
+    const int pos0 = max(0, min(pos[0], max_pos));
     const int lo = SLIDING_WINDOW ? max(0, pos0 - window + 1) : 0;
+    const int len = pos0 + 1 - lo;
+    const int per_head = (TARGET_BLOCKS + n_kv - 1) / n_kv;
+    const int chunk = min(max(((len + per_head - 1) / per_head + CHUNK_MIN - 1) / CHUNK_MIN * CHUNK_MIN, CHUNK_MIN), CHUNK_MAX);
+    const int n_chunks = (len + chunk - 1) / chunk;
+    if (c >= n_chunks) return; // the grid is sized for the longest context
     const int p0 = lo + c * chunk;
     const int n = min(chunk, pos0 + 1 - p0);
 

@@ -4,6 +4,7 @@
 RF_KERNEL void __launch_bounds__(BLOCK_THREADS)
 KERNEL_NAME(const block_t* __restrict__ w, const int* __restrict__ ids, float* __restrict__ out, int n_rows,
             float scale) {
+    rf_grid_wait();
     constexpr int BLOCKS_PER_ROW = N_EMBD / QK;
     constexpr int NPART = QK / PART;
     const int t = blockIdx.x;

@@ -18,6 +18,7 @@ static_assert(HEAD_DIM % 2 == 0, "cached rows are whole 32-bit words");
 RF_KERNEL void __launch_bounds__(NWARPS * WARP_SIZE)
 KERNEL_NAME(const float* __restrict__ q, const u16* __restrict__ k, const u16* __restrict__ v,
             float* __restrict__ out, int n_head, int n_q, int pos0, float scale, float softcap, int window) {
+    rf_grid_wait();
     __shared__ float sq[BQ * HEAD_DIM];
     __shared__ u32 skv[BKV * LDW];
     __shared__ float sp[NWARPS][QW][BKV];

@@ -3,6 +3,7 @@
 RF_KERNEL void __launch_bounds__(256)
 KERNEL_NAME(const float* __restrict__ gate, const float* __restrict__ up, float* __restrict__ out,
             block_q8_1* __restrict__ q, int n) {
+    rf_grid_wait();
     const int i = blockIdx.x * 256 + threadIdx.x;
     // n is whole blocks of 32, so a group leaves (or stays) together.
     if (i >= n) return;

@@ -4,6 +4,7 @@
 // the lanes). Grid: (ceil(n_rows / ROWS_PER_BLOCK), ceil(n_tokens / TOKENS_PER_WARP)).
 RF_KERNEL void __launch_bounds__(ROWS_PER_BLOCK * WARP_SIZE)
 KERNEL_NAME(const block_t* __restrict__ w, const float* __restrict__ x, float* __restrict__ y, int n_rows, int n_tokens) {
+    rf_grid_wait();
     constexpr int BLOCKS_PER_ROW = K / QK;
     constexpr int BLOCKS_PER_CHUNK = 256 / QK;
     constexpr int FULL_CHUNKS = K / 256;

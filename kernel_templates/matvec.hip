@@ -5,6 +5,7 @@
 // whole number of chunks (32-element formats) finish block by block.
 RF_KERNEL void __launch_bounds__(ROWS_PER_BLOCK * WARP_SIZE)
 KERNEL_NAME(const block_t* __restrict__ w, const float* __restrict__ x, float* __restrict__ y, int n_rows) {
+    rf_grid_wait();
     constexpr int BLOCKS_PER_ROW = K / QK;
     constexpr int BLOCKS_PER_CHUNK = 256 / QK;
     constexpr int FULL_CHUNKS = K / 256;

@@ -46,6 +46,7 @@ __device__ __forceinline__ void mmq_chunk(float (*acc)[MMA_C], const int* sa, co
 RF_KERNEL void __launch_bounds__(NT)
 KERNEL_NAME(const block_t* __restrict__ w, const block_q8_1* __restrict__ a, float* __restrict__ y, int n_rows,
             int n_tokens) {
+    rf_grid_wait();
     constexpr int BLOCKS_PER_ROW = K / QK;
     constexpr int CHUNKS_PER_ROW = K / 32;
     __shared__ int sa[BM * LD];

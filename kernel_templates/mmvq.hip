@@ -15,6 +15,7 @@ __device__ __forceinline__ float lanes_sum(float v) {
 
 RF_KERNEL void __launch_bounds__(MMVQ_THREADS)
 KERNEL_NAME(const block_t* __restrict__ w, const block_q8_1* __restrict__ a, float* __restrict__ y, int n_rows) {
+    rf_grid_wait();
     constexpr int BLOCKS_PER_ROW = K / QK;
     constexpr int UNITS = BLOCKS_PER_ROW * VDQ_UNITS;
     constexpr int Q8_PER_BLOCK = QK / 32;

@@ -65,6 +65,7 @@ KERNEL_NAME(const u8* __restrict__ w0, const u8* __restrict__ w1, const u8* __re
             const block_q8_1* __restrict__ a, float* __restrict__ y0, float* __restrict__ y1, float* __restrict__ y2,
             const float* __restrict__ b0, const float* __restrict__ b1, const float* __restrict__ b2, int n_rows0,
             int n_rows1, int n_rows2) {
+    rf_grid_wait();
     const int nb0 = (n_rows0 + seg0::Seg::ROWS_PER_BLOCK - 1) / seg0::Seg::ROWS_PER_BLOCK;
     const int nb1 = (n_rows1 + seg1::Seg::ROWS_PER_BLOCK - 1) / seg1::Seg::ROWS_PER_BLOCK;
     const int blk = blockIdx.x;

@@ -16,6 +16,18 @@ __device__ __forceinline__ float rf_half_to_float(unsigned short h) {
     return f;
 }
 
+// Programmatic dependent launch (RF_PDL, sm_90+): in a decode graph a kernel may be launched while
+// the one before it still runs. Every kernel calls rf_grid_wait() first, before it touches memory:
+// it returns once the previous kernel has completed and its writes are visible (a no-op for a
+// kernel launched the ordinary way), then lets the next kernel launch. So each kernel still sees
+// all its predecessors' results, and only launch latency and block set-up overlap.
+__device__ __forceinline__ void rf_grid_wait() {
+#if RF_PDL
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 // acc + the dot product of four signed bytes in a with four in b.
 __device__ __forceinline__ int rf_dot4_i8(int a, int b, int acc) {
 #if RF_DOT_I8_DP4A

@@ -22,6 +22,9 @@ __device__ __forceinline__ int rf_shfl_xor_int(int v, int mask) { return __shfl_
 // f16 bits to f32: exact, via clang's native _Float16.
 __device__ __forceinline__ float rf_half_to_float(unsigned short h) { return (float)__builtin_bit_cast(_Float16, h); }
 
+// Programmatic dependent launch is NVIDIA's (prelude_cuda.h); HIP kernels run in stream order.
+__device__ __forceinline__ void rf_grid_wait() {}
+
 // acc + the dot product of four signed bytes in a with four in b.
 __device__ __forceinline__ int rf_dot4_i8(int a, int b, int acc) {
 #if RF_DOT_I8_SDOT4

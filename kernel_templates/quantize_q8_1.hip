@@ -1,6 +1,7 @@
 // quantize_q8_1: n floats (a multiple of 32) to n/32 block_q8_1 (quant/q8_1_write.h).
 RF_KERNEL void __launch_bounds__(BLOCK_THREADS)
 KERNEL_NAME(const float* __restrict__ x, block_q8_1* __restrict__ out, int n) {
+    rf_grid_wait();
     const int i = blockIdx.x * BLOCK_THREADS + threadIdx.x;
     // n is whole blocks of 32, so a group leaves (or stays) together.
     if (i >= n) return;

@@ -2,6 +2,7 @@
 // One block per row; rows of N floats. In place is allowed (y == x).
 RF_KERNEL void __launch_bounds__(BLOCK_THREADS)
 KERNEL_NAME(const float* x, const float* __restrict__ w, float* y, float eps) {
+    rf_grid_wait();
     __shared__ float scratch[BLOCK_THREADS / WARP_SIZE];
     const float* xr = x + (long long)blockIdx.x * N;
     float* yr = y + (long long)blockIdx.x * N;

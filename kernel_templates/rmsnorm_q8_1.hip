@@ -10,6 +10,7 @@
 RF_KERNEL void __launch_bounds__(BLOCK_THREADS)
 KERNEL_NAME(float* __restrict__ x, const float* __restrict__ d, const float* __restrict__ w, float* __restrict__ y,
             block_q8_1* __restrict__ q, float eps) {
+    rf_grid_wait();
     __shared__ float scratch[BLOCK_THREADS / WARP_SIZE];
     float* xr = x + (long long)blockIdx.x * N;
     float* yr = y + (long long)blockIdx.x * N;

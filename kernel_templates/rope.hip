@@ -11,6 +11,7 @@ RF_KERNEL void __launch_bounds__(ROPE_DIMS / 2)
 KERNEL_NAME(float* x, const int* __restrict__ pos, int n_heads, float base, float freq_scale,
             const float* __restrict__ freq_factors, float ext_factor, float attn_factor, float corr_low,
             float corr_high) {
+    rf_grid_wait();
     const int t = blockIdx.x, h = blockIdx.y, i = threadIdx.x;
     float* v = x + ((long long)t * n_heads + h) * HEAD_DIM;
     float theta_extrap = (float)pos[t] * powf(base, -2.0f * (float)i / (float)ROPE_DIMS);

@@ -1,12 +1,14 @@
 // rope_kv (decode): rope.hip's rotation of the query and key heads in place, and kv_append.hip's
 // copy of the new K and V rows into the caches, in one launch. Grid (tokens, n_head + n_head_kv):
 // blocks y < n_head rotate query head y; the others rotate key head y - n_head, store it (rotated)
-// and value head y - n_head at positions pos0 + t of the caches (kv_store.h). One thread per
+// and value head y - n_head at the token's position pos[t] in the caches (kv_store.h), clamped to
+// [0, max_pos0 + t], the cache rows the host checked the launch against. One thread per
 // rotated pair; the dimensions past ROPE_DIMS, and V, are copied by a loop over the head.
 RF_KERNEL void __launch_bounds__(ROPE_DIMS / 2)
 KERNEL_NAME(float* __restrict__ q, float* __restrict__ k, const float* __restrict__ v, kv_t* __restrict__ k_cache,
             kv_t* __restrict__ v_cache, const int* __restrict__ pos, int n_head, int n_head_kv, float base,
-            float freq_scale, const float* __restrict__ freq_factors, int pos0) {
+            float freq_scale, const float* __restrict__ freq_factors, int max_pos0) {
+    rf_grid_wait();
     const int t = blockIdx.x, i = threadIdx.x;
     const bool is_k = (int)blockIdx.y >= n_head;
     const int h = is_k ? (int)blockIdx.y - n_head : (int)blockIdx.y;
@@ -24,7 +26,8 @@ KERNEL_NAME(float* __restrict__ q, float* __restrict__ k, const float* __restric
     x[a] = r0;
     x[b] = r1;
     if (!is_k) return;
-    const long long dst = ((long long)(pos0 + t) * n_head_kv + h) * HEAD_DIM;
+    const int p = max(0, min(pos[t], max_pos0 + t));
+    const long long dst = ((long long)p * n_head_kv + h) * HEAD_DIM;
     kv_store(k_cache + dst + a, r0);
     kv_store(k_cache + dst + b, r1);
     for (int j = ROPE_DIMS + i; j < HEAD_DIM; j += ROPE_DIMS / 2) kv_store(k_cache + dst + j, x[j]);

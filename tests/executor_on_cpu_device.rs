@@ -243,6 +243,15 @@ fn a_profiled_decode_step_times_every_launch_by_node() {
     assert_eq!(attn.kernel, "attn_decode_hd64_gqa3_kvf16");
     assert_eq!(attn.bytes, Some(2 * 301 * 3 * 64 * 2));
     println!("{} launches; blk.0.attn {:.1} us on the CPU device", ops.len(), attn.seconds * 1e6);
+
+    // A prefill pass: every launch of the pass, named by the prefill graph's nodes, in order.
+    let ops = s.profile_prefill(&prompt[..40], 2).unwrap();
+    assert_eq!(s.pos(), 0, "a profiled session is reset");
+    let mut nodes: Vec<&str> = ops.iter().map(|o| o.node.strip_suffix(".quantize").unwrap_or(&o.node)).collect();
+    nodes.dedup();
+    assert_eq!(nodes, model.prefill.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>());
+    assert!(ops.iter().all(|o| o.seconds > 0.0));
+    assert!(s.profile_prefill(&prompt[..1], 2).is_err(), "one token is a decode step, not a prefill pass");
 }
 
 /// The fused int8 decode plan (src/exec/fuse.rs) on the CPU device, against the unfused int8 plan:

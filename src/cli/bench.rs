@@ -220,22 +220,38 @@ fn profile_rows(ops: &[OpTime]) -> Vec<ProfileRow> {
     rows
 }
 
-/// Profiles one decode step after `depth` tokens of context and prints it; the JSON rows.
-fn profile(s: &mut GpuSession, ids: &[u32], depth: usize, out: &Out) -> Result<serde_json::Value> {
-    const REPS: usize = 20;
+/// Back-to-back runs of each profiled launch.
+const REPS: usize = 20;
+
+/// Profiles one decode step after `depth` tokens of context, and one prefill pass of a session's
+/// batch (or the prompt, if shorter) from position 0, and prints them; the JSON rows.
+fn profile(s: &mut GpuSession, ids: &[u32], depth: usize, batch: usize, out: &Out) -> Result<serde_json::Value> {
     s.reset();
     let next = if depth > 0 { s.forward_argmax(&ids[..depth])? } else { ids[0] };
     let ops = s.profile_decode(next, REPS)?;
-    let rows = profile_rows(&ops);
+    let decode = profile_table(&ops, &format!("one decode step @ depth {depth}"), "us/token", out);
+    s.reset();
+    let n = batch.min(ids.len());
+    let prefill = match n >= 2 {
+        true => {
+            let ops = s.profile_prefill(&ids[..n], REPS)?;
+            Some(profile_table(&ops, &format!("one prefill pass of {n} tokens @ depth 0"), "us/pass", out))
+        }
+        false => None,
+    };
+    s.reset();
+    Ok(json!({ "depth": depth, "reps": REPS, "decode": decode, "prefill": prefill, "prefill_tokens": n }))
+}
+
+/// Prints one profiled pass as a table of ops (`unit`: per token, or per pass); its JSON rows.
+fn profile_table(ops: &[OpTime], what: &str, unit: &str, out: &Out) -> serde_json::Value {
+    let rows = profile_rows(ops);
     let total: f64 = rows.iter().map(|r| r.seconds).sum();
     out.line(format!(
-        "profile    one decode step @ depth {depth}: each launch alone ({REPS} back to back between syncs), {:.1} us a token in all",
+        "profile    {what}: each launch alone ({REPS} back to back between syncs), {:.1} us in all",
         total * 1e6
     ));
-    out.line(format!(
-        "           {:<32} {:>8} {:>10} {:>6} {:>9}  kernels",
-        "op", "launches", "us/token", "share", "GB/s"
-    ));
+    out.line(format!("           {:<32} {:>8} {:>10} {:>6} {:>9}  kernels", "op", "launches", unit, "share", "GB/s"));
     let mut j = Vec::new();
     for r in &rows {
         let gbs = r.bytes.map(|b| b as f64 / r.seconds / 1e9);
@@ -252,12 +268,12 @@ fn profile(s: &mut GpuSession, ids: &[u32], depth: usize, out: &Out) -> Result<s
             "op": r.op,
             "kernels": r.kernels,
             "launches": r.launches,
-            "us_per_token": r.seconds * 1e6,
-            "bytes_per_token": r.bytes,
+            "us": r.seconds * 1e6,
+            "bytes": r.bytes,
             "gb_per_s": gbs,
         }));
     }
-    Ok(json!({ "depth": depth, "reps": REPS, "us_per_token": total * 1e6, "ops": j }))
+    json!({ "us": total * 1e6, "ops": j })
 }
 
 fn bench(a: &BenchArgs, precision: CpuPrecision) -> Result<ExitCode> {
@@ -362,7 +378,7 @@ fn bench(a: &BenchArgs, precision: CpuPrecision) -> Result<ExitCode> {
     decode_lines(&m, a.gen, weight_bytes, bandwidth, "copy", &out);
     out.line(format!("replay     {}", s.replay_summary()));
     let profiled = match a.profile {
-        true => Some(profile(&mut s, &ids, max_depth, &out)?),
+        true => Some(profile(&mut s, &ids, max_depth, DEFAULT_MAX_BATCH, &out)?),
         false => None,
     };
     let peak = gpu.device.memory_used()?.saturating_sub(mem_before);

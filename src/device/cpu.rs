@@ -153,6 +153,20 @@ fn attention(mem: &mut Memory, [q, k, v, out]: [&RawView; 4], a: &AttnRun) -> Re
 }
 
 /// Positions or token ids, which must be non-negative.
+/// The cache row of each of `n` tokens: its position from the device, clamped to
+/// `[0, max_pos0 + t]` as the kernels clamp it (the rows the launch was checked against).
+fn cache_rows(mem: &Memory, positions: &RawView, n: usize, max_pos0: usize) -> Result<Vec<usize>, DeviceError> {
+    Ok(i32s(mem, positions, n)?.into_iter().enumerate().map(|(t, p)| (p.max(0) as usize).min(max_pos0 + t)).collect())
+}
+
+/// Writes `n` rows of `row` values each (`data`) at the given cache rows.
+fn put_kv_rows(mem: &mut Memory, cache: &RawView, rows: &[usize], row: usize, data: &[f32]) -> Result<(), DeviceError> {
+    for (&r, values) in rows.iter().zip(data.chunks_exact(row)) {
+        put_kv(mem, cache, r * row, values)?;
+    }
+    Ok(())
+}
+
 fn indices(mem: &Memory, v: &RawView, n: usize, what: &str) -> Result<Vec<u32>, DeviceError> {
     i32s(mem, v, n)?.into_iter().map(|i| u32::try_from(i).map_err(|_| host(format!("negative {what} {i}")))).collect()
 }
@@ -312,8 +326,9 @@ impl CpuBackend {
                 put_f32s(mem, &l.q, 0, &qs)?;
                 put_f32s(mem, &l.k, 0, &ks)?;
                 let row = l.n_head_kv * hd;
-                put_kv(mem, &l.k_cache, l.pos0 * row, &ks)?;
-                put_kv(mem, &l.v_cache, l.pos0 * row, &vs)
+                let rows = cache_rows(mem, &l.positions, l.n_tokens, l.max_pos0)?;
+                put_kv_rows(mem, &l.k_cache, &rows, row, &ks)?;
+                put_kv_rows(mem, &l.v_cache, &rows, row, &vs)
             }
             Launch::GluQ8_1(l) => {
                 let (g, u) = (f32s(mem, &l.gate, l.n)?, f32s(mem, &l.up, l.n)?);
@@ -348,7 +363,8 @@ impl CpuBackend {
             // The split kernel computes the same attention (one query): the reference is whole.
             // It leaves `part` unused and the counters at 0, as the kernel leaves them.
             Launch::AttnDecode(l) => {
-                let (head_dim, gqa, n_head, n_q, pos0) = (l.head_dim, l.gqa, l.n_head, 1, l.pos0);
+                let pos0 = cache_rows(mem, &l.positions, 1, l.max_pos)?[0];
+                let (head_dim, gqa, n_head, n_q) = (l.head_dim, l.gqa, l.n_head, 1);
                 let a =
                     AttnRun { head_dim, gqa, n_head, n_q, pos0, scale: l.scale, softcap: l.softcap, window: l.window };
                 attention(mem, [&l.q, &l.k_cache, &l.v_cache, &l.out], &a)
@@ -377,8 +393,9 @@ impl CpuBackend {
             Launch::KvAppend(l) => {
                 let n = l.row * l.n_tokens;
                 let (k, v) = (f32s(mem, &l.k, n)?, f32s(mem, &l.v, n)?);
-                put_kv(mem, &l.k_cache, l.pos0 * l.row, &k)?;
-                put_kv(mem, &l.v_cache, l.pos0 * l.row, &v)
+                let rows = cache_rows(mem, &l.positions, l.n_tokens, l.max_pos0)?;
+                put_kv_rows(mem, &l.k_cache, &rows, l.row, &k)?;
+                put_kv_rows(mem, &l.v_cache, &rows, l.row, &v)
             }
             Launch::Argmax(l) => {
                 let best = reference::argmax(&f32s(mem, &l.x, l.n)?) as i32;

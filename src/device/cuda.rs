@@ -206,18 +206,24 @@ impl Backend for CudaBackend {
                 message: format!("the driver lacks {missing} (a CUDA 12 driver has it)"),
             });
         }
+        let programmatic = self.programmatic_launch();
         // Dropping `graph` on an error below destroys what was made so far.
-        let mut graph = CudaGraph { ctx: self.ctx, stream: self.stream, graph: 0, exec: 0, nodes: Vec::new() };
+        let mut graph =
+            CudaGraph { ctx: self.ctx, stream: self.stream, graph: 0, exec: 0, nodes: Vec::new(), programmatic };
         let mut g = std::ptr::null_mut();
         // SAFETY: an out-pointer to a live local; the flags must be 0.
         unsafe { sys::cuGraphCreate(&mut g, 0) }.result().map_err(call("cuGraphCreate"))?;
         graph.graph = g as usize;
+        let mut last_was_launch = false;
         for node in nodes {
-            // Each node depends on the one before: the stream's order.
+            // Each node depends on the one before: the stream's order. Between two kernels the
+            // edge is programmatic where the target allows it (added below, after the node).
             let last = graph.nodes.last().map(|&n| n as sys::CUgraphNode);
+            let is_launch = matches!(node, RawNode::Launch { .. });
+            let chained = programmatic && is_launch && last_was_launch;
             let (deps, n_deps) = match &last {
-                Some(n) => (n as *const sys::CUgraphNode, 1),
-                None => (std::ptr::null(), 0),
+                Some(n) if !chained => (n as *const sys::CUgraphNode, 1),
+                _ => (std::ptr::null(), 0),
             };
             let mut added = std::ptr::null_mut();
             match node {
@@ -241,6 +247,22 @@ impl Backend for CudaBackend {
                         .map_err(call("cuGraphAddMemsetNode"))?;
                 }
             }
+            if let (true, Some(from)) = (chained, &last) {
+                // The next kernel may launch once every block of this one has passed its
+                // `rf_grid_wait` (griddepcontrol.launch_dependents) or exited; it waits there in
+                // turn for this one's completion and writes.
+                let edge = sys::CUgraphEdgeData {
+                    from_port: sys::CU_GRAPH_KERNEL_NODE_PORT_PROGRAMMATIC as u8,
+                    to_port: 0,
+                    type_: sys::CUgraphDependencyType::CU_GRAPH_DEPENDENCY_TYPE_PROGRAMMATIC as u8,
+                    reserved: [0; 5],
+                };
+                // SAFETY: both nodes belong to `g`; the edge data outlives the call.
+                unsafe { sys::cuGraphAddDependencies_v2(g, from, &added, &edge, 1) }
+                    .result()
+                    .map_err(call("cuGraphAddDependencies_v2"))?;
+            }
+            last_was_launch = is_launch;
             graph.nodes.push(added as usize);
         }
         // SAFETY: `g` is the graph just built.
@@ -248,6 +270,16 @@ impl Backend for CudaBackend {
             .map_err(call("cuGraphInstantiateWithFlags"))?;
         graph.exec = exec as usize;
         Ok(Some(Box::new(graph)))
+    }
+}
+
+impl CudaBackend {
+    /// Whether decode graphs chain their kernels by programmatic dependent launch: the target's
+    /// kernels are rendered with it (`RF_PDL`, sm_90+: each calls `rf_grid_wait` first), the
+    /// driver has programmatic edges (CUDA 12.3+), and `ROCMFORGE_PDL=0` does not turn it off.
+    fn programmatic_launch(&self) -> bool {
+        let off = std::env::var("ROCMFORGE_PDL").is_ok_and(|v| v.trim() == "0");
+        self.target.render_target().pdl && !off && driver_has("cuGraphAddDependencies_v2")
     }
 }
 
@@ -313,6 +345,8 @@ struct CudaGraph {
     graph: usize,
     exec: usize,
     nodes: Vec<usize>,
+    /// Kernels chained by programmatic dependent launch.
+    programmatic: bool,
 }
 
 impl CudaGraph {
@@ -345,6 +379,10 @@ impl BackendGraph for CudaGraph {
                     .map_err(call("cuGraphExecMemsetNodeSetParams"))
             }
         }
+    }
+
+    fn programmatic(&self) -> bool {
+        self.programmatic
     }
 
     unsafe fn launch(&self) -> Result<(), DeviceError> {

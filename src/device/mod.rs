@@ -165,6 +165,11 @@ trait BackendGraph: Send + Sync {
     /// `node` is of the kind node `index` was built as (a launch of the same function, or a fill),
     /// and meets `build_graph`'s contract.
     unsafe fn set(&mut self, index: usize, node: &RawNode) -> Result<(), DeviceError>;
+    /// Whether consecutive kernels are chained by programmatic dependent launch (a kernel's
+    /// launch overlaps the end of the one before it).
+    fn programmatic(&self) -> bool {
+        false
+    }
     /// Queues one run of the graph.
     ///
     /// # Safety
@@ -700,6 +705,11 @@ impl<'k> LaunchGraph<'k> {
     /// Whether the device runs it as one graph (false: node by node, on a device without graphs).
     pub fn is_native(&self) -> bool {
         self.native.is_some()
+    }
+
+    /// Whether its kernels are chained by programmatic dependent launch (sm_90+).
+    pub fn is_programmatic(&self) -> bool {
+        self.native.as_ref().is_some_and(|n| n.programmatic())
     }
 
     /// Replaces node `index` by `node`, which must be the same kind of node (a launch of the same

@@ -4,10 +4,13 @@
 //! launch with its grid and arguments — and replayed each step with the new position.
 //!
 //! Replay ([`Replay`]): on a GPU the decode step runs as one graph ([`LaunchGraph`]: a CUDA or HIP
-//! graph) built at the first step; before each later step only the nodes that depend on the
-//! position are updated (the fill that writes the position for rope, the KV append and attention
-//! with their `pos0`). The argmax writes the next token id in place into the ids buffer, so greedy
-//! decode copies nothing to the device and 4 bytes back. `Plain` replay queues the same launches
+//! graph) built at the first step; before each later step only the fill that writes the position
+//! is updated: rope, the KV append and decode attention read the position from the device (their
+//! launches are bounded once by the cache's capacity, decode attention's grid sized for it), so the
+//! host changes no launch between steps. On sm_90+ the graph's kernels are chained by programmatic
+//! dependent launch (each kernel's launch overlaps the end of the one before; see
+//! `rf_grid_wait` in the CUDA prelude). The argmax writes the next token id in place into the ids
+//! buffer, so greedy decode copies nothing to the device and 4 bytes back. `Plain` replay queues the same launches
 //! one by one; it is the fallback where a graph cannot be built and the default on the CPU device.
 //!
 //! Decode runs in one of two precisions ([`GpuPrecision`]): `Fast` quantizes each
@@ -329,8 +332,10 @@ fn fused_name(graph: &Graph, nodes: &[usize], quantizes: bool) -> String {
 const N_BUFS: usize = Buf::Logits as usize + 1;
 
 /// Tokens per prefill pass: activation buffers are sized by it, so it bounds their memory
-/// (SmolLM2: 8.8 MB at 256) while keeping each pass large enough to fill the GPU.
-pub const DEFAULT_MAX_BATCH: usize = 256;
+/// (SmolLM2: 18 MB at 512, a 7B 127 MB, within the weights + KV + 10% bound) while keeping each
+/// pass large enough to fill the GPU (a 7B's 4096-row products are 32 × 8 int8 tiles of
+/// 128 rows × 64 tokens at 512: 256 blocks for 132 SMs, where 256 tokens left 4 SMs idle).
+pub const DEFAULT_MAX_BATCH: usize = 512;
 
 /// A GPU session: device-resident KV cache and activation buffers for passes of up to
 /// `max_batch` tokens (longer prompts are prefilled in chunks).
@@ -547,7 +552,12 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     g.len(),
                     self.position_dependent.len() + 1,
                     1e6 * seconds / steps.max(1) as f64,
-                    if g.is_native() { format!("a {} graph", self.g.device.backend()) } else { "node by node".into() }
+                    match (g.is_native(), g.is_programmatic()) {
+                        (true, true) =>
+                            format!("a {} graph, kernels chained by programmatic launch", self.g.device.backend()),
+                        (true, false) => format!("a {} graph", self.g.device.backend()),
+                        (false, _) => "node by node".into(),
+                    }
                 )
             }
             (None, Some(why)) => format!("plain, launch by launch ({why})"),
@@ -566,6 +576,13 @@ impl<'g, 'm> GpuSession<'g, 'm> {
 
     pub fn reset(&mut self) {
         self.pos = 0;
+    }
+
+    /// The latest position a pass of `n` tokens may start at: the bound of the launches that read
+    /// their positions from the device (the KV append, rope with it, decode attention), so one
+    /// planned launch serves every position and a decode graph is never updated for it.
+    fn last_start(&self, n: usize) -> usize {
+        self.capacity.saturating_sub(n)
     }
 
     /// Every launch of a pass of `n` tokens through `graph`, described over slots.
@@ -749,9 +766,10 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     v: act(Buf::V),
                     k_cache: Slot::KCache(layer as usize),
                     v_cache: Slot::VCache(layer as usize),
+                    positions: Slot::Positions,
                     row: graph.buffers.kv_width,
                     n_tokens: n,
-                    pos0: 0, // set at each replay
+                    max_pos0: self.last_start(n),
                     kv,
                 }
                 .into(),
@@ -769,10 +787,11 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                         out: act(Buf::AttnOut),
                         part: Slot::AttnPart,
                         counters: Slot::AttnCounters,
+                        positions: Slot::Positions,
                         head_dim,
                         gqa,
                         n_head: cfg.n_head as usize,
-                        pos0: 0, // set at each replay
+                        max_pos: self.last_start(1),
                         scale,
                         softcap,
                         window,
@@ -925,7 +944,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     n_head_kv: *n_head_kv as usize,
                     base: *base,
                     freq_scale: *freq_scale,
-                    pos0: 0, // set at each replay
+                    max_pos0: self.last_start(1),
                     kv,
                 };
                 (l.into(), fused_name(graph, &[rope_q, rope_k, append], false))
@@ -1009,11 +1028,42 @@ impl<'g, 'm> GpuSession<'g, 'm> {
     /// `reps + 1` times: the session's state is meaningless afterwards, and it is reset.
     pub fn profile_decode(&mut self, token: u32, reps: usize) -> Result<Vec<OpTime>, ExecError> {
         super::check_pass(&self.g.model.config, self.pos, self.capacity, &[token])?;
-        self.ids.write(0, &[token as i32])?;
-        self.positions.write(0, &[self.pos as i32])?;
+        let plan = std::mem::take(&mut self.decode_plan);
+        let timed = self.profile_plan(&plan, &self.g.model.decode, &[token], reps);
+        self.decode_plan = plan;
+        timed
+    }
+
+    /// Times each launch of one prefill pass of `tokens` (at most the session's batch) at the
+    /// current position, as [`GpuSession::profile_decode`] times a decode step; the session is
+    /// reset afterwards.
+    pub fn profile_prefill(&mut self, tokens: &[u32], reps: usize) -> Result<Vec<OpTime>, ExecError> {
+        super::check_pass(&self.g.model.config, self.pos, self.capacity, tokens)?;
+        if tokens.len() < 2 || tokens.len() > self.max_batch {
+            return Err(ExecError::Unsupported(format!(
+                "a profiled prefill pass takes 2 to {} tokens, not {}",
+                self.max_batch,
+                tokens.len()
+            )));
+        }
+        let plan = self.plan(&self.g.model.prefill, tokens.len())?;
+        self.profile_plan(&plan, &self.g.model.prefill, tokens, reps)
+    }
+
+    fn profile_plan(
+        &mut self,
+        plan: &[Planned<'g>],
+        graph: &Graph,
+        tokens: &[u32],
+        reps: usize,
+    ) -> Result<Vec<OpTime>, ExecError> {
+        let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
+        let pos: Vec<i32> = (self.pos..self.pos + tokens.len()).map(|p| p as i32).collect();
+        self.ids.write(0, &ids)?;
+        self.positions.write(0, &pos)?;
         let dev = &self.g.device;
-        let mut out = Vec::with_capacity(self.decode_plan.len());
-        for p in &self.decode_plan {
+        let mut out = Vec::with_capacity(plan.len());
+        for p in plan {
             let mut launch = p.launch.try_map(|slot| self.view(slot))?;
             launch.set_pos0(self.pos);
             p.kernel.launch(&launch)?;
@@ -1027,14 +1077,12 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 node: match (&p.name, &p.launch) {
                     (Some(fused), _) => fused.clone(),
                     // The int8 matvec's input quantizer, named after the node it serves.
-                    (None, Launch::QuantizeQ8_1(_)) => {
-                        format!("{}.quantize", self.g.model.decode.nodes[p.node].name)
-                    }
-                    (None, _) => self.g.model.decode.nodes[p.node].name.clone(),
+                    (None, Launch::QuantizeQ8_1(_)) => format!("{}.quantize", graph.nodes[p.node].name),
+                    (None, _) => graph.nodes[p.node].name.clone(),
                 },
                 kernel: p.kernel.entry().to_string(),
                 seconds: start.elapsed().as_secs_f64() / reps.max(1) as f64,
-                bytes: bytes_moved(&p.launch, self.pos),
+                bytes: if tokens.len() == 1 { bytes_moved(&p.launch, self.pos) } else { None },
             });
         }
         self.pos = 0;
@@ -1219,9 +1267,7 @@ fn bytes_moved(launch: &Launch<Slot>, pos0: usize) -> Option<u64> {
         }
         Launch::GluQ8_1(l) => Some(12 * l.n as u64 + l.n as u64 / 32 * 36),
         Launch::AttnDecode(l) => {
-            let mut a = l.clone();
-            a.pos0 = pos0;
-            let positions = (pos0 + 1 - a.first()) as u64;
+            let positions = l.len_at(pos0) as u64;
             let n_kv = (l.n_head / l.gqa as usize) as u64;
             Some(2 * positions * n_kv * l.head_dim as u64 * l.kv.size() as u64)
         }

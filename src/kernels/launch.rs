@@ -395,11 +395,14 @@ description! {
 }
 
 description! {
-    /// Attention of one query token at position `pos0` (decode) over the KV cache, as
-    /// [`Attention`] computes it, split across blocks: grid (n_head / gqa, chunks), each block
-    /// scores one chunk of positions for the `gqa` query heads of its KV head and writes its partial
-    /// (max, sum, weighted values) to `part`; the last block of a group to finish (counted in
-    /// `counters`, which a launch finds and leaves at 0) merges them into `out`.
+    /// Attention of one query token (decode) over the KV cache, as [`Attention`] computes it, at
+    /// the position `positions[0]` holds on the device (clamped to `max_pos`): one launch serves
+    /// every step of a decode graph. Split across blocks: grid (n_head / gqa, chunks), sized for
+    /// `max_pos` ([`AttnDecode::max_chunks`]); each block scores one chunk of positions
+    /// ([`attn_decode_chunk`] of the actual length, chosen on the device; blocks past the last chunk
+    /// return) for the `gqa` query heads of its KV head and writes its partial (max, sum, weighted
+    /// values) to `part`; the last block of a group to finish (counted in `counters`, which a
+    /// launch finds and leaves at 0) merges them into `out`.
     AttnDecode {
         buffers {
             /// `[n_head, head_dim]`
@@ -414,12 +417,15 @@ description! {
             part,
             /// `[n_head / gqa]` finished blocks per group: 0 before and after every launch.
             counters,
+            /// `[1]` the query's position.
+            positions,
         }
         scalars {
             head_dim: u32,
             gqa: u32,
             n_head: usize,
-            pos0: usize,
+            /// The largest position the launch may run at.
+            max_pos: usize,
             scale: f32,
             softcap: Option<f32>,
             window: Option<u32>,
@@ -428,9 +434,11 @@ description! {
     }
 }
 
-/// Blocks split decode attention aims at over the whole GPU: about two per SM of an H100 (132)
-/// or per CU of an MI250X die (110), so every SM has K/V reads in flight.
-pub const ATTN_DECODE_TARGET_BLOCKS: usize = 256;
+/// Blocks split decode attention aims at over the whole GPU: about eight per SM of an H100 (132)
+/// or per CU of an MI250X die (110). Each block's three passes (scores, softmax, weighted V) wait
+/// on its loads one after another, so short chunks in many blocks finish sooner than long ones in
+/// few: a 7B at depth 512 is then 32 × 17 blocks of 32 positions, one load round per pass.
+pub const ATTN_DECODE_TARGET_BLOCKS: usize = 1024;
 /// Fewest positions a decode-attention block takes: below it the partial results and the merge
 /// cost more than the parallelism gains (32 positions of a 64-wide f16 head are 8 KiB of K and V
 /// against 264 bytes of partial result per query head). Models with one to three KV heads
@@ -438,7 +446,8 @@ pub const ATTN_DECODE_TARGET_BLOCKS: usize = 256;
 pub const ATTN_DECODE_MIN_CHUNK: usize = 32;
 
 /// Positions per block for `len` attended positions over `n_kv` KV heads: the target block count
-/// spread over the heads, in multiples of 32, within [32, 256].
+/// spread over the heads, in multiples of 32, within [32, 256]. The kernel chooses its chunk by
+/// the same rule on the device (attn_decode.hip).
 pub fn attn_decode_chunk(len: usize, n_kv: usize) -> usize {
     let per_head = ATTN_DECODE_TARGET_BLOCKS.div_ceil(n_kv.max(1));
     len.div_ceil(per_head)
@@ -446,24 +455,35 @@ pub fn attn_decode_chunk(len: usize, n_kv: usize) -> usize {
         .clamp(ATTN_DECODE_MIN_CHUNK, ATTN_DECODE_MAX_CHUNK as usize)
 }
 
+/// Blocks per KV head for `len` attended positions over `n_kv` KV heads.
+pub fn attn_decode_chunks(len: usize, n_kv: usize) -> usize {
+    len.div_ceil(attn_decode_chunk(len, n_kv))
+}
+
 impl<B> AttnDecode<B> {
     fn n_kv(&self) -> usize {
         self.n_head / self.gqa.max(1) as usize
     }
 
-    /// The first position the query attends to.
-    pub fn first(&self) -> usize {
-        self.window.map_or(0, |w| (self.pos0 + 1).saturating_sub(w as usize))
+    /// The first position a query at `pos` attends to.
+    pub fn first(&self, pos: usize) -> usize {
+        self.window.map_or(0, |w| (pos + 1).saturating_sub(w as usize))
     }
 
-    /// Positions per block.
-    pub fn chunk(&self) -> usize {
-        attn_decode_chunk(self.pos0 + 1 - self.first(), self.n_kv())
+    /// Positions a query at `pos` attends to.
+    pub fn len_at(&self, pos: usize) -> usize {
+        pos + 1 - self.first(pos)
     }
 
-    /// Blocks per KV head.
-    pub fn n_chunks(&self) -> usize {
-        (self.pos0 + 1 - self.first()).div_ceil(self.chunk())
+    /// Blocks per KV head the grid has: the most any position up to `max_pos` uses. Below the
+    /// point where every head gets its full share of blocks, chunks are the shortest and their
+    /// count grows with the length; past it the count is the per-head share (the chunk lengthens
+    /// instead, so it can drop just past that point), until chunks reach their longest.
+    pub fn max_chunks(&self) -> usize {
+        let longest = self.window.map_or(self.max_pos + 1, |w| (w as usize).min(self.max_pos + 1));
+        let per_head = ATTN_DECODE_TARGET_BLOCKS.div_ceil(self.n_kv().max(1));
+        let short = longest.div_ceil(ATTN_DECODE_MIN_CHUNK).min(per_head);
+        short.max(longest.div_ceil(ATTN_DECODE_MAX_CHUNK as usize))
     }
 
     /// Floats of `part` any launch over a cache of up to `capacity` positions needs: chunks are at
@@ -535,7 +555,9 @@ description! {
 
 description! {
     /// Copies this pass's K and V rows (`n_tokens` rows of `row` floats) into the caches (elements
-    /// of `kv`, f16 rounded to nearest even) at positions pos0 ..
+    /// of `kv`, f16 rounded to nearest even) at the tokens' positions, read from `positions` on
+    /// the device (so a decode graph runs unchanged at every position) and clamped to
+    /// `max_pos0 + t`, the bound the cache was checked against.
     KvAppend {
         buffers {
             /// `[n_tokens, row]`
@@ -546,11 +568,14 @@ description! {
             k_cache,
             /// `[position, row]`
             v_cache,
+            /// `[n_tokens]` positions.
+            positions,
         }
         scalars {
             row: usize,
             n_tokens: usize,
-            pos0: usize,
+            /// The largest first position the launch may run at.
+            max_pos0: usize,
             kv: KvPrecision,
         }
     }
@@ -629,7 +654,8 @@ description! {
 description! {
     /// Decode's rope and KV append in one launch: rope (as [`Rope`]) in place over the `n_head`
     /// query heads of `q` and the `n_head_kv` key heads of `k` of `n_tokens` tokens, then the rotated
-    /// K rows and the V rows stored at positions pos0 .. of the caches (as [`KvAppend`]).
+    /// K rows and the V rows stored at the tokens' positions in the caches (as [`KvAppend`]: read
+    /// from `positions`, clamped to `max_pos0 + t`).
     RopeKv {
         buffers {
             /// `[n_tokens, n_head, head_dim]`
@@ -655,7 +681,8 @@ description! {
             n_head_kv: usize,
             base: f32,
             freq_scale: f32,
-            pos0: usize,
+            /// The largest first position the launch may run at.
+            max_pos0: usize,
             kv: KvPrecision,
         }
     }
@@ -961,13 +988,13 @@ impl<B> Describe<B> for AttnDecode<B> {
         }
     }
     fn grid(&self) -> [u32; 3] {
-        [dim(self.n_kv()), dim(self.n_chunks()), 1]
+        [dim(self.n_kv()), dim(self.max_chunks()), 1]
     }
     fn args(&self) -> Vec<Arg<'_, B>> {
         let hd = self.head_dim as usize;
         let q_len = mul(self.n_head, hd);
-        let cache_len = mul(mul(self.pos0.saturating_add(1), self.n_kv()), hd);
-        let chunks = self.n_chunks();
+        let cache_len = mul(mul(self.max_pos.saturating_add(1), self.n_kv()), hd);
+        let chunks = self.max_chunks();
         // One chunk writes `out` directly and leaves `part` and the counters alone.
         let part_len = if chunks > 1 { mul(mul(self.n_head, chunks), hd + 2) } else { 0 };
         vec![
@@ -977,18 +1004,18 @@ impl<B> Describe<B> for AttnDecode<B> {
             buf("out", &self.out, Elem::F32, q_len),
             buf("part", &self.part, Elem::F32, part_len),
             buf("counters", &self.counters, Elem::I32, self.n_kv()),
-            int("pos0", self.pos0),
+            buf("pos", &self.positions, Elem::I32, 1),
+            int("max_pos", self.max_pos),
             float("scale", self.scale),
             float("softcap", self.softcap.unwrap_or(0.0)),
             int("window", self.window.unwrap_or(0) as usize),
-            int("chunk", self.chunk()),
         ]
     }
     fn validate(&self) -> Result<(), String> {
         validate_attention(self.n_head, self.gqa, self.window, self.softcap)?;
         // Positions are ints in the kernel; the cache offset is computed in 64 bits.
-        if self.pos0 >= i32::MAX as usize {
-            return Err(format!("position {} does not fit an int", self.pos0));
+        if self.max_pos >= i32::MAX as usize {
+            return Err(format!("position {} does not fit an int", self.max_pos));
         }
         Ok(())
     }
@@ -1090,15 +1117,16 @@ impl<B> Describe<B> for KvAppend<B> {
     }
     fn args(&self) -> Vec<Arg<'_, B>> {
         let new = mul(self.row, self.n_tokens);
-        let cache = mul(self.row, self.pos0.saturating_add(self.n_tokens));
+        let cache = mul(self.row, self.max_pos0.saturating_add(self.n_tokens));
         vec![
             buf("k", &self.k, Elem::F32, new),
             buf("v", &self.v, Elem::F32, new),
             buf("k_cache", &self.k_cache, self.kv.into(), cache),
             buf("v_cache", &self.v_cache, self.kv.into(), cache),
+            buf("pos", &self.positions, Elem::I32, self.n_tokens),
             int("row", self.row),
             int("n_tokens", self.n_tokens),
-            int("pos0", self.pos0),
+            int("max_pos0", self.max_pos0),
         ]
     }
     fn validate(&self) -> Result<(), String> {
@@ -1205,7 +1233,7 @@ impl<B> Describe<B> for RopeKv<B> {
     fn args(&self) -> Vec<Arg<'_, B>> {
         let hd = self.head_dim as usize;
         let kv_new = mul(mul(self.n_tokens, self.n_head_kv), hd);
-        let cache = mul(mul(self.pos0.saturating_add(self.n_tokens), self.n_head_kv), hd);
+        let cache = mul(mul(self.max_pos0.saturating_add(self.n_tokens), self.n_head_kv), hd);
         vec![
             buf("q", &self.q, Elem::F32, mul(mul(self.n_tokens, self.n_head), hd)),
             buf("k", &self.k, Elem::F32, kv_new),
@@ -1218,7 +1246,7 @@ impl<B> Describe<B> for RopeKv<B> {
             float("base", self.base),
             float("freq_scale", self.freq_scale),
             buf("freq_factors", &self.freq_factors, Elem::F32, self.rope_dims as usize / 2),
-            int("pos0", self.pos0),
+            int("max_pos0", self.max_pos0),
         ]
     }
     fn validate(&self) -> Result<(), String> {
@@ -1338,15 +1366,14 @@ impl<B> Launch<B> {
         Ok(each_op!(self, op => op.try_map(&mut f)?.into()))
     }
 
-    /// Sets the position of the pass's first token, for the ops that take it (attention and the
-    /// KV append): a planned decode step is replayed at each new position.
+    /// Sets the position of the pass's first token, for the ops that take it as a scalar (prefill
+    /// attention). Decode attention, the KV append and rope read their positions from the
+    /// device's positions buffer instead (a plan bounds them once, by the cache's capacity), so a
+    /// planned decode step replays at every position unchanged.
     pub fn set_pos0(&mut self, pos0: usize) {
         match self {
             Launch::Attention(a) => a.pos0 = pos0,
             Launch::FlashAttn(a) => a.pos0 = pos0,
-            Launch::AttnDecode(a) => a.pos0 = pos0,
-            Launch::KvAppend(a) => a.pos0 = pos0,
-            Launch::RopeKv(a) => a.pos0 = pos0,
             _ => {}
         }
     }
@@ -1482,10 +1509,11 @@ mod tests {
                     out: (),
                     part: (),
                     counters: (),
+                    positions: (),
                     head_dim: 64,
                     gqa: 2,
                     n_head: 4,
-                    pos0: 300,
+                    max_pos: 300,
                     scale: 0.125,
                     softcap: Some(50.0),
                     window: None,
@@ -1499,8 +1527,18 @@ mod tests {
             (AddBias { x: (), bias: (), n: 10, cols: 5 }.into(), t::ELEMENTWISE.1),
             (Softcap { x: (), n: 10, cap: 30.0 }.into(), t::ELEMENTWISE.1),
             (
-                KvAppend { k: (), v: (), k_cache: (), v_cache: (), row: 8, n_tokens: 2, pos0: 4, kv: KvPrecision::F16 }
-                    .into(),
+                KvAppend {
+                    k: (),
+                    v: (),
+                    k_cache: (),
+                    v_cache: (),
+                    positions: (),
+                    row: 8,
+                    n_tokens: 2,
+                    max_pos0: 4,
+                    kv: KvPrecision::F16,
+                }
+                .into(),
                 t::KV_APPEND.1,
             ),
             (Argmax { x: (), out: (), n: 10 }.into(), t::ARGMAX.1),
@@ -1557,7 +1595,7 @@ mod tests {
                     n_head_kv: 2,
                     base: 1e4,
                     freq_scale: 1.0,
-                    pos0: 3,
+                    max_pos0: 3,
                     kv: KvPrecision::F16,
                 }
                 .into(),
@@ -1613,6 +1651,24 @@ mod tests {
                 _ => Elem::F32,
             };
             assert_eq!(ours, template_params(body, kv), "{}", launch.spec());
+        }
+    }
+
+    /// A decode graph chains kernels by programmatic dependent launch on sm_90+ (a kernel may
+    /// start while the one before it runs): safe only if every kernel waits for its predecessor
+    /// before it touches memory, so `rf_grid_wait()` must be each kernel's first statement.
+    #[test]
+    fn every_kernel_waits_for_the_one_before_it_first() {
+        for (launch, body) in every_op() {
+            let start = body.find("KERNEL_NAME(").expect("every template defines KERNEL_NAME");
+            let open = start + body[start..].find('{').expect("the kernel has a body");
+            let first = body[open + 1..].trim_start();
+            assert!(
+                first.starts_with("rf_grid_wait();"),
+                "{}: the kernel starts with {:?}",
+                launch.spec(),
+                &first[..40]
+            );
         }
     }
 
@@ -1698,43 +1754,51 @@ mod tests {
 
     #[test]
     fn split_decode_attention_spreads_positions_over_blocks_within_its_workspace() {
-        let decode = |pos0: usize, n_head: usize, gqa: u32, window: Option<u32>| AttnDecode {
+        let decode = |max_pos: usize, n_head: usize, gqa: u32, window: Option<u32>| AttnDecode {
             q: Fake(Elem::F32, 1 << 20),
             k_cache: Fake(Elem::F16, 1 << 30),
             v_cache: Fake(Elem::F16, 1 << 30),
             out: Fake(Elem::F32, 1 << 20),
             part: Fake(Elem::F32, AttnDecode::<()>::part_len(1 << 17, n_head, n_head / gqa as usize, 128)),
             counters: Fake(Elem::I32, 64),
+            positions: Fake(Elem::I32, 1),
             head_dim: 128,
             gqa,
             n_head,
-            pos0,
+            max_pos,
             scale: 1.0,
             softcap: None,
             window,
             kv: KvPrecision::F16,
         };
-        // A 7B at depth 512: 32 KV heads × 8 chunks of 64 = 256 blocks.
-        let l = decode(511, 32, 1, None);
-        assert_eq!((l.chunk(), l.n_chunks()), (64, 8));
-        assert_eq!(Launch::from(l).grid(), [32, 8, 1]);
+        // A 7B at depth 512: 32 KV heads × 17 chunks of 32 = 544 blocks.
+        assert_eq!((attn_decode_chunk(512, 32), attn_decode_chunks(512, 32)), (32, 16));
+        assert_eq!((attn_decode_chunk(513, 32), attn_decode_chunks(513, 32)), (32, 17));
         // Depth 0: one block per group, no partials.
-        let l = decode(0, 32, 1, None);
-        assert_eq!((l.chunk(), l.n_chunks()), (32, 1));
-        // SmolLM2 (3 KV heads) at 4096: 86 chunks wanted, in multiples of 32 positions.
-        let l = decode(4095, 9, 3, None);
-        assert_eq!((l.chunk(), l.n_chunks()), (64, 64));
+        assert_eq!(attn_decode_chunks(1, 32), 1);
+        // SmolLM2 (3 KV heads) at 4096: 342 chunks wanted, in multiples of 32 positions.
+        assert_eq!((attn_decode_chunk(4096, 3), attn_decode_chunks(4096, 3)), (32, 128));
         // Long contexts hit the largest chunk and grow the chunk count.
-        let l = decode((1 << 17) - 1, 32, 1, None);
-        assert_eq!((l.chunk(), l.n_chunks()), (256, 512));
+        assert_eq!((attn_decode_chunk(1 << 17, 32), attn_decode_chunks(1 << 17, 32)), (256, 512));
+        // The grid has the most chunks any position up to the bound uses: a 7B bounded at 640
+        // positions uses 20 chunks of 32 at 640, but 32 at 1024 (its full share), then 32 of 64.
+        assert_eq!(Launch::from(decode(639, 32, 1, None)).grid(), [32, 20, 1]);
+        assert_eq!(Launch::from(decode(1500, 32, 1, None)).grid(), [32, 32, 1]);
         // A sliding window bounds the positions (Gemma 3: one KV head, 16 blocks of 32).
-        let l = decode(5000, 4, 4, Some(512));
-        assert_eq!((l.first(), l.chunk(), l.n_chunks()), (4489, 32, 16));
-        // Every launch up to the workspace's capacity fits it and passes its check.
-        for pos0 in [0, 1, 63, 64, 255, 256, 1000, 4095, 70_000, (1 << 17) - 1] {
-            for (n_head, gqa) in [(32, 1), (9, 3), (4, 4), (48, 6)] {
-                let l: Launch<Fake> = decode(pos0, n_head, gqa, None).into();
-                assert_eq!(l.check(32), Ok(()), "pos0 {pos0}, {n_head} heads, gqa {gqa}");
+        let gemma = decode(5000, 4, 4, Some(512));
+        assert_eq!((gemma.first(5000), gemma.len_at(5000), gemma.max_chunks()), (4489, 512, 16));
+        // Every position up to the bound runs within the grid, and every bound up to the
+        // workspace's capacity fits it and passes its check.
+        for (n_head, gqa, window) in [(32, 1, None), (9, 3, None), (4, 4, Some(512)), (48, 6, None)] {
+            let n_kv = n_head / gqa as usize;
+            for max_pos in [0, 1, 31, 32, 63, 64, 255, 256, 1000, 1023, 1024, 4095, 9000] {
+                let l = decode(max_pos, n_head, gqa, window);
+                let most = (0..=max_pos).map(|p| attn_decode_chunks(l.len_at(p), n_kv)).max();
+                assert_eq!(Some(l.max_chunks()), most, "bound {max_pos}, {n_head} heads, gqa {gqa}");
+            }
+            for max_pos in [0, 1, 63, 64, 255, 256, 1000, 4095, 70_000, (1 << 17) - 1] {
+                let l: Launch<Fake> = decode(max_pos, n_head, gqa, window).into();
+                assert_eq!(l.check(32), Ok(()), "bound {max_pos}, {n_head} heads, gqa {gqa}");
             }
         }
         let mut small = decode(4095, 32, 1, None);
@@ -1746,9 +1810,10 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_a_launch_touches_grows_with_its_first_position() {
-        let kv = |pos0| -> Launch<()> {
-            KvAppend { k: (), v: (), k_cache: (), v_cache: (), row: 8, n_tokens: 2, pos0, kv: KvPrecision::F16 }.into()
+    fn the_cache_a_launch_touches_grows_with_its_position_bound_and_not_with_the_position() {
+        let kv = |max_pos0| -> Launch<()> {
+            let (k, v, k_cache, v_cache, positions) = ((), (), (), (), ());
+            KvAppend { k, v, k_cache, v_cache, positions, row: 8, n_tokens: 2, max_pos0, kv: KvPrecision::F16 }.into()
         };
         let cache_len = |l: &Launch<()>| match l.args()[2] {
             Arg::Buffer { len, .. } => len,
@@ -1756,8 +1821,9 @@ mod tests {
         };
         let mut l = kv(0);
         assert_eq!(cache_len(&l), 16);
+        assert_eq!(cache_len(&kv(10)), 96);
+        // The position itself comes from the device: a replay at another position is the same launch.
         l.set_pos0(10);
-        assert_eq!(cache_len(&l), 96);
-        assert_eq!(l, kv(10));
+        assert_eq!(l, kv(0));
     }
 }

@@ -341,16 +341,20 @@ pub fn cases(full: bool) -> Vec<Case> {
             }
         }
     }
-    // Many KV heads ask for fewer blocks per head, so longer chunks: up to the largest (256
-    // positions), several block steps each, a last chunk shorter than the others (1000).
+    // Many KV heads ask for fewer blocks per head, so longer chunks: several block steps each, a
+    // last chunk shorter than the others (1000), up to the largest (256 positions, at 9000 over
+    // 32 KV heads).
     let wide: &[(usize, usize, usize)] = if full { &[(128, 1, 32), (64, 3, 16), (256, 4, 8)] } else { &[(128, 1, 32)] };
-    for &(hd, gqa, n_kv) in wide {
-        for depth in [1000, 4096] {
-            let s = next_seed();
-            let name = format!("attn_decode hd {hd} gqa {gqa} kv heads {n_kv} depth {depth} f16 cache");
-            let rule = "V·(4·ε_score + (4L+24)·U), ε_score = γ(hd+2)·S + 4U·S; counters back to 0";
-            all.push(case(name, rule, move |h| attn_decode(h, s, hd, gqa, n_kv, depth, None, None, KvPrecision::F16)));
-        }
+    let mut shapes: Vec<(usize, usize, usize, usize)> =
+        wide.iter().flat_map(|&(hd, gqa, n_kv)| [(hd, gqa, n_kv, 1000), (hd, gqa, n_kv, 4096)]).collect();
+    if full {
+        shapes.push((64, 1, 32, 9000));
+    }
+    for (hd, gqa, n_kv, depth) in shapes {
+        let s = next_seed();
+        let name = format!("attn_decode hd {hd} gqa {gqa} kv heads {n_kv} depth {depth} f16 cache");
+        let rule = "V·(4·ε_score + (4L+24)·U), ε_score = γ(hd+2)·S + 4U·S; counters back to 0";
+        all.push(case(name, rule, move |h| attn_decode(h, s, hd, gqa, n_kv, depth, None, None, KvPrecision::F16)));
     }
     for (n, rows, add_one, in_place) in
         [(576usize, 7usize, false, false), (256, 7, true, false), (4096, 3, false, false), (64, 15, false, true)]
@@ -671,7 +675,8 @@ fn rope_kv(
         n_head_kv: n_kv,
         base,
         freq_scale: fs,
-        pos0: pos,
+        // The position comes from the device; the launch is bounded by the cache's last row.
+        max_pos0: capacity - 1,
         kv,
     });
     let got_k = h.read(&kb);
@@ -1219,14 +1224,17 @@ fn kv_append(h: &Harness, seed: u64, kv: KvPrecision) -> Measured {
     let poison = vec![POISON; row * capacity];
     let (kb, vb) = (h.upload(&k), h.upload(&v));
     let (kc, vc) = (KvCache::upload(h, &poison, kv), KvCache::upload(h, &poison, kv));
+    // The rows go where the positions on the device say, within the bound the cache was checked for.
+    let pb = h.upload(&(pos0..pos0 + tokens).map(|p| p as i32).collect::<Vec<_>>());
     h.launch(launch::KvAppend {
         k: kb.view(),
         v: vb.view(),
         k_cache: kc.view(),
         v_cache: vc.view(),
+        positions: pb.view(),
         row,
         n_tokens: tokens,
-        pos0,
+        max_pos0: capacity - tokens,
         kv,
     });
     let mut want = Vec::new();
@@ -1325,10 +1333,17 @@ fn attn_decode(
         b.iter_mut().for_each(|x| *x += vmax * (4.0 * 2.0 * U * smax + 8.0 * U));
     }
     let mut exact = attention_f64(&q, &kc, &vc, pos0, &shape, 1);
-    let part_len = launch::AttnDecode::<()>::part_len(depth, n_head, n_kv, hd);
+    // As in a decode graph, the launch is bounded past the position it runs at (which it reads
+    // from the device): its grid has blocks for the longest context, and the cache rows past the
+    // position hold poison that no block may read.
+    let max_pos = pos0 + depth.div_ceil(2) + 31;
+    let part_len = launch::AttnDecode::<()>::part_len(max_pos + 1, n_head, n_kv, hd);
     let (qb, mut ob, pb) = (h.upload(&q), h.poisoned(want.len()), h.poisoned(part_len));
-    let cb = h.upload(&vec![0i32; n_kv]);
-    let (kb, vb) = (KvCache::upload(h, &kc, kv), KvCache::upload(h, &vc, kv));
+    let (cb, posb) = (h.upload(&vec![0i32; n_kv]), h.upload(&[pos0 as i32]));
+    let padded = |c: &[f32]| {
+        c.iter().copied().chain(std::iter::repeat_n(POISON, (max_pos - pos0) * n_kv * hd)).collect::<Vec<_>>()
+    };
+    let (kb, vb) = (KvCache::upload(h, &padded(&kc), kv), KvCache::upload(h, &padded(&vc), kv));
     for replay in 0..2 {
         if replay == 1 {
             ob.write(0, &vec![POISON; want.len()]).expect("the output is re-poisoned");
@@ -1340,10 +1355,11 @@ fn attn_decode(
             out: ob.view(),
             part: pb.view(),
             counters: cb.view(),
+            positions: posb.view(),
             head_dim: hd as u32,
             gqa: gqa as u32,
             n_head,
-            pos0,
+            max_pos,
             scale,
             softcap,
             window,
