@@ -319,3 +319,22 @@ fn the_fused_int8_decode_plan_matches_the_unfused_one_in_fewer_launches() {
         }
     }
 }
+
+/// A session holds weights + KV cache + at most 10% more: prefill passes shrink (in 64-token
+/// steps) until their activations fit a tenth of the weights and cache. SmolLM2 is small enough
+/// that 512-token passes would not (17 MiB of activations against 113 MiB of weights and cache).
+#[test]
+fn a_session_keeps_its_activations_within_a_tenth_of_weights_and_kv_cache() {
+    let Some(path) = common::model("variants/smol-Q4_K_M.gguf") else { return };
+    let model = Model::load(&path).unwrap();
+    let engine = Engine::builder().memory_only().build().unwrap();
+    let mut g = GpuModel::new(&model, Device::cpu(), &engine).unwrap();
+    g.precision = GpuPrecision::Fast;
+    for capacity in [64, 641, 4096] {
+        let s = GpuSession::new(&g, capacity, DEFAULT_MAX_BATCH).unwrap();
+        let (weights, kv, act) = (g.report.weight_bytes, s.allocated.kv_cache, s.allocated.activations);
+        println!("capacity {capacity}: {} tokens a pass, activations {act} B, weights {weights} B + KV {kv} B", s.max_batch());
+        assert!(act * 10 <= weights + kv || s.max_batch() == 64, "capacity {capacity}: {act} B of activations");
+        assert!(s.max_batch() % 64 == 0 && s.max_batch() <= DEFAULT_MAX_BATCH.min(capacity));
+    }
+}

@@ -225,13 +225,13 @@ const REPS: usize = 20;
 
 /// Profiles one decode step after `depth` tokens of context, and one prefill pass of a session's
 /// batch (or the prompt, if shorter) from position 0, and prints them; the JSON rows.
-fn profile(s: &mut GpuSession, ids: &[u32], depth: usize, batch: usize, out: &Out) -> Result<serde_json::Value> {
+fn profile(s: &mut GpuSession, ids: &[u32], depth: usize, out: &Out) -> Result<serde_json::Value> {
     s.reset();
     let next = if depth > 0 { s.forward_argmax(&ids[..depth])? } else { ids[0] };
     let ops = s.profile_decode(next, REPS)?;
     let decode = profile_table(&ops, &format!("one decode step @ depth {depth}"), "us/token", out);
     s.reset();
-    let n = batch.min(ids.len());
+    let n = s.max_batch().min(ids.len());
     let prefill = match n >= 2 {
         true => {
             let ops = s.profile_prefill(&ids[..n], REPS)?;
@@ -378,7 +378,7 @@ fn bench(a: &BenchArgs, precision: CpuPrecision) -> Result<ExitCode> {
     decode_lines(&m, a.gen, weight_bytes, bandwidth, "copy", &out);
     out.line(format!("replay     {}", s.replay_summary()));
     let profiled = match a.profile {
-        true => Some(profile(&mut s, &ids, max_depth, DEFAULT_MAX_BATCH, &out)?),
+        true => Some(profile(&mut s, &ids, max_depth, &out)?),
         false => None,
     };
     let peak = gpu.device.memory_used()?.saturating_sub(mem_before);
@@ -391,7 +391,7 @@ fn bench(a: &BenchArgs, precision: CpuPrecision) -> Result<ExitCode> {
         human_bytes(s.allocated.kv_cache),
         kv.name(),
         human_bytes(s.allocated.activations),
-        DEFAULT_MAX_BATCH,
+        s.max_batch(),
         human_bytes(bound),
         if ours <= bound { "within" } else { "OVER" }
     ));

@@ -412,6 +412,35 @@ pub struct SessionBytes {
     pub activations: u64,
 }
 
+/// Bytes of the q8_1 buffer of a session with passes of `max_batch` tokens.
+fn q8_buffer_bytes(model: &Model, max_batch: usize, precision: GpuPrecision) -> usize {
+    match precision {
+        GpuPrecision::Fast => q8_bytes(&model.decode).max(q8_prefill_bytes(&model.prefill, max_batch)).max(1),
+        GpuPrecision::Exact => 1,
+    }
+}
+
+/// Device bytes of a session's activations with passes of `n` tokens, as `with_precision`
+/// allocates them: the f32 buffers, ids and positions, decode attention's partials (`part_len`
+/// floats) and counters, and the q8_1 buffer.
+fn activation_bytes(model: &Model, n: usize, part_len: usize, precision: GpuPrecision) -> u64 {
+    let plan = &model.prefill.buffers;
+    let floats: usize = plan.sizes.iter().map(|(b, _)| plan.len(*b, n)).sum();
+    let n_kv = model.config.n_head_kv as usize;
+    (4 * (floats + 2 * n + part_len + n_kv) + q8_buffer_bytes(model, n, precision)) as u64
+}
+
+/// The tokens a prefill pass takes: `requested`, or less where its activations would pass
+/// `budget` bytes (a tenth of the weights and KV cache: the session stays within weights + KV +
+/// 10%), in steps of 64 tokens (the int8 GEMM's token tile), never under 64.
+fn batch_within(requested: usize, budget: u64, bytes: impl Fn(usize) -> u64) -> usize {
+    let mut n = requested;
+    while n > 64 && bytes(n) > budget {
+        n = (n - 1) / 64 * 64;
+    }
+    n
+}
+
 /// A node whose kernel is not the one its step runs (a graph-building bug).
 fn mismatch(node: &Node) -> ExecError {
     ExecError::Unsupported(format!("{}: kernel {} does not run a {:?} step", node.name, node.spec, node.step))
@@ -434,12 +463,16 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         if capacity > max {
             return Err(ExecError::CapacityTooLarge { capacity, max });
         }
-        let max_batch = max_batch.clamp(1, capacity.max(1));
         let plan = &model.prefill.buffers;
         let dev = &g.device;
-        let bufs =
-            plan.sizes.iter().map(|(buf, _)| dev.alloc(plan.len(*buf, max_batch))).collect::<Result<Vec<_>, _>>()?;
-        debug_assert!(plan.sizes.iter().enumerate().all(|(i, (b, _))| *b as usize == i) && bufs.len() == N_BUFS);
+        let cfg = &model.config;
+        let (n_head, n_kv) = (cfg.n_head as usize, cfg.n_head_kv as usize);
+        let uses_split = model.decode.nodes.iter().any(|n| matches!(n.spec, KernelSpec::AttnDecode { .. }));
+        let part_len = if uses_split {
+            launch::AttnDecode::<()>::part_len(capacity, n_head, n_kv, cfg.head_dim as usize)
+        } else {
+            0
+        };
         // The KV cache, sized with checked arithmetic (f32 bytes, halved for f16); a refusal names
         // what was asked.
         let need = super::session::kv_cache_bytes(plan, capacity).map(|b| b / 4 * g.kv.size() as u64);
@@ -449,6 +482,13 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             need: "more than 2^64 bytes".into(),
             limit: "no device has that".into(),
         })?;
+        let budget = (g.report.weight_bytes + need) / 10;
+        let max_batch = batch_within(max_batch.clamp(1, capacity.max(1)), budget, |n| {
+            activation_bytes(model, n, part_len, precision)
+        });
+        let bufs =
+            plan.sizes.iter().map(|(buf, _)| dev.alloc(plan.len(*buf, max_batch))).collect::<Result<Vec<_>, _>>()?;
+        debug_assert!(plan.sizes.iter().enumerate().all(|(i, (b, _))| *b as usize == i) && bufs.len() == N_BUFS);
         let kv = |w: usize| {
             KvBuffer::new(dev, g.kv, capacity * w).map_err(|e| ExecError::OutOfMemory {
                 what: "KV cache",
@@ -460,21 +500,10 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         let k_cache = (0..plan.n_layer).map(|_| kv(plan.kv_width)).collect::<Result<Vec<_>, _>>()?;
         let v_cache = (0..plan.n_layer).map(|_| kv(plan.v_width)).collect::<Result<Vec<_>, _>>()?;
         let (ids, positions) = (dev.alloc(max_batch)?, dev.alloc(max_batch)?);
-        let cfg = &model.config;
-        let (n_head, n_kv) = (cfg.n_head as usize, cfg.n_head_kv as usize);
-        let uses_split = model.decode.nodes.iter().any(|n| matches!(n.spec, KernelSpec::AttnDecode { .. }));
-        let part_len = if uses_split {
-            launch::AttnDecode::<()>::part_len(capacity, n_head, n_kv, cfg.head_dim as usize)
-        } else {
-            0
-        };
         let attn_part = dev.alloc(part_len)?;
         let mut attn_counters = dev.alloc(n_kv)?;
         attn_counters.write(0, &vec![0i32; n_kv])?;
-        let q8 = dev.alloc(match precision {
-            GpuPrecision::Fast => q8_bytes(&model.decode).max(q8_prefill_bytes(&model.prefill, max_batch)).max(1),
-            GpuPrecision::Exact => 1,
-        })?;
+        let q8 = dev.alloc(q8_buffer_bytes(model, max_batch, precision))?;
         let allocated = SessionBytes {
             kv_cache: k_cache.iter().chain(&v_cache).map(|b| b.bytes() as u64).sum(),
             activations: bufs
@@ -484,6 +513,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 .chain([attn_part.bytes(), attn_counters.bytes(), q8.bytes()])
                 .sum::<usize>() as u64,
         };
+        debug_assert_eq!(allocated.activations, activation_bytes(model, max_batch, part_len, precision));
         let mut s = GpuSession {
             g,
             capacity,
@@ -568,6 +598,12 @@ impl<'g, 'm> GpuSession<'g, 'm> {
 
     pub fn pos(&self) -> usize {
         self.pos
+    }
+
+    /// Tokens a prefill pass takes (longer prompts run in passes of this many): the batch asked
+    /// for, or less where its activations would pass the memory budget.
+    pub fn max_batch(&self) -> usize {
+        self.max_batch
     }
 
     pub fn precision(&self) -> GpuPrecision {
@@ -1321,4 +1357,20 @@ pub fn decode_weight_bytes(model: &Model) -> u64 {
         }
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_within;
+
+    #[test]
+    fn prefill_passes_shrink_by_token_tiles_to_fit_the_activation_budget() {
+        let bytes = |n: usize| 1000 + 100 * n as u64;
+        assert_eq!(batch_within(512, 1_000_000, bytes), 512, "fits whole");
+        assert_eq!(batch_within(512, 1000 + 100 * 320, bytes), 320, "the largest multiple of 64 that fits");
+        assert_eq!(batch_within(512, 1000 + 100 * 319, bytes), 256);
+        assert_eq!(batch_within(500, 1000 + 100 * 499, bytes), 448, "a request off the tile steps down onto it");
+        assert_eq!(batch_within(512, 10, bytes), 64, "never under one tile");
+        assert_eq!(batch_within(7, 10, bytes), 7, "a short request stays as asked");
+    }
 }
