@@ -1,6 +1,6 @@
 //! `rocmforge bench`: load, JIT, prefill and decode speed, decode against the bandwidth roofline,
-//! measured as llama-bench measures: prefill of `--prompt` tokens from an empty cache (pp), and
-//! `--gen` decoded tokens after `--depth` tokens of context (tg @ depth, llama-bench's `-d`).
+//! measured as llama-bench measures: prefill of `--prompt` tokens (pp @ depth) and `--gen`
+//! decoded tokens (tg @ depth), each after `--depth` tokens of context (llama-bench's `-d`).
 //! `--json` prints the results as one JSON object on stdout (the human lines go to stderr).
 
 use std::path::{Path, PathBuf};
@@ -27,11 +27,11 @@ pub struct BenchArgs {
     /// Tokens to decode (greedy, the argmax fed back).
     #[arg(long, default_value_t = 128)]
     pub gen: usize,
-    /// Tokens of context before decoding, one decode run per value (comma-separated: 0,512,4096),
-    /// as llama-bench's `-d`.
+    /// Tokens of context before the prefill and before decoding, one prefill and one decode run per
+    /// value (comma-separated: 0,512,4096), as llama-bench's `-d`.
     #[arg(long, value_delimiter = ',', default_value = "0")]
     pub depth: Vec<usize>,
-    /// Prefill repetitions (the median is reported).
+    /// Prefill repetitions at each depth (the median is reported).
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
     /// Print the results as one JSON object on stdout (model, device, pp and tg tokens/s per
@@ -39,7 +39,8 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
     /// Time each op of one decode step at the deepest --depth (GPU only): per op, the time per token
-    /// summed over the layers, and the bandwidth the matrix-vector products and attention reach.
+    /// summed over the layers, and the bandwidth the matrix-vector products and attention reach;
+    /// then each op of one prefill pass from an empty cache.
     #[arg(long)]
     pub profile: bool,
     #[command(flatten)]
@@ -49,7 +50,7 @@ pub struct BenchArgs {
 }
 
 pub fn main(a: BenchArgs) -> Result<ExitCode> {
-    // Bounded by a 32-bit context, so max(prompt, depth) + gen + 1 cannot overflow.
+    // Bounded by a 32-bit context, so depth + max(prompt, gen) + 1 cannot overflow.
     let max = u32::MAX as usize / 2;
     let depth = a.depth.iter().copied().max().unwrap_or(0);
     for (flag, v) in [("--prompt", a.prompt), ("--gen", a.gen), ("--depth", depth)] {
@@ -75,12 +76,17 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Seconds to prefill `ids` from an empty cache (median of `reps`).
-fn time_prefill(s: &mut dyn Forward, ids: &[u32], reps: usize) -> Result<f64> {
+/// Seconds to prefill `prompt` tokens after `depth` tokens of context (the first `depth` of
+/// `context`, prefilled untimed; the prompt is the `prompt` tokens after them), median of `reps`.
+fn time_prefill(s: &mut dyn Forward, context: &[u32], depth: usize, prompt: usize, reps: usize) -> Result<f64> {
     let mut prefill = Vec::new();
     for _ in 0..reps.max(1) {
         s.reset();
+        if depth > 0 {
+            s.forward_argmax(&context[..depth])?;
+        }
         let t = Instant::now();
-        s.forward_argmax(ids)?;
+        s.forward_argmax(&context[depth..depth + prompt])?;
         prefill.push(t.elapsed().as_secs_f64());
     }
     Ok(median(prefill))
@@ -147,7 +153,8 @@ fn random_ids(n: usize, n_vocab: u32) -> Vec<u32> {
 
 /// What every run measures, on any device.
 struct Measured {
-    prefill_tps: f64,
+    /// (depth, tokens/s)
+    prefill_tps: Vec<(usize, f64)>,
     /// (depth, tokens/s)
     decode_tps: Vec<(usize, f64)>,
 }
@@ -156,9 +163,13 @@ struct Measured {
 fn measure(s: &mut dyn Forward, ids: &[u32], a: &BenchArgs, out: &Out) -> Result<Measured> {
     s.reset();
     s.forward_argmax(&ids[..1])?;
-    let prefill = time_prefill(s, &ids[..a.prompt.max(1)], a.reps)?;
-    let prefill_tps = a.prompt.max(1) as f64 / prefill;
-    out.line(format!("prefill    {prefill_tps:.1} tokens/s ({} tokens, median of {})", a.prompt.max(1), a.reps));
+    let prompt = a.prompt.max(1);
+    let mut prefill_tps = Vec::new();
+    for &depth in &a.depth {
+        let tps = prompt as f64 / time_prefill(s, ids, depth, prompt, a.reps)?;
+        out.line(format!("prefill    {tps:.1} tokens/s ({prompt} tokens @ depth {depth}, median of {})", a.reps));
+        prefill_tps.push((depth, tps));
+    }
     let mut decode_tps = Vec::new();
     for &depth in &a.depth {
         let t = time_decode(s, ids, depth, a.gen)?;
@@ -177,6 +188,13 @@ fn decode_lines(m: &Measured, gen: usize, weight_bytes: u64, bandwidth: f64, wha
             100.0 * tps / roofline
         ));
     }
+}
+
+fn pp_json(m: &Measured, prompt: usize, reps: usize) -> serde_json::Value {
+    m.prefill_tps
+        .iter()
+        .map(|&(depth, tps)| json!({ "depth": depth, "tokens": prompt, "reps": reps, "tokens_per_s": tps }))
+        .collect()
 }
 
 fn tg_json(m: &Measured, gen: usize) -> serde_json::Value {
@@ -284,8 +302,10 @@ fn bench(a: &BenchArgs, precision: CpuPrecision) -> Result<ExitCode> {
     let load_s = t.elapsed().as_secs_f64();
     let cfg = &model.config;
     let max_depth = a.depth.iter().copied().max().unwrap_or(0);
-    let ids = random_ids(a.prompt.max(max_depth).max(1), cfg.n_vocab);
-    let capacity = a.prompt.max(max_depth).max(1) + a.gen + 1;
+    // Prefill and decode each run after the deepest context: the prompt's tokens (or the decoded
+    // ones) follow it.
+    let ids = random_ids(max_depth + a.prompt.max(1), cfg.n_vocab);
+    let capacity = max_depth + a.prompt.max(a.gen).max(1) + 1;
     let weight_bytes = rocmforge::exec::gpu::decode_weight_bytes(&model);
     out.line(format!(
         "model      {} ({}, {} layers, {} weight bytes read per decoded token)",
@@ -333,7 +353,7 @@ fn bench(a: &BenchArgs, precision: CpuPrecision) -> Result<ExitCode> {
                 "device": { "backend": "cpu", "name": device_line, "kv": "f32" },
                 "bandwidth_bytes_per_s": bandwidth,
                 "roofline_tokens_per_s": bandwidth / weight_bytes as f64,
-                "pp": { "tokens": a.prompt.max(1), "reps": a.reps, "tokens_per_s": m.prefill_tps },
+                "pp": pp_json(&m, a.prompt.max(1), a.reps),
                 "tg": tg_json(&m, a.gen),
                 "memory": { "weights": model.weight_bytes(), "kv_cache": kv_bytes, "capacity": capacity },
             });
@@ -411,7 +431,7 @@ fn bench(a: &BenchArgs, precision: CpuPrecision) -> Result<ExitCode> {
                 "compiled": cold_report.kernels_compiled,
                 "cached": gpu.report.kernels_cached,
             },
-            "pp": { "tokens": a.prompt.max(1), "reps": a.reps, "tokens_per_s": m.prefill_tps },
+            "pp": pp_json(&m, a.prompt.max(1), a.reps),
             "tg": tg_json(&m, a.gen),
             "memory": {
                 "weights": gpu.report.weight_bytes,
