@@ -5,8 +5,9 @@
 // are read once per group; lo = pos0 - window + 1 (at least 0) when SLIDING_WINDOW. The position
 // comes from the device, so one decode graph serves every step: the grid has blocks for the
 // longest context (src/kernels/launch.rs, AttnDecode::max_chunks), the chunk length is chosen here
-// as the host's attn_decode_chunk chooses it (about TARGET_BLOCKS blocks over all KV heads, in
-// multiples of CHUNK_MIN positions), and blocks past the last chunk return at once. Scores are
+// as the host's attn_decode_chunk chooses it (about TARGET_BLOCKS blocks over all KV heads, at most
+// MAX_SPLIT a head, in multiples of CHUNK_MIN positions), and blocks past the last chunk return at
+// once. Scores are
 // (scale*q).k, capped to softcap*tanh(s/softcap) when SOFTCAP; cache values (kv_t: f16 bits
 // widened exactly, or f32) are summed in f32.
 //
@@ -59,7 +60,7 @@ KERNEL_NAME(const float* __restrict__ q, const kv_t* __restrict__ k, const kv_t*
     const int pos0 = max(0, min(pos[0], max_pos));
     const int lo = SLIDING_WINDOW ? max(0, pos0 - window + 1) : 0;
     const int len = pos0 + 1 - lo;
-    const int per_head = (TARGET_BLOCKS + n_kv - 1) / n_kv;
+    const int per_head = min((TARGET_BLOCKS + n_kv - 1) / n_kv, MAX_SPLIT);
     const int chunk = min(max(((len + per_head - 1) / per_head + CHUNK_MIN - 1) / CHUNK_MIN * CHUNK_MIN, CHUNK_MIN), CHUNK_MAX);
     const int n_chunks = (len + chunk - 1) / chunk;
     if (c >= n_chunks) return; // the grid is sized for the longest context
@@ -229,18 +230,37 @@ KERNEL_NAME(const float* __restrict__ q, const kv_t* __restrict__ k, const kv_t*
 
     // Merge: out = sum_c acc_c * exp(m_c - M) / sum_c l_c * exp(m_c - M), M the largest m_c.
     // Volatile reads: other blocks wrote these during this launch (no stale cached copy is used).
+    // A warp per head finds M and the denominator with its lanes over the chunks (their loads in
+    // flight together), keeping the weights exp(m_c - M) in sm_s (free since pass 3); then each
+    // thread sums one output element over the chunks.
+    for (int g = warp; g < GQA; g += NWARPS) {
+        const volatile float* ph = part + (long long)(hk * GQA + g) * n_chunks * ROW;
+        float mx = RF_NEG_INF;
+        for (int cc = lane; cc < n_chunks; cc += WARP_SIZE) mx = fmaxf(mx, ph[cc * ROW + HEAD_DIM]);
+        mx = warp_max(mx);
+        float den = 0.0f;
+        for (int cc = lane; cc < n_chunks; cc += WARP_SIZE) {
+            const float f = expf(ph[cc * ROW + HEAD_DIM] - mx);
+            if (cc < CHUNK_MAX) sm_s[g][cc] = f;
+            den += ph[cc * ROW + HEAD_DIM + 1] * f;
+        }
+        den = warp_sum(den);
+        if (lane == 0) {
+            sm_m[g] = mx;
+            sm_l[g] = den;
+        }
+    }
+    __syncthreads();
     for (int t = threadIdx.x; t < GQA * HEAD_DIM; t += NWARPS * WARP_SIZE) {
         const int g = t / HEAD_DIM, d = t % HEAD_DIM;
         const volatile float* ph = part + (long long)(hk * GQA + g) * n_chunks * ROW;
-        float mx = RF_NEG_INF;
-        for (int cc = 0; cc < n_chunks; ++cc) mx = fmaxf(mx, ph[cc * ROW + HEAD_DIM]);
-        float num = 0.0f, den = 0.0f;
+        float num = 0.0f;
+#pragma unroll 4
         for (int cc = 0; cc < n_chunks; ++cc) {
-            const float f = expf(ph[cc * ROW + HEAD_DIM] - mx);
+            const float f = cc < CHUNK_MAX ? sm_s[g][cc] : expf(ph[cc * ROW + HEAD_DIM] - sm_m[g]);
             num += ph[cc * ROW + d] * f;
-            den += ph[cc * ROW + HEAD_DIM + 1] * f;
         }
-        out[(long long)(hk * GQA + g) * HEAD_DIM + d] = num / den;
+        out[(long long)(hk * GQA + g) * HEAD_DIM + d] = num / sm_l[g];
     }
     if (threadIdx.x == 0) counters[hk] = 0;
 }

@@ -439,17 +439,27 @@ description! {
 /// on its loads one after another, so short chunks in many blocks finish sooner than long ones in
 /// few: a 7B at depth 512 is then 32 × 17 blocks of 32 positions, one load round per pass.
 pub const ATTN_DECODE_TARGET_BLOCKS: usize = 1024;
+/// Most blocks a KV head's positions are split over while chunks are shorter than the longest:
+/// the last block of a group merges every chunk's partial, so models with one to three KV heads
+/// (Gemma 3, SmolLM2) would otherwise merge hundreds of partials for a few thousand positions.
+pub const ATTN_DECODE_MAX_SPLIT: usize = 64;
+
+/// Blocks per KV head split decode attention aims at: the target spread over the heads, at most
+/// [`ATTN_DECODE_MAX_SPLIT`].
+pub fn attn_decode_per_head(n_kv: usize) -> usize {
+    ATTN_DECODE_TARGET_BLOCKS.div_ceil(n_kv.max(1)).min(ATTN_DECODE_MAX_SPLIT)
+}
 /// Fewest positions a decode-attention block takes: below it the partial results and the merge
 /// cost more than the parallelism gains (32 positions of a 64-wide f16 head are 8 KiB of K and V
 /// against 264 bytes of partial result per query head). Models with one to three KV heads
 /// (Gemma 3, SmolLM2) need chunks this short to put more than a handful of blocks on the GPU.
 pub const ATTN_DECODE_MIN_CHUNK: usize = 32;
 
-/// Positions per block for `len` attended positions over `n_kv` KV heads: the target block count
-/// spread over the heads, in multiples of 32, within [32, 256]. The kernel chooses its chunk by
+/// Positions per block for `len` attended positions over `n_kv` KV heads: the blocks per head of
+/// [`attn_decode_per_head`], in multiples of 32, within [32, 256]. The kernel chooses its chunk by
 /// the same rule on the device (attn_decode.hip).
 pub fn attn_decode_chunk(len: usize, n_kv: usize) -> usize {
-    let per_head = ATTN_DECODE_TARGET_BLOCKS.div_ceil(n_kv.max(1));
+    let per_head = attn_decode_per_head(n_kv);
     len.div_ceil(per_head)
         .next_multiple_of(ATTN_DECODE_MIN_CHUNK)
         .clamp(ATTN_DECODE_MIN_CHUNK, ATTN_DECODE_MAX_CHUNK as usize)
@@ -481,7 +491,7 @@ impl<B> AttnDecode<B> {
     /// instead, so it can drop just past that point), until chunks reach their longest.
     pub fn max_chunks(&self) -> usize {
         let longest = self.window.map_or(self.max_pos + 1, |w| (w as usize).min(self.max_pos + 1));
-        let per_head = ATTN_DECODE_TARGET_BLOCKS.div_ceil(self.n_kv().max(1));
+        let per_head = attn_decode_per_head(self.n_kv());
         let short = longest.div_ceil(ATTN_DECODE_MIN_CHUNK).min(per_head);
         short.max(longest.div_ceil(ATTN_DECODE_MAX_CHUNK as usize))
     }
@@ -490,7 +500,7 @@ impl<B> AttnDecode<B> {
     /// most the per-head block target (while they are shorter than the longest chunk) or the
     /// positions over the longest chunk.
     pub fn part_len(capacity: usize, n_head: usize, n_kv: usize, head_dim: usize) -> usize {
-        let per_head = ATTN_DECODE_TARGET_BLOCKS.div_ceil(n_kv.max(1));
+        let per_head = attn_decode_per_head(n_kv);
         let chunks = per_head.max(capacity.div_ceil(ATTN_DECODE_MAX_CHUNK as usize));
         mul(mul(n_head, chunks), head_dim + 2)
     }
@@ -1776,8 +1786,9 @@ mod tests {
         assert_eq!((attn_decode_chunk(513, 32), attn_decode_chunks(513, 32)), (32, 17));
         // Depth 0: one block per group, no partials.
         assert_eq!(attn_decode_chunks(1, 32), 1);
-        // SmolLM2 (3 KV heads) at 4096: 342 chunks wanted, in multiples of 32 positions.
-        assert_eq!((attn_decode_chunk(4096, 3), attn_decode_chunks(4096, 3)), (32, 128));
+        // SmolLM2 (3 KV heads) at 4096: 342 blocks a head would reach the target, 64 are the most.
+        assert_eq!((attn_decode_chunk(4096, 3), attn_decode_chunks(4096, 3)), (64, 64));
+        assert_eq!((attn_decode_chunk(513, 3), attn_decode_chunks(513, 3)), (32, 17));
         // Long contexts hit the largest chunk and grow the chunk count.
         assert_eq!((attn_decode_chunk(1 << 17, 32), attn_decode_chunks(1 << 17, 32)), (256, 512));
         // The grid has the most chunks any position up to the bound uses: a 7B bounded at 640

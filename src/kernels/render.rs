@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::launch::{ATTN_DECODE_MIN_CHUNK, ATTN_DECODE_TARGET_BLOCKS};
+use super::launch::{ATTN_DECODE_MAX_SPLIT, ATTN_DECODE_MIN_CHUNK, ATTN_DECODE_TARGET_BLOCKS};
 use super::spec::{flash_queries_per_warp, mmq_k_step, FLASH_WARPS, MMQ_ROWS, MMQ_THREADS, MMQ_WN};
 use super::spec::{
     Dialect, ElementwiseOp, GluKind, KernelSpec, MmvqLayout, RopeKind, SpecError, ATTN_WARPS, BLOCK_THREADS,
@@ -171,6 +171,7 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
                 .int("CHUNK_MAX", ATTN_DECODE_MAX_CHUNK)
                 .int("CHUNK_MIN", ATTN_DECODE_MIN_CHUNK as u32)
                 .int("TARGET_BLOCKS", ATTN_DECODE_TARGET_BLOCKS as u32)
+                .int("MAX_SPLIT", ATTN_DECODE_MAX_SPLIT as u32)
                 .kv(kv);
             t::ATTN_DECODE
         }
