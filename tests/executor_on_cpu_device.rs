@@ -260,7 +260,7 @@ fn a_profiled_decode_step_times_every_launch_by_node() {
 /// model's shape allows (Llama 3's rope factors and Qwen3's Q/K norms, Qwen2's biases, Gemma 3's
 /// extra norms).
 #[test]
-fn the_fused_int8_decode_plan_matches_the_unfused_one_in_fewer_launches() {
+fn the_fused_int8_plans_match_the_unfused_ones_in_fewer_launches() {
     for (file, fused_kernels) in [
         (
             "variants/smol-Q4_K_M.gguf",
@@ -292,13 +292,21 @@ fn the_fused_int8_decode_plan_matches_the_unfused_one_in_fewer_launches() {
                 tok = reference::argmax(logits.last().unwrap()) as u32;
             }
             let ops = s.profile_decode(tok, 1).unwrap();
-            runs.push((logits, ops));
+            let prefill_ops = s.profile_prefill(&prompt, 1).unwrap();
+            runs.push((logits, ops, prefill_ops));
         }
-        let ((plain, plain_ops), (fused, fused_ops)) = (&runs[0], &runs[1]);
+        let ((plain, plain_ops, plain_prefill), (fused, fused_ops, fused_prefill)) = (&runs[0], &runs[1]);
+        // Step 0 is the prefill pass (fused too: the norms, rope with the KV append, the GLU).
         for (step, (a, b)) in plain.iter().zip(fused).enumerate() {
             let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
             assert!(same, "{file}: step {step}: the fused plan's logits differ (NMSE {:.2e})", nmse(b, a));
         }
+        println!("{file}: {} launches a prefill pass unfused, {} fused", plain_prefill.len(), fused_prefill.len());
+        assert!(fused_prefill.len() < plain_prefill.len(), "{file}: fusion must shorten the prefill plan");
+        assert!(
+            fused_prefill.iter().any(|o| o.kernel.starts_with("add_rmsnorm_q8_1")),
+            "{file}: the prefill's residual add, norm and quantize run as one launch"
+        );
         let per_layer = |n: usize| n as f64 / model.config.n_layer as f64;
         println!(
             "{file}: {} launches a decode step unfused ({:.1} a layer), {} fused ({:.1} a layer); 4 steps' logits bit-identical",
@@ -333,7 +341,10 @@ fn a_session_keeps_its_activations_within_a_tenth_of_weights_and_kv_cache() {
     for capacity in [64, 641, 4096] {
         let s = GpuSession::new(&g, capacity, DEFAULT_MAX_BATCH).unwrap();
         let (weights, kv, act) = (g.report.weight_bytes, s.allocated.kv_cache, s.allocated.activations);
-        println!("capacity {capacity}: {} tokens a pass, activations {act} B, weights {weights} B + KV {kv} B", s.max_batch());
+        println!(
+            "capacity {capacity}: {} tokens a pass, activations {act} B, weights {weights} B + KV {kv} B",
+            s.max_batch()
+        );
         assert!(act * 10 <= weights + kv || s.max_batch() == 64, "capacity {capacity}: {act} B of activations");
         assert!(s.max_batch() % 64 == 0 && s.max_batch() <= DEFAULT_MAX_BATCH.min(capacity));
     }

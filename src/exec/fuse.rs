@@ -1,16 +1,17 @@
-//! Fusion of the GPU's int8 decode plan: a pattern pass over the decode graph that finds runs of
-//! nodes the GPU runs as one launch. The graph stays the model's math (the CPU session never sees
-//! this); the GPU executor asks [`at`] at each node while it plans an int8 decode step, and the
-//! kernel list asks [`specs`] which fused kernels to compile. Each pattern matches exactly or not
-//! at all, so whatever a model adds between the nodes (Gemma's post-norms, Qwen3's Q/K norms)
-//! leaves that run unfused:
-//! - `Add` of the residual stream, then `Norm` of it into another buffer that an int8 matvec reads
-//!   next: one `RmsNormQ8_1` (add, norm, and the q8_1 quantize of the matvec's input); the `Norm`
-//!   alone (first layer, output norm) the same without the add.
-//! - Two or three int8 `Linear`s over the same input (Q/K/V; gate and up), each with its
-//!   `BiasAdd` or none: one `MatVecQ8Multi`.
+//! Fusion of the GPU's int8 plans: a pattern pass over the decode or prefill graph that finds runs
+//! of nodes the GPU runs as one launch. The graph stays the model's math (the CPU session never
+//! sees this); the GPU executor asks [`at`] at each node while it plans an int8 decode step or
+//! prefill pass, and the kernel list asks [`specs`] which fused kernels to compile. Each pattern
+//! matches exactly or not at all, so whatever a model adds between the nodes (Gemma's post-norms,
+//! Qwen3's Q/K norms) leaves that run unfused:
+//! - `Add` of the residual stream, then `Norm` of it into another buffer that an int8 product (a
+//!   decode matvec, a prefill GEMM) reads next: one `RmsNormQ8_1` (add, norm, and the q8_1
+//!   quantize of the product's input, every token's row); the `Norm` alone (first layer, output
+//!   norm) the same without the add.
+//! - Two or three int8 decode `Linear`s over the same input (Q/K/V; gate and up), each with its
+//!   `BiasAdd` or none: one `MatVecQ8Multi` (decode only).
 //! - `Rope` of Q, `Rope` of K (same rope), `KvAppend`: one `RopeKv`.
-//! - `Glu` whose output an int8 matvec reads next: one `GluQ8_1`.
+//! - `Glu` whose output an int8 product reads next: one `GluQ8_1`.
 //!
 //! `ROCMFORGE_FUSE=0` turns the pass off (the unfused int8 plan), so a GPU run can compare both.
 
@@ -46,11 +47,16 @@ pub fn enabled_by_env() -> bool {
     !std::env::var("ROCMFORGE_FUSE").is_ok_and(|v| v.trim() == "0")
 }
 
-/// A decode `Linear` the int8 path runs (quantized weights, whole q8_1 blocks): its input, output,
-/// rows and row length.
+/// A `Linear` the int8 path runs (quantized weights, whole q8_1 blocks): a decode matvec, or a
+/// prefill product over every token's row: its input, output, rows and row length.
 fn int8_linear(node: &Node) -> Option<(Buf, Buf, u32, u32)> {
     match (&node.step, node.spec) {
         (&Step::Linear { x, out, n_out, .. }, KernelSpec::MatVec { k, .. }) if node.spec.int8_decode().is_some() => {
+            Some((x, out, n_out, k))
+        }
+        (&Step::Linear { x, out, n_out, last_only: false, .. }, KernelSpec::MatMul { k, .. })
+            if node.spec.int8_prefill().is_some() =>
+        {
             Some((x, out, n_out, k))
         }
         _ => None,
@@ -62,7 +68,7 @@ fn int8_reads(graph: &Graph, i: usize, buf: Buf) -> bool {
     graph.nodes.get(i).and_then(int8_linear).is_some_and(|(x, ..)| x == buf)
 }
 
-/// The fused launch starting at node `i` of a decode graph, if a pattern matches there.
+/// The fused launch starting at node `i` of a decode or prefill graph, if a pattern matches there.
 pub fn at(graph: &Graph, i: usize) -> Option<Fused> {
     norm_q8(graph, i).or_else(|| matvecs(graph, i)).or_else(|| rope_kv(graph, i)).or_else(|| glu_q8(graph, i))
 }
@@ -98,6 +104,10 @@ fn norm_q8(graph: &Graph, i: usize) -> Option<Fused> {
 
 fn matvecs(graph: &Graph, i: usize) -> Option<Fused> {
     let nodes = &graph.nodes;
+    // Decode matvecs only: prefill runs each GEMM over the shared quantized input.
+    if !matches!(nodes.get(i)?.spec, KernelSpec::MatVec { .. }) {
+        return None;
+    }
     let (x, _, _, k) = int8_linear(nodes.get(i)?)?;
     let mut linears = Vec::new();
     let mut j = i;
@@ -168,7 +178,7 @@ fn glu_q8(graph: &Graph, i: usize) -> Option<Fused> {
     Some(Fused { first: i, len: 1, spec: KernelSpec::GluQ8_1 { kind }, kind: FusedKind::GluQ8 { glu: i } })
 }
 
-/// Every fused launch of a decode graph, in order (what the GPU's int8 plan runs fused).
+/// Every fused launch of a graph, in order (what the GPU's int8 plan runs fused).
 pub fn all(graph: &Graph) -> Vec<Fused> {
     let mut out = Vec::new();
     let mut i = 0;
@@ -184,7 +194,7 @@ pub fn all(graph: &Graph) -> Vec<Fused> {
     out
 }
 
-/// The kernels the fused int8 decode of `graph` needs beyond the graph's own.
+/// The kernels the fused int8 plan of `graph` needs beyond the graph's own.
 pub fn specs(graph: &Graph) -> BTreeSet<KernelSpec> {
     all(graph).into_iter().map(|f| f.spec).collect()
 }

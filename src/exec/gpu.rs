@@ -22,9 +22,10 @@
 //! attention (tiled, online softmax) in both wherever the cache is f16 and the head at most 256
 //! wide.
 //!
-//! The `Fast` decode plan is fused ([`super::fuse`], unless `ROCMFORGE_FUSE=0`): the residual add,
-//! the norm and the quantize of the next matvec's input in one launch, Q/K/V and gate/up each in
-//! one int8 matvec launch, rope and the KV append in one, the GLU with its quantize in one.
+//! The `Fast` plans are fused ([`super::fuse`], unless `ROCMFORGE_FUSE=0`): the residual add, the
+//! norm and the quantize of the next product's input in one launch, rope and the KV append in one,
+//! the GLU with its quantize in one (decode and prefill), and in decode Q/K/V and gate/up each in
+//! one int8 matvec launch.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -638,9 +639,9 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             if ni < fused_until {
                 continue;
             }
-            if let Some(f) = (int8 && self.fuse).then(|| fuse::at(graph, ni)).flatten() {
+            if let Some(f) = ((int8 || int8_prefill) && self.fuse).then(|| fuse::at(graph, ni)).flatten() {
                 fused_until = ni + f.len;
-                self.plan_fused(graph, &f, &mut q8_of, &mut out)?;
+                self.plan_fused(graph, &f, n, &mut q8_of, &mut out)?;
                 continue;
             }
             let kernel = kernel_for(&node.spec.with_kv(g.kv))?;
@@ -877,13 +878,14 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         Ok(out)
     }
 
-    /// The launches of fused op `f` of the int8 decode plan (one token), after the q8_1 quantize
-    /// of its input where a fused matvec needs one; `q8_of` tracks which buffer the q8_1 blocks
-    /// hold, as `plan` does.
+    /// The launches of fused op `f` of an int8 plan of `n` tokens (a decode step, or a prefill
+    /// pass), after the q8_1 quantize of its input where a fused matvec needs one; `q8_of` tracks
+    /// which buffer the q8_1 blocks hold, as `plan` does.
     fn plan_fused(
         &self,
         graph: &Graph,
         f: &Fused,
+        n_tokens: usize,
         q8_of: &mut Option<(Buf, usize)>,
         out: &mut Vec<Planned<'g>>,
     ) -> Result<(), ExecError> {
@@ -906,7 +908,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     n,
                     add_one,
                     residual,
-                    rows: 1,
+                    rows: n_tokens,
                     eps,
                 };
                 (l.into(), fused_name(graph, &(f.first..=norm).collect::<Vec<_>>(), true))
@@ -975,12 +977,12 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     head_dim,
                     rope_dims,
                     kind,
-                    n_tokens: 1,
+                    n_tokens,
                     n_head: *n_head as usize,
                     n_head_kv: *n_head_kv as usize,
                     base: *base,
                     freq_scale: *freq_scale,
-                    max_pos0: self.last_start(1),
+                    max_pos0: self.last_start(n_tokens),
                     kv,
                 };
                 (l.into(), fused_name(graph, &[rope_q, rope_k, append], false))
@@ -988,7 +990,8 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             (&FusedKind::GluQ8 { glu }, KernelSpec::GluQ8_1 { kind }) => {
                 let Step::Glu { gate, up, out: y, .. } = graph.nodes[glu].step else { return Err(bad()) };
                 *q8_of = Some((y, 0));
-                let n = graph.buffers.width(gate);
+                // Every token's row: whole q8_1 blocks (the width is a multiple of 32), back to back.
+                let n = n_tokens * graph.buffers.width(gate);
                 let l = launch::GluQ8_1 { gate: act(gate), up: act(up), out: act(y), q: Slot::Q8, kind, n };
                 (l.into(), fused_name(graph, &[glu], true))
             }

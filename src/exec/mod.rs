@@ -56,13 +56,15 @@ pub enum ExecError {
 }
 
 /// Every distinct kernel a model needs on a GPU, in a stable order: the graph's (prefill, decode and
-/// the int8 decode's, `graph::kernel_specs`) and the fused int8 decode's ([`fuse::specs`]).
+/// the int8 paths', `graph::kernel_specs`) and the fused int8 decode's and prefill's
+/// ([`fuse::specs`]).
 pub fn kernel_specs(
     cfg: &ModelConfig,
     tensors: &dyn graph::TensorTypes,
 ) -> Result<std::collections::BTreeSet<crate::kernels::KernelSpec>, GraphError> {
     let mut specs = graph::kernel_specs(cfg, tensors)?;
     specs.extend(fuse::specs(&graph::build(cfg, tensors, AttnPhase::Decode)?));
+    specs.extend(fuse::specs(&graph::build(cfg, tensors, AttnPhase::Prefill)?));
     Ok(specs)
 }
 
