@@ -59,6 +59,13 @@ fn graph_matches_plain(g: &GpuModel<'_>, label: &str, prompt_len: usize, steps: 
         graph.replay_summary()
     );
     assert_eq!(plain.graph_built(), None, "{label}: the plain session built a graph");
+    // On sm_90+ the graph chains its kernels by programmatic dependent launch (unless turned off),
+    // and the logits above are still bit-identical to plain replay's.
+    let pdl = g.device.target().is_some_and(|t| t.render_target().pdl);
+    if native && pdl && std::env::var("ROCMFORGE_PDL").map_or(true, |v| v.trim() != "0") {
+        let summary = graph.replay_summary();
+        assert!(summary.contains("programmatic"), "{label}: no programmatic launch on this GPU: {summary}");
+    }
     println!("{label}: {steps} steps, logits bit-identical; graph session: {}", graph.replay_summary());
 
     // Greedy through the argmax read-back, each session timed on its own. After the reset the
