@@ -4,15 +4,13 @@
 // 2j+1 (j = c%8) with their own scales: (d·sc)·(d8·Σ(u−32)·a) per group, exact scale products.
 constexpr int MMQ_SPLIT16 = 1;
 constexpr int MMQ_SUM = 0;
-__device__ __forceinline__ void mmq_w_chunk(const block_t* row, int c, int* q) {
+__device__ __forceinline__ int mmq_w_int(const block_t* row, int c, int w) {
     const block_t* b = row + (c >> 3);
     const int j = c & 7, h = j >> 2, k = j & 3;
-    u32 ql[8], qh[8];
-    load_words_a2<8>(b->ql + 64 * h + 32 * (k & 1), ql);
-    load_words_a2<8>(b->qh + 32 * h, qh);
-#pragma unroll
-    for (int w = 0; w < 8; ++w)
-        q[w] = q6_signed(((ql[w] >> (4 * (k >> 1))) & 0x0F0F0F0Fu) | (((qh[w] >> (2 * k)) & 0x03030303u) << 4));
+    const u32 ql = ld_u32_a2(b->ql + 64 * h + 32 * (k & 1) + 4 * w);
+    const u32 qh = ld_u32_a2(b->qh + 32 * h + 4 * w);
+    const u32 u = ((ql >> (4 * (k >> 1))) & 0x0F0F0F0Fu) | (((qh >> (2 * k)) & 0x03030303u) << 4);
+    return q6_signed(u);
 }
 __device__ __forceinline__ void mmq_w_scale(const block_t* row, int c, float* d0, float* d1, float* m) {
     const block_t* b = row + (c >> 3);

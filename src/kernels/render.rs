@@ -373,7 +373,7 @@ fn quant_fragments(ty: GgmlType) -> Vec<Template> {
     }
 }
 
-/// The fragment that defines `mmq_w_chunk` and `mmq_w_scale` (a weight row unpacked to int8 chunks
+/// The fragment that defines `mmq_w_int` and `mmq_w_scale` (a weight row unpacked to int8 chunks
 /// of 32 and their scales) for a weight type the int8 matrix product takes.
 fn mmq_fragment(ty: GgmlType) -> Template {
     match ty {
