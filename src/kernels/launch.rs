@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use super::spec::{flash_queries_per_warp, FLASH_WARPS, MMQ_ROWS, MMQ_TOKENS};
+use super::spec::{flash_queries_per_warp, mmq_tokens, FLASH_WARPS, MMQ_ROWS};
 use super::spec::{
     ElementwiseOp, GluKind, KernelSpec, MmvqLayout, RopeExt, RopeKind, SpecError, QUANTIZE_THREADS, ROWS_PER_BLOCK,
     TOKENS_PER_WARP,
@@ -879,7 +879,7 @@ impl<B> Describe<B> for MatMulQ8<B> {
         KernelSpec::MatMulQ8 { wtype: self.wtype, k: self.k }
     }
     fn grid(&self) -> [u32; 3] {
-        [blocks(self.rows, MMQ_ROWS), blocks(self.tokens, MMQ_TOKENS), 1]
+        [blocks(self.rows, MMQ_ROWS), blocks(self.tokens, mmq_tokens(self.k)), 1]
     }
     fn args(&self) -> Vec<Arg<'_, B>> {
         vec![
