@@ -75,6 +75,12 @@ KERNEL_NAME(const float* __restrict__ q, const u16* __restrict__ k, const u16* _
     const u16* kh = k + (long long)hk * HEAD_DIM;
     const u16* vh = v + (long long)hk * HEAD_DIM;
 
+    // The positions the warp's queries see at all, [w_lo, w_hi]: 16-key steps outside it are
+    // skipped (warp-uniform; their scores would all be masked).
+    const int w_first = t0 + warp * 16, w_last = min(w_first + 15, n_q - 1);
+    const int w_hi = w_first < n_q ? pos0 + w_last : -1; // -1: no query of the warp in the pass
+    const int w_lo = SLIDING_WINDOW ? max(0, pos0 + w_first - window + 1) : 0;
+
     fa_q qr[Q_REGS ? KS : 1];
     __syncthreads(); // the queries are in place
     if (Q_REGS) {
@@ -100,6 +106,7 @@ KERNEL_NAME(const float* __restrict__ q, const u16* __restrict__ k, const u16* _
         }
         __syncthreads();
 
+        const auto seen = [&](int n) { return p0 + 16 * n <= w_hi && p0 + 16 * n + 15 >= w_lo; };
         float s[NT][FA_C];
 #pragma unroll
         for (int n = 0; n < NT; ++n)
@@ -114,6 +121,7 @@ KERNEL_NAME(const float* __restrict__ q, const u16* __restrict__ k, const u16* _
                 fa_load_q(qf, sqw + 16 * d, LDS);
 #pragma unroll
             for (int n = 0; n < NT; ++n) {
+                if (!seen(n)) continue;
                 fa_k kf;
                 fa_load_k(kf, sk + 16 * n * LDS + 16 * d, LDS);
                 fa_mma_qk(s[n], qf, kf);
@@ -162,6 +170,7 @@ KERNEL_NAME(const float* __restrict__ q, const u16* __restrict__ k, const u16* _
         // O += P·V, P rounded to f16.
 #pragma unroll
         for (int n = 0; n < NT; ++n) {
+            if (!seen(n)) continue;
             fa_p pf;
             fa_make_p(pf, s[n]);
 #pragma unroll
