@@ -122,6 +122,14 @@ fn compile_checked(rtc: &HipRtc, specs: &BTreeSet<KernelSpec>, gfx906_too: bool)
             if (gfx906_too || t != "gfx906") && r.spills() {
                 spills.push(format!("{t} {}: {r:?}", k.entry));
             }
+            if let KernelSpec::FlashAttn { head_dim, .. } = *spec {
+                // Flash attention's products run on the matrix unit (f16 MFMA on gfx90a); the
+                // targets without one take the f32 kernel.
+                let (_, count) = rocmforge::jit::amd_f16_matrix_instructions(&code).expect("a readable code object");
+                println!("{t} {}: {count} f16 matrix instructions", k.entry);
+                let want_matrix = t == "gfx90a" && head_dim % 16 == 0;
+                assert_eq!(count > 0, want_matrix, "{t} {}: {count} f16 MFMA instructions", k.entry);
+            }
         }
     }
     assert!(spills.is_empty(), "kernels spill:\n{}", spills.join("\n"));

@@ -247,6 +247,29 @@ fn prefill_products_use_the_matrix_units(stage: &Stage, matrix: &[&str], plain: 
     }
 }
 
+/// Prefill flash attention (`flash_attn_*`) in the stage's cache runs its two products on the
+/// matrix units: every code object for a processor in `matrix` holds f16 MFMA or WMMA
+/// instructions, every one for a processor in `plain` (no matrix unit: the f32 kernel) none.
+/// Prints the counts.
+fn flash_attention_uses_the_matrix_units(stage: &Stage, matrix: &[&str], plain: &[&str]) {
+    let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for elf in cached_code_objects(stage) {
+        let Ok(res) = rocmforge::jit::amd_kernel_resources(&elf) else { continue };
+        let Some(name) = res.iter().map(|r| r.name.clone()).find(|n| n.starts_with("flash_attn_")) else { continue };
+        let (processor, count) = rocmforge::jit::amd_f16_matrix_instructions(&elf).expect("a readable code object");
+        println!("{processor} {name}: {count} f16 matrix instructions");
+        if matrix.contains(&processor.as_str()) {
+            assert!(count > 0, "{processor} {name}: no f16 MFMA/WMMA instruction");
+        } else if plain.contains(&processor.as_str()) {
+            assert_eq!(count, 0, "{processor} {name}: a target without a matrix unit");
+        }
+        seen.entry(processor).or_default().push(name);
+    }
+    for p in matrix.iter().chain(plain) {
+        assert!(seen.get(*p).is_some_and(|v| !v.is_empty()), "no flash attention kernel compiled for {p}: {seen:?}");
+    }
+}
+
 #[test]
 fn rocm_6_4_compiles_every_reference_kernel_for_the_modern_targets_without_spills() {
     let Some(root) = rocm6_root() else { return };
@@ -254,6 +277,7 @@ fn rocm_6_4_compiles_every_reference_kernel_for_the_modern_targets_without_spill
     warm_reference_models(&stage, ROCM6_TARGETS);
     let matrix: Vec<&str> = ROCM6_TARGETS.split(',').collect();
     prefill_products_use_the_matrix_units(&stage.host_view(), &matrix, &[]);
+    flash_attention_uses_the_matrix_units(&stage.host_view(), &matrix, &[]);
 }
 
 #[test]
@@ -264,6 +288,7 @@ fn rocm_5_2_compiles_every_reference_kernel_for_its_targets_without_spills() {
     let stage = Stage::new(Toolchain::Host, "rocm5");
     warm_reference_models(&stage, ROCM5_TARGETS);
     prefill_products_use_the_matrix_units(&stage, &["gfx90a"], &["gfx906", "gfx1030"]);
+    flash_attention_uses_the_matrix_units(&stage, &["gfx90a"], &["gfx906", "gfx1030"]);
 }
 
 #[test]

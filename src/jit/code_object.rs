@@ -411,6 +411,29 @@ pub fn amd_int8_matrix_instructions(elf: &[u8]) -> Result<(String, usize), CodeO
     Ok((processor, count))
 }
 
+/// The processor an AMD code object is for, and how many f16 matrix-unit instructions with f32
+/// accumulators its executable sections hold: `v_mfma_f32_16x16x16f16` (CDNA 1-4, VOP3P opcode
+/// 0x4d, bits 31:23 = 0x1a7) and `v_wmma_f32_16x16x16_f16` (RDNA 3-4, opcode 0x40, bits 31:24 =
+/// 0xcc), as llvm-objdump disassembles them (flash attention's products). Counted word by word as
+/// [`amd_int8_matrix_instructions`] counts.
+pub fn amd_f16_matrix_instructions(elf: &[u8]) -> Result<(String, usize), CodeObjectError> {
+    const SHF_EXECINSTR: usize = 4;
+    let processor = amdgpu_mach_name(u32_at(elf, 0x30)? as u32 & 0xff);
+    let sections = check_layout(elf)?;
+    let gfx9 = processor.starts_with("gfx9");
+    let gfx11_12 = processor.starts_with("gfx11") || processor.starts_with("gfx12");
+    let is_matrix = |w: u32| {
+        let op = (w >> 16) & 0x7f;
+        (gfx9 && w >> 23 == 0x1a7 && op == 0x4d) || (gfx11_12 && w >> 24 == 0xcc && op == 0x40)
+    };
+    let mut count = 0;
+    for s in sections.iter().filter(|s| s.flags & SHF_EXECINSTR != 0 && s.ty != 8) {
+        let text = &elf[s.offset..s.offset + s.size];
+        count += text.chunks_exact(4).filter(|c| is_matrix(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))).count();
+    }
+    Ok((processor, count))
+}
+
 /// Reads every kernel's resources from an AMD code object.
 pub fn amd_kernel_resources(elf: &[u8]) -> Result<Vec<KernelResources>, CodeObjectError> {
     let note = metadata_note(elf)?;

@@ -19,8 +19,8 @@ pub use cache::{
 };
 pub use capability::{amd_processor, nvidia_caps, AmdProcessor, AMD_PROCESSORS};
 pub use code_object::{
-    amd_int8_matrix_instructions, amd_kernel_resources, minimal_code_object, validate_code_object, CodeObjectError,
-    KernelResources, MAX_CODE_OBJECT_BYTES,
+    amd_f16_matrix_instructions, amd_int8_matrix_instructions, amd_kernel_resources, minimal_code_object,
+    validate_code_object, CodeObjectError, KernelResources, MAX_CODE_OBJECT_BYTES,
 };
 pub use compiler::{elf_build_id, mapped_libraries, number_lines, Compiler, CompilerId, JitError, MappedLibrary};
 pub use engine::{CompiledKernel, Engine, EngineBuilder, Progress, WarmReport};

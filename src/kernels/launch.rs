@@ -10,12 +10,12 @@
 
 use std::fmt;
 
-use super::spec::{flash_queries_per_warp, mmq_tokens, FLASH_WARPS, MMQ_ROWS};
 use super::spec::{
     ElementwiseOp, GluKind, KernelSpec, MmvqLayout, RopeExt, RopeKind, SpecError, QUANTIZE_THREADS, ROWS_PER_BLOCK,
     TOKENS_PER_WARP,
 };
 use super::spec::{KvPrecision, ATTN_DECODE_MAX_CHUNK};
+use super::spec::{mmq_tokens, FLASH_QUERIES, MMQ_ROWS};
 use crate::dtype::GgmlType;
 
 /// The element type of a buffer argument.
@@ -908,7 +908,7 @@ impl<B> Describe<B> for FlashAttn<B> {
         }
     }
     fn grid(&self) -> [u32; 3] {
-        [dim(self.n_head), blocks(self.n_q, FLASH_WARPS * flash_queries_per_warp(self.head_dim)), 1]
+        [dim(self.n_head), blocks(self.n_q, FLASH_QUERIES), 1]
     }
     fn args(&self) -> Vec<Arg<'_, B>> {
         let hd = self.head_dim as usize;
@@ -1491,6 +1491,24 @@ mod tests {
                 }
                 .into(),
                 t::FLASH_ATTN.1,
+            ),
+            (
+                FlashAttn {
+                    q: (),
+                    k_cache: (),
+                    v_cache: (),
+                    out: (),
+                    head_dim: 64,
+                    gqa: 2,
+                    n_head: 4,
+                    n_q: 3,
+                    pos0: 5,
+                    scale: 0.125,
+                    softcap: Some(30.0),
+                    window: Some(4),
+                }
+                .into(),
+                t::FLASH_ATTN_MMA.1,
             ),
             (
                 Attention {

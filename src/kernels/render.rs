@@ -4,7 +4,8 @@
 use std::fmt::Write;
 
 use super::launch::{ATTN_DECODE_MAX_SPLIT, ATTN_DECODE_MIN_CHUNK, ATTN_DECODE_TARGET_BLOCKS};
-use super::spec::{flash_queries_per_warp, mmq_k_step, mmq_wn, FLASH_WARPS, MMQ_ROWS, MMQ_THREADS};
+use super::spec::{flash_kv_tile, flash_on_matrix_unit, flash_queries_per_warp, FLASH_QUERIES, FLASH_WARPS};
+use super::spec::{mmq_k_step, mmq_wn, MMQ_ROWS, MMQ_THREADS};
 use super::spec::{
     Dialect, ElementwiseOp, GluKind, KernelSpec, MmvqLayout, RopeKind, SpecError, ATTN_WARPS, BLOCK_THREADS,
     MMVQ_THREADS, QUANTIZE_THREADS, ROWS_PER_BLOCK, TOKENS_PER_WARP,
@@ -188,9 +189,17 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
                 .int("GQA", gqa)
                 .flag("SLIDING_WINDOW", sliding_window)
                 .flag("SOFTCAP", softcap)
-                .int("NWARPS", FLASH_WARPS)
-                .int("QW", flash_queries_per_warp(head_dim));
-            t::FLASH_ATTN
+                .int("NWARPS", FLASH_WARPS);
+            if flash_on_matrix_unit(head_dim, target.matrix != MatrixUnit::None) {
+                // RDNA 3's operands repeat over the two half-waves (twice the registers): tiles
+                // of 64 positions spill its soft-capped kernels at head_dim 96 and 128.
+                let largest = if target.matrix == (MatrixUnit::Wmma { rdna: 3 }) { 32 } else { 64 };
+                c.int("BKV", flash_kv_tile(head_dim, largest));
+                t::FLASH_ATTN_MMA
+            } else {
+                c.int("QW", flash_queries_per_warp(head_dim)).int("BLOCK_Q", FLASH_QUERIES);
+                t::FLASH_ATTN
+            }
         }
         KernelSpec::Glu { kind } => {
             c.flag("GELU", kind == GluKind::GeGlu);
@@ -252,6 +261,9 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
         KernelSpec::Glu { .. } => fragments.push(t::GLU_ACT),
         KernelSpec::GluQ8_1 { .. } => fragments.extend([t::Q_Q8_1, t::Q8_1_WRITE, t::GLU_ACT]),
         KernelSpec::KvAppend { .. } | KernelSpec::RopeKv { .. } => fragments.push(t::KV_STORE),
+        KernelSpec::FlashAttn { head_dim, .. } if flash_on_matrix_unit(head_dim, target.matrix != MatrixUnit::None) => {
+            fragments.push(t::MMA_F16)
+        }
         KernelSpec::MatMulQ8 { wtype, .. } => {
             fragments.push(t::Q_Q8_1);
             fragments.extend(int8_fragments(wtype));

@@ -355,17 +355,38 @@ pub fn mmq_k_step(k: u32) -> u32 {
 }
 
 /// Warps per block of prefill flash attention.
-pub const FLASH_WARPS: u32 = 4;
+pub const FLASH_WARPS: u32 = 2;
+/// Queries per block of flash attention: one 16-row tile per warp on the matrix units; the f32
+/// kernel takes them in steps of [`FLASH_WARPS`] · [`flash_queries_per_warp`]. The same on every
+/// target (the grid depends on it): 512 queries of SmolLM2's 9 heads make 144 blocks.
+pub const FLASH_QUERIES: u32 = 16 * FLASH_WARPS;
 /// The largest head flash attention takes (its K/V tile and queries sit in shared memory).
 pub const FLASH_MAX_HEAD_DIM: u32 = 256;
+/// The static shared memory a block may take (48 KiB on every target).
+pub const FLASH_SHARED_BYTES: u32 = 48 * 1024;
 
-/// Queries per warp of flash attention: 8, or 4 for heads over 128 (registers and shared memory).
+/// Queries per warp of the f32 flash attention (no matrix unit): 8, or 4 for heads over 128
+/// (registers: 16 spill SGPRs on gfx906).
 pub fn flash_queries_per_warp(head_dim: u32) -> u32 {
     if head_dim <= 128 {
         8
     } else {
         4
     }
+}
+
+/// Whether flash attention runs on the matrix unit (f16 products, `flash_attn_mma.hip`): where
+/// the target has one and the head is whole 16-dim tiles; else the f32 kernel (`flash_attn.hip`).
+pub fn flash_on_matrix_unit(head_dim: u32, has_matrix_unit: bool) -> bool {
+    has_matrix_unit && head_dim.is_multiple_of(16)
+}
+
+/// Positions per K/V tile of the matrix-unit kernel: the largest of 64, 32 and 16, at most
+/// `largest`, for which the block's f16 queries and the tile's K and V rows (each row padded by 8
+/// halves) fit [`FLASH_SHARED_BYTES`]: 64 up to head_dim 128, 16 at 256.
+pub fn flash_kv_tile(head_dim: u32, largest: u32) -> u32 {
+    let bytes = |bkv: u32| (FLASH_QUERIES + 2 * bkv) * (head_dim + 8) * 2;
+    [64, 32, 16].into_iter().find(|&b| b <= largest && bytes(b) <= FLASH_SHARED_BYTES).unwrap_or(16)
 }
 
 /// Warps per block in attention.
@@ -671,6 +692,20 @@ impl fmt::Display for KernelSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flash_attention_tiles_fit_shared_memory_at_every_head_size() {
+        for (hd, bkv) in [(64, 64), (80, 64), (96, 64), (128, 64), (256, 16)] {
+            assert_eq!(flash_kv_tile(hd, 64), bkv, "head_dim {hd}");
+            assert_eq!(flash_kv_tile(hd, 32), bkv.min(32), "head_dim {hd}");
+            assert!((FLASH_QUERIES + 2 * bkv) * (hd + 8) * 2 <= FLASH_SHARED_BYTES);
+        }
+        // The f32 kernel's steps divide the block's queries.
+        for hd in [2, 64, 128, 130, 256] {
+            assert_eq!(FLASH_QUERIES % (FLASH_WARPS * flash_queries_per_warp(hd)), 0, "head_dim {hd}");
+        }
+        assert!(flash_on_matrix_unit(80, true) && !flash_on_matrix_unit(72, true) && !flash_on_matrix_unit(64, false));
+    }
 
     #[test]
     fn quantized_matvecs_get_the_int8_pair_and_float_ones_keep_theirs() {

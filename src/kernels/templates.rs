@@ -35,8 +35,12 @@ pub const GLU_ACT: Template = template!("glu_act.h");
 pub const KV_STORE: Template = template!("kv_store.h");
 pub const MMQ: Template = template!("mmq.hip");
 pub const FLASH_ATTN: Template = template!("flash_attn.hip");
+/// Flash attention on the matrix units (f16 products), over [`MMA_F16`].
+pub const FLASH_ATTN_MMA: Template = template!("flash_attn_mma.hip");
 /// The matrix units' fragment layouts (mma.sync, MFMA, WMMA, or int8 dots without one).
 pub const MMA: Template = template!("mma.h");
+/// The matrix units' f16 tile products of flash attention (mma.sync, MFMA, WMMA).
+pub const MMA_F16: Template = template!("mma_f16.h");
 
 pub const Q_F32: Template = template!("quant/f32.h");
 pub const Q_F16: Template = template!("quant/f16.h");

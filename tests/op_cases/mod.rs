@@ -227,9 +227,16 @@ const ATTN_SHAPES: [(usize, usize, Option<u32>, Option<f32>); 5] = [
 
 /// Prefill passes for flash attention (queries, first position, window, soft-cap): a whole
 /// 512-token pass, one of 256 past a window, 7 odd tokens deep in the cache, a pass past the
-/// first 512 with Gemma's cap.
-const FLASH_SHAPES: [(usize, usize, Option<u32>, Option<f32>); 4] =
-    [(512, 0, None, None), (256, 300, Some(128), None), (7, 1000, None, Some(30.0)), (512, 512, None, Some(50.0))];
+/// first 512 with Gemma's cap, and passes that start and end inside the kernel's 16-row tiles
+/// (33 queries from 15; 48 from 37 under a window of 5, shorter than a tile of positions).
+const FLASH_SHAPES: [(usize, usize, Option<u32>, Option<f32>); 6] = [
+    (512, 0, None, None),
+    (256, 300, Some(128), None),
+    (7, 1000, None, Some(30.0)),
+    (512, 512, None, Some(50.0)),
+    (33, 15, None, Some(30.0)),
+    (48, 37, Some(5), None),
+];
 
 /// Decode attention depths (positions attended, the query's own included): one position, either
 /// side of the 256-position chunk, and long contexts split over many blocks.
@@ -307,7 +314,8 @@ pub fn cases(full: bool) -> Vec<Case> {
                     window.map_or(String::new(), |w| format!(" window {w}")),
                     softcap.map_or(String::new(), |c| format!(" softcap {c}"))
                 );
-                let rule = "V·(4·ε_score + (4L+16)·U), ε_score = γ(hd+2)·S + 2U·S (+ 6U·cap)";
+                let rule = "V·(e^(2ε_cpu)−1 + e^(2ε_f16)−1 + (6L+16)·U + u16 + L·2⁻²⁵), ε_cpu = γ(hd+2)·S + 2U·S, \
+                            ε_f16 = 2γ(hd+2)·(1+u16)·S + (u16+4U)·S + 2⁻²⁵·K1 (+ 6U·cap each)";
                 all.push(case(name, rule, move |h| {
                     attention(h, s, hd, gqa, nq, pos0, window, softcap, KvPrecision::F16, true)
                 }));
@@ -867,32 +875,101 @@ fn embedding(h: &Harness, seed: u64, ty: GgmlType, k: usize) -> Measured {
     Measured { got: h.read(&ob), want, bound: None, exact: None }
 }
 
-/// Per output of head h of query t: with S the largest |score| bound (scale·Σ|q·k|) and V the
-/// largest |v| over the attended positions, each side's score is within ε = γ(hd+2)·S (+ the
-/// soft-cap's tanh, 6U·cap); a score error δ moves a softmax weight by a relative 2δ, and exp's
-/// argument rounding adds 2U·S; the weighted sum of L rows, with the online rescaling, adds at most
-/// 2L + 8 roundings of V on each side.
-#[allow(clippy::too_many_arguments)]
-fn attention_bound(q: &[f32], kc: &[f32], vc: &[f32], pos0: usize, s: &reference::AttnShape, nq: usize) -> Vec<f64> {
+/// What an attention output's error depends on, per head h of query t (in that order): S, the
+/// largest |score| bound (scale·Σ|q·k|), V, the largest |v|, and K1, the largest Σ|k|, over the L
+/// attended positions.
+struct AttendedRows {
+    s: f64,
+    v: f64,
+    k1: f64,
+    l: usize,
+}
+
+fn attended_rows(
+    q: &[f32],
+    kc: &[f32],
+    vc: &[f32],
+    pos0: usize,
+    s: &reference::AttnShape,
+    nq: usize,
+) -> Vec<AttendedRows> {
     let (hd, gqa, kw) = (s.head_dim, s.n_head / s.n_head_kv, s.n_head_kv * s.head_dim);
-    let mut bound = Vec::with_capacity(nq * s.n_head * hd);
+    let mut rows = Vec::with_capacity(nq * s.n_head);
     for t in 0..nq {
         for h in 0..s.n_head {
             let hk = h / gqa;
             let pos = pos0 + t;
             let lo = s.window.map_or(0, |w| (pos + 1).saturating_sub(w as usize));
             let qv = &q[(t * s.n_head + h) * hd..][..hd];
-            let (mut smax, mut vmax) = (0f64, 0f64);
+            let mut r = AttendedRows { s: 0.0, v: 0.0, k1: 0.0, l: pos - lo + 1 };
             for p in lo..=pos {
                 let kr = &kc[p * kw + hk * hd..][..hd];
                 let sp: f64 = qv.iter().zip(kr).map(|(a, b)| (*a as f64 * *b as f64).abs()).sum();
-                smax = smax.max(sp * s.scale as f64);
-                vmax = vc[p * kw + hk * hd..][..hd].iter().fold(vmax, |m, v| m.max(v.abs() as f64));
+                r.s = r.s.max(sp * s.scale as f64);
+                r.k1 = r.k1.max(kr.iter().map(|k| k.abs() as f64).sum());
+                r.v = vc[p * kw + hk * hd..][..hd].iter().fold(r.v, |m, v| m.max(v.abs() as f64));
             }
-            let eps = gamma(hd + 2) * smax + 2.0 * U * smax + s.softcap.map_or(0.0, |c| 6.0 * U * c as f64);
-            let l = (pos - lo + 1) as f64;
-            bound.extend(std::iter::repeat_n(vmax * (4.0 * eps + (4.0 * l + 16.0) * U), hd));
+            rows.push(r);
         }
+    }
+    rows
+}
+
+/// Per output of head h of query t: with S, V and L as [`attended_rows`] finds them, each side's
+/// score is within ε = γ(hd+2)·S (+ the soft-cap's tanh, 6U·cap); a score error δ moves a softmax
+/// weight by a relative 2δ, and exp's argument rounding adds 2U·S; the weighted sum of L rows, with
+/// the online rescaling, adds at most 2L + 8 roundings of V on each side.
+fn attention_bound(q: &[f32], kc: &[f32], vc: &[f32], pos0: usize, s: &reference::AttnShape, nq: usize) -> Vec<f64> {
+    let hd = s.head_dim;
+    let cap = s.softcap.map_or(0.0, |c| 6.0 * U * c as f64);
+    let mut bound = Vec::with_capacity(nq * s.n_head * hd);
+    for r in attended_rows(q, kc, vc, pos0, s, nq) {
+        let eps = gamma(hd + 2) * r.s + 2.0 * U * r.s + cap;
+        bound.extend(std::iter::repeat_n(r.v * (4.0 * eps + (4.0 * r.l as f64 + 16.0) * U), hd));
+    }
+    bound
+}
+
+/// The unit roundoff of f16 (2⁻¹¹).
+pub const U16: f64 = 1.0 / 2048.0;
+/// Half the smallest f16 subnormal (2⁻²⁵): the largest error of rounding a value below f16's
+/// normal range (2⁻¹⁴) to f16.
+pub const F16_TINY: f64 = 1.0 / 33_554_432.0;
+
+/// Flash attention on the matrix units (flash_attn_mma.hip; the f32 kernel elsewhere is within
+/// it too) against the f32 reference, per output of head h of query t, from [`attended_rows`]:
+/// - the reference's scores are within ε_cpu = γ(hd+2)·S + 2U·S (+ 6U·cap), as in
+///   [`attention_bound`];
+/// - the kernel rounds scale·q (itself rounded) to f16 once: each |Δq| ≤ (u16 + 2U)·|scale·q|, or
+///   2⁻²⁵ below f16's normal range, so Σ|Δq|·|k| ≤ (u16 + 2U)·S + 2⁻²⁵·K1; the products of f16
+///   values are exact in f32 and the matrix unit sums them with at most 2U per addition (NVIDIA's
+///   tensor cores truncate: Fasi, Higham, Mikaitis, Pranesh 2021), 2γ(hd+2)·(1 + u16)·S; with the
+///   exp argument's 2U·S and the cap, ε_f16;
+/// - scores off by at most ε move every softmax weight by a factor within e^(±2ε), the output by
+///   (e^(2ε) − 1)·V on each side;
+/// - P = exp(S − m) rounded to f16 in the numerator only (the denominator sums the f32 values):
+///   u16·V, and 2⁻²⁵ per position below f16's normal range (at the tile's running maximum, which
+///   the final rescaling only shrinks; the denominator is at least 1), L·2⁻²⁵·V;
+/// - the weighted sum of L rows: 2L + 8 roundings of V on the reference's side, twice that bound
+///   (2U per addition) on the matrix unit's, (6L + 16)·U·V.
+fn flash_attention_bound(
+    q: &[f32],
+    kc: &[f32],
+    vc: &[f32],
+    pos0: usize,
+    s: &reference::AttnShape,
+    nq: usize,
+) -> Vec<f64> {
+    let hd = s.head_dim;
+    let cap = s.softcap.map_or(0.0, |c| 6.0 * U * c as f64);
+    let mut bound = Vec::with_capacity(nq * s.n_head * hd);
+    for r in attended_rows(q, kc, vc, pos0, s, nq) {
+        let eps_cpu = gamma(hd + 2) * r.s + 2.0 * U * r.s + cap;
+        let eps_f16 =
+            2.0 * gamma(hd + 2) * (1.0 + U16) * r.s + (U16 + 2.0 * U) * r.s + F16_TINY * r.k1 + 2.0 * U * r.s + cap;
+        let l = r.l as f64;
+        let b = (2.0 * eps_cpu).exp_m1() + (2.0 * eps_f16).exp_m1() + (6.0 * l + 16.0) * U + U16 + l * F16_TINY;
+        bound.extend(std::iter::repeat_n(r.v * b, hd));
     }
     bound
 }
@@ -946,7 +1023,11 @@ fn attention(
     let shape = reference::AttnShape { n_head, n_head_kv: n_kv, head_dim: hd, head_dim_v: hd, scale, softcap, window };
     let mut want = vec![0f32; q.len()];
     reference::attention(&q, &kc, &vc, pos0, &shape, &mut want);
-    let bound = attention_bound(&q, &kc, &vc, pos0, &shape, nq);
+    let bound = if flash {
+        flash_attention_bound(&q, &kc, &vc, pos0, &shape, nq)
+    } else {
+        attention_bound(&q, &kc, &vc, pos0, &shape, nq)
+    };
     let exact = attention_f64(&q, &kc, &vc, pos0, &shape, nq);
     let (qb, ob) = (h.upload(&q), h.poisoned(want.len()));
     let (kb, vb) = (KvCache::upload(h, &kc, kv), KvCache::upload(h, &vc, kv));
