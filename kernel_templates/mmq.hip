@@ -7,7 +7,7 @@
 // sum coefficient times the activation's sum term, accumulate in f32 (src/quant/vec_dot.rs).
 // w: [n_rows] rows of K/QK blocks; a: [n_tokens][K/32] q8_1; y: [n_tokens][n_rows].
 constexpr int BM = MMQ_WARPS * 16 * MMQ_WM;   // weight rows per block (128)
-constexpr int BN = 16 * MMQ_WN;               // tokens per block
+constexpr int BN = 16 * MMQ_WN;               // tokens per block (64; 32 for rows of K <= 2048, spec.rs mmq_wn)
 constexpr int CH = MMQ_KT / 32;               // chunks per step
 constexpr int LD = MMQ_KT / 4 + 4;            // ints between shared rows (conflict-free fragments)
 constexpr int NT = MMQ_WARPS * WARP_SIZE;

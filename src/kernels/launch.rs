@@ -15,7 +15,7 @@ use super::spec::{
     TOKENS_PER_WARP,
 };
 use super::spec::{KvPrecision, ATTN_DECODE_MAX_CHUNK};
-use super::spec::{FLASH_QUERIES, MMQ_ROWS, MMQ_TOKENS};
+use super::spec::{mmq_tokens, FLASH_QUERIES, MMQ_ROWS};
 use crate::dtype::GgmlType;
 
 /// The element type of a buffer argument.
@@ -879,7 +879,7 @@ impl<B> Describe<B> for MatMulQ8<B> {
         KernelSpec::MatMulQ8 { wtype: self.wtype, k: self.k }
     }
     fn grid(&self) -> [u32; 3] {
-        [blocks(self.rows, MMQ_ROWS), blocks(self.tokens, MMQ_TOKENS), 1]
+        [blocks(self.rows, MMQ_ROWS), blocks(self.tokens, mmq_tokens(self.k)), 1]
     }
     fn args(&self) -> Vec<Arg<'_, B>> {
         vec![

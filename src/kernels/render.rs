@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::launch::{ATTN_DECODE_MAX_SPLIT, ATTN_DECODE_MIN_CHUNK, ATTN_DECODE_TARGET_BLOCKS};
 use super::spec::{flash_kv_tile, flash_on_matrix_unit, flash_queries_per_warp, FLASH_QUERIES, FLASH_WARPS};
-use super::spec::{mmq_k_step, MMQ_ROWS, MMQ_THREADS, MMQ_WN};
+use super::spec::{mmq_k_step, mmq_wn, MMQ_ROWS, MMQ_THREADS};
 use super::spec::{
     Dialect, ElementwiseOp, GluKind, KernelSpec, MmvqLayout, RopeKind, SpecError, ATTN_WARPS, BLOCK_THREADS,
     MMVQ_THREADS, QUANTIZE_THREADS, ROWS_PER_BLOCK, TOKENS_PER_WARP,
@@ -180,7 +180,7 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
             c.int("K", k)
                 .int("MMQ_WARPS", MMQ_THREADS / ws)
                 .int("MMQ_WM", MMQ_ROWS / 16 / (MMQ_THREADS / ws))
-                .int("MMQ_WN", MMQ_WN)
+                .int("MMQ_WN", mmq_wn(k))
                 .int("MMQ_KT", mmq_k_step(k));
             t::MMQ
         }

@@ -330,11 +330,23 @@ pub const MMQ_THREADS: u32 = 256;
 /// Weight rows per `mmq` block: 16-row tiles, one per warp of 32 or two per wavefront of 64 (the
 /// accumulators a lane holds stay the same on both).
 pub const MMQ_ROWS: u32 = 128;
-/// Tokens per `mmq` block: each warp takes [`MMQ_WN`] 16-token tiles.
-pub const MMQ_TOKENS: u32 = 16 * MMQ_WN;
-/// 16-token tiles per warp in `mmq`. (32-token blocks for small matrices, tried 2026-11-26 to put
-/// more blocks on the GPU, made SmolLM2's 576-wide products 35% slower a token on the H100.)
-pub const MMQ_WN: u32 = 4;
+/// 16-token tiles per warp in `mmq` for rows of `k` values: 4 (64 tokens a block), or 2 for short
+/// rows (k ≤ 2048). Short rows come with small matrices (SmolLM2's are 576 × 576 to 1536 × 576),
+/// which at 64 tokens a block make too few blocks for the GPU: 25 for a 576-row product over 320
+/// tokens on an H100's 132 SMs; 32-token blocks double that (each weight tile is unpacked for half
+/// as many tokens, which such small products can afford).
+pub fn mmq_wn(k: u32) -> u32 {
+    if k <= 2048 {
+        2
+    } else {
+        4
+    }
+}
+
+/// Tokens per `mmq` block for rows of `k` values: each warp takes [`mmq_wn`] 16-token tiles.
+pub fn mmq_tokens(k: u32) -> u32 {
+    16 * mmq_wn(k)
+}
 
 /// Values of K one `mmq` step stages in shared memory: the largest of 128, 64, 32 that divides
 /// the row (SmolLM2's 576 takes 64).
