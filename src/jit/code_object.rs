@@ -394,21 +394,7 @@ fn defines_function(elf: &[u8], sections: &[Section], name: &str) -> Result<bool
 /// another instruction that happens to match (a literal) would add one — the tests hold targets
 /// without a matrix unit to 0 with the same scan.
 pub fn amd_int8_matrix_instructions(elf: &[u8]) -> Result<(String, usize), CodeObjectError> {
-    const SHF_EXECINSTR: usize = 4;
-    let processor = amdgpu_mach_name(u32_at(elf, 0x30)? as u32 & 0xff);
-    let sections = check_layout(elf)?;
-    let gfx9 = processor.starts_with("gfx9");
-    let gfx11_12 = processor.starts_with("gfx11") || processor.starts_with("gfx12");
-    let is_matrix = |w: u32| {
-        let op = (w >> 16) & 0x7f;
-        (gfx9 && w >> 23 == 0x1a7 && (op == 0x55 || op == 0x57)) || (gfx11_12 && w >> 24 == 0xcc && op == 0x44)
-    };
-    let mut count = 0;
-    for s in sections.iter().filter(|s| s.flags & SHF_EXECINSTR != 0 && s.ty != 8) {
-        let text = &elf[s.offset..s.offset + s.size];
-        count += text.chunks_exact(4).filter(|c| is_matrix(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))).count();
-    }
-    Ok((processor, count))
+    amd_matrix_instructions(elf, &[0x55, 0x57], 0x44)
 }
 
 /// The processor an AMD code object is for, and how many f16 matrix-unit instructions with f32
@@ -417,6 +403,13 @@ pub fn amd_int8_matrix_instructions(elf: &[u8]) -> Result<(String, usize), CodeO
 /// 0xcc), as llvm-objdump disassembles them (flash attention's products). Counted word by word as
 /// [`amd_int8_matrix_instructions`] counts.
 pub fn amd_f16_matrix_instructions(elf: &[u8]) -> Result<(String, usize), CodeObjectError> {
+    amd_matrix_instructions(elf, &[0x4d], 0x40)
+}
+
+/// The processor and the count of words in executable sections that decode as a gfx9 MFMA with
+/// one of `mfma_ops` (bits 31:23 = 0x1a7) or, on gfx11/gfx12, a WMMA with `wmma_op` (bits 31:24 =
+/// 0xcc): the opcode in bits 22:16.
+fn amd_matrix_instructions(elf: &[u8], mfma_ops: &[u32], wmma_op: u32) -> Result<(String, usize), CodeObjectError> {
     const SHF_EXECINSTR: usize = 4;
     let processor = amdgpu_mach_name(u32_at(elf, 0x30)? as u32 & 0xff);
     let sections = check_layout(elf)?;
@@ -424,7 +417,7 @@ pub fn amd_f16_matrix_instructions(elf: &[u8]) -> Result<(String, usize), CodeOb
     let gfx11_12 = processor.starts_with("gfx11") || processor.starts_with("gfx12");
     let is_matrix = |w: u32| {
         let op = (w >> 16) & 0x7f;
-        (gfx9 && w >> 23 == 0x1a7 && op == 0x4d) || (gfx11_12 && w >> 24 == 0xcc && op == 0x40)
+        (gfx9 && w >> 23 == 0x1a7 && mfma_ops.contains(&op)) || (gfx11_12 && w >> 24 == 0xcc && op == wmma_op)
     };
     let mut count = 0;
     for s in sections.iter().filter(|s| s.flags & SHF_EXECINSTR != 0 && s.ty != 8) {

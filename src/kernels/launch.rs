@@ -10,12 +10,12 @@
 
 use std::fmt;
 
+use super::spec::{mmq_tokens, FLASH_QUERIES, MMQ_ROWS};
 use super::spec::{
     ElementwiseOp, GluKind, KernelSpec, MmvqLayout, RopeExt, RopeKind, SpecError, QUANTIZE_THREADS, ROWS_PER_BLOCK,
     TOKENS_PER_WARP,
 };
 use super::spec::{KvPrecision, ATTN_DECODE_MAX_CHUNK};
-use super::spec::{mmq_tokens, FLASH_QUERIES, MMQ_ROWS};
 use crate::dtype::GgmlType;
 
 /// The element type of a buffer argument.
@@ -1445,6 +1445,21 @@ mod tests {
     /// One launch of every op (over unit handles), and the template that kernel comes from.
     fn every_op() -> Vec<(Launch<()>, &'static str)> {
         let wtype = GgmlType::Q4_K;
+        let flash: Launch<()> = FlashAttn {
+            q: (),
+            k_cache: (),
+            v_cache: (),
+            out: (),
+            head_dim: 64,
+            gqa: 2,
+            n_head: 4,
+            n_q: 3,
+            pos0: 5,
+            scale: 0.125,
+            softcap: Some(30.0),
+            window: Some(4),
+        }
+        .into();
         vec![
             (
                 Embedding { table: (), ids: (), out: (), wtype, n_embd: 256, n_rows: 10, n_tokens: 3, scale: 1.0 }
@@ -1474,42 +1489,9 @@ mod tests {
             (QuantizeQ8_1 { x: (), out: (), n: 256 }.into(), t::QUANTIZE_Q8_1.1),
             (MatVecQ8::new((), (), (), wtype, 256, 5).into(), t::MMVQ.1),
             (MatMulQ8 { w: (), a: (), y: (), wtype, k: 256, rows: 5, tokens: 9 }.into(), t::MMQ.1),
-            (
-                FlashAttn {
-                    q: (),
-                    k_cache: (),
-                    v_cache: (),
-                    out: (),
-                    head_dim: 64,
-                    gqa: 2,
-                    n_head: 4,
-                    n_q: 3,
-                    pos0: 5,
-                    scale: 0.125,
-                    softcap: Some(30.0),
-                    window: Some(4),
-                }
-                .into(),
-                t::FLASH_ATTN.1,
-            ),
-            (
-                FlashAttn {
-                    q: (),
-                    k_cache: (),
-                    v_cache: (),
-                    out: (),
-                    head_dim: 64,
-                    gqa: 2,
-                    n_head: 4,
-                    n_q: 3,
-                    pos0: 5,
-                    scale: 0.125,
-                    softcap: Some(30.0),
-                    window: Some(4),
-                }
-                .into(),
-                t::FLASH_ATTN_MMA.1,
-            ),
+            // The same launch renders the f32 kernel or the matrix-unit one, by target.
+            (flash.clone(), t::FLASH_ATTN.1),
+            (flash, t::FLASH_ATTN_MMA.1),
             (
                 Attention {
                     q: (),
