@@ -1401,17 +1401,8 @@ fn attn_decode(
     reference::attention(&q, &kc, &vc, pos0, &shape, &mut want);
     let mut bound = attention_bound(&q, &kc, &vc, pos0, &shape, 1);
     // attention_bound's ε_score has 2U·S: the split adds another 2U·S (×4) and 8U of V.
-    for (h_, b) in bound.chunks_mut(hd).enumerate() {
-        let (hk, lo) = (h_ / gqa, window.map_or(0, |w| depth.saturating_sub(w as usize)));
-        let qv = &q[h_ * hd..][..hd];
-        let (mut smax, mut vmax) = (0f64, 0f64);
-        for p in lo..depth {
-            let kr = &kc[(p * n_kv + hk) * hd..][..hd];
-            let sp: f64 = qv.iter().zip(kr).map(|(a, b)| (*a as f64 * *b as f64).abs()).sum();
-            smax = smax.max(sp * scale as f64);
-            vmax = vc[(p * n_kv + hk) * hd..][..hd].iter().fold(vmax, |m, v| m.max(v.abs() as f64));
-        }
-        b.iter_mut().for_each(|x| *x += vmax * (4.0 * 2.0 * U * smax + 8.0 * U));
+    for (b, r) in bound.chunks_mut(hd).zip(attended_rows(&q, &kc, &vc, pos0, &shape, 1)) {
+        b.iter_mut().for_each(|x| *x += r.v * (4.0 * 2.0 * U * r.s + 8.0 * U));
     }
     let mut exact = attention_f64(&q, &kc, &vc, pos0, &shape, 1);
     // As in a decode graph, the launch is bounded past the position it runs at (which it reads
