@@ -4,10 +4,12 @@
 //   MFMA v_mfma_i32_16x16x16i8 (CDNA 1-2) and v_mfma_i32_16x16x32_i8 (CDNA 3-4), wave64,
 //   WMMA v_wmma_i32_16x16x16_iu8 (RDNA 3: whole K-run a lane; RDNA 4: half of it), wave32,
 //   and, without a matrix unit, the int8 dot instruction (rf_dot4_i8) lane by lane.
-// Operands sit in shared memory as ints of 4 int8 along K: row r of A (a weight row) and column n
-// of B (a token) at p + r·ld, the chunk's 32 values in 8 consecutive ints. HALF < 0 takes the
-// whole chunk; HALF = 0 or 1 only its values 16·HALF .. 16·HALF + 15 (formats with one scale per
-// 16 values). Lane l holds MMA_C elements of C, element i at (mma_row(i), mma_col(i)).
+// A lane fetches the operand ints its fragment holds through f(r, w): the int of 4 int8 at word
+// w (0..7, values 4w..4w+3 of the chunk) of row r (0..15) of A (a weight row) or column r of B (a
+// token), so the caller decides where they live (mmq.hip unpacks raw blocks in shared memory).
+// HALF < 0 takes the whole chunk; HALF = 0 or 1 only its values 16·HALF .. 16·HALF + 15 (formats
+// with one scale per 16 values). Lane l holds MMA_C elements of C, element i at (mma_row(i),
+// mma_col(i)); C comes in as the accumulator's start, whatever it is.
 __device__ __forceinline__ int mma_lane() { return (int)(threadIdx.x % WARP_SIZE); }
 
 // Four bytes at a 2-aligned address (blocks of 18, 22, 34 or 210 bytes), little-endian.
@@ -24,21 +26,21 @@ __device__ __forceinline__ int mma_col(int i) { return 8 * (i >> 2) + 2 * (mma_l
 struct mma_a { int x[4]; };
 // B (col-major 32x16), per m16n8 half h: x[2h] col 8h+g k 4t.., x[2h+1] k 16+4t..
 struct mma_b { int x[4]; };
-template <int HALF>
-__device__ __forceinline__ void mma_load_a(mma_a& a, const int* p, int ld) {
+template <int HALF, class F>
+__device__ __forceinline__ void mma_load_a(mma_a& a, F f) {
     const int g = mma_lane() >> 2, t = mma_lane() & 3;
-    a.x[0] = HALF == 1 ? 0 : p[g * ld + t];
-    a.x[1] = HALF == 1 ? 0 : p[(g + 8) * ld + t];
-    a.x[2] = HALF == 0 ? 0 : p[g * ld + 4 + t];
-    a.x[3] = HALF == 0 ? 0 : p[(g + 8) * ld + 4 + t];
+    a.x[0] = HALF == 1 ? 0 : f(g, t);
+    a.x[1] = HALF == 1 ? 0 : f(g + 8, t);
+    a.x[2] = HALF == 0 ? 0 : f(g, 4 + t);
+    a.x[3] = HALF == 0 ? 0 : f(g + 8, 4 + t);
 }
-template <int HALF>
-__device__ __forceinline__ void mma_load_b(mma_b& b, const int* p, int ld) {
+template <int HALF, class F>
+__device__ __forceinline__ void mma_load_b(mma_b& b, F f) {
     const int g = mma_lane() >> 2, t = mma_lane() & 3;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-        b.x[2 * h] = HALF == 1 ? 0 : p[(8 * h + g) * ld + t];
-        b.x[2 * h + 1] = HALF == 0 ? 0 : p[(8 * h + g) * ld + 4 + t];
+        b.x[2 * h] = HALF == 1 ? 0 : f(8 * h + g, t);
+        b.x[2 * h + 1] = HALF == 0 ? 0 : f(8 * h + g, 4 + t);
     }
 }
 template <int HALF>
@@ -69,15 +71,14 @@ __device__ __forceinline__ int mma_col(int) { return mma_lane() & 15; }
 // operand; lanes 0-31 hold K 0-15, lanes 32-63 K 16-31.
 struct mma_a { long long x; };
 typedef mma_a mma_b;
-template <int HALF>
-__device__ __forceinline__ void mma_load_a(mma_a& a, const int* p, int ld) {
+template <int HALF, class F>
+__device__ __forceinline__ void mma_load_a(mma_a& a, F f) {
     const int r = mma_lane() & 15, q = mma_lane() >> 4;
-    const int* s = p + r * ld + 2 * q;
     const bool keep = HALF < 0 || (q >> 1) == HALF;
-    a.x = keep ? (long long)(((unsigned long long)(u32)s[1] << 32) | (u32)s[0]) : 0ll;
+    a.x = keep ? (long long)(((unsigned long long)(u32)f(r, 2 * q + 1) << 32) | (u32)f(r, 2 * q)) : 0ll;
 }
-template <int HALF>
-__device__ __forceinline__ void mma_load_b(mma_b& b, const int* p, int ld) { mma_load_a<HALF>(b, p, ld); }
+template <int HALF, class F>
+__device__ __forceinline__ void mma_load_b(mma_b& b, F f) { mma_load_a<HALF>(b, f); }
 template <int HALF>
 __device__ __forceinline__ void mma_run(int* c, const mma_a& a, const mma_b& b) {
     rf_v4i acc = {c[0], c[1], c[2], c[3]};
@@ -89,14 +90,14 @@ __device__ __forceinline__ void mma_run(int* c, const mma_a& a, const mma_b& b) 
 // v_mfma_i32_16x16x16i8, once per half: lane l holds row (col) l%16, K bytes 16h + 4·(l/16) .. +3.
 struct mma_a { int x[2]; };
 typedef mma_a mma_b;
-template <int HALF>
-__device__ __forceinline__ void mma_load_a(mma_a& a, const int* p, int ld) {
+template <int HALF, class F>
+__device__ __forceinline__ void mma_load_a(mma_a& a, F f) {
     const int r = mma_lane() & 15, q = mma_lane() >> 4;
-    a.x[0] = HALF == 1 ? 0 : p[r * ld + q];
-    a.x[1] = HALF == 0 ? 0 : p[r * ld + 4 + q];
+    a.x[0] = HALF == 1 ? 0 : f(r, q);
+    a.x[1] = HALF == 0 ? 0 : f(r, 4 + q);
 }
-template <int HALF>
-__device__ __forceinline__ void mma_load_b(mma_b& b, const int* p, int ld) { mma_load_a<HALF>(b, p, ld); }
+template <int HALF, class F>
+__device__ __forceinline__ void mma_load_b(mma_b& b, F f) { mma_load_a<HALF>(b, f); }
 template <int HALF>
 __device__ __forceinline__ void mma_run(int* c, const mma_a& a, const mma_b& b) {
     rf_v4i acc = {c[0], c[1], c[2], c[3]};
@@ -119,17 +120,17 @@ __device__ __forceinline__ int mma_row(int i) { return 8 * (mma_lane() >> 4) + i
 __device__ __forceinline__ int mma_col(int) { return mma_lane() & 15; }
 struct mma_a { rf_v2i x[2]; };
 typedef mma_a mma_b;
-template <int HALF>
-__device__ __forceinline__ void mma_load_a(mma_a& a, const int* p, int ld) {
+template <int HALF, class F>
+__device__ __forceinline__ void mma_load_a(mma_a& a, F f) {
     const int r = mma_lane() & 15, q = mma_lane() >> 4;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
         const bool keep = HALF < 0 || HALF == h;
-        a.x[h] = rf_v2i{keep ? p[r * ld + 4 * h + 2 * q] : 0, keep ? p[r * ld + 4 * h + 2 * q + 1] : 0};
+        a.x[h] = rf_v2i{keep ? f(r, 4 * h + 2 * q) : 0, keep ? f(r, 4 * h + 2 * q + 1) : 0};
     }
 }
-template <int HALF>
-__device__ __forceinline__ void mma_load_b(mma_b& b, const int* p, int ld) { mma_load_a<HALF>(b, p, ld); }
+template <int HALF, class F>
+__device__ __forceinline__ void mma_load_b(mma_b& b, F f) { mma_load_a<HALF>(b, f); }
 template <int HALF>
 __device__ __forceinline__ void mma_run(int* c, const mma_a& a, const mma_b& b) {
     rf_v8i acc = {c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]};
@@ -148,18 +149,18 @@ __device__ __forceinline__ int mma_row(int i) { return 2 * i + (mma_lane() >> 4)
 __device__ __forceinline__ int mma_col(int) { return mma_lane() & 15; }
 struct mma_a { rf_v4i x[2]; };
 typedef mma_a mma_b;
-template <int HALF>
-__device__ __forceinline__ void mma_load_a(mma_a& a, const int* p, int ld) {
+template <int HALF, class F>
+__device__ __forceinline__ void mma_load_a(mma_a& a, F f) {
     const int r = mma_lane() & 15;
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
         const bool keep = HALF < 0 || HALF == h;
-        const int* s = p + r * ld + 4 * h;
-        a.x[h] = rf_v4i{keep ? s[0] : 0, keep ? s[1] : 0, keep ? s[2] : 0, keep ? s[3] : 0};
+        const int w = 4 * h;
+        a.x[h] = rf_v4i{keep ? f(r, w) : 0, keep ? f(r, w + 1) : 0, keep ? f(r, w + 2) : 0, keep ? f(r, w + 3) : 0};
     }
 }
-template <int HALF>
-__device__ __forceinline__ void mma_load_b(mma_b& b, const int* p, int ld) { mma_load_a<HALF>(b, p, ld); }
+template <int HALF, class F>
+__device__ __forceinline__ void mma_load_b(mma_b& b, F f) { mma_load_a<HALF>(b, f); }
 template <int HALF>
 __device__ __forceinline__ void mma_run(int* c, const mma_a& a, const mma_b& b) {
     rf_v8i acc = {c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]};
@@ -175,31 +176,30 @@ __device__ __forceinline__ void mma_run(int* c, const mma_a& a, const mma_b& b) 
 
 #else
 // No matrix unit: lane l takes column l%16 and rows l/16 + i·(WARP_SIZE/16), each by 8 (or 4)
-// int8 dot instructions over its B column (held in registers) and the A row in shared memory.
+// int8 dot instructions over its B column and its A rows, all held in registers.
 constexpr int MMA_C = 256 / WARP_SIZE;
 __device__ __forceinline__ int mma_row(int i) { return (mma_lane() >> 4) + i * (WARP_SIZE / 16); }
 __device__ __forceinline__ int mma_col(int) { return mma_lane() & 15; }
-struct mma_a { const int* p; int ld; };
+struct mma_a { int x[MMA_C][8]; };
 struct mma_b { int x[8]; };
-template <int HALF>
-__device__ __forceinline__ void mma_load_a(mma_a& a, const int* p, int ld) {
-    a.p = p;
-    a.ld = ld;
-}
-template <int HALF>
-__device__ __forceinline__ void mma_load_b(mma_b& b, const int* p, int ld) {
-    const int* s = p + (mma_lane() & 15) * ld;
+template <int HALF, class F>
+__device__ __forceinline__ void mma_load_a(mma_a& a, F f) {
 #pragma unroll
-    for (int j = 0; j < 8; ++j) b.x[j] = s[j];
+    for (int i = 0; i < MMA_C; ++i)
+#pragma unroll
+        for (int j = 0; j < 8; ++j) a.x[i][j] = (HALF < 0 || (j >> 2) == HALF) ? f(mma_row(i), j) : 0;
+}
+template <int HALF, class F>
+__device__ __forceinline__ void mma_load_b(mma_b& b, F f) {
+#pragma unroll
+    for (int j = 0; j < 8; ++j) b.x[j] = (HALF < 0 || (j >> 2) == HALF) ? f(mma_lane() & 15, j) : 0;
 }
 template <int HALF>
 __device__ __forceinline__ void mma_run(int* c, const mma_a& a, const mma_b& b) {
     constexpr int J0 = HALF == 1 ? 4 : 0, J1 = HALF == 0 ? 4 : 8;
 #pragma unroll
-    for (int i = 0; i < MMA_C; ++i) {
-        const int* s = a.p + mma_row(i) * a.ld;
+    for (int i = 0; i < MMA_C; ++i)
 #pragma unroll
-        for (int j = J0; j < J1; ++j) c[i] = rf_dot4_i8(s[j], b.x[j], c[i]);
-    }
+        for (int j = J0; j < J1; ++j) c[i] = rf_dot4_i8(a.x[i][j], b.x[j], c[i]);
 }
 #endif

@@ -1,118 +1,229 @@
 // mmq (prefill, int8): Y[t, n] = Σ_k W[n, k]·X[t, k] for many tokens, X quantized to q8_1 blocks
 // beforehand (quantize_q8_1.hip), as llama.cpp's MMQ. A block of MMQ_WARPS warps takes BM weight
-// rows and BN tokens; per step of KT values it unpacks its weight rows to int8 in shared memory
-// (the format's mmq_w_int, with per-chunk scales from mmq_w_scale) beside the tokens' q8_1 quants,
-// then each warp multiplies its WM×WN 16×16 tiles on the matrix unit (mma.h), one 32-value chunk
-// at a time: the chunk's exact int32 sums times (weight scale · activation d), plus the weight's
-// sum coefficient times the activation's sum term, accumulate in f32 (src/quant/vec_dot.rs).
+// rows and MMQ_BLOCK_TOKENS tokens, BN at a time. Per step of MMQ_KT values it copies the rows' raw blocks and the tokens' q8_1
+// blocks into shared memory as they lie in global memory (16-byte copies, asynchronous where the
+// target has them, MMQ_STAGES steps in flight), so the copy of the next step overlaps the products
+// of this one. Each warp owns 16·MMQ_WM weight rows and unpacks their int8 values straight into its
+// matrix-unit fragments (the format's mmq_w_int and mmq_w_scale, read from shared memory), then
+// multiplies them by every token of the block (mma.h), one 32-value chunk at a time: the chunk's
+// exact int32 sums times (weight scale · activation d), plus the weight's sum coefficient times the
+// activation's sum term, accumulate in f32 (src/quant/vec_dot.rs).
 // w: [n_rows] rows of K/QK blocks; a: [n_tokens][K/32] q8_1; y: [n_tokens][n_rows].
+// The renderer (spec.rs, mmq_layout) sizes the shared memory: MMQ_WROW bytes a weight row and
+// MMQ_XROW a token a step (MMQ_WCOPY and MMQ_XCOPY 16-byte copies, and an odd number of 16-byte
+// units between rows, so the 8 rows a fragment load touches fall in distinct banks), MMQ_SMEM in
+// all, passed as the launch's dynamic shared memory.
 constexpr int BM = MMQ_WARPS * 16 * MMQ_WM;   // weight rows per block (128)
-constexpr int BN = 16 * MMQ_WN;               // tokens per block (64; 32 for rows of K <= 2048, spec.rs mmq_wn)
+constexpr int BN = 16 * MMQ_WN;               // tokens per pass
 constexpr int CH = MMQ_KT / 32;               // chunks per step
-constexpr int LD = MMQ_KT / 4 + 4;            // ints between shared rows (conflict-free fragments)
 constexpr int NT = MMQ_WARPS * WARP_SIZE;
-static_assert(K % MMQ_KT == 0 && MMQ_KT % 32 == 0, "a step is whole 32-value chunks of the row");
+constexpr int NSTEPS = K / MMQ_KT;
+constexpr long long W_ROW_BYTES = (long long)(K / QK) * BLOCK_BYTES;
+constexpr long long X_ROW_BYTES = (long long)(K / 32) * sizeof(block_q8_1);
+constexpr int W_SPAN = MMQ_KT / QK * BLOCK_BYTES;   // a row's bytes of one step
+constexpr int X_SPAN = CH * (int)sizeof(block_q8_1);
+constexpr int STAGE_BYTES = BM * MMQ_WROW + BN * MMQ_XROW;
+static_assert(K % MMQ_KT == 0 && MMQ_KT % 32 == 0 && MMQ_KT % QK == 0, "a step is whole blocks and chunks");
+static_assert(16 * MMQ_WCOPY >= W_SPAN + 15 && MMQ_WROW >= 16 * MMQ_WCOPY && MMQ_WROW % 32 == 16, "weight row layout");
+static_assert(16 * MMQ_XCOPY >= X_SPAN + 15 && MMQ_XROW >= 16 * MMQ_XCOPY && MMQ_XROW % 32 == 16, "token row layout");
+static_assert(MMQ_SMEM == MMQ_STAGES * STAGE_BYTES + (BM + BN) * CH * 8, "shared memory size differs from spec.rs");
 
-template <int HALF>
-__device__ __forceinline__ void mmq_chunk(float (*acc)[MMA_C], const int* sa, const int* sb, const float* sw,
-                                          const float* sx, int wm0, int c) {
-    mma_a fa[MMQ_WM];
+// Where row `row`'s bytes of step `step` start in global memory (rows past the end repeat the last:
+// their results are not stored), and that start's offset within its 16 bytes, which the copy to
+// shared memory keeps (only the low four bits of the sum are needed, so 32-bit arithmetic does).
+__device__ __forceinline__ const unsigned char* mmq_src(const void* base, long long row_bytes, int span, int row,
+                                                        int last, int step) {
+    return (const unsigned char*)base + (long long)min(row, last) * row_bytes + (long long)step * span;
+}
+__device__ __forceinline__ int mmq_shift(const void* base, long long row_bytes, int span, int row, int last,
+                                         int step) {
+    return (int)(((u32)(unsigned long long)base + (u32)min(row, last) * (u32)(row_bytes & 15) + (u32)step * (u32)span) & 15u);
+}
+
+// Queues the copies of one step for ROWS rows (weight rows or tokens): NT / ROWS threads a row,
+// taking its copies in turn, 16 bytes a copy, nothing read at or past `end` (the copies are
+// 16-aligned, so a row's first may start before it, inside the same allocation).
+template <int ROWS, int COPIES, int ROW>
+__device__ __forceinline__ void mmq_copy_rows(unsigned char* dst, const void* base, long long row_bytes, int span,
+                                              int row0, int n, int step) {
+    static_assert(NT % ROWS == 0, "whole threads a row");
+    constexpr int P = NT / ROWS;
+    const int r = threadIdx.x / P, p = threadIdx.x % P;
+    const unsigned char* end = (const unsigned char*)base + (long long)n * row_bytes;
+    const unsigned char* src = mmq_src(base, row_bytes, span, row0 + r, n - 1, step);
+    const unsigned char* s16 = (const unsigned char*)((unsigned long long)src & ~15ull);
 #pragma unroll
-    for (int i = 0; i < MMQ_WM; ++i) mma_load_a<HALF>(fa[i], sa + (wm0 + 16 * i) * LD + 8 * c, LD);
+    for (int k = 0; k < (COPIES + P - 1) / P; ++k) {
+        const int j = k * P + p;
+        const long long left = (long long)(end - (s16 + 16 * j));
+        if (j < COPIES)
+            rf_copy16(dst + r * ROW + 16 * j, left > 0 ? s16 + 16 * j : (const unsigned char*)base,
+                      (int)max(0ll, min(16ll, left)));
+    }
+}
+
+// One 32-value chunk of the warp's rows (row(r): where the r-th row's blocks of this step start in
+// shared memory) times every token of the block (tok(n), likewise), into acc. sws holds each
+// row's scales of the step ([CH][BM] (d0, d1 or m)), sds each token's ([CH][BN] (d, sum term)).
+template <int HALF, class WR, class XR>
+__device__ __forceinline__ void mmq_chunk(float (*acc)[MMA_C], WR row, XR tok, const float2* sws, const float2* sds,
+                                          int wm0, int c) {
+    mma_a fa[MMQ_WM];
+    float wd[MMQ_WM][MMA_C], wm[MMQ_WM][MMA_C];
+#pragma unroll
+    for (int i = 0; i < MMQ_WM; ++i) {
+        mma_load_a<HALF>(fa[i], [&](int r, int w) { return mmq_w_int(row(16 * i + r), c, w); });
+#pragma unroll
+        for (int e = 0; e < MMA_C; ++e) {
+            const float2 sc = sws[c * BM + wm0 + 16 * i + mma_row(e)];
+            wd[i][e] = HALF == 1 ? sc.y : sc.x;
+            wm[i][e] = sc.y;
+        }
+    }
 #pragma unroll
     for (int jn = 0; jn < MMQ_WN; ++jn) {
         mma_b fb;
-        mma_load_b<HALF>(fb, sb + 16 * jn * LD + 8 * c, LD);
+        mma_load_b<HALF>(fb, [&](int n, int w) { return q8_int(tok(16 * jn + n) + c, w); });
+        float xd[MMA_C], xs[MMA_C];
+#pragma unroll
+        for (int e = 0; e < MMA_C; ++e) {
+            const float2 ds = sds[c * BN + 16 * jn + mma_col(e)];
+            xd[e] = ds.x;
+            xs[e] = ds.y;
+        }
 #pragma unroll
         for (int i = 0; i < MMQ_WM; ++i) {
+            // The sums start at 1.5·2^23 as f32 bits: |sum| < 2^22 (32 products of |int8| ≤ 127),
+            // so the result's bits are the f32 1.5·2^23 + sum exactly, and one subtraction gives
+            // the sum as f32 (no int-to-float conversion, which runs at a quarter of the rate).
             int ci[MMA_C];
 #pragma unroll
-            for (int e = 0; e < MMA_C; ++e) ci[e] = 0;
+            for (int e = 0; e < MMA_C; ++e) ci[e] = 0x4B400000;
             mma_run<HALF>(ci, fa[i], fb);
 #pragma unroll
             for (int e = 0; e < MMA_C; ++e) {
-                const int r = wm0 + 16 * i + mma_row(e), n = 16 * jn + mma_col(e);
-                // sw: [BM][CH][3] (d0, d1, m); sx: [BN][CH][2] (d, sum term)
-                const float* w3 = sw + (r * CH + c) * 3;
-                const float* x2 = sx + (n * CH + c) * 2;
-                float v = w3[HALF == 1 ? 1 : 0] * (x2[0] * (float)ci[e]);
-                if (HALF < 0 && MMQ_SUM != 0) v += w3[2] * x2[1];
-                acc[MMQ_WN * i + jn][e] += v;
+                const float sum = __int_as_float(ci[e]) - 12582912.0f;
+                float& o = acc[MMQ_WN * i + jn][e];
+                o = fmaf(wd[i][e], xd[e] * sum, o);
+                if (HALF < 0 && MMQ_SUM != 0) o = fmaf(wm[i][e], xs[e], o);
             }
         }
     }
 }
 
-RF_KERNEL void __launch_bounds__(NT)
+// Two blocks a multiprocessor on NVIDIA (128 registers a thread): one block's copies and barriers
+// overlap the other's products.
+#if RF_BACKEND_CUDA
+#define MMQ_LAUNCH_BOUNDS __launch_bounds__(NT, MMQ_WN > 4 ? 1 : 2)
+#else
+#define MMQ_LAUNCH_BOUNDS __launch_bounds__(NT)
+#endif
+RF_KERNEL void MMQ_LAUNCH_BOUNDS
 KERNEL_NAME(const block_t* __restrict__ w, const block_q8_1* __restrict__ a, float* __restrict__ y, int n_rows,
             int n_tokens) {
     rf_grid_wait();
-    constexpr int BLOCKS_PER_ROW = K / QK;
-    constexpr int CHUNKS_PER_ROW = K / 32;
-    __shared__ int sa[BM * LD];
-    __shared__ int sb[BN * LD];
-    __shared__ float sw[BM * CH * 3];
-    __shared__ float sx[BN * CH * 2];
-    const int tid = threadIdx.x, warp = tid / WARP_SIZE;
-    const int row0 = blockIdx.x * BM, tok0 = blockIdx.y * BN;
+    extern __shared__ __attribute__((aligned(16))) unsigned char mmq_smem[];
+    float2* sws = (float2*)(mmq_smem + MMQ_STAGES * STAGE_BYTES);   // [CH][BM] (d0, d1 or m)
+    float2* sds = sws + BM * CH;                                       // [CH][BN] (d, sum term)
+    const int warp = threadIdx.x / WARP_SIZE;
+    const int row0 = blockIdx.x * BM;
     const int wm0 = warp * 16 * MMQ_WM;
-    float acc[MMQ_WM * MMQ_WN][MMA_C];
-#pragma unroll
-    for (int i = 0; i < MMQ_WM * MMQ_WN; ++i)
-#pragma unroll
-        for (int e = 0; e < MMA_C; ++e) acc[i][e] = 0.0f;
-
-    for (int c0 = 0; c0 < CHUNKS_PER_ROW; c0 += CH) {
-        // Rows and tokens past the end repeat the last one (their results are not stored).
-        for (int i = tid; i < BM * CH * 8; i += NT) {
-            const int r = i / (CH * 8), c = (i / 8) % CH, wd = i % 8;
-            const block_t* wr = w + (long long)min(row0 + r, n_rows - 1) * BLOCKS_PER_ROW;
-            sa[r * LD + 8 * c + wd] = mmq_w_int(wr, c0 + c, wd);
-        }
-        for (int i = tid; i < BM * CH; i += NT) {
-            const int r = i / CH, c = i % CH;
-            const block_t* wr = w + (long long)min(row0 + r, n_rows - 1) * BLOCKS_PER_ROW;
-            mmq_w_scale(wr, c0 + c, &sw[i * 3], &sw[i * 3 + 1], &sw[i * 3 + 2]);
-        }
-        for (int i = tid; i < BN * CH * 8; i += NT) {
-            const int n = i / (CH * 8), c = (i / 8) % CH, wd = i % 8;
-            const block_q8_1* ab = a + (long long)min(tok0 + n, n_tokens - 1) * CHUNKS_PER_ROW + c0 + c;
-            sb[n * LD + 8 * c + wd] = q8_int(ab, wd);
-        }
-        for (int i = tid; i < BN * CH; i += NT) {
-            const int n = i / CH, c = i % CH;
-            const block_q8_1* ab = a + (long long)min(tok0 + n, n_tokens - 1) * CHUNKS_PER_ROW + c0 + c;
-            const float d = q8_d(ab);
-            float sum = 0.0f;
-            if (MMQ_SUM == 1) sum = q8_s(ab);
-            if (MMQ_SUM == 2) {
-                int qs = 0;
-#pragma unroll
-                for (int j = 0; j < 8; ++j) qs = rf_dot4_i8(0x01010101, q8_int(ab, j), qs);
-                sum = d * (float)qs; // exact: 11-bit d times |Σq| ≤ 4064
-            }
-            sx[i * 2] = d;
-            sx[i * 2 + 1] = sum;
-        }
-        __syncthreads();
+    // The block's MMQ_BLOCK_TOKENS tokens in passes of BN (one pass where shared memory holds them).
+    static_assert(MMQ_BLOCK_TOKENS % BN == 0, "whole passes");
 #pragma unroll 1
-        for (int c = 0; c < CH; ++c) {
-            if (MMQ_SPLIT16) {
-                mmq_chunk<0>(acc, sa, sb, sw, sx, wm0, c);
-                mmq_chunk<1>(acc, sa, sb, sw, sx, wm0, c);
+    for (int pass = 0; pass < MMQ_BLOCK_TOKENS / BN; ++pass) {
+        const int tok0 = blockIdx.y * MMQ_BLOCK_TOKENS + pass * BN;
+        if (tok0 >= n_tokens) break;
+        if (pass > 0) __syncthreads();   // every warp is done with the last pass's tiles
+        float acc[MMQ_WM * MMQ_WN][MMA_C];
+#pragma unroll
+        for (int i = 0; i < MMQ_WM * MMQ_WN; ++i)
+#pragma unroll
+            for (int e = 0; e < MMA_C; ++e) acc[i][e] = 0.0f;
+
+        auto copy_step = [&](int step) {
+            unsigned char* st = mmq_smem + (step % MMQ_STAGES) * STAGE_BYTES;
+            mmq_copy_rows<BM, MMQ_WCOPY, MMQ_WROW>(st, w, W_ROW_BYTES, W_SPAN, row0, n_rows, step);
+            mmq_copy_rows<BN, MMQ_XCOPY, MMQ_XROW>(st + BM * MMQ_WROW, a, X_ROW_BYTES, X_SPAN, tok0, n_tokens, step);
+        };
+        if (MMQ_STAGES > 1) copy_step(0);
+#pragma unroll 1
+        for (int step = 0; step < NSTEPS; ++step) {
+            if (MMQ_STAGES > 1) {
+                rf_copy_wait();
+                __syncthreads();   // this step's tiles are in; every warp is done with the last step's
+                if (step + 1 < NSTEPS) copy_step(step + 1);
             } else {
-                mmq_chunk<-1>(acc, sa, sb, sw, sx, wm0, c);
+                __syncthreads();   // every warp is done with the last step's tiles
+                copy_step(step);
+                rf_copy_wait();
+                __syncthreads();
+            }
+            const unsigned char* st = mmq_smem + (step % MMQ_STAGES) * STAGE_BYTES;
+            auto row = [&](int r) {
+                const int rr = wm0 + r;
+                return (const block_t*)(st + rr * MMQ_WROW + mmq_shift(w, W_ROW_BYTES, W_SPAN, row0 + rr, n_rows - 1, step));
+            };
+            auto tok = [&](int n) {
+                return (const block_q8_1*)(st + BM * MMQ_WROW + n * MMQ_XROW +
+                                           mmq_shift(a, X_ROW_BYTES, X_SPAN, tok0 + n, n_tokens - 1, step));
+            };
+            // Each row's and each token's scales of the step, once for all warps: the first BM
+            // threads take a row each (all its chunks, so a block's scale bytes are read once), the
+            // others the tokens' chunks.
+            static_assert(NT > BM, "threads left for the tokens' scales");
+            if (threadIdx.x < BM) {
+                const int r = threadIdx.x;
+                const block_t* b = (const block_t*)(st + r * MMQ_WROW +
+                                                    mmq_shift(w, W_ROW_BYTES, W_SPAN, row0 + r, n_rows - 1, step));
+#pragma unroll
+                for (int c = 0; c < CH; ++c) {
+                    float d0, d1, m;
+                    mmq_w_scale(b, c, &d0, &d1, &m);
+                    sws[c * BM + r] = make_float2(d0, MMQ_SPLIT16 ? d1 : m);
+                }
+            } else {
+                // Lanes take a token's chunks side by side (its rows lie 16-byte multiples apart).
+                for (int i = threadIdx.x - BM; i < BN * CH; i += NT - BM) {
+                    const int n = i / CH, c = i % CH;
+                    const block_q8_1* ab = tok(n) + c;
+                    const float d = q8_d(ab);
+                    float sum = 0.0f;
+                    if (MMQ_SUM == 1) sum = q8_s(ab);
+                    if (MMQ_SUM == 2) {
+                        int qs = 0;
+#pragma unroll
+                        for (int j = 0; j < 8; ++j) qs = rf_dot4_i8(0x01010101, q8_int(ab, j), qs);
+                        sum = d * (float)qs;   // exact: 11-bit d times |Σq| ≤ 4064
+                    }
+                    sds[c * BN + n] = make_float2(d, sum);
+                }
+            }
+            __syncthreads();
+            // Unrolled where the registers allow (mma.sync's fragments are small): the next
+            // chunk's loads then overlap this one's products.
+#if RF_MATRIX_MMA_SYNC
+#pragma unroll
+#else
+#pragma unroll 1
+#endif
+            for (int c = 0; c < CH; ++c) {
+                if (MMQ_SPLIT16) {
+                    mmq_chunk<0>(acc, row, tok, sws, sds, wm0, c);
+                    mmq_chunk<1>(acc, row, tok, sws, sds, wm0, c);
+                } else {
+                    mmq_chunk<-1>(acc, row, tok, sws, sds, wm0, c);
+                }
             }
         }
-        __syncthreads();
+#pragma unroll
+        for (int i = 0; i < MMQ_WM; ++i)
+#pragma unroll
+            for (int jn = 0; jn < MMQ_WN; ++jn)
+#pragma unroll
+                for (int e = 0; e < MMA_C; ++e) {
+                    const int r = row0 + wm0 + 16 * i + mma_row(e), t = tok0 + 16 * jn + mma_col(e);
+                    if (r < n_rows && t < n_tokens) y[(long long)t * n_rows + r] = acc[MMQ_WN * i + jn][e];
+                }
     }
-#pragma unroll
-    for (int i = 0; i < MMQ_WM; ++i)
-#pragma unroll
-        for (int jn = 0; jn < MMQ_WN; ++jn)
-#pragma unroll
-            for (int e = 0; e < MMA_C; ++e) {
-                const int r = row0 + wm0 + 16 * i + mma_row(e), t = tok0 + 16 * jn + mma_col(e);
-                if (r < n_rows && t < n_tokens) y[(long long)t * n_rows + r] = acc[MMQ_WN * i + jn][e];
-            }
 }

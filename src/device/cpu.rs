@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Backend, DeviceError, RawView};
+use super::{Backend, DeviceError, RawView, Shape};
 use crate::jit::Target;
 use crate::kernels::launch::{self, Launch};
 use crate::{quant, reference};
@@ -448,13 +448,13 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    unsafe fn load(&self, _code: &[u8], entry: &CString) -> Result<(usize, usize), DeviceError> {
+    unsafe fn load(&self, _code: &[u8], entry: &CString, _shared_bytes: u32) -> Result<(usize, usize), DeviceError> {
         Err(host(format!("{entry:?}: the CPU device runs the reference ops, not code objects")))
     }
 
     unsafe fn unload(&self, _module: usize) {}
 
-    unsafe fn launch(&self, _function: usize, launch: &Launch<RawView>, _warp_size: u32) -> Result<(), DeviceError> {
+    unsafe fn launch(&self, _function: usize, launch: &Launch<RawView>, _shape: Shape) -> Result<(), DeviceError> {
         self.run(launch)
     }
 

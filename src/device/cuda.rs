@@ -6,7 +6,7 @@ use std::ffi::{c_void, CString};
 
 use cudarc::driver::{result, sys};
 
-use super::{arg_slots, Backend, BackendGraph, DeviceError, RawNode, RawView};
+use super::{arg_slots, Backend, BackendGraph, DeviceError, RawNode, RawView, Shape};
 use crate::jit::Target;
 use crate::kernels::Launch;
 
@@ -128,19 +128,32 @@ impl Backend for CudaBackend {
         unsafe { result::memcpy_dtod_async(dst, src, bytes, self.stream()) }.map_err(call("cuMemcpyDtoDAsync"))
     }
 
-    unsafe fn load(&self, code: &[u8], entry: &CString) -> Result<(usize, usize), DeviceError> {
+    unsafe fn load(&self, code: &[u8], entry: &CString, shared_bytes: u32) -> Result<(usize, usize), DeviceError> {
         self.make_current()?;
         // SAFETY: the caller's contract: `code` is a CUBIN from NVRTC for this device's target;
         // the driver copies it.
         let module =
             unsafe { result::module::load_data(code.as_ptr() as *const c_void) }.map_err(call("cuModuleLoadData"))?;
         // SAFETY: `module` was just loaded.
-        match unsafe { result::module::get_function(module, entry.clone()) } {
+        let found = unsafe { result::module::get_function(module, entry.clone()) }.map_err(call("cuModuleGetFunction"));
+        // Blocks may take more than 48 KiB of dynamic shared memory only when the function says so.
+        let allowed = found.and_then(|f| {
+            if shared_bytes <= 48 * 1024 {
+                return Ok(f);
+            }
+            let attr = sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES;
+            // SAFETY: `f` is a live function of the module loaded above.
+            unsafe { sys::cuFuncSetAttribute(f, attr, shared_bytes as i32) }
+                .result()
+                .map_err(call("cuFuncSetAttribute"))?;
+            Ok(f)
+        });
+        match allowed {
             Ok(f) => Ok((module as usize, f as usize)),
             Err(e) => {
                 // SAFETY: loaded above, unloaded once, no function of it escapes.
                 let _ = unsafe { result::module::unload(module) };
-                Err(call("cuModuleGetFunction")(e))
+                Err(e)
             }
         }
     }
@@ -152,11 +165,11 @@ impl Backend for CudaBackend {
         }
     }
 
-    unsafe fn launch(&self, function: usize, launch: &Launch<RawView>, warp_size: u32) -> Result<(), DeviceError> {
+    unsafe fn launch(&self, function: usize, launch: &Launch<RawView>, shape: Shape) -> Result<(), DeviceError> {
         self.make_current()?;
         let mut slots = arg_slots(launch);
         let mut ptrs: Vec<*mut c_void> = slots.iter_mut().map(|v| v as *mut u64 as *mut c_void).collect();
-        let (grid, block) = (launch.grid(), launch.block(warp_size));
+        let (grid, block) = (launch.grid(), shape.block(launch));
         // SAFETY: the caller's contract: `function` is live and is the kernel of `launch.spec()`,
         // whose template takes exactly `launch.args()` (arg_slots keeps their order), and every
         // buffer holds what the launch touches. `slots` outlives the call.
@@ -165,7 +178,7 @@ impl Backend for CudaBackend {
                 function as sys::CUfunction,
                 (grid[0], grid[1], grid[2]),
                 (block[0], block[1], block[2]),
-                0,
+                shape.shared_bytes,
                 self.stream(),
                 &mut ptrs,
             )
@@ -227,10 +240,10 @@ impl Backend for CudaBackend {
             };
             let mut added = std::ptr::null_mut();
             match node {
-                RawNode::Launch { function, launch, warp_size } => {
+                RawNode::Launch { function, launch, shape } => {
                     let mut slots = arg_slots(launch);
                     let mut ptrs: Vec<*mut c_void> = slots.iter_mut().map(|v| v as *mut u64 as *mut c_void).collect();
-                    let params = kernel_params(*function, launch, *warp_size, &mut ptrs);
+                    let params = kernel_params(*function, launch, *shape, &mut ptrs);
                     // SAFETY: the caller's contract (a launch as `launch` takes it); the driver
                     // copies the argument values before returning, while `slots` lives.
                     unsafe { sys::cuGraphAddKernelNode_v2(&mut added, g, deps, n_deps, &params) }
@@ -308,10 +321,10 @@ fn driver_has(name: &str) -> bool {
 fn kernel_params(
     function: usize,
     launch: &Launch<RawView>,
-    warp_size: u32,
+    shape: Shape,
     ptrs: &mut [*mut c_void],
 ) -> sys::CUDA_KERNEL_NODE_PARAMS {
-    let (grid, block) = (launch.grid(), launch.block(warp_size));
+    let (grid, block) = (launch.grid(), shape.block(launch));
     sys::CUDA_KERNEL_NODE_PARAMS {
         func: function as sys::CUfunction,
         gridDimX: grid[0],
@@ -320,7 +333,7 @@ fn kernel_params(
         blockDimX: block[0],
         blockDimY: block[1],
         blockDimZ: block[2],
-        sharedMemBytes: 0,
+        sharedMemBytes: shape.shared_bytes,
         kernelParams: ptrs.as_mut_ptr(),
         extra: std::ptr::null_mut(),
         // Both ignored when `func` is set.
@@ -361,10 +374,10 @@ impl BackendGraph for CudaGraph {
         self.make_current()?;
         let (exec, handle) = (self.exec as sys::CUgraphExec, self.nodes[index] as sys::CUgraphNode);
         match node {
-            RawNode::Launch { function, launch, warp_size } => {
+            RawNode::Launch { function, launch, shape } => {
                 let mut slots = arg_slots(launch);
                 let mut ptrs: Vec<*mut c_void> = slots.iter_mut().map(|v| v as *mut u64 as *mut c_void).collect();
-                let params = kernel_params(*function, launch, *warp_size, &mut ptrs);
+                let params = kernel_params(*function, launch, *shape, &mut ptrs);
                 // SAFETY: the caller's contract: node `index` is a kernel node of this function;
                 // the driver copies the argument values before returning.
                 unsafe { sys::cuGraphExecKernelNodeSetParams_v2(exec, handle, &params) }

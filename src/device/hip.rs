@@ -9,7 +9,7 @@ use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
 
 use libloading::Library;
 
-use super::{arg_slots, Backend, BackendGraph, DeviceError, RawNode, RawView};
+use super::{arg_slots, Backend, BackendGraph, DeviceError, RawNode, RawView, Shape};
 use crate::jit::Target;
 use crate::kernels::Launch;
 
@@ -289,7 +289,13 @@ impl Backend for HipBackend {
         let rc = unsafe { (self.api.dtod)(dst as *mut c_void, src as *mut c_void, bytes, self.stream()) };
         self.check("hipMemcpyDtoDAsync", rc)
     }
-    unsafe fn load(&self, code: &[u8], entry: &CString) -> Result<(usize, usize), DeviceError> {
+    unsafe fn load(&self, code: &[u8], entry: &CString, shared_bytes: u32) -> Result<(usize, usize), DeviceError> {
+        // Every AMD target's layouts keep within the 64 KiB of LDS a workgroup has without asking.
+        if shared_bytes > 64 * 1024 {
+            return Err(DeviceError::Misuse(format!(
+                "{entry:?} wants {shared_bytes} bytes of LDS a block, past 64 KiB"
+            )));
+        }
         let mut module = std::ptr::null_mut();
         // SAFETY: the caller's contract: `code` is an AMD code object for this device's target.
         self.check("hipModuleLoadData", unsafe { (self.api.module_load)(&mut module, code.as_ptr().cast()) })?;
@@ -308,10 +314,10 @@ impl Backend for HipBackend {
         // SAFETY: the caller's contract: loaded once, unloaded once.
         unsafe { (self.api.module_unload)(module as *mut c_void) };
     }
-    unsafe fn launch(&self, function: usize, launch: &Launch<RawView>, warp_size: u32) -> Result<(), DeviceError> {
+    unsafe fn launch(&self, function: usize, launch: &Launch<RawView>, shape: Shape) -> Result<(), DeviceError> {
         let mut slots = arg_slots(launch);
         let mut ptrs: Vec<*mut c_void> = slots.iter_mut().map(|v| v as *mut u64 as *mut c_void).collect();
-        let (grid, block) = (launch.grid(), launch.block(warp_size));
+        let (grid, block) = (launch.grid(), shape.block(launch));
         // SAFETY: the caller's contract: `function` is live and is the kernel of `launch.spec()`,
         // whose template takes exactly `launch.args()` (arg_slots keeps their order), and every
         // buffer holds what the launch touches. `slots` outlives the call.
@@ -324,7 +330,7 @@ impl Backend for HipBackend {
                 block[0],
                 block[1],
                 block[2],
-                0,
+                shape.shared_bytes,
                 self.stream(),
                 ptrs.as_mut_ptr(),
                 std::ptr::null_mut(),
@@ -377,10 +383,10 @@ impl Backend for HipBackend {
             };
             let mut added = std::ptr::null_mut();
             match node {
-                RawNode::Launch { function, launch, warp_size } => {
+                RawNode::Launch { function, launch, shape } => {
                     let mut slots = arg_slots(launch);
                     let mut ptrs: Vec<*mut c_void> = slots.iter_mut().map(|v| v as *mut u64 as *mut c_void).collect();
-                    let params = kernel_params(*function, launch, *warp_size, &mut ptrs);
+                    let params = kernel_params(*function, launch, *shape, &mut ptrs);
                     // SAFETY: the caller's contract (a launch as `launch` takes it); the runtime
                     // copies the argument values before returning, while `slots` lives.
                     let rc = unsafe { (api.add_kernel_node)(&mut added, g, deps, n_deps, &params) };
@@ -417,17 +423,17 @@ impl Drop for HipBackend {
 fn kernel_params(
     function: usize,
     launch: &Launch<RawView>,
-    warp_size: u32,
+    shape: Shape,
     ptrs: &mut [*mut c_void],
 ) -> KernelNodeParams {
-    let (grid, block) = (launch.grid(), launch.block(warp_size));
+    let (grid, block) = (launch.grid(), shape.block(launch));
     KernelNodeParams {
         block_dim: Dim3 { x: block[0], y: block[1], z: block[2] },
         extra: std::ptr::null_mut(),
         func: function as *mut c_void,
         grid_dim: Dim3 { x: grid[0], y: grid[1], z: grid[2] },
         kernel_params: ptrs.as_mut_ptr(),
-        shared_mem_bytes: 0,
+        shared_mem_bytes: shape.shared_bytes,
     }
 }
 
@@ -462,10 +468,10 @@ impl BackendGraph for HipGraph {
     unsafe fn set(&mut self, index: usize, node: &RawNode) -> Result<(), DeviceError> {
         let (exec, handle) = (self.exec as *mut c_void, self.nodes[index] as *mut c_void);
         match node {
-            RawNode::Launch { function, launch, warp_size } => {
+            RawNode::Launch { function, launch, shape } => {
                 let mut slots = arg_slots(launch);
                 let mut ptrs: Vec<*mut c_void> = slots.iter_mut().map(|v| v as *mut u64 as *mut c_void).collect();
-                let params = kernel_params(*function, launch, *warp_size, &mut ptrs);
+                let params = kernel_params(*function, launch, *shape, &mut ptrs);
                 // SAFETY: the caller's contract: node `index` is a kernel node of this function;
                 // the runtime copies the argument values before returning.
                 let rc = unsafe { (self.api.exec_kernel_node_set_params)(exec, handle, &params) };

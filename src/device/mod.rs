@@ -98,21 +98,22 @@ trait Backend: Send + Sync {
     /// Both `[dst, dst + bytes)` and `[src, src + bytes)` lie inside live allocations of this
     /// backend.
     unsafe fn copy(&self, dst: u64, src: u64, bytes: usize) -> Result<(), DeviceError>;
-    /// Loads a code object and finds `entry` in it: (module, function).
+    /// Loads a code object and finds `entry` in it: (module, function), allowed to take
+    /// `shared_bytes` of dynamic shared memory a block.
     ///
     /// # Safety
     /// `code` is a code object the JIT compiled for this device's target.
-    unsafe fn load(&self, code: &[u8], entry: &CString) -> Result<(usize, usize), DeviceError>;
+    unsafe fn load(&self, code: &[u8], entry: &CString, shared_bytes: u32) -> Result<(usize, usize), DeviceError>;
     /// # Safety
     /// `module` came from `load`, is unloaded once, and its function is not launched afterwards.
     unsafe fn unload(&self, module: usize);
     /// Queues `launch` (asynchronous).
     ///
     /// # Safety
-    /// `function` is live and is the kernel `launch.spec()` renders, compiled for a warp of
-    /// `warp_size`; `launch` passed [`Launch::check`] against these views, and every view lies
-    /// inside a live allocation of this backend.
-    unsafe fn launch(&self, function: usize, launch: &Launch<RawView>, warp_size: u32) -> Result<(), DeviceError>;
+    /// `function` is live and is the kernel `launch.spec()` renders, compiled for `shape`;
+    /// `launch` passed [`Launch::check`] against these views, and every view lies inside a live
+    /// allocation of this backend.
+    unsafe fn launch(&self, function: usize, launch: &Launch<RawView>, shape: Shape) -> Result<(), DeviceError>;
     /// Waits for every queued launch and copy.
     fn synchronize(&self) -> Result<(), DeviceError>;
     /// Bytes of device memory in use (by everything on the device).
@@ -146,7 +147,7 @@ enum RawNode {
     Launch {
         function: usize,
         launch: Launch<RawView>,
-        warp_size: u32,
+        shape: Shape,
     },
     /// `value` written to the `count` i32s at `dst`.
     Fill {
@@ -176,6 +177,21 @@ trait BackendGraph: Send + Sync {
     /// Every node still meets `build_graph`'s contract: its function is loaded and its addresses
     /// lie inside live allocations.
     unsafe fn launch(&self) -> Result<(), DeviceError>;
+}
+
+/// How a loaded kernel runs beyond its launch description: the warp its code was compiled for and
+/// the dynamic shared memory each block takes (the target's layout of the kernel, `mmq`'s tiles).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Shape {
+    warp_size: u32,
+    shared_bytes: u32,
+}
+
+impl Shape {
+    /// Threads per block in x, y, z.
+    fn block(&self, launch: &Launch<RawView>) -> [u32; 3] {
+        launch.block(self.warp_size)
+    }
 }
 
 /// A buffer's place as a backend sees it: the allocation's address, a byte offset into it, and
@@ -320,16 +336,20 @@ impl Device {
         }
         let entry = CString::new(compiled.entry.as_str())
             .map_err(|_| DeviceError::Misuse(format!("entry name {:?} holds a NUL", compiled.entry)))?;
+        let shape = Shape {
+            warp_size: target.warp_size(),
+            shared_bytes: target.render_target().dynamic_shared_bytes(&compiled.spec),
+        };
         // SAFETY: a CompiledKernel's code is what the JIT compiled (or loaded, hash-checked, from
         // its cache) for its target, which is this device's.
-        let (module, function) = unsafe { self.backend.load(&compiled.code, &entry)? };
+        let (module, function) = unsafe { self.backend.load(&compiled.code, &entry, shape.shared_bytes)? };
         Ok(Kernel {
             module: Some(Module { device: self.clone(), handle: module }),
             function,
             device: self.clone(),
             spec: compiled.spec,
             entry: compiled.entry.clone(),
-            warp_size: target.warp_size(),
+            shape,
         })
     }
 
@@ -348,7 +368,7 @@ impl Device {
             device: self.clone(),
             spec: *spec,
             entry: spec.entry_name(),
-            warp_size: self.warp_size(),
+            shape: Shape { warp_size: self.warp_size(), shared_bytes: 0 },
         })
     }
 
@@ -546,7 +566,7 @@ pub struct Kernel {
     device: Device,
     spec: KernelSpec,
     entry: String,
-    warp_size: u32,
+    shape: Shape,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -577,7 +597,7 @@ impl Kernel {
         // SAFETY: `function` stays loaded while `self.module` lives; it is the kernel of
         // `self.spec`, which is the launch's; the launch passed its check against these views,
         // which borrow live allocations of this device (all checked by `raw`).
-        unsafe { self.device.backend.launch(self.function, &raw, self.warp_size) }
+        unsafe { self.device.backend.launch(self.function, &raw, self.shape) }
     }
 
     /// `launch` over raw views, after the checks `launch` describes.
@@ -589,7 +609,7 @@ impl Kernel {
                 self.entry
             )));
         }
-        launch.check(self.warp_size)?;
+        launch.check(self.shape.warp_size)?;
         let raw = launch.try_map(|v| {
             if !v.alloc.device.same_as(&self.device) {
                 return Err(DeviceError::Misuse(format!(
@@ -675,7 +695,7 @@ impl Device {
                         _ => None,
                     })
                     .collect();
-                let node = RawNode::Launch { function: kernel.function, launch: raw, warp_size: kernel.warp_size };
+                let node = RawNode::Launch { function: kernel.function, launch: raw, shape: kernel.shape };
                 Ok((node, Some(*kernel), keep))
             }
             GraphNode::Fill(view, value) => {
@@ -752,8 +772,8 @@ impl<'k> LaunchGraph<'k> {
                     // SAFETY: as above, node by node.
                     unsafe {
                         match node {
-                            RawNode::Launch { function, launch, warp_size } => {
-                                self.device.backend.launch(*function, launch, *warp_size)?
+                            RawNode::Launch { function, launch, shape } => {
+                                self.device.backend.launch(*function, launch, *shape)?
                             }
                             RawNode::Fill { dst, value, count } => {
                                 self.device.backend.fill_i32(*dst, *value, *count)?

@@ -123,6 +123,21 @@ pub fn amd_processor(name: &str) -> Option<&'static AmdProcessor> {
     AMD_PROCESSORS.iter().find(|p| p.name == name)
 }
 
+/// Bytes of shared memory one block may take on an NVIDIA GPU of compute capability `sm` (×10),
+/// with the opt-in for more than 48 KiB (CUDA C Programming Guide, "Technical Specifications per
+/// Compute Capability").
+pub fn nvidia_shared_max(sm: u32) -> u32 {
+    let kib = match sm {
+        90.. => 227,
+        80 | 87 => 163,
+        86 | 88 | 89 => 99,
+        70..=72 => 96,
+        75 => 64,
+        _ => 48,
+    };
+    kib * 1024
+}
+
 /// What an NVIDIA GPU of compute capability `sm` (×10) can do.
 pub fn nvidia_caps(sm: u32) -> (DotI8, MatrixUnit, bool) {
     let dot = if sm >= 61 { DotI8::Dp4a } else { DotI8::None };

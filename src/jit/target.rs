@@ -7,7 +7,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::capability::{amd_processor, nvidia_caps, AMD_PROCESSORS};
+use super::capability::{amd_processor, nvidia_caps, nvidia_shared_max, AMD_PROCESSORS};
 use crate::kernels::{Dialect, DotI8, MatrixUnit, RenderTarget};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -150,11 +150,19 @@ impl Target {
                     Some(p) => (p.warp_size, p.dot_i8, p.matrix),
                     None => (if processor.len() == 6 { 64 } else { 32 }, DotI8::None, MatrixUnit::None),
                 };
-                RenderTarget { dialect: Dialect::Hip, warp_size, dot_i8, matrix, pdl: false }
+                // 64 KiB of LDS a workgroup on every AMD GPU in the table (gfx950 has more; not used).
+                RenderTarget { dialect: Dialect::Hip, warp_size, dot_i8, matrix, pdl: false, shared_max: 64 * 1024 }
             }
             Target::Nvidia { sm, .. } => {
                 let (dot_i8, matrix, pdl) = nvidia_caps(*sm);
-                RenderTarget { dialect: Dialect::Cuda, warp_size: 32, dot_i8, matrix, pdl }
+                RenderTarget {
+                    dialect: Dialect::Cuda,
+                    warp_size: 32,
+                    dot_i8,
+                    matrix,
+                    pdl,
+                    shared_max: nvidia_shared_max(*sm),
+                }
             }
         }
     }

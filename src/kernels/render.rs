@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use super::launch::{ATTN_DECODE_MAX_SPLIT, ATTN_DECODE_MIN_CHUNK, ATTN_DECODE_TARGET_BLOCKS};
 use super::spec::{flash_kv_tile, flash_on_matrix_unit, flash_queries_per_warp, FLASH_QUERIES, FLASH_WARPS};
-use super::spec::{mmq_k_step, mmq_wn, MMQ_ROWS, MMQ_THREADS};
+use super::spec::{mmq_layout, mmq_tokens, MmqLayout, MMQ_ROWS, MMQ_THREADS};
 use super::spec::{
     Dialect, ElementwiseOp, GluKind, KernelSpec, MmvqLayout, RopeKind, SpecError, ATTN_WARPS, BLOCK_THREADS,
     MMVQ_THREADS, QUANTIZE_THREADS, ROWS_PER_BLOCK, TOKENS_PER_WARP,
@@ -29,6 +29,8 @@ pub struct RenderTarget {
     pub matrix: MatrixUnit,
     /// Programmatic dependent launch (a kernel may start before the previous one ends): sm_90+.
     pub pdl: bool,
+    /// Bytes of shared memory (LDS) one block may take, dynamic included.
+    pub shared_max: u32,
 }
 
 /// The int8 dot-product instruction a target has.
@@ -62,6 +64,20 @@ pub enum MatrixUnit {
 }
 
 impl RenderTarget {
+    /// The shared-memory layout of this target's `mmq` kernel for `wtype` rows of `k` values.
+    pub fn mmq_layout(&self, wtype: GgmlType, k: u32) -> MmqLayout {
+        // cp.async is sm_80's, as mma.sync (async_copy.h asks __CUDA_ARCH__ the same).
+        mmq_layout(wtype, k, self.matrix == MatrixUnit::MmaSync, self.shared_max)
+    }
+
+    /// Bytes of dynamic shared memory a launch of `spec` takes on this target.
+    pub fn dynamic_shared_bytes(&self, spec: &KernelSpec) -> u32 {
+        match *spec {
+            KernelSpec::MatMulQ8 { wtype, k } => self.mmq_layout(wtype, k).shared_bytes,
+            _ => 0,
+        }
+    }
+
     /// The `#define`s that tell the preludes and templates what the target can do. Every name is
     /// always defined (0 when absent), so `#if RF_…` never reads an undefined macro as 0 by
     /// accident of a typo in one place only.
@@ -176,12 +192,20 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
                 .kv(kv);
             t::ATTN_DECODE
         }
-        KernelSpec::MatMulQ8 { k, .. } => {
+        KernelSpec::MatMulQ8 { wtype, k } => {
+            let l = target.mmq_layout(wtype, k);
             c.int("K", k)
                 .int("MMQ_WARPS", MMQ_THREADS / ws)
                 .int("MMQ_WM", MMQ_ROWS / 16 / (MMQ_THREADS / ws))
-                .int("MMQ_WN", mmq_wn(k))
-                .int("MMQ_KT", mmq_k_step(k));
+                .int("MMQ_WN", l.pass_tokens / 16)
+                .int("MMQ_BLOCK_TOKENS", mmq_tokens(k))
+                .int("MMQ_KT", l.k_step)
+                .int("MMQ_STAGES", l.stages)
+                .int("MMQ_WROW", l.w_row)
+                .int("MMQ_XROW", l.x_row)
+                .int("MMQ_WCOPY", l.w_copies)
+                .int("MMQ_XCOPY", l.x_copies)
+                .int("MMQ_SMEM", l.shared_bytes);
             t::MMQ
         }
         KernelSpec::FlashAttn { head_dim, gqa, sliding_window, softcap } => {
@@ -268,6 +292,7 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
             fragments.push(t::Q_Q8_1);
             fragments.extend(int8_fragments(wtype));
             fragments.push(t::MMA);
+            fragments.push(t::ASYNC_COPY);
             fragments.push(mmq_fragment(wtype));
         }
         _ => {}

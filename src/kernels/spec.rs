@@ -330,28 +330,67 @@ pub const MMQ_THREADS: u32 = 256;
 /// Weight rows per `mmq` block: 16-row tiles, one per warp of 32 or two per wavefront of 64 (the
 /// accumulators a lane holds stay the same on both).
 pub const MMQ_ROWS: u32 = 128;
-/// 16-token tiles per warp in `mmq` for rows of `k` values: 4 (64 tokens a block), or 2 for short
-/// rows (k ≤ 2048). Short rows come with small matrices (SmolLM2's are 576 × 576 to 1536 × 576),
-/// which at 64 tokens a block make too few blocks for the GPU: 25 for a 576-row product over 320
-/// tokens on an H100's 132 SMs; 32-token blocks double that (each weight tile is unpacked for half
-/// as many tokens, which such small products can afford).
-pub fn mmq_wn(k: u32) -> u32 {
+/// Tokens per `mmq` block for rows of `k` values: 128, or 32 for short rows (k ≤ 2048). Short rows
+/// come with small matrices (SmolLM2's are 576 × 576 to 1536 × 576), which at more tokens a block
+/// make too few blocks for the GPU: 25 for a 576-row product over 320 tokens on an H100's 132 SMs
+/// at 64. Long rows take 128 (H100, synthetic 7B, 512 tokens: 8991 tokens/s against 8405 at 64
+/// and 7079 at 32): each weight tile is copied once for more tokens. A block may take its tokens in
+/// passes (`MmqLayout::pass_tokens`) where the target's shared memory holds fewer.
+pub fn mmq_tokens(k: u32) -> u32 {
     if k <= 2048 {
-        2
+        32
     } else {
-        4
+        128
     }
 }
 
-/// Tokens per `mmq` block for rows of `k` values: each warp takes [`mmq_wn`] 16-token tiles.
-pub fn mmq_tokens(k: u32) -> u32 {
-    16 * mmq_wn(k)
+/// How an `mmq` kernel lays out its shared memory (mmq.hip): per stage, [`MMQ_ROWS`] weight rows of
+/// `w_row` bytes and `pass_tokens` token rows of `x_row` bytes, each row's step copied as
+/// `w_copies` / `x_copies` 16-byte copies from the 16-aligned address at or before its start;
+/// after the stages, each row's and each token's scales of a step (8 bytes a 32-value chunk).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmqLayout {
+    pub k_step: u32,
+    pub stages: u32,
+    pub pass_tokens: u32,
+    pub w_row: u32,
+    pub x_row: u32,
+    pub w_copies: u32,
+    pub x_copies: u32,
+    pub shared_bytes: u32,
 }
 
-/// Values of K one `mmq` step stages in shared memory: the largest of 128, 64, 32 that divides
-/// the row (SmolLM2's 576 takes 64).
-pub fn mmq_k_step(k: u32) -> u32 {
-    [128, 64, 32].into_iter().find(|s| k.is_multiple_of(*s)).unwrap_or(32)
+/// The layout of the `mmq` kernel for `wtype` rows of `k` values within the `shared_max` bytes a
+/// block may take. In order of preference: all the block's tokens in one pass, then half, a
+/// quarter (down to 16); steps of the largest multiple of the block (and of 32) up to 256 values
+/// that divides the row (SmolLM2's 576 takes 192); two stages where the target copies
+/// asynchronously (`async_copy`: cp.async, NVIDIA sm_80+), else one.
+pub fn mmq_layout(wtype: GgmlType, k: u32, async_copy: bool, shared_max: u32) -> MmqLayout {
+    let unit = (wtype.block_elems() as u32).max(32);
+    let k_steps: Vec<u32> =
+        (1..=unit.max(256) / unit).rev().map(|m| m * unit).filter(|s| k.is_multiple_of(*s)).collect();
+    let passes = [1, 2, 4, 8].map(|p| mmq_tokens(k) / p).into_iter().filter(|t| *t >= 16);
+    let stages: &[u32] = if async_copy { &[2, 1] } else { &[1] };
+    let mut layouts = passes
+        .flat_map(|t| k_steps.iter().flat_map(move |&s| stages.iter().map(move |&st| mmq_layout_of(wtype, s, st, t))));
+    // The smallest, 16 tokens and 32 values on one stage, fits every target (a unit test holds
+    // the reference models' layouts to each target's limit).
+    layouts.find(|l| l.shared_bytes <= shared_max).unwrap_or_else(|| mmq_layout_of(wtype, unit, 1, 16))
+}
+
+fn mmq_layout_of(wtype: GgmlType, k_step: u32, stages: u32, pass_tokens: u32) -> MmqLayout {
+    let w_span = k_step / wtype.block_elems() as u32 * wtype.block_bytes() as u32;
+    let x_span = k_step / 32 * 36;
+    // A span at any 16-byte offset lies within (span + 15) / 16 + 1 aligned copies. Rows lie an
+    // odd number of 16-byte units apart, so the 8 rows of a fragment load start in 8 different
+    // groups of 4 banks.
+    let copies = |span: u32| span.div_ceil(16) + 1;
+    let row = |copies: u32| if copies % 2 == 1 { 16 * copies } else { 16 * copies + 16 };
+    let (w_copies, x_copies) = (copies(w_span), copies(x_span));
+    let (w_row, x_row) = (row(w_copies), row(x_copies));
+    let stage = MMQ_ROWS * w_row + pass_tokens * x_row;
+    let scales = (MMQ_ROWS + pass_tokens) * (k_step / 32) * 8;
+    MmqLayout { k_step, stages, pass_tokens, w_row, x_row, w_copies, x_copies, shared_bytes: stages * stage + scales }
 }
 
 /// Warps per block of prefill flash attention.
@@ -724,5 +763,51 @@ mod tests {
         let bad = KernelSpec::MatVecQ8 { wtype: GgmlType::Q8_0, k: 64, threads_per_row: 48, rows_per_thread: 1 };
         assert!(bad.validate().unwrap_err().to_string().contains("threads must be 32, 64 or 128"));
         assert_eq!(MmvqLayout { threads_per_row: 32, rows_per_thread: 2 }.rows_per_block(), 8);
+    }
+}
+
+#[cfg(test)]
+mod mmq_layout_tests {
+    use super::*;
+
+    const TYPES: [GgmlType; 8] = [
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::Q5_1,
+        GgmlType::Q8_0,
+        GgmlType::Q4_K,
+        GgmlType::Q5_K,
+        GgmlType::Q6_K,
+    ];
+
+    /// Every int8 type at the row lengths of the reference models and the GPU case table fits
+    /// AMD's 64 KiB of LDS (one stage, fewer tokens a pass where needed), an sm_86's 99 KiB and an
+    /// H100's 227 KiB; on the H100 the 7B's products keep two stages and the whole block's tokens in
+    /// one pass, which the measured speed came from.
+    #[test]
+    fn mmq_layouts_fit_every_target_and_keep_the_measured_tiles_on_the_h100() {
+        for ty in TYPES {
+            assert!(int8_matmul_type(ty));
+            for k in [256u32, 512, 576, 640, 768, 1024, 1536, 2048, 4096, 8960, 11008] {
+                if !k.is_multiple_of(ty.block_elems() as u32) {
+                    continue;
+                }
+                for (async_copy, max) in [(false, 64 * 1024), (true, 99 * 1024), (true, 227 * 1024)] {
+                    let l = mmq_layout(ty, k, async_copy, max);
+                    assert!(l.shared_bytes <= max, "{ty:?} k {k}: {l:?} past {max}");
+                    assert!(k.is_multiple_of(l.k_step) && l.k_step.is_multiple_of(32));
+                    assert!(mmq_tokens(k).is_multiple_of(l.pass_tokens) && l.pass_tokens >= 16);
+                    assert!(async_copy || l.stages == 1);
+                    assert!(16 * l.w_copies >= l.k_step / ty.block_elems() as u32 * ty.block_bytes() as u32 + 15);
+                }
+            }
+        }
+        for ty in [GgmlType::Q4_K, GgmlType::Q6_K] {
+            for k in [4096, 11008] {
+                let l = mmq_layout(ty, k, true, 227 * 1024);
+                assert_eq!((l.k_step, l.stages, l.pass_tokens), (256, 2, 128), "{ty:?} k {k}");
+            }
+        }
     }
 }

@@ -39,6 +39,8 @@ pub const FLASH_ATTN: Template = template!("flash_attn.hip");
 pub const FLASH_ATTN_MMA: Template = template!("flash_attn_mma.hip");
 /// The matrix units' fragment layouts (mma.sync, MFMA, WMMA, or int8 dots without one).
 pub const MMA: Template = template!("mma.h");
+/// 16-byte copies from global to shared memory, asynchronous where the target has them.
+pub const ASYNC_COPY: Template = template!("async_copy.h");
 /// The matrix units' f16 tile products of flash attention (mma.sync, MFMA, WMMA).
 pub const MMA_F16: Template = template!("mma_f16.h");
 
