@@ -9,6 +9,9 @@
 //! contiguous, the scales widened to f32, and the sums the dot products need precomputed once
 //! per activation row (they are reused by every weight row).
 
+use super::q8_k::{nearest_int, quantize_32_ggml_cpu, ActFormat, BlockQ8K};
+use crate::dtype::QK_K;
+
 /// Values per Q8_1 block.
 pub const QK8_1: usize = 32;
 
@@ -65,6 +68,9 @@ pub fn quantize_row_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
 pub struct Q8Rows {
     k: usize,
     n: usize,
+    /// How the rows were quantized (Q8_K rows hold each 256-value block as eight 32-value
+    /// blocks sharing its f32 d).
+    format: ActFormat,
     /// [n][k] quants.
     pub(crate) qs: Vec<i8>,
     /// [n][k/32] the f16 d, widened.
@@ -114,6 +120,11 @@ impl Q8Rows {
         self.k / QK8_1
     }
 
+    /// How these rows were quantized.
+    pub fn format(&self) -> ActFormat {
+        self.format
+    }
+
     fn reshape(&mut self, n: usize, k: usize) {
         assert!(k.is_multiple_of(QK8_1), "q8_1 rows are whole blocks of 32, not {k}");
         self.k = k;
@@ -133,9 +144,63 @@ impl Q8Rows {
     /// as [`quantize_block_q8_1`], in code the compiler vectorizes (compiled for the host's
     /// widest vectors); many rows are split across rayon's threads.
     pub fn quantize(&mut self, x: &[f32], k: usize) {
+        self.quantize_as(x, k, ActFormat::Q8_1Ref);
+    }
+
+    /// Quantizes `x` (`[n][k]`) to `format` (k a multiple of its block: 32, or 256 for Q8_K).
+    pub fn quantize_as(&mut self, x: &[f32], k: usize, format: ActFormat) {
         assert!(k > 0 && x.len().is_multiple_of(k), "{} values are not whole rows of {k}", x.len());
+        assert!(
+            k.is_multiple_of(format.block()),
+            "{} rows are whole blocks of {}, not {k}",
+            format.name(),
+            format.block()
+        );
+        self.format = format;
         self.reshape(x.len() / k, k);
-        let view = BlocksMut {
+        let view = self.view();
+        quantize_split(view, x, k, format);
+        self.build_amx_panels();
+    }
+
+    /// Takes Q8_K blocks (`[n][k/256]`) as they are. Quants of −128 are refused, as in
+    /// [`Q8Rows::from_blocks`].
+    pub fn from_q8k_blocks(blocks: &[BlockQ8K], k: usize) -> Q8Rows {
+        let nb = k / QK_K;
+        assert!(nb > 0 && k.is_multiple_of(QK_K), "q8_K rows are whole blocks of 256, not {k}");
+        assert!(blocks.len().is_multiple_of(nb), "{} blocks are not whole rows of {k}", blocks.len());
+        let mut rows = Q8Rows { format: ActFormat::Q8K, ..Q8Rows::new() };
+        rows.reshape(blocks.len() / nb, k);
+        for (i, b) in blocks.iter().enumerate() {
+            assert!(b.qs.iter().all(|&q| q != i8::MIN), "q8_K block {i} holds −128, which no quantizer makes");
+            let d = b.d();
+            let mut view = rows.view();
+            for (j, qs) in b.qs.chunks_exact(QK8_1).enumerate() {
+                let qs: &[i8; QK8_1] = qs.try_into().expect("32 quants");
+                fill_block(&mut view, 8 * i + j, qs, d, d * qs.iter().map(|&q| q as i32).sum::<i32>() as f32);
+            }
+        }
+        rows.build_amx_panels();
+        rows
+    }
+
+    /// The Q8_K blocks of row `t` (rows quantized to [`ActFormat::Q8K`]).
+    pub fn to_q8k_blocks(&self, t: usize) -> Vec<BlockQ8K> {
+        assert_eq!(self.format, ActFormat::Q8K, "these rows are {}, not q8_K", self.format.name());
+        let nb = self.blocks_per_row();
+        (0..self.k / QK_K)
+            .map(|s| {
+                let i = t * nb + 8 * s;
+                let mut qs = [0i8; QK_K];
+                qs.copy_from_slice(&self.qs[i * QK8_1..i * QK8_1 + QK_K]);
+                BlockQ8K::new(self.d[i], qs)
+            })
+            .collect()
+    }
+
+    /// Every field, borrowed apart.
+    fn view(&mut self) -> BlocksMut<'_> {
+        BlocksMut {
             qs: &mut self.qs,
             d: &mut self.d,
             s: &mut self.s,
@@ -144,9 +209,7 @@ impl Q8Rows {
             dsum16: &mut self.dsum16,
             d_lanes: &mut self.d_lanes,
             nsum4: &mut self.nsum4,
-        };
-        quantize_split(view, x, k);
-        self.build_amx_panels();
+        }
     }
 
     /// Whole groups of 16 rows laid out for AMX tile products.
@@ -226,8 +289,9 @@ impl Q8Rows {
         }
     }
 
-    /// The canonical blocks of row `t`.
+    /// The canonical blocks of row `t` (rows of 32-value blocks).
     pub fn to_blocks(&self, t: usize) -> Vec<BlockQ8_1> {
+        assert_ne!(self.format, ActFormat::Q8K, "q8_K rows have no q8_1 blocks (to_q8k_blocks)");
         let nb = self.blocks_per_row();
         (0..nb)
             .map(|b| {
@@ -291,37 +355,109 @@ impl<'a> BlocksMut<'a> {
     }
 }
 
-/// Quantizes rows of `k` from `x` into `rows`, halving the rows across rayon's threads while
-/// each half is still worth a task.
-fn quantize_split(rows: BlocksMut<'_>, x: &[f32], k: usize) {
+/// Quantizes rows of `k` from `x` into `rows` as `format`, halving the rows across rayon's
+/// threads while each half is still worth a task.
+fn quantize_split(rows: BlocksMut<'_>, x: &[f32], k: usize, format: ActFormat) {
     const MIN_VALUES: usize = 16 * 1024;
     let n = x.len() / k;
     if n >= 2 && x.len() >= 2 * MIN_VALUES {
         let half = n / 2;
         let (a, b) = rows.split(half * k / QK8_1);
         let (xa, xb) = x.split_at(half * k);
-        rayon::join(|| quantize_split(a, xa, k), || quantize_split(b, xb, k));
+        rayon::join(|| quantize_split(a, xa, k, format), || quantize_split(b, xb, k, format));
         return;
     }
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-        unsafe fn wide(rows: BlocksMut<'_>, x: &[f32]) {
-            quantize_all_avx512(rows, x)
+        unsafe fn wide(rows: BlocksMut<'_>, x: &[f32], format: ActFormat) {
+            match format {
+                ActFormat::Q8_1Ref => quantize_all_avx512(rows, x),
+                _ => quantize_ggml_cpu(rows, x, format),
+            }
         }
         #[target_feature(enable = "avx2,fma,f16c")]
-        unsafe fn avx2(rows: BlocksMut<'_>, x: &[f32]) {
-            quantize_all(rows, x)
+        unsafe fn avx2(rows: BlocksMut<'_>, x: &[f32], format: ActFormat) {
+            match format {
+                ActFormat::Q8_1Ref => quantize_all(rows, x),
+                _ => quantize_ggml_cpu(rows, x, format),
+            }
         }
         match super::Isa::best() {
             // SAFETY: `Isa::best()` names only instruction sets detected on this host.
-            super::Isa::Avx512Vnni => return unsafe { wide(rows, x) },
+            super::Isa::Avx512Vnni => return unsafe { wide(rows, x, format) },
             // SAFETY: as above.
-            super::Isa::Avx2 => return unsafe { avx2(rows, x) },
+            super::Isa::Avx2 => return unsafe { avx2(rows, x, format) },
             _ => {}
         }
     }
-    quantize_all(rows, x)
+    match format {
+        ActFormat::Q8_1Ref => quantize_all(rows, x),
+        _ => quantize_ggml_cpu(rows, x, format),
+    }
+}
+
+/// Block `i` of `rows` from its quants, its scale `d` (as the kernels multiply by it) and `s`.
+#[inline(always)]
+fn fill_block(rows: &mut BlocksMut<'_>, i: usize, qs: &[i8; QK8_1], d: f32, s: f32) {
+    rows.qs[i * QK8_1..(i + 1) * QK8_1].copy_from_slice(qs);
+    let mut sums = [0i32; 8];
+    for (s, g) in sums.iter_mut().zip(qs.chunks_exact(4)) {
+        *s = g[0] as i32 + g[1] as i32 + g[2] as i32 + g[3] as i32;
+    }
+    let qsum: i32 = sums.iter().sum();
+    rows.d[i] = d;
+    rows.s[i] = s;
+    rows.qsum[i] = qsum;
+    rows.dsum[i] = d * qsum as f32;
+    rows.dsum16[2 * i] = d * (sums[0] + sums[1] + sums[2] + sums[3]) as f32;
+    rows.dsum16[2 * i + 1] = d * (sums[4] + sums[5] + sums[6] + sums[7]) as f32;
+    rows.d_lanes[i * 8..(i + 1) * 8].fill(d);
+    for (n4, s) in rows.nsum4[i * 8..(i + 1) * 8].iter_mut().zip(sums) {
+        *n4 = -s;
+    }
+}
+
+/// Every block of `x` into `rows` as ggml-cpu quantizes to `format` (see `q8_k`): Q8_0 and Q8_1
+/// per 32 values (s exact for Q8_0, so its offset terms equal ggml's signed-integer dots; f16
+/// for Q8_1), Q8_K per 256 (eight 32-value blocks sharing its f32 d).
+#[inline(always)]
+fn quantize_ggml_cpu(mut rows: BlocksMut<'_>, x: &[f32], format: ActFormat) {
+    match format {
+        ActFormat::Q8K => {
+            for (sb, chunk) in x.chunks_exact(QK_K).enumerate() {
+                let chunk: &[f32; QK_K] = chunk.try_into().expect("256 values");
+                // The first largest |x| (ggml keeps the first on ties), found as the first value
+                // whose |x| bits equal the largest (integer maxima vectorize).
+                let abs_bits = |v: &f32| v.to_bits() & 0x7FFF_FFFF;
+                let amax_bits = chunk.iter().fold(0u32, |m, v| m.max(abs_bits(v)));
+                let (d, iscale) = if amax_bits == 0 {
+                    (0.0, 0.0)
+                } else {
+                    let max = chunk[chunk.iter().position(|v| abs_bits(v) == amax_bits).expect("the maximum")];
+                    let iscale = -127.0 / max;
+                    (1.0 / iscale, iscale)
+                };
+                for (j, part) in chunk.chunks_exact(QK8_1).enumerate() {
+                    let qs: [i8; QK8_1] = std::array::from_fn(|l| nearest_int(iscale * part[l]).min(127) as i8);
+                    let qsum: i32 = qs.iter().map(|&q| q as i32).sum();
+                    fill_block(&mut rows, 8 * sb + j, &qs, d, d * qsum as f32);
+                }
+            }
+        }
+        _ => {
+            for (i, chunk) in x.chunks_exact(QK8_1).enumerate() {
+                let (dw, d, qs) = quantize_32_ggml_cpu(chunk.try_into().expect("32 values"));
+                let qsum: i32 = qs.iter().map(|&q| q as i32).sum();
+                let s = if format == ActFormat::Q8_1 {
+                    half::f16::from_f32(qsum as f32 * d).to_f32()
+                } else {
+                    dw * qsum as f32
+                };
+                fill_block(&mut rows, i, &qs, dw, s);
+            }
+        }
+    }
 }
 
 /// Every block of `x` into `rows`: `quantize_block_q8_1` written without branches or calls, so
