@@ -258,7 +258,7 @@ mod tests {
         // would give iscale −1, d −1 and every quant negated); halves round to even.
         assert_eq!(b.d(), 1.0);
         assert_eq!((b.qs[3], b.qs[7], b.qs[9], b.qs[10]), (-127, 127, 62, -2));
-        assert_eq!(b.bsum(0), -127 + 127 + 62 - 2);
+        assert_eq!(b.bsum(0), 60, "−127 + 127 + 62 − 2");
         assert_eq!(quantize_block_q8_k(&[0.0; QK_K]), BlockQ8K::new(0.0, [0; QK_K]));
     }
 
