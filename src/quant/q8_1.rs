@@ -373,7 +373,7 @@ fn quantize_split(rows: BlocksMut<'_>, x: &[f32], k: usize, format: ActFormat) {
         unsafe fn wide(rows: BlocksMut<'_>, x: &[f32], format: ActFormat) {
             match format {
                 ActFormat::Q8_1Ref => quantize_all_avx512(rows, x),
-                _ => quantize_ggml_cpu(rows, x, format),
+                _ => quantize_ggml_cpu_avx512(rows, x, format),
             }
         }
         #[target_feature(enable = "avx2,fma,f16c")]
@@ -553,6 +553,96 @@ unsafe fn quantize_all_avx512(rows: BlocksMut<'_>, x: &[f32]) {
     }
 }
 
+/// [`quantize_ggml_cpu`] with AVX-512 intrinsics: the same scales, the products rounded to
+/// nearest even by `roundscale` (as `nearest_int` and ggml's `_mm256_round_ps`), the same sums.
+///
+/// # Safety
+/// The host must run AVX-512 F/BW/DQ/VL/VNNI and F16C.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn quantize_ggml_cpu_avx512(rows: BlocksMut<'_>, x: &[f32], format: ActFormat) {
+    use std::arch::x86_64::*;
+    let nblocks = x.len() / QK8_1;
+    assert!(rows.qs.len() >= x.len() && rows.nsum4.len() >= 8 * nblocks && rows.d_lanes.len() >= 8 * nblocks);
+    assert!(rows.d.len() >= nblocks && rows.s.len() >= nblocks && rows.dsum16.len() >= 2 * nblocks);
+    /// 16 values times `scale`, rounded to nearest even, at most 127, as bytes.
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c")]
+    #[inline]
+    unsafe fn quant(v: __m512, scale: __m512) -> __m128i {
+        let r = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(v, scale));
+        _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_cvtps_epi32(r), _mm512_set1_epi32(127)))
+    }
+    let ones = _mm256_set1_epi8(1);
+    // Block i from its two halves' quants and the scale the kernels take; s = d·Σq exactly, or
+    // (Q8_1) the f16 of Σq times `s_d`, ggml's f32 d before rounding.
+    let mut store = |i: usize, q: __m256i, d: f32, s_d: Option<f32>| {
+        _mm256_storeu_si256(rows.qs.as_mut_ptr().add(i * QK8_1).cast(), q);
+        let sum4 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, q);
+        _mm256_storeu_si256(rows.nsum4.as_mut_ptr().add(8 * i).cast(), _mm256_sub_epi32(_mm256_setzero_si256(), sum4));
+        let h = _mm256_add_epi32(sum4, _mm256_shuffle_epi32::<0b01_00_11_10>(sum4));
+        let h = _mm256_add_epi32(h, _mm256_shuffle_epi32::<0b10_11_00_01>(h));
+        let (half0, half1) = (_mm256_cvtsi256_si32(h), _mm_cvtsi128_si32(_mm256_extracti128_si256::<1>(h)));
+        let qsum = half0 + half1;
+        *rows.d.get_unchecked_mut(i) = d;
+        *rows.s.get_unchecked_mut(i) = match s_d {
+            Some(s_d) => half::f16::from_f32(qsum as f32 * s_d).to_f32(),
+            None => d * qsum as f32,
+        };
+        *rows.qsum.get_unchecked_mut(i) = qsum;
+        *rows.dsum.get_unchecked_mut(i) = d * qsum as f32;
+        *rows.dsum16.get_unchecked_mut(2 * i) = d * half0 as f32;
+        *rows.dsum16.get_unchecked_mut(2 * i + 1) = d * half1 as f32;
+        _mm256_storeu_ps(rows.d_lanes.as_mut_ptr().add(8 * i), _mm256_set1_ps(d));
+    };
+    let abs_mask = _mm512_set1_ps(f32::from_bits(0x7FFF_FFFF));
+    if format == ActFormat::Q8K {
+        for sb in 0..x.len() / QK_K {
+            let p = x.as_ptr().add(sb * QK_K);
+            let mut m = _mm512_setzero_ps();
+            for c in 0..16 {
+                m = _mm512_max_ps(m, _mm512_and_ps(_mm512_loadu_ps(p.add(16 * c)), abs_mask));
+            }
+            let amax = _mm512_reduce_max_ps(m);
+            let (d, iscale) = if amax == 0.0 {
+                (0.0, 0.0)
+            } else {
+                // The first value whose |x| is the largest (ggml keeps the first on ties).
+                let mut first = 0;
+                for c in 0..16 {
+                    let hit = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(
+                        _mm512_and_ps(_mm512_loadu_ps(p.add(16 * c)), abs_mask),
+                        _mm512_set1_ps(amax),
+                    );
+                    if hit != 0 {
+                        first = 16 * c + hit.trailing_zeros() as usize;
+                        break;
+                    }
+                }
+                let iscale = -127.0 / *p.add(first);
+                (1.0 / iscale, iscale)
+            };
+            let sc = _mm512_set1_ps(iscale);
+            for j in 0..8 {
+                let b = p.add(32 * j);
+                let q = _mm256_set_m128i(quant(_mm512_loadu_ps(b.add(16)), sc), quant(_mm512_loadu_ps(b), sc));
+                store(8 * sb + j, q, d, None);
+            }
+        }
+        return;
+    }
+    for i in 0..nblocks {
+        let p = x.as_ptr().add(i * QK8_1);
+        let (v0, v1) = (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)));
+        let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(v0, abs_mask), _mm512_and_ps(v1, abs_mask)));
+        let d = amax / 127.0;
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        let sc = _mm512_set1_ps(id);
+        let q = _mm256_set_m128i(quant(v1, sc), quant(v0, sc));
+        let dw = half::f16::from_f32(d).to_f32();
+        store(i, q, dw, (format == ActFormat::Q8_1).then_some(d));
+    }
+}
+
 /// Consecutive Q8_1 blocks of one row: what one weight block is dotted with.
 #[derive(Clone, Copy)]
 pub struct Q8Slice<'a> {
@@ -620,6 +710,40 @@ mod tests {
         let again = Q8Rows::from_blocks(&want, 32 * 8);
         assert_eq!((&rows.nsum4, &rows.dsum, &rows.d_lanes), (&again.nsum4, &again.dsum, &again.d_lanes));
         assert_eq!(rows.dsum16, again.dsum16);
+    }
+
+    #[test]
+    fn the_vectorized_ggml_cpu_quantizers_equal_the_scalar_ones_bit_for_bit() {
+        let mut state = 0x2545_F491u32;
+        let mut x: Vec<f32> = (0..256 * 40)
+            .map(|i| {
+                state = state.wrapping_mul(1664525).wrapping_add(1013904223);
+                let u = (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
+                match (i / 256) % 6 {
+                    0 => u * 1e4,
+                    1 => u * 1e-5,
+                    2 => ((u * 254.0).round() / 2.0).max(-127.0),
+                    3 => 0.0,
+                    _ => u,
+                }
+            })
+            .collect();
+        // Ties of the largest |x| with both signs, in both orders.
+        x[256 * 4 + 5] = -3.0;
+        x[256 * 4 + 9] = 3.0;
+        x[256 * 5 + 5] = 3.0;
+        x[256 * 5 + 9] = -3.0;
+        for format in [ActFormat::Q8_0, ActFormat::Q8_1, ActFormat::Q8K] {
+            let mut fast = Q8Rows::new();
+            fast.quantize_as(&x, 512, format);
+            let mut scalar = Q8Rows { format, ..Q8Rows::new() };
+            scalar.reshape(x.len() / 512, 512);
+            quantize_ggml_cpu(scalar.view(), &x, format);
+            let fields =
+                |r: &Q8Rows| (r.qs.clone(), r.d.clone(), r.s.clone(), r.qsum.clone(), r.dsum.clone(), r.dsum16.clone());
+            assert_eq!(fields(&fast), fields(&scalar), "{}", format.name());
+            assert_eq!((&fast.d_lanes, &fast.nsum4), (&scalar.d_lanes, &scalar.nsum4), "{}", format.name());
+        }
     }
 
     #[test]
