@@ -1,7 +1,10 @@
 //! The CPU fast path: the session's graph walk with int8 matrix products and vectorized ops.
 //!
-//! - Each projection's input is quantized to Q8_1 once ([`crate::quant::Q8Rows`]) and reused by
-//!   every projection that reads the same buffer before it changes (Q, K and V; gate and up).
+//! - Each projection's input is quantized once per activation format ([`crate::quant::Q8Rows`])
+//!   and reused by every projection that reads the same buffer before it changes (Q, K and V;
+//!   gate and up). The format is the one llama.cpp's CPU backend quantizes to for the weight's
+//!   type ([`ActFormat::ggml_cpu`]: Q8_0, Q8_1 or Q8_K, with its rounding), so the int8 sums are
+//!   llama.cpp's own; F16 and BF16 weights meet activations rounded to their type, as there.
 //! - Projections run [`crate::quant::gemm_q8_1`] on the host's best instruction set, rows split
 //!   across rayon's threads; for several tokens each weight row is unpacked once and dotted with
 //!   every token (a blocked GEMM: weights read once per pass, not once per token). F32/F16/BF16
@@ -11,7 +14,7 @@
 //!   allocates nothing once the first one has run.
 //!
 //! Results differ from [`CpuPrecision::Exact`] by the 8-bit quantization of activations, as
-//! llama.cpp's CPU backend does for quantized weights.
+//! llama.cpp's CPU backend's do for quantized weights.
 
 use std::cell::RefCell;
 
@@ -21,7 +24,7 @@ use super::cpu_simd as vs;
 use super::{ExecError, Model};
 use crate::graph::{Buf, Step};
 use crate::kernels::GluKind;
-use crate::quant::{self, simd, Isa, Kernel, OutMatrix, Q8Rows, QuantError};
+use crate::quant::{self, simd, ActFormat, Isa, Kernel, OutMatrix, Q8Rows, QuantError};
 use crate::reference;
 
 /// How a CPU session computes.
@@ -48,9 +51,10 @@ pub(crate) struct FastState {
     isa: Isa,
     /// The projection weights in huge pages (decode reads them ~45% faster), if copied.
     weights: Option<super::cpu_weights::HugeWeights>,
-    /// The quantized input of the last projections, and which buffer (and rows) it came from.
-    q8: Q8Rows,
-    q8_of: Option<(Buf, bool)>,
+    /// The quantized inputs of the last projections, one per activation format.
+    q8: ActCache,
+    /// Activations rounded to f16 or bf16 for weights of that type.
+    narrowed: Vec<f32>,
     /// Rope (cos, sin) per token and rotated pair, and the pass they were made for.
     rope: Vec<(f32, f32)>,
     rope_key: Option<(usize, usize, u32, u32, usize, bool)>,
@@ -61,8 +65,8 @@ impl FastState {
         FastState {
             isa: Isa::best(),
             weights: super::cpu_weights::HugeWeights::copy(model),
-            q8: Q8Rows::new(),
-            q8_of: None,
+            q8: ActCache::default(),
+            narrowed: Vec::new(),
             rope: Vec::new(),
             rope_key: None,
         }
@@ -114,7 +118,7 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
     let file = &model.file;
     let n = tokens.len();
     let graph = model.graph(n);
-    state.q8_of = None;
+    state.q8.clear();
     let nodes = &graph.nodes;
     let mut i = 0;
     while i < nodes.len() {
@@ -124,8 +128,8 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
         if run > 1 {
             linear_group(state, model, &nodes[i..i + run], bufs, n)?;
             for node in &nodes[i..i + run] {
-                if written(&node.step).is_some_and(|b| state.q8_of.is_some_and(|(q, _)| q == b)) {
-                    state.q8_of = None;
+                if let Some(b) = written(&node.step) {
+                    state.q8.written(b);
                 }
             }
             i += run;
@@ -208,11 +212,52 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
             Step::Softcap { x, cap } => reference::softcap(&mut bufs[x as usize], cap),
             Step::Argmax => {}
         }
-        if written(&node.step).is_some_and(|b| state.q8_of.is_some_and(|(q, _)| q == b)) {
-            state.q8_of = None;
+        if let Some(b) = written(&node.step) {
+            state.q8.written(b);
         }
     }
     Ok(())
+}
+
+/// The quantized input rows of the last projections: one [`Q8Rows`] per activation format, each
+/// with the buffer (and whether its last row only) it was made from.
+#[derive(Default)]
+struct ActCache {
+    rows: [Q8Rows; ActFormat::ALL.len()],
+    source: [Option<(Buf, bool)>; ActFormat::ALL.len()],
+}
+
+impl ActCache {
+    fn clear(&mut self) {
+        self.source = Default::default();
+    }
+
+    /// Buffer `b` changed: what was quantized from it is stale.
+    fn written(&mut self, b: Buf) {
+        for s in &mut self.source {
+            if s.is_some_and(|(q, _)| q == b) {
+                *s = None;
+            }
+        }
+    }
+
+    /// Quantizes `x` (rows of `k`) from `source` to `format` unless that is already held.
+    fn ensure(&mut self, format: ActFormat, source: (Buf, bool), x: &[f32], k: usize) {
+        let i = format.index();
+        if self.source[i] != Some(source) {
+            self.rows[i].quantize_as(x, k, format);
+            self.source[i] = Some(source);
+        }
+    }
+
+    fn get(&self, format: ActFormat) -> &Q8Rows {
+        &self.rows[format.index()]
+    }
+}
+
+/// The activation format a projection of weights `ty` over rows of `k` takes, if int8.
+fn int8_format(ty: crate::dtype::GgmlType, k: usize) -> Option<ActFormat> {
+    ActFormat::ggml_cpu(ty).filter(|f| simd::int8_supported(ty) && k.is_multiple_of(f.block()))
 }
 
 /// A weight's bytes: the huge-page copy where there is one.
@@ -272,8 +317,7 @@ fn linear_group_with(
         }
     }
     let k = job[0].expect("a run has a first projection").2;
-    let all_int8 =
-        job.iter().flatten().all(|j| simd::int8_supported(j.0) && j.2 == k && k.is_multiple_of(quant::QK8_1));
+    let all_int8 = job.iter().flatten().all(|j| int8_format(j.0, j.2).is_some() && j.2 == k);
     if !all_int8 {
         for &(ty, w, k, out, n_out) in job.iter().flatten() {
             let [src, dst] = bufs.get_disjoint_mut([x as usize, out as usize]).expect("distinct buffers");
@@ -283,19 +327,20 @@ fn linear_group_with(
         return Ok(());
     }
     let rows = if last_only { 1 } else { n };
-    if state.q8_of != Some((x, last_only)) {
+    for &(ty, ..) in job.iter().flatten() {
+        let format = int8_format(ty, k).expect("checked above");
         let src = &bufs[x as usize];
         let src = if last_only { &src[(n - 1) * k..n * k] } else { &src[..] };
-        state.q8.quantize(src, k);
-        state.q8_of = Some((x, last_only));
+        state.q8.ensure(format, (x, last_only), src, k);
     }
     let threads = rayon::current_num_threads().max(1);
+    let q8 = &state.q8;
     let product = |ty, w: &[u8], n_out: usize| Product {
         isa: state.isa,
         ty,
         k,
         row_bytes: w.len() / n_out,
-        input: Input::Int8(&state.q8),
+        input: Input::Int8(q8.get(int8_format(ty, k).expect("checked above"))),
     };
     let min_rows = |n_out: usize| n_out.div_ceil(threads * 4).max(16);
     match job {
@@ -327,18 +372,43 @@ fn linear_group_with(
     Ok(())
 }
 
-/// Rows of `width` RMS-normed into `out`, times the weight (f32 sums: the fast path's tolerance).
+/// 1/√(mean(x²) + eps) as ggml-cpu's `rms_norm` computes it: each square rounded to f32, summed in
+/// order in f64, the mean narrowed to f32. The quantized projections read the normed rows, and in
+/// models with outlier channels one activation rounded the other way moves a projection by far
+/// more than the f32 rounding that caused it, so the norm matches llama.cpp's bit for bit (the
+/// in-order f64 sum is the price: about 1 µs a row of 576).
+#[inline]
+fn ggml_rms_scale(x: &[f32], eps: f32) -> f32 {
+    let mut sum = 0f64;
+    for &v in x {
+        sum += (v * v) as f64;
+    }
+    let mean = (sum / x.len() as f64) as f32;
+    1.0 / (mean + eps).sqrt()
+}
+
+/// Rows past which a norm splits its rows across rayon's threads.
+const NORM_PAR_ROWS: usize = 8;
+
+/// Rows of `width` RMS-normed into `out`, times the weight ((x·scale)·w, as ggml's norm and mul).
 fn rms_norm(x: &[f32], weight: &[f32], width: usize, eps: f32, out: &mut [f32]) {
-    for (xr, yr) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
-        let scale = 1.0 / (vs::sum_squares(xr) / width as f32 + eps).sqrt();
-        vs::scale_mul(yr, xr, scale, weight);
+    let one = |(xr, yr): (&[f32], &mut [f32])| vs::scale_mul(yr, xr, ggml_rms_scale(xr, eps), weight);
+    if x.len() >= NORM_PAR_ROWS * width {
+        x.par_chunks_exact(width).zip(out.par_chunks_exact_mut(width)).for_each(one);
+    } else {
+        x.chunks_exact(width).zip(out.chunks_exact_mut(width)).for_each(one);
     }
 }
 
 fn rms_norm_in_place(x: &mut [f32], weight: &[f32], width: usize, eps: f32) {
-    for row in x.chunks_exact_mut(width) {
-        let scale = 1.0 / (vs::sum_squares(row) / width as f32 + eps).sqrt();
+    let one = |row: &mut [f32]| {
+        let scale = ggml_rms_scale(row, eps);
         row.iter_mut().zip(weight).for_each(|(v, &w)| *v = *v * scale * w);
+    };
+    if x.len() >= NORM_PAR_ROWS * width {
+        x.par_chunks_exact_mut(width).for_each(one);
+    } else {
+        x.chunks_exact_mut(width).for_each(one);
     }
 }
 
@@ -461,15 +531,20 @@ fn linear(
     x: &[f32],
     out: &mut [f32],
 ) -> Result<(), ExecError> {
-    let int8 = simd::int8_supported(ty) && k.is_multiple_of(quant::QK8_1);
-    if !int8 && !simd::float_supported(ty) {
+    let format = int8_format(ty, k);
+    if format.is_none() && !simd::float_supported(ty) {
         return Ok(reference::linear(ty, w, k, n_out, x, out)?);
     }
     let n = x.len() / k;
-    if int8 && state.q8_of != Some(source) {
-        state.q8.quantize(x, k);
-        state.q8_of = Some(source);
+    if let Some(format) = format {
+        state.q8.ensure(format, source, x, k);
     }
+    // ggml-cpu rounds the activations of F16 and BF16 weights to that type (their vec_dot_type).
+    let x = match ty {
+        crate::dtype::GgmlType::F16 => narrow(&mut state.narrowed, x, |v| half::f16::from_f32(v).to_f32()),
+        crate::dtype::GgmlType::BF16 => narrow(&mut state.narrowed, x, |v| half::bf16::from_f32(v).to_f32()),
+        _ => x,
+    };
     // Enough tasks that both cores finish together, few enough that each is worth a join.
     let threads = rayon::current_num_threads().max(1);
     let min_rows = n_out.div_ceil(threads * 4).max(16);
@@ -478,9 +553,19 @@ fn linear(
         ty,
         k,
         row_bytes: w.len() / n_out,
-        input: if int8 { Input::Int8(&state.q8) } else { Input::Float(x) },
+        input: match format {
+            Some(f) => Input::Int8(state.q8.get(f)),
+            None => Input::Float(x),
+        },
     };
     Ok(product.run(w, OutMatrix::by_token(&mut out[..n * n_out], n_out, n, n_out), min_rows)?)
+}
+
+/// `x` rounded value by value through `round` into `buf` (kept between calls).
+fn narrow<'a>(buf: &'a mut Vec<f32>, x: &[f32], round: impl Fn(f32) -> f32) -> &'a [f32] {
+    buf.clear();
+    buf.extend(x.iter().map(|&v| round(v)));
+    buf
 }
 
 /// What one projection multiplies its weight rows with.
