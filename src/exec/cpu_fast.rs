@@ -46,9 +46,64 @@ impl CpuPrecision {
     }
 }
 
+/// Whose int8 arithmetic the fast path reproduces: which activations it quantizes, to what, and
+/// how it norms them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Activations {
+    /// llama.cpp's CPU backend (the default): per weight type Q8_0, Q8_1 or Q8_K with ggml-cpu's
+    /// rounding ([`ActFormat::ggml_cpu`]), F16/BF16 weights meeting activations rounded to their
+    /// type, ggml's RMSNorm; what the llama.cpp logits tests hold the fast path to.
+    #[default]
+    LlamaCpp,
+    /// The GPU executor's int8 plan (`GpuPrecision::Fast`): q8_1 as `quantize_row_q8_1_ref` (the
+    /// GPU's quantizer and its CPU reference) wherever the GPU runs an int8 product (the int8
+    /// matvec in decode, the tiled int8 product over whole prefill passes) and f32 activations
+    /// where it runs a float one; RMSNorm's sum of squares in f32 lanes, as the GPU's kernel.
+    /// What the GPU's int8 path is held to on the CPU.
+    ///
+    /// Two int8 runs that differ anywhere in a last bit (a sum's order, a norm) round some
+    /// activation the other way; in q8_1 that moves a block's f16 d·Σq, or a neighbour of an
+    /// outlier (SmolLM2's GLU holds |x| ≈ 3000, so its block steps by ≈ 24), and every later
+    /// quantization drifts: such runs sit about as far apart as each is from f32 (1e-4..3e-3 on
+    /// SmolLM2), not at rounding distance.
+    Gpu,
+}
+
+impl Activations {
+    pub fn name(self) -> &'static str {
+        match self {
+            Activations::LlamaCpp => "llama.cpp",
+            Activations::Gpu => "gpu",
+        }
+    }
+
+    /// The activation format a projection of weights `ty` over rows of `k` takes in a pass of
+    /// `tokens` (its last row only if `last_only`), if int8.
+    fn int8_format(self, ty: crate::dtype::GgmlType, k: usize, tokens: usize, last_only: bool) -> Option<ActFormat> {
+        match self {
+            Activations::LlamaCpp => {
+                ActFormat::ggml_cpu(ty).filter(|f| simd::int8_supported(ty) && k.is_multiple_of(f.block()))
+            }
+            Activations::Gpu => {
+                // As GpuSession::plan: decode passes take the int8 matvec, prefill passes the int8
+                // product over all their rows (a last-row-only projection is a float one).
+                let gpu = if tokens == 1 {
+                    crate::kernels::int8_matvec_type(ty)
+                } else {
+                    !last_only && crate::kernels::int8_matmul_type(ty)
+                };
+                let int8 = gpu && simd::int8_supported(ty) && k.is_multiple_of(quant::QK8_1);
+                int8.then_some(ActFormat::Q8_1Ref)
+            }
+        }
+    }
+}
+
 /// What the fast path keeps between passes.
 pub(crate) struct FastState {
     isa: Isa,
+    /// Whose int8 arithmetic the pass reproduces.
+    activations: Activations,
     /// The projection weights in huge pages (decode reads them ~45% faster), if copied.
     weights: Option<super::cpu_weights::HugeWeights>,
     /// The quantized inputs of the last projections, one per activation format.
@@ -64,6 +119,7 @@ impl FastState {
     pub(crate) fn new(model: &Model) -> FastState {
         FastState {
             isa: Isa::best(),
+            activations: Activations::default(),
             weights: super::cpu_weights::HugeWeights::copy(model),
             q8: ActCache::default(),
             narrowed: Vec::new(),
@@ -75,6 +131,15 @@ impl FastState {
     /// The instruction set the projections run on.
     pub(crate) fn isa(&self) -> Isa {
         self.isa
+    }
+
+    pub(crate) fn activations(&self) -> Activations {
+        self.activations
+    }
+
+    pub(crate) fn set_activations(&mut self, activations: Activations) {
+        self.activations = activations;
+        self.q8.clear();
     }
 
     /// Bytes of the huge-page copy of the projection weights (0 when they are read in place).
@@ -150,11 +215,15 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
             }
             Step::Norm { x, out, width, eps } => {
                 let w = model.vector(&node.weights[0]);
+                let scale = match state.activations {
+                    Activations::LlamaCpp => ggml_rms_scale,
+                    Activations::Gpu => gpu_rms_scale,
+                };
                 if x == out {
-                    rms_norm_in_place(&mut bufs[x as usize], w, width as usize, eps);
+                    rms_norm_in_place(&mut bufs[x as usize], w, width as usize, eps, scale);
                 } else {
                     let [src, dst] = bufs.get_disjoint_mut([x as usize, out as usize]).expect("distinct buffers");
-                    rms_norm(src, w, width as usize, eps, dst);
+                    rms_norm(src, w, width as usize, eps, dst, scale);
                 }
             }
             Step::Linear { x, out, n_out, last_only, .. } => {
@@ -164,7 +233,7 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
                 let src = if last_only { &src[(n - 1) * k..n * k] } else { &src[..] };
                 let huge = state.weights.take();
                 let w = node.step.weight_bytes(weights(&huge, file.tensor_data(t)));
-                let result = linear(state, (x, last_only), t.ty, w, k, n_out as usize, src, dst);
+                let result = linear(state, (x, last_only), n, t.ty, w, k, n_out as usize, src, dst);
                 state.weights = huge;
                 result?;
             }
@@ -255,11 +324,6 @@ impl ActCache {
     }
 }
 
-/// The activation format a projection of weights `ty` over rows of `k` takes, if int8.
-fn int8_format(ty: crate::dtype::GgmlType, k: usize) -> Option<ActFormat> {
-    ActFormat::ggml_cpu(ty).filter(|f| simd::int8_supported(ty) && k.is_multiple_of(f.block()))
-}
-
 /// A weight's bytes: the huge-page copy where there is one.
 fn weights<'a>(huge: &'a Option<super::cpu_weights::HugeWeights>, data: &'a [u8]) -> &'a [u8] {
     huge.as_ref().map_or(data, |h| h.get(data))
@@ -317,18 +381,21 @@ fn linear_group_with(
         }
     }
     let k = job[0].expect("a run has a first projection").2;
-    let all_int8 = job.iter().flatten().all(|j| int8_format(j.0, j.2).is_some() && j.2 == k);
+    let format = |ty| state.activations.int8_format(ty, k, n, last_only);
+    let all_int8 = job.iter().flatten().all(|j| format(j.0).is_some() && j.2 == k);
     if !all_int8 {
         for &(ty, w, k, out, n_out) in job.iter().flatten() {
             let [src, dst] = bufs.get_disjoint_mut([x as usize, out as usize]).expect("distinct buffers");
             let src = if last_only { &src[(n - 1) * k..n * k] } else { &src[..] };
-            linear(state, (x, last_only), ty, w, k, n_out, src, dst)?;
+            linear(state, (x, last_only), n, ty, w, k, n_out, src, dst)?;
         }
         return Ok(());
     }
     let rows = if last_only { 1 } else { n };
+    let activations = state.activations;
+    let format = |ty| activations.int8_format(ty, k, n, last_only);
     for &(ty, ..) in job.iter().flatten() {
-        let format = int8_format(ty, k).expect("checked above");
+        let format = format(ty).expect("checked above");
         let src = &bufs[x as usize];
         let src = if last_only { &src[(n - 1) * k..n * k] } else { &src[..] };
         state.q8.ensure(format, (x, last_only), src, k);
@@ -340,7 +407,7 @@ fn linear_group_with(
         ty,
         k,
         row_bytes: w.len() / n_out,
-        input: Input::Int8(q8.get(int8_format(ty, k).expect("checked above"))),
+        input: Input::Int8(q8.get(format(ty).expect("checked above"))),
     };
     let min_rows = |n_out: usize| n_out.div_ceil(threads * 4).max(16);
     match job {
@@ -387,12 +454,20 @@ fn ggml_rms_scale(x: &[f32], eps: f32) -> f32 {
     1.0 / (mean + eps).sqrt()
 }
 
+/// 1/√(mean(x²) + eps) in f32 as the GPU's rmsnorm sums it: squares accumulated in lanes, the
+/// lanes then summed (not its order to the bit: the GPU's lanes and tree differ).
+#[inline]
+fn gpu_rms_scale(x: &[f32], eps: f32) -> f32 {
+    1.0 / (vs::sum_squares(x) / x.len() as f32 + eps).sqrt()
+}
+
 /// Rows past which a norm splits its rows across rayon's threads.
 const NORM_PAR_ROWS: usize = 8;
 
-/// Rows of `width` RMS-normed into `out`, times the weight ((x·scale)·w, as ggml's norm and mul).
-fn rms_norm(x: &[f32], weight: &[f32], width: usize, eps: f32, out: &mut [f32]) {
-    let one = |(xr, yr): (&[f32], &mut [f32])| vs::scale_mul(yr, xr, ggml_rms_scale(xr, eps), weight);
+/// Rows of `width` RMS-normed into `out`, times the weight ((x·scale)·w, as ggml's norm and mul),
+/// each row's scale from `rms_scale`.
+fn rms_norm(x: &[f32], weight: &[f32], width: usize, eps: f32, out: &mut [f32], rms_scale: fn(&[f32], f32) -> f32) {
+    let one = |(xr, yr): (&[f32], &mut [f32])| vs::scale_mul(yr, xr, rms_scale(xr, eps), weight);
     if x.len() >= NORM_PAR_ROWS * width {
         x.par_chunks_exact(width).zip(out.par_chunks_exact_mut(width)).for_each(one);
     } else {
@@ -400,9 +475,9 @@ fn rms_norm(x: &[f32], weight: &[f32], width: usize, eps: f32, out: &mut [f32]) 
     }
 }
 
-fn rms_norm_in_place(x: &mut [f32], weight: &[f32], width: usize, eps: f32) {
+fn rms_norm_in_place(x: &mut [f32], weight: &[f32], width: usize, eps: f32, rms_scale: fn(&[f32], f32) -> f32) {
     let one = |row: &mut [f32]| {
-        let scale = ggml_rms_scale(row, eps);
+        let scale = rms_scale(row, eps);
         row.iter_mut().zip(weight).for_each(|(v, &w)| *v = *v * scale * w);
     };
     if x.len() >= NORM_PAR_ROWS * width {
@@ -524,6 +599,7 @@ fn attention(q: &[f32], k_cache: &[f32], v_cache: &[f32], pos0: usize, s: &refer
 fn linear(
     state: &mut FastState,
     source: (Buf, bool),
+    tokens: usize,
     ty: crate::dtype::GgmlType,
     w: &[u8],
     k: usize,
@@ -531,7 +607,7 @@ fn linear(
     x: &[f32],
     out: &mut [f32],
 ) -> Result<(), ExecError> {
-    let format = int8_format(ty, k);
+    let format = state.activations.int8_format(ty, k, tokens, source.1);
     if format.is_none() && !simd::float_supported(ty) {
         return Ok(reference::linear(ty, w, k, n_out, x, out)?);
     }
@@ -539,10 +615,12 @@ fn linear(
     if let Some(format) = format {
         state.q8.ensure(format, source, x, k);
     }
-    // ggml-cpu rounds the activations of F16 and BF16 weights to that type (their vec_dot_type).
-    let x = match ty {
-        crate::dtype::GgmlType::F16 => narrow(&mut state.narrowed, x, |v| half::f16::from_f32(v).to_f32()),
-        crate::dtype::GgmlType::BF16 => narrow(&mut state.narrowed, x, |v| half::bf16::from_f32(v).to_f32()),
+    // ggml-cpu rounds the activations of F16 and BF16 weights to that type (their vec_dot_type);
+    // the GPU's float products take them in f32.
+    let x = match (state.activations, ty) {
+        (Activations::Gpu, _) => x,
+        (_, crate::dtype::GgmlType::F16) => narrow(&mut state.narrowed, x, |v| half::f16::from_f32(v).to_f32()),
+        (_, crate::dtype::GgmlType::BF16) => narrow(&mut state.narrowed, x, |v| half::bf16::from_f32(v).to_f32()),
         _ => x,
     };
     // Enough tasks that both cores finish together, few enough that each is worth a join.

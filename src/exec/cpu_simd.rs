@@ -59,6 +59,19 @@ fn axpy_impl(y: &mut [f32], alpha: f32, x: &[f32]) {
 }
 
 #[inline(always)]
+fn sum_squares_impl(x: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let c = x.chunks_exact(LANES);
+    let tail: f32 = c.remainder().iter().map(|v| v * v).sum();
+    for v in c {
+        for i in 0..LANES {
+            acc[i] = v[i].mul_add(v[i], acc[i]);
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+#[inline(always)]
 fn scale_mul_impl(out: &mut [f32], x: &[f32], scale: f32, w: &[f32]) {
     for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
         *o = v * scale * g;
@@ -205,6 +218,10 @@ multiversion!(
     ) => attend_impl
 );
 multiversion!(
+    /// Σ x².
+    fn sum_squares(x: &[f32]) -> f32 => sum_squares_impl
+);
+multiversion!(
     /// out = x · scale · w.
     fn scale_mul(out: &mut [f32], x: &[f32], scale: f32, w: &[f32]) => scale_mul_impl
 );
@@ -257,6 +274,9 @@ mod tests {
             let want = 0.5 * g * (1.0 + (0.797_884_6 * (g + 0.044715 * g * g * g)).tanh()) * b[i];
             assert!((out[i] - want).abs() <= 1e-6 * (1.0 + want.abs()), "gelu {i}");
         }
+        assert_eq!(sum_squares(&a) as f64 as f32, sum_squares(&a));
+        let want: f64 = a.iter().map(|&v| v as f64 * v as f64).sum();
+        assert!((sum_squares(&a) as f64 - want).abs() < 1e-3);
     }
 
     #[test]
