@@ -86,7 +86,7 @@ fn the_executor_on_the_cpu_device_matches_the_cpu_session() {
 /// details, so they are compared by distance, not to each other), and pick the same tokens. Both run prefill attention as flash attention.
 #[test]
 fn the_int8_decode_plan_runs_on_the_cpu_device() {
-    use rocmforge::exec::CpuPrecision;
+    use rocmforge::exec::{Activations, CpuPrecision};
     let Some(path) = common::model("variants/smol-Q4_K_M.gguf") else { return };
     let model = Model::load(&path).unwrap();
     let engine = Engine::builder().memory_only().build().unwrap();
@@ -97,6 +97,13 @@ fn the_int8_decode_plan_runs_on_the_cpu_device() {
     let mut fast = GpuSession::with_precision(&g, 16, DEFAULT_MAX_BATCH, GpuPrecision::Fast).unwrap();
     let mut cpu = Session::new(&model, 16).unwrap();
     let mut cpu_int8 = Session::with_precision(&model, 16, CpuPrecision::Fast).unwrap();
+    // The CPU's int8 session quantizing as the GPU does (not as llama.cpp's CPU backend, whose
+    // Q8_K activations for the K-quants land nearer f32 than q8_1 does).
+    assert_eq!(cpu_int8.activations(), Some(Activations::LlamaCpp), "the default");
+    cpu_int8.set_activations(Activations::Gpu).unwrap();
+    assert_eq!(cpu_int8.activations(), Some(Activations::Gpu));
+    let e = cpu.set_activations(Activations::Gpu).unwrap_err().to_string();
+    assert!(e.contains("an exact session quantizes no activations"), "{e}");
     let want = cpu.forward(&prompt).unwrap().to_vec();
     let mut tok = reference::argmax(&want) as u32;
     let e_exact = nmse(exact.forward(&prompt).unwrap(), &want);

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use rocmforge::device::{self, Device, DeviceError};
 use rocmforge::exec::gpu::{GpuModel, GpuPrecision, GpuSession, DEFAULT_MAX_BATCH};
-use rocmforge::exec::{CpuPrecision, Model, Session};
+use rocmforge::exec::{Activations, CpuPrecision, Model, Session};
 use rocmforge::jit::Engine;
 use rocmforge::kernels::launch;
 use rocmforge::kernels::{KvPrecision, LaunchError};
@@ -105,8 +105,9 @@ fn launches_that_do_not_fit_their_buffers_never_reach_the_gpu() {
 /// products are f32 in `Exact` and int8 on the matrix units in `Fast`, its attention flash attention
 /// in both over an f16 cache) and over 32 decode steps:
 /// - `Exact` (f32 decode, the default): logits NMSE ≤ 1e-3 and the same 32 greedy tokens.
-/// - `Fast` (int8 prefill and decode, opt-in): against the CPU's int8 path (`CpuPrecision::Fast`:
-///   the same q8_1 activations and integer sums), teacher-forced (fed the CPU's tokens, so one
+/// - `Fast` (int8 prefill and decode, opt-in): against the CPU's int8 path (`CpuPrecision::Fast`
+///   with [`Activations::Gpu`]: the same q8_1 activations, int8 where the GPU runs int8, and the
+///   same integer sums), teacher-forced (fed the CPU's tokens, so one
 ///   flipped near-tie does not turn the rest into a comparison of two texts), NMSE ≤ 5e-2 a step
 ///   and top-1 agreement printed. Two int8 runs differ by their float sums' order, and a last-ulp
 ///   difference upstream flips a rounding to 8 bits (the GPU's int8 decode and the same executor's
@@ -140,6 +141,10 @@ fn gpu_session_matches_cpu(path: &Path, model: &Model, gpu: &GpuModel, precision
         GpuPrecision::Fast => CpuPrecision::Fast,
     };
     let mut cs = Session::with_precision(model, prompt_len + steps + 1, cpu_precision).unwrap();
+    if cpu_precision == CpuPrecision::Fast {
+        // Quantize as the GPU does, not as llama.cpp's CPU backend (the fast path's default).
+        cs.set_activations(Activations::Gpu).unwrap();
+    }
     let mut gs = GpuSession::with_precision(gpu, prompt_len + steps + 1, DEFAULT_MAX_BATCH, precision).unwrap();
     let want = cs.forward(&prompt).unwrap().to_vec();
     let got = gs.forward(&prompt).unwrap().to_vec();

@@ -457,3 +457,237 @@ fn bad_shapes_are_errors_not_panics() {
         "Q2_K has no int8 kernel"
     );
 }
+
+/// Our quantizers for the CPU fast path against llama.cpp's CPU backend itself: the
+/// `from_float` of Q8_0, Q8_1 and Q8_K in the llama.cpp build the logits references come from,
+/// run on the same activations (tests/fixtures/make_act_quant_fixture.sh). Every byte must match:
+/// scales, quants, Q8_1's s and Q8_K's sums.
+#[test]
+fn fast_path_activations_match_llama_cpp_cpu_quantizers_byte_for_byte() {
+    use rocmforge::quant::ActFormat;
+    let x: Vec<f32> =
+        fixture("q8_1_activations.f32").chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let k = 1536;
+    for (format, ext) in [(ActFormat::Q8_0, "q8_0"), (ActFormat::Q8_1, "q8_1"), (ActFormat::Q8K, "q8_K")] {
+        let theirs = fixture(&format!("q8_1_activations.ggml_cpu.{ext}"));
+        let mut a = Q8Rows::new();
+        a.quantize_as(&x, k, format);
+        let mut ours = Vec::new();
+        for t in 0..a.n() {
+            if format == ActFormat::Q8K {
+                for b in a.to_q8k_blocks(t) {
+                    ours.extend(b.d);
+                    ours.extend(b.qs.map(|q| q as u8));
+                    b.bsums.iter().for_each(|s| ours.extend(s));
+                }
+            } else {
+                for blk in a.to_blocks(t) {
+                    ours.extend(blk.d);
+                    if format == ActFormat::Q8_1 {
+                        ours.extend(blk.s);
+                    }
+                    ours.extend(blk.qs.map(|q| q as u8));
+                }
+            }
+        }
+        assert_eq!(ours.len(), theirs.len(), "{ext}: sizes");
+        let block_bytes = theirs.len() / (a.n() * k / format.block());
+        let differing: Vec<usize> = (0..ours.len()).filter(|&i| ours[i] != theirs[i]).collect();
+        assert!(
+            differing.is_empty(),
+            "{ext}: {} bytes differ, the first at byte {} of block {}",
+            differing.len(),
+            differing[0] % block_bytes,
+            differing[0] / block_bytes
+        );
+        eprintln!("{ext}: {} rows of {k} match llama.cpp's CPU quantizer byte for byte", a.n());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Q8_K activations (llama.cpp's CPU backend's for the k-quants and IQ4_XS): the scalar q8_K dot
+// (`VecDotQ8K`, ggml's two integer sums per super-block) against floats, and every instruction
+// set's kernels on Q8_K rows against it.
+
+const Q8K_TYPES: [GgmlType; 6] =
+    [GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_XS];
+
+fn q8k_activations(n: usize, k: usize, rng: &mut Rng) -> Q8Rows {
+    let x: Vec<f32> = (0..n * k).map(|_| rng.activation()).collect();
+    let mut a = Q8Rows::new();
+    a.quantize_as(&x, k, rocmforge::quant::ActFormat::Q8K);
+    a
+}
+
+fn q8k_blocks(a: &Q8Rows) -> Vec<rocmforge::quant::BlockQ8K> {
+    (0..a.n()).flat_map(|t| a.to_q8k_blocks(t)).collect()
+}
+
+/// The q8_K reference against dequantized weights × dequantized Q8_K activations in f64: within
+/// f32 rounding of its combine and of the dequantization, (k/32·4 + 8)·2⁻²⁴ of the terms'
+/// magnitude plus 4·2⁻²⁴·Σ|w·x|. Returns the largest error as a fraction of its bound.
+fn check_q8k_reference_against_floats(ty: GgmlType, w: &[u8], k: usize, a: &Q8Rows) -> f64 {
+    let blocks = q8k_blocks(a);
+    let refs = rocmforge::quant::matmul_q8_k_reference(ty, w, k, &blocks).unwrap();
+    let row_bytes = k / ty.block_elems() * ty.block_bytes();
+    let mut worst = 0f64;
+    for (r, row) in w.chunks_exact(row_bytes).enumerate() {
+        let wf = quant::dequantize_to_vec(ty, row).unwrap();
+        for t in 0..a.n() {
+            let x: Vec<f64> = blocks[t * k / 256..(t + 1) * k / 256]
+                .iter()
+                .flat_map(|b| b.qs.iter().map(move |&q| b.d() as f64 * q as f64))
+                .collect();
+            let want: f64 = wf.iter().zip(&x).map(|(&p, &q)| p as f64 * q).sum();
+            let abs: f64 = wf.iter().zip(&x).map(|(&p, &q)| (p as f64 * q).abs()).sum();
+            let (got, magnitude) = refs[r * a.n() + t];
+            let bound =
+                ((k / 32) as f64 * 4.0 + 8.0) * 2f64.powi(-24) * magnitude as f64 + 4.0 * 2f64.powi(-24) * abs + 1e-30;
+            let err = (got as f64 - want).abs();
+            assert!(
+                err <= bound,
+                "{ty}, k {k}, row {r}, token {t}: q8_K reference {got} vs float {want}: {err:.3e} > {bound:.3e}"
+            );
+            worst = worst.max(err / bound);
+        }
+    }
+    worst
+}
+
+/// Every instruction set and kernel shape on Q8_K rows against the q8_K reference, within `rel`
+/// of the terms' magnitude; returns the largest |Δ|/magnitude.
+fn check_simd_against_q8k_reference(ty: GgmlType, w: &[u8], k: usize, a: &Q8Rows, rel: f64) -> f64 {
+    let refs = rocmforge::quant::matmul_q8_k_reference(ty, w, k, &q8k_blocks(a)).unwrap();
+    let rows = w.len() / (k / ty.block_elems() * ty.block_bytes());
+    let mut worst = 0f64;
+    for (isa, kernel) in kernels() {
+        let mut out = vec![0f32; rows * a.n()];
+        gemm_q8_1_with(isa, kernel, ty, w, k, a, &mut out).unwrap();
+        for (i, (&got, &(want, magnitude))) in out.iter().zip(&refs).enumerate() {
+            let err = (got as f64 - want as f64).abs() / (magnitude as f64).max(1e-30);
+            assert!(
+                err <= rel,
+                "{ty} on {} (q8_K): k {k}, row {}, token {}: {got} vs reference {want} (|Δ|/magnitude {err:.3e})",
+                label(isa, kernel),
+                i / a.n(),
+                i % a.n()
+            );
+            worst = worst.max(err);
+        }
+    }
+    worst
+}
+
+#[test]
+fn the_q8_k_reference_equals_floats_on_real_and_random_blocks() {
+    let mut rng = Rng(0x3C6E_F372_FE94_F82B);
+    for ty in Q8K_TYPES {
+        let real = fixture(&format!("{}.blocks", ty.name()));
+        let n_values = real.len() / ty.block_bytes() * ty.block_elems();
+        let k = 512;
+        let real = &real[..n_values / k * k / ty.block_elems() * ty.block_bytes()];
+        let a = q8k_activations(3, k, &mut rng);
+        let worst_real = check_q8k_reference_against_floats(ty, real, k, &a);
+        let k = 2048;
+        let random = random_blocks(ty, 4 * k / 256, &mut rng);
+        let a = q8k_activations(2, k, &mut rng);
+        let worst_random = check_q8k_reference_against_floats(ty, &random, k, &a);
+        eprintln!("{ty} × q8_K: worst error {worst_real:.3} (real blocks), {worst_random:.3} (random) of its bound");
+    }
+}
+
+#[test]
+fn every_instruction_set_matches_the_q8_k_reference_over_row_lengths_256_to_11008() {
+    let mut rng = Rng(0x1F83_D9AB_FB41_BD6B);
+    for ty in Q8K_TYPES {
+        let mut worst = 0f64;
+        let lengths = [256, 512, 768, 1536, 2816, 5632, 11008];
+        for k in lengths {
+            let w = random_blocks(ty, 3 * k / 256, &mut rng);
+            let a = q8k_activations(1 + (k / 256) % 6, k, &mut rng);
+            worst = worst.max(check_simd_against_q8k_reference(ty, &w, k, &a, 1e-6));
+        }
+        // Whole AMX tiles (16 rows × 16 tokens) and their remainders, on real blocks too.
+        let w = random_blocks(ty, 37 * 1536 / 256, &mut rng);
+        worst = worst.max(check_simd_against_q8k_reference(ty, &w, 1536, &q8k_activations(35, 1536, &mut rng), 1e-6));
+        let real = fixture(&format!("{}.blocks", ty.name()));
+        let rows = real.len() / (512 / 256 * ty.block_bytes());
+        let real = &real[..rows * 512 / 256 * ty.block_bytes()];
+        worst = worst.max(check_simd_against_q8k_reference(ty, real, 512, &q8k_activations(5, 512, &mut rng), 1e-6));
+        eprintln!("{ty} × q8_K: lengths {lengths:?}, 37 × 35 tiles, real blocks: worst |Δ|/magnitude {worst:.2e}");
+    }
+}
+
+/// Power-of-two scales (weights' f16 fields, d = 1/64 for the activations) and small quants make
+/// every f32 step exact, so each instruction set must give the q8_K reference's bits: its integer
+/// sums are ggml's.
+#[test]
+fn q8_k_integer_sums_are_bit_exact_on_every_instruction_set() {
+    let mut rng = Rng(0x6A09_E667_F3BC_C909);
+    for ty in Q8K_TYPES {
+        for k in [256, 2816] {
+            let bb = ty.block_bytes();
+            let n_rows = 18;
+            let mut w = random_blocks(ty, n_rows * k / 256, &mut rng);
+            for b in 0..w.len() / bb {
+                for &f in f16_fields(ty) {
+                    let v = [0.25f32, 0.5, 1.0, -0.5][(rng.next() % 4) as usize];
+                    w[b * bb + f..b * bb + f + 2].copy_from_slice(&half::f16::from_f32(v).to_le_bytes());
+                }
+            }
+            let n_tok = 17;
+            let blocks: Vec<rocmforge::quant::BlockQ8K> = (0..n_tok * k / 256)
+                .map(|_| {
+                    rocmforge::quant::BlockQ8K::new(1.0 / 64.0, std::array::from_fn(|_| (rng.next() % 13) as i8 - 6))
+                })
+                .collect();
+            let a = Q8Rows::from_q8k_blocks(&blocks, k);
+            assert_eq!(q8k_blocks(&a), blocks, "Q8_K rows give their blocks back");
+            let refs = rocmforge::quant::matmul_q8_k_reference(ty, &w, k, &blocks).unwrap();
+            let row_bytes = k / 256 * bb;
+            for (r, row) in w.chunks_exact(row_bytes).enumerate() {
+                let wf = quant::dequantize_to_vec(ty, row).unwrap();
+                for t in 0..n_tok {
+                    let x = a.dequantize_row(t);
+                    let exact: f64 = wf.iter().zip(&x).map(|(&p, &q)| p as f64 * q as f64).sum();
+                    assert_eq!(refs[r * n_tok + t].0 as f64, exact, "{ty} k {k}: the q8_K reference is exact here");
+                }
+            }
+            for (isa, kernel) in kernels() {
+                let mut out = vec![0f32; n_rows * n_tok];
+                gemm_q8_1_with(isa, kernel, ty, &w, k, &a, &mut out).unwrap();
+                for (i, (&got, &(want, _))) in out.iter().zip(&refs).enumerate() {
+                    assert_eq!(
+                        got.to_bits(),
+                        want.to_bits(),
+                        "{ty} on {} (q8_K): k {k} row {} token {}: {got} vs {want}",
+                        label(isa, kernel),
+                        i / n_tok,
+                        i % n_tok
+                    );
+                }
+            }
+        }
+        eprintln!("{ty} × q8_K: bit-exact on {:?}", Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>());
+    }
+}
+
+/// The Q8_0 and Q8_1 rows of ggml-cpu's quantizer through every kernel (the weight types that
+/// take them), against the scalar reference as for the GPU's q8_1 rows.
+#[test]
+fn every_instruction_set_matches_the_reference_on_ggml_cpu_q8_0_and_q8_1_rows() {
+    use rocmforge::quant::ActFormat;
+    let mut rng = Rng(0xBB67_AE85_84CA_A73B);
+    for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::IQ4_NL, GgmlType::Q4_1, GgmlType::Q5_1] {
+        let format = ActFormat::ggml_cpu(ty).unwrap();
+        let mut worst = 0f64;
+        for (k, rows, n_tok) in [(32, 3, 1), (576, 3, 5), (1056, 37, 35), (11008, 3, 2)] {
+            let w = random_blocks(ty, rows * k / 32, &mut rng);
+            let x: Vec<f32> = (0..n_tok * k).map(|_| rng.activation()).collect();
+            let mut a = Q8Rows::new();
+            a.quantize_as(&x, k, format);
+            worst = worst.max(check_simd_against_reference(ty, &w, k, &a, 1e-6));
+        }
+        eprintln!("{ty} × {}: worst |Δ|/magnitude {worst:.2e}", format.name());
+    }
+}

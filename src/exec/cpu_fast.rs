@@ -1,7 +1,10 @@
 //! The CPU fast path: the session's graph walk with int8 matrix products and vectorized ops.
 //!
-//! - Each projection's input is quantized to Q8_1 once ([`crate::quant::Q8Rows`]) and reused by
-//!   every projection that reads the same buffer before it changes (Q, K and V; gate and up).
+//! - Each projection's input is quantized once per activation format ([`crate::quant::Q8Rows`])
+//!   and reused by every projection that reads the same buffer before it changes (Q, K and V;
+//!   gate and up). The format is the one llama.cpp's CPU backend quantizes to for the weight's
+//!   type ([`ActFormat::ggml_cpu`]: Q8_0, Q8_1 or Q8_K, with its rounding), so the int8 sums are
+//!   llama.cpp's own; F16 and BF16 weights meet activations rounded to their type, as there.
 //! - Projections run [`crate::quant::gemm_q8_1`] on the host's best instruction set, rows split
 //!   across rayon's threads; for several tokens each weight row is unpacked once and dotted with
 //!   every token (a blocked GEMM: weights read once per pass, not once per token). F32/F16/BF16
@@ -11,7 +14,7 @@
 //!   allocates nothing once the first one has run.
 //!
 //! Results differ from [`CpuPrecision::Exact`] by the 8-bit quantization of activations, as
-//! llama.cpp's CPU backend does for quantized weights.
+//! llama.cpp's CPU backend's do for quantized weights.
 
 use std::cell::RefCell;
 
@@ -21,7 +24,7 @@ use super::cpu_simd as vs;
 use super::{ExecError, Model};
 use crate::graph::{Buf, Step};
 use crate::kernels::GluKind;
-use crate::quant::{self, simd, Isa, Kernel, OutMatrix, Q8Rows, QuantError};
+use crate::quant::{self, simd, ActFormat, Isa, Kernel, OutMatrix, Q8Rows, QuantError};
 use crate::reference;
 
 /// How a CPU session computes.
@@ -43,14 +46,70 @@ impl CpuPrecision {
     }
 }
 
+/// Whose int8 arithmetic the fast path reproduces: which activations it quantizes, to what, and
+/// how it norms them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Activations {
+    /// llama.cpp's CPU backend (the default): per weight type Q8_0, Q8_1 or Q8_K with ggml-cpu's
+    /// rounding ([`ActFormat::ggml_cpu`]), F16/BF16 weights meeting activations rounded to their
+    /// type, ggml's RMSNorm; what the llama.cpp logits tests hold the fast path to.
+    #[default]
+    LlamaCpp,
+    /// The GPU executor's int8 plan (`GpuPrecision::Fast`): q8_1 as `quantize_row_q8_1_ref` (the
+    /// GPU's quantizer and its CPU reference) wherever the GPU runs an int8 product (the int8
+    /// matvec in decode, the tiled int8 product over whole prefill passes) and f32 activations
+    /// where it runs a float one; RMSNorm's sum of squares in f32 lanes, as the GPU's kernel.
+    /// What the GPU's int8 path is held to on the CPU.
+    ///
+    /// Two int8 runs that differ anywhere in a last bit (a sum's order, a norm) round some
+    /// activation the other way; in q8_1 that moves a block's f16 d·Σq, or a neighbour of an
+    /// outlier (SmolLM2's GLU holds |x| ≈ 3000, so its block steps by ≈ 24), and every later
+    /// quantization drifts: such runs sit about as far apart as each is from f32 (1e-4..3e-3 on
+    /// SmolLM2), not at rounding distance.
+    Gpu,
+}
+
+impl Activations {
+    pub fn name(self) -> &'static str {
+        match self {
+            Activations::LlamaCpp => "llama.cpp",
+            Activations::Gpu => "gpu",
+        }
+    }
+
+    /// The activation format a projection of weights `ty` over rows of `k` takes in a pass of
+    /// `tokens` (its last row only if `last_only`), if int8.
+    fn int8_format(self, ty: crate::dtype::GgmlType, k: usize, tokens: usize, last_only: bool) -> Option<ActFormat> {
+        match self {
+            Activations::LlamaCpp => {
+                ActFormat::ggml_cpu(ty).filter(|f| simd::int8_supported(ty) && k.is_multiple_of(f.block()))
+            }
+            Activations::Gpu => {
+                // As GpuSession::plan: decode passes take the int8 matvec, prefill passes the int8
+                // product over all their rows (a last-row-only projection is a float one).
+                let gpu = if tokens == 1 {
+                    crate::kernels::int8_matvec_type(ty)
+                } else {
+                    !last_only && crate::kernels::int8_matmul_type(ty)
+                };
+                let int8 = gpu && simd::int8_supported(ty) && k.is_multiple_of(quant::QK8_1);
+                int8.then_some(ActFormat::Q8_1Ref)
+            }
+        }
+    }
+}
+
 /// What the fast path keeps between passes.
 pub(crate) struct FastState {
     isa: Isa,
+    /// Whose int8 arithmetic the pass reproduces.
+    activations: Activations,
     /// The projection weights in huge pages (decode reads them ~45% faster), if copied.
     weights: Option<super::cpu_weights::HugeWeights>,
-    /// The quantized input of the last projections, and which buffer (and rows) it came from.
-    q8: Q8Rows,
-    q8_of: Option<(Buf, bool)>,
+    /// The quantized inputs of the last projections, one per activation format.
+    q8: ActCache,
+    /// Activations rounded to f16 or bf16 for weights of that type.
+    narrowed: Vec<f32>,
     /// Rope (cos, sin) per token and rotated pair, and the pass they were made for.
     rope: Vec<(f32, f32)>,
     rope_key: Option<(usize, usize, u32, u32, usize, bool)>,
@@ -60,9 +119,10 @@ impl FastState {
     pub(crate) fn new(model: &Model) -> FastState {
         FastState {
             isa: Isa::best(),
+            activations: Activations::default(),
             weights: super::cpu_weights::HugeWeights::copy(model),
-            q8: Q8Rows::new(),
-            q8_of: None,
+            q8: ActCache::default(),
+            narrowed: Vec::new(),
             rope: Vec::new(),
             rope_key: None,
         }
@@ -71,6 +131,15 @@ impl FastState {
     /// The instruction set the projections run on.
     pub(crate) fn isa(&self) -> Isa {
         self.isa
+    }
+
+    pub(crate) fn activations(&self) -> Activations {
+        self.activations
+    }
+
+    pub(crate) fn set_activations(&mut self, activations: Activations) {
+        self.activations = activations;
+        self.q8.clear();
     }
 
     /// Bytes of the huge-page copy of the projection weights (0 when they are read in place).
@@ -114,7 +183,7 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
     let file = &model.file;
     let n = tokens.len();
     let graph = model.graph(n);
-    state.q8_of = None;
+    state.q8.clear();
     let nodes = &graph.nodes;
     let mut i = 0;
     while i < nodes.len() {
@@ -124,8 +193,8 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
         if run > 1 {
             linear_group(state, model, &nodes[i..i + run], bufs, n)?;
             for node in &nodes[i..i + run] {
-                if written(&node.step).is_some_and(|b| state.q8_of.is_some_and(|(q, _)| q == b)) {
-                    state.q8_of = None;
+                if let Some(b) = written(&node.step) {
+                    state.q8.written(b);
                 }
             }
             i += run;
@@ -146,11 +215,15 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
             }
             Step::Norm { x, out, width, eps } => {
                 let w = model.vector(&node.weights[0]);
+                let scale = match state.activations {
+                    Activations::LlamaCpp => ggml_rms_scale,
+                    Activations::Gpu => gpu_rms_scale,
+                };
                 if x == out {
-                    rms_norm_in_place(&mut bufs[x as usize], w, width as usize, eps);
+                    rms_norm_in_place(&mut bufs[x as usize], w, width as usize, eps, scale);
                 } else {
                     let [src, dst] = bufs.get_disjoint_mut([x as usize, out as usize]).expect("distinct buffers");
-                    rms_norm(src, w, width as usize, eps, dst);
+                    rms_norm(src, w, width as usize, eps, dst, scale);
                 }
             }
             Step::Linear { x, out, n_out, last_only, .. } => {
@@ -160,7 +233,7 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
                 let src = if last_only { &src[(n - 1) * k..n * k] } else { &src[..] };
                 let huge = state.weights.take();
                 let w = node.step.weight_bytes(weights(&huge, file.tensor_data(t)));
-                let result = linear(state, (x, last_only), t.ty, w, k, n_out as usize, src, dst);
+                let result = linear(state, (x, last_only), n, t.ty, w, k, n_out as usize, src, dst);
                 state.weights = huge;
                 result?;
             }
@@ -208,11 +281,47 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
             Step::Softcap { x, cap } => reference::softcap(&mut bufs[x as usize], cap),
             Step::Argmax => {}
         }
-        if written(&node.step).is_some_and(|b| state.q8_of.is_some_and(|(q, _)| q == b)) {
-            state.q8_of = None;
+        if let Some(b) = written(&node.step) {
+            state.q8.written(b);
         }
     }
     Ok(())
+}
+
+/// The quantized input rows of the last projections: one [`Q8Rows`] per activation format, each
+/// with the buffer (and whether its last row only) it was made from.
+#[derive(Default)]
+struct ActCache {
+    rows: [Q8Rows; ActFormat::ALL.len()],
+    source: [Option<(Buf, bool)>; ActFormat::ALL.len()],
+}
+
+impl ActCache {
+    fn clear(&mut self) {
+        self.source = Default::default();
+    }
+
+    /// Buffer `b` changed: what was quantized from it is stale.
+    fn written(&mut self, b: Buf) {
+        for s in &mut self.source {
+            if s.is_some_and(|(q, _)| q == b) {
+                *s = None;
+            }
+        }
+    }
+
+    /// Quantizes `x` (rows of `k`) from `source` to `format` unless that is already held.
+    fn ensure(&mut self, format: ActFormat, source: (Buf, bool), x: &[f32], k: usize) {
+        let i = format.index();
+        if self.source[i] != Some(source) {
+            self.rows[i].quantize_as(x, k, format);
+            self.source[i] = Some(source);
+        }
+    }
+
+    fn get(&self, format: ActFormat) -> &Q8Rows {
+        &self.rows[format.index()]
+    }
 }
 
 /// A weight's bytes: the huge-page copy where there is one.
@@ -272,30 +381,33 @@ fn linear_group_with(
         }
     }
     let k = job[0].expect("a run has a first projection").2;
-    let all_int8 =
-        job.iter().flatten().all(|j| simd::int8_supported(j.0) && j.2 == k && k.is_multiple_of(quant::QK8_1));
+    let format = |ty| state.activations.int8_format(ty, k, n, last_only);
+    let all_int8 = job.iter().flatten().all(|j| format(j.0).is_some() && j.2 == k);
     if !all_int8 {
         for &(ty, w, k, out, n_out) in job.iter().flatten() {
             let [src, dst] = bufs.get_disjoint_mut([x as usize, out as usize]).expect("distinct buffers");
             let src = if last_only { &src[(n - 1) * k..n * k] } else { &src[..] };
-            linear(state, (x, last_only), ty, w, k, n_out, src, dst)?;
+            linear(state, (x, last_only), n, ty, w, k, n_out, src, dst)?;
         }
         return Ok(());
     }
     let rows = if last_only { 1 } else { n };
-    if state.q8_of != Some((x, last_only)) {
+    let activations = state.activations;
+    let format = |ty| activations.int8_format(ty, k, n, last_only);
+    for &(ty, ..) in job.iter().flatten() {
+        let format = format(ty).expect("checked above");
         let src = &bufs[x as usize];
         let src = if last_only { &src[(n - 1) * k..n * k] } else { &src[..] };
-        state.q8.quantize(src, k);
-        state.q8_of = Some((x, last_only));
+        state.q8.ensure(format, (x, last_only), src, k);
     }
     let threads = rayon::current_num_threads().max(1);
+    let q8 = &state.q8;
     let product = |ty, w: &[u8], n_out: usize| Product {
         isa: state.isa,
         ty,
         k,
         row_bytes: w.len() / n_out,
-        input: Input::Int8(&state.q8),
+        input: Input::Int8(q8.get(format(ty).expect("checked above"))),
     };
     let min_rows = |n_out: usize| n_out.div_ceil(threads * 4).max(16);
     match job {
@@ -327,18 +439,51 @@ fn linear_group_with(
     Ok(())
 }
 
-/// Rows of `width` RMS-normed into `out`, times the weight (f32 sums: the fast path's tolerance).
-fn rms_norm(x: &[f32], weight: &[f32], width: usize, eps: f32, out: &mut [f32]) {
-    for (xr, yr) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
-        let scale = 1.0 / (vs::sum_squares(xr) / width as f32 + eps).sqrt();
-        vs::scale_mul(yr, xr, scale, weight);
+/// 1/√(mean(x²) + eps) as ggml-cpu's `rms_norm` computes it: each square rounded to f32, summed in
+/// order in f64, the mean narrowed to f32. The quantized projections read the normed rows, and in
+/// models with outlier channels one activation rounded the other way moves a projection by far
+/// more than the f32 rounding that caused it, so the norm matches llama.cpp's bit for bit (the
+/// in-order f64 sum is the price: about 1 µs a row of 576).
+#[inline]
+fn ggml_rms_scale(x: &[f32], eps: f32) -> f32 {
+    let mut sum = 0f64;
+    for &v in x {
+        sum += (v * v) as f64;
+    }
+    let mean = (sum / x.len() as f64) as f32;
+    1.0 / (mean + eps).sqrt()
+}
+
+/// 1/√(mean(x²) + eps) in f32 as the GPU's rmsnorm sums it: squares accumulated in lanes, the
+/// lanes then summed (not its order to the bit: the GPU's lanes and tree differ).
+#[inline]
+fn gpu_rms_scale(x: &[f32], eps: f32) -> f32 {
+    1.0 / (vs::sum_squares(x) / x.len() as f32 + eps).sqrt()
+}
+
+/// Rows past which a norm splits its rows across rayon's threads.
+const NORM_PAR_ROWS: usize = 8;
+
+/// Rows of `width` RMS-normed into `out`, times the weight ((x·scale)·w, as ggml's norm and mul),
+/// each row's scale from `rms_scale`.
+fn rms_norm(x: &[f32], weight: &[f32], width: usize, eps: f32, out: &mut [f32], rms_scale: fn(&[f32], f32) -> f32) {
+    let one = |(xr, yr): (&[f32], &mut [f32])| vs::scale_mul(yr, xr, rms_scale(xr, eps), weight);
+    if x.len() >= NORM_PAR_ROWS * width {
+        x.par_chunks_exact(width).zip(out.par_chunks_exact_mut(width)).for_each(one);
+    } else {
+        x.chunks_exact(width).zip(out.chunks_exact_mut(width)).for_each(one);
     }
 }
 
-fn rms_norm_in_place(x: &mut [f32], weight: &[f32], width: usize, eps: f32) {
-    for row in x.chunks_exact_mut(width) {
-        let scale = 1.0 / (vs::sum_squares(row) / width as f32 + eps).sqrt();
+fn rms_norm_in_place(x: &mut [f32], weight: &[f32], width: usize, eps: f32, rms_scale: fn(&[f32], f32) -> f32) {
+    let one = |row: &mut [f32]| {
+        let scale = rms_scale(row, eps);
         row.iter_mut().zip(weight).for_each(|(v, &w)| *v = *v * scale * w);
+    };
+    if x.len() >= NORM_PAR_ROWS * width {
+        x.par_chunks_exact_mut(width).for_each(one);
+    } else {
+        x.chunks_exact_mut(width).for_each(one);
     }
 }
 
@@ -454,6 +599,7 @@ fn attention(q: &[f32], k_cache: &[f32], v_cache: &[f32], pos0: usize, s: &refer
 fn linear(
     state: &mut FastState,
     source: (Buf, bool),
+    tokens: usize,
     ty: crate::dtype::GgmlType,
     w: &[u8],
     k: usize,
@@ -461,15 +607,22 @@ fn linear(
     x: &[f32],
     out: &mut [f32],
 ) -> Result<(), ExecError> {
-    let int8 = simd::int8_supported(ty) && k.is_multiple_of(quant::QK8_1);
-    if !int8 && !simd::float_supported(ty) {
+    let format = state.activations.int8_format(ty, k, tokens, source.1);
+    if format.is_none() && !simd::float_supported(ty) {
         return Ok(reference::linear(ty, w, k, n_out, x, out)?);
     }
     let n = x.len() / k;
-    if int8 && state.q8_of != Some(source) {
-        state.q8.quantize(x, k);
-        state.q8_of = Some(source);
+    if let Some(format) = format {
+        state.q8.ensure(format, source, x, k);
     }
+    // ggml-cpu rounds the activations of F16 and BF16 weights to that type (their vec_dot_type);
+    // the GPU's float products take them in f32.
+    let x = match (state.activations, ty) {
+        (Activations::Gpu, _) => x,
+        (_, crate::dtype::GgmlType::F16) => narrow(&mut state.narrowed, x, |v| half::f16::from_f32(v).to_f32()),
+        (_, crate::dtype::GgmlType::BF16) => narrow(&mut state.narrowed, x, |v| half::bf16::from_f32(v).to_f32()),
+        _ => x,
+    };
     // Enough tasks that both cores finish together, few enough that each is worth a join.
     let threads = rayon::current_num_threads().max(1);
     let min_rows = n_out.div_ceil(threads * 4).max(16);
@@ -478,9 +631,19 @@ fn linear(
         ty,
         k,
         row_bytes: w.len() / n_out,
-        input: if int8 { Input::Int8(&state.q8) } else { Input::Float(x) },
+        input: match format {
+            Some(f) => Input::Int8(state.q8.get(f)),
+            None => Input::Float(x),
+        },
     };
     Ok(product.run(w, OutMatrix::by_token(&mut out[..n * n_out], n_out, n, n_out), min_rows)?)
+}
+
+/// `x` rounded value by value through `round` into `buf` (kept between calls).
+fn narrow<'a>(buf: &'a mut Vec<f32>, x: &[f32], round: impl Fn(f32) -> f32) -> &'a [f32] {
+    buf.clear();
+    buf.extend(x.iter().map(|&v| round(v)));
+    buf
 }
 
 /// What one projection multiplies its weight rows with.

@@ -20,7 +20,7 @@ use crate::kernels::AttnPhase;
 use crate::model::{ModelConfig, ModelError};
 use crate::quant::{self, QuantError};
 
-pub use cpu_fast::CpuPrecision;
+pub use cpu_fast::{Activations, CpuPrecision};
 pub use generate::{FinishReason, GenerateParams, Generated, Generation, GenerationStats};
 pub use sampler::{Sampler, SamplerConfig, SamplerError};
 pub use session::Session;

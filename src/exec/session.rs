@@ -3,7 +3,7 @@
 //! At capacity, `forward` refuses with `ContextFull` (no silent shifting): the caller decides
 //! whether to start over or open a larger session.
 
-use super::cpu_fast::{self, CpuPrecision, FastState};
+use super::cpu_fast::{self, Activations, CpuPrecision, FastState};
 use super::{ExecError, Model};
 use crate::graph::{Buf, BufferPlan, Step};
 use crate::reference;
@@ -118,6 +118,27 @@ impl<'m> Session<'m> {
             CpuPrecision::Fast
         } else {
             CpuPrecision::Exact
+        }
+    }
+
+    /// Whose int8 arithmetic the fast path reproduces (None in exact mode).
+    pub fn activations(&self) -> Option<Activations> {
+        self.fast.as_ref().map(|f| f.activations())
+    }
+
+    /// Makes the fast path reproduce `activations`' int8 arithmetic from the next pass on
+    /// (llama.cpp's CPU backend by default; [`Activations::Gpu`] to hold the GPU's int8 path to
+    /// the CPU). Refused in exact mode, which quantizes nothing.
+    pub fn set_activations(&mut self, activations: Activations) -> Result<(), ExecError> {
+        match self.fast.as_mut() {
+            Some(fast) => {
+                fast.set_activations(activations);
+                Ok(())
+            }
+            None => Err(ExecError::Unsupported(format!(
+                "{} activations: an exact session quantizes no activations (CpuPrecision::Fast does)",
+                activations.name()
+            ))),
         }
     }
 

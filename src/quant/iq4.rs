@@ -5,6 +5,7 @@
 //! `scales_l[ib/2]`, top two bits from bits 2ib.. of the u16 `scales_h`) under an f16 `d`.
 
 use super::q8_1::Q8Slice;
+use super::q8_k::{KParts, VecDotQ8K};
 use super::vec_dot::{abs_idot, DotTerms, SumTerm, VecDotQ8_1};
 use super::{f16_le, Block};
 use crate::dtype::{GgmlType, QK_K};
@@ -125,5 +126,17 @@ impl VecDotQ8_1 for BlockIQ4XS {
             lane_scale[8 * ib..8 * ib + 8].fill(d * s as f32);
             offset[ib] = 0.0;
         }
+    }
+}
+
+impl VecDotQ8K for BlockIQ4XS {
+    /// The table values, each 32's scale minus 32 for both of its 16s, no minimums.
+    fn k_parts(&self) -> KParts {
+        let mut w = [0i32; QK_K];
+        for ib in 0..8 {
+            w[32 * ib..32 * ib + 32].copy_from_slice(&iq4_values(&self.qs[16 * ib..16 * ib + 16]));
+        }
+        let s = self.scales();
+        KParts { w, sc: std::array::from_fn(|g| s[g / 2]), m: [0; 16], d: f16_le(self.d), dmin: 0.0 }
     }
 }

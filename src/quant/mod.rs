@@ -7,7 +7,9 @@
 //! is a plain scalar sum over the dequantized values.
 //!
 //! The int8 path: activations quantized to [`BlockQ8_1`] (`q8_1`), each weight format's integer
-//! dot with them ([`VecDotQ8_1`], the scalar reference) and its SIMD kernels ([`simd`]).
+//! dot with them ([`VecDotQ8_1`], the scalar reference) and its SIMD kernels ([`simd`]). The CPU
+//! fast path quantizes as llama.cpp's CPU backend does for each weight type instead
+//! ([`ActFormat`], `q8_k`: Q8_0, Q8_1 or Q8_K), which the same kernels take.
 
 mod bf16;
 mod f16;
@@ -24,6 +26,7 @@ mod q5_k;
 mod q6_k;
 mod q8_0;
 mod q8_1;
+mod q8_k;
 pub mod simd;
 mod vec_dot;
 
@@ -42,6 +45,10 @@ pub use q5_k::BlockQ5K;
 pub use q6_k::BlockQ6K;
 pub use q8_0::BlockQ8_0;
 pub use q8_1::{quantize_block_q8_1, quantize_row_q8_1, BlockQ8_1, Q8Rows, Q8Slice, QK8_1};
+pub use q8_k::{
+    matmul_q8_k_reference, quantize_block_q8_k, quantize_row_q8_k, vec_dot_row_q8_k, ActFormat, BlockQ8K, KParts,
+    VecDotQ8K,
+};
 pub use simd::{gemm_f32, gemm_f32_into, gemm_q8_1, gemm_q8_1_into, gemm_q8_1_with, Isa, Kernel, OutMatrix};
 pub use vec_dot::{matmul_q8_1, matvec_q8_1, matvec_q8_1_exact, DotTerms, SumTerm, VecDotQ8_1};
 

@@ -3,6 +3,7 @@
 //! Element e = 128h + 32j + l takes bits 2j..2j+2 of `qs[32h + l]`; its group is e / 16.
 
 use super::q8_1::Q8Slice;
+use super::q8_k::{KParts, VecDotQ8K};
 use super::vec_dot::{halves_idot, DotTerms, SumTerm, VecDotQ8_1};
 use super::{f16_le, Block};
 use crate::dtype::{GgmlType, QK_K};
@@ -84,6 +85,23 @@ impl VecDotQ8_1 for BlockQ2K {
         for (g, &s) in self.scales.iter().enumerate() {
             lane_scale[4 * g..4 * g + 4].fill(d * (s & 0x0F) as f32);
             offset[g] = -(dmin * (s >> 4) as f32);
+        }
+    }
+}
+
+impl VecDotQ8K for BlockQ2K {
+    /// Unsigned 2-bit quants, scale `sc & 15` and minimum `sc >> 4` per 16.
+    fn k_parts(&self) -> KParts {
+        let mut w = [0i32; QK_K];
+        for b in 0..8 {
+            w[32 * b..32 * b + 32].copy_from_slice(&self.quants(b));
+        }
+        KParts {
+            w,
+            sc: self.scales.map(|s| (s & 0x0F) as i32),
+            m: self.scales.map(|s| (s >> 4) as i32),
+            d: f16_le(self.d),
+            dmin: f16_le(self.dmin),
         }
     }
 }

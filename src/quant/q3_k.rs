@@ -5,6 +5,7 @@
 //! bits 2·(s/4).. of `scales[8 + s % 4]`.
 
 use super::q8_1::Q8Slice;
+use super::q8_k::{KParts, VecDotQ8K};
 use super::vec_dot::{halves_idot, DotTerms, SumTerm, VecDotQ8_1};
 use super::{f16_le, Block};
 use crate::dtype::{GgmlType, QK_K};
@@ -86,5 +87,16 @@ impl VecDotQ8_1 for BlockQ3K {
         for (g, s) in q3_k_scales(&self.scales).into_iter().enumerate() {
             lane_scale[4 * g..4 * g + 4].fill(d * s as f32);
         }
+    }
+}
+
+impl VecDotQ8K for BlockQ3K {
+    /// Signed 3-bit quants, the 6-bit scales minus 32 per 16, no minimums.
+    fn k_parts(&self) -> KParts {
+        let mut w = [0i32; QK_K];
+        for b in 0..8 {
+            w[32 * b..32 * b + 32].copy_from_slice(&self.quants(b));
+        }
+        KParts { w, sc: q3_k_scales(&self.scales), m: [0; 16], d: f16_le(self.d), dmin: 0.0 }
     }
 }

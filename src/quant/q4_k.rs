@@ -3,6 +3,7 @@
 //! Sub-block 2g takes the low nibbles of `qs[32g..32g+32]`, sub-block 2g+1 the high nibbles.
 
 use super::q8_1::Q8Slice;
+use super::q8_k::{KParts, VecDotQ8K};
 use super::vec_dot::{abs_idot, abs_qsum, DotTerms, SumTerm, VecDotQ8_1};
 use super::{f16_le, Block};
 use crate::dtype::{GgmlType, QK_K};
@@ -133,5 +134,28 @@ impl VecDotQ8_1 for BlockQ4K {
 
     fn unpack(&self, u: &mut [u8], lane_scale: &mut [f32], offset: &mut [f32]) {
         k4_unpack(self.d, self.dmin, &self.scales, &self.qs, None, u, lane_scale, offset);
+    }
+}
+
+/// A Q4_K/Q5_K super-block in the terms of ggml's q8_K dot: unsigned quants, each 32's scale
+/// and minimum for both of its 16s, d and dmin.
+pub(crate) fn k4_parts(d: [u8; 2], dmin: [u8; 2], scales: &[u8; 12], qs: &[u8; 128], qh: Option<&[u8; 32]>) -> KParts {
+    let (sc, mn) = get_scale_min_k4(scales);
+    let mut w = [0i32; QK_K];
+    for sub in 0..8 {
+        w[32 * sub..32 * sub + 32].copy_from_slice(&k4_quants(qs, qh, sub));
+    }
+    KParts {
+        w,
+        sc: std::array::from_fn(|g| sc[g / 2] as i32),
+        m: std::array::from_fn(|g| mn[g / 2] as i32),
+        d: f16_le(d),
+        dmin: f16_le(dmin),
+    }
+}
+
+impl VecDotQ8K for BlockQ4K {
+    fn k_parts(&self) -> KParts {
+        k4_parts(self.d, self.dmin, &self.scales, &self.qs, None)
     }
 }

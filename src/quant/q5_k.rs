@@ -1,8 +1,9 @@
 //! Q5_K: Q4_K plus a fifth bit per value: bit `sub` of `qh[l]` belongs to value l of sub-block
 //! `sub`; w = (d·sc)·q − (dmin·m).
 
-use super::q4_k::{dequantize_k4, k4_unpack, k4_vec_dot};
+use super::q4_k::{dequantize_k4, k4_parts, k4_unpack, k4_vec_dot};
 use super::q8_1::Q8Slice;
+use super::q8_k::{KParts, VecDotQ8K};
 use super::vec_dot::{DotTerms, SumTerm, VecDotQ8_1};
 use super::Block;
 use crate::dtype::{GgmlType, QK_K};
@@ -37,5 +38,11 @@ impl VecDotQ8_1 for BlockQ5K {
 
     fn unpack(&self, u: &mut [u8], lane_scale: &mut [f32], offset: &mut [f32]) {
         k4_unpack(self.d, self.dmin, &self.scales, &self.qs, Some(&self.qh), u, lane_scale, offset);
+    }
+}
+
+impl VecDotQ8K for BlockQ5K {
+    fn k_parts(&self) -> KParts {
+        k4_parts(self.d, self.dmin, &self.scales, &self.qs, Some(&self.qh))
     }
 }

@@ -3,6 +3,7 @@
 //! (low nibbles, then high) and two high bits from `qh[32h..32h+32]` (shifts 0, 2, 4, 6).
 
 use super::q8_1::Q8Slice;
+use super::q8_k::{KParts, VecDotQ8K};
 use super::vec_dot::{halves_idot, DotTerms, SumTerm, VecDotQ8_1};
 use super::{f16_le, Block};
 use crate::dtype::{GgmlType, QK_K};
@@ -88,5 +89,16 @@ impl VecDotQ8_1 for BlockQ6K {
             lane_scale[b * 8 + 4..b * 8 + 8].fill(d * self.scales[2 * b + 1] as i8 as f32);
             offset[b] = 0.0;
         }
+    }
+}
+
+impl VecDotQ8K for BlockQ6K {
+    /// The 6-bit quants minus 32, the i8 scale per 16, no minimums.
+    fn k_parts(&self) -> KParts {
+        let mut w = [0i32; QK_K];
+        for b in 0..8 {
+            w[32 * b..32 * b + 32].copy_from_slice(&self.quants(b).map(|u| u - 32));
+        }
+        KParts { w, sc: self.scales.map(|s| s as i8 as i32), m: [0; 16], d: f16_le(self.d), dmin: 0.0 }
     }
 }

@@ -9,6 +9,9 @@
 //! contiguous, the scales widened to f32, and the sums the dot products need precomputed once
 //! per activation row (they are reused by every weight row).
 
+use super::q8_k::{nearest_int, quantize_32_ggml_cpu, ActFormat, BlockQ8K};
+use crate::dtype::QK_K;
+
 /// Values per Q8_1 block.
 pub const QK8_1: usize = 32;
 
@@ -65,6 +68,9 @@ pub fn quantize_row_q8_1(x: &[f32], out: &mut [BlockQ8_1]) {
 pub struct Q8Rows {
     k: usize,
     n: usize,
+    /// How the rows were quantized (Q8_K rows hold each 256-value block as eight 32-value
+    /// blocks sharing its f32 d).
+    format: ActFormat,
     /// [n][k] quants.
     pub(crate) qs: Vec<i8>,
     /// [n][k/32] the f16 d, widened.
@@ -114,6 +120,11 @@ impl Q8Rows {
         self.k / QK8_1
     }
 
+    /// How these rows were quantized.
+    pub fn format(&self) -> ActFormat {
+        self.format
+    }
+
     fn reshape(&mut self, n: usize, k: usize) {
         assert!(k.is_multiple_of(QK8_1), "q8_1 rows are whole blocks of 32, not {k}");
         self.k = k;
@@ -133,9 +144,63 @@ impl Q8Rows {
     /// as [`quantize_block_q8_1`], in code the compiler vectorizes (compiled for the host's
     /// widest vectors); many rows are split across rayon's threads.
     pub fn quantize(&mut self, x: &[f32], k: usize) {
+        self.quantize_as(x, k, ActFormat::Q8_1Ref);
+    }
+
+    /// Quantizes `x` (`[n][k]`) to `format` (k a multiple of its block: 32, or 256 for Q8_K).
+    pub fn quantize_as(&mut self, x: &[f32], k: usize, format: ActFormat) {
         assert!(k > 0 && x.len().is_multiple_of(k), "{} values are not whole rows of {k}", x.len());
+        assert!(
+            k.is_multiple_of(format.block()),
+            "{} rows are whole blocks of {}, not {k}",
+            format.name(),
+            format.block()
+        );
+        self.format = format;
         self.reshape(x.len() / k, k);
-        let view = BlocksMut {
+        let view = self.view();
+        quantize_split(view, x, k, format);
+        self.build_amx_panels();
+    }
+
+    /// Takes Q8_K blocks (`[n][k/256]`) as they are. Quants of −128 are refused, as in
+    /// [`Q8Rows::from_blocks`].
+    pub fn from_q8k_blocks(blocks: &[BlockQ8K], k: usize) -> Q8Rows {
+        let nb = k / QK_K;
+        assert!(nb > 0 && k.is_multiple_of(QK_K), "q8_K rows are whole blocks of 256, not {k}");
+        assert!(blocks.len().is_multiple_of(nb), "{} blocks are not whole rows of {k}", blocks.len());
+        let mut rows = Q8Rows { format: ActFormat::Q8K, ..Q8Rows::new() };
+        rows.reshape(blocks.len() / nb, k);
+        for (i, b) in blocks.iter().enumerate() {
+            assert!(b.qs.iter().all(|&q| q != i8::MIN), "q8_K block {i} holds −128, which no quantizer makes");
+            let d = b.d();
+            let mut view = rows.view();
+            for (j, qs) in b.qs.chunks_exact(QK8_1).enumerate() {
+                let qs: &[i8; QK8_1] = qs.try_into().expect("32 quants");
+                fill_block(&mut view, 8 * i + j, qs, d, d * qs.iter().map(|&q| q as i32).sum::<i32>() as f32);
+            }
+        }
+        rows.build_amx_panels();
+        rows
+    }
+
+    /// The Q8_K blocks of row `t` (rows quantized to [`ActFormat::Q8K`]).
+    pub fn to_q8k_blocks(&self, t: usize) -> Vec<BlockQ8K> {
+        assert_eq!(self.format, ActFormat::Q8K, "these rows are {}, not q8_K", self.format.name());
+        let nb = self.blocks_per_row();
+        (0..self.k / QK_K)
+            .map(|s| {
+                let i = t * nb + 8 * s;
+                let mut qs = [0i8; QK_K];
+                qs.copy_from_slice(&self.qs[i * QK8_1..i * QK8_1 + QK_K]);
+                BlockQ8K::new(self.d[i], qs)
+            })
+            .collect()
+    }
+
+    /// Every field, borrowed apart.
+    fn view(&mut self) -> BlocksMut<'_> {
+        BlocksMut {
             qs: &mut self.qs,
             d: &mut self.d,
             s: &mut self.s,
@@ -144,9 +209,7 @@ impl Q8Rows {
             dsum16: &mut self.dsum16,
             d_lanes: &mut self.d_lanes,
             nsum4: &mut self.nsum4,
-        };
-        quantize_split(view, x, k);
-        self.build_amx_panels();
+        }
     }
 
     /// Whole groups of 16 rows laid out for AMX tile products.
@@ -226,8 +289,9 @@ impl Q8Rows {
         }
     }
 
-    /// The canonical blocks of row `t`.
+    /// The canonical blocks of row `t` (rows of 32-value blocks).
     pub fn to_blocks(&self, t: usize) -> Vec<BlockQ8_1> {
+        assert_ne!(self.format, ActFormat::Q8K, "q8_K rows have no q8_1 blocks (to_q8k_blocks)");
         let nb = self.blocks_per_row();
         (0..nb)
             .map(|b| {
@@ -291,37 +355,109 @@ impl<'a> BlocksMut<'a> {
     }
 }
 
-/// Quantizes rows of `k` from `x` into `rows`, halving the rows across rayon's threads while
-/// each half is still worth a task.
-fn quantize_split(rows: BlocksMut<'_>, x: &[f32], k: usize) {
+/// Quantizes rows of `k` from `x` into `rows` as `format`, halving the rows across rayon's
+/// threads while each half is still worth a task.
+fn quantize_split(rows: BlocksMut<'_>, x: &[f32], k: usize, format: ActFormat) {
     const MIN_VALUES: usize = 16 * 1024;
     let n = x.len() / k;
     if n >= 2 && x.len() >= 2 * MIN_VALUES {
         let half = n / 2;
         let (a, b) = rows.split(half * k / QK8_1);
         let (xa, xb) = x.split_at(half * k);
-        rayon::join(|| quantize_split(a, xa, k), || quantize_split(b, xb, k));
+        rayon::join(|| quantize_split(a, xa, k, format), || quantize_split(b, xb, k, format));
         return;
     }
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-        unsafe fn wide(rows: BlocksMut<'_>, x: &[f32]) {
-            quantize_all_avx512(rows, x)
+        unsafe fn wide(rows: BlocksMut<'_>, x: &[f32], format: ActFormat) {
+            match format {
+                ActFormat::Q8_1Ref => quantize_all_avx512(rows, x),
+                _ => quantize_ggml_cpu_avx512(rows, x, format),
+            }
         }
         #[target_feature(enable = "avx2,fma,f16c")]
-        unsafe fn avx2(rows: BlocksMut<'_>, x: &[f32]) {
-            quantize_all(rows, x)
+        unsafe fn avx2(rows: BlocksMut<'_>, x: &[f32], format: ActFormat) {
+            match format {
+                ActFormat::Q8_1Ref => quantize_all(rows, x),
+                _ => quantize_ggml_cpu(rows, x, format),
+            }
         }
         match super::Isa::best() {
             // SAFETY: `Isa::best()` names only instruction sets detected on this host.
-            super::Isa::Avx512Vnni => return unsafe { wide(rows, x) },
+            super::Isa::Avx512Vnni => return unsafe { wide(rows, x, format) },
             // SAFETY: as above.
-            super::Isa::Avx2 => return unsafe { avx2(rows, x) },
+            super::Isa::Avx2 => return unsafe { avx2(rows, x, format) },
             _ => {}
         }
     }
-    quantize_all(rows, x)
+    match format {
+        ActFormat::Q8_1Ref => quantize_all(rows, x),
+        _ => quantize_ggml_cpu(rows, x, format),
+    }
+}
+
+/// Block `i` of `rows` from its quants, its scale `d` (as the kernels multiply by it) and `s`.
+#[inline(always)]
+fn fill_block(rows: &mut BlocksMut<'_>, i: usize, qs: &[i8; QK8_1], d: f32, s: f32) {
+    rows.qs[i * QK8_1..(i + 1) * QK8_1].copy_from_slice(qs);
+    let mut sums = [0i32; 8];
+    for (s, g) in sums.iter_mut().zip(qs.chunks_exact(4)) {
+        *s = g[0] as i32 + g[1] as i32 + g[2] as i32 + g[3] as i32;
+    }
+    let qsum: i32 = sums.iter().sum();
+    rows.d[i] = d;
+    rows.s[i] = s;
+    rows.qsum[i] = qsum;
+    rows.dsum[i] = d * qsum as f32;
+    rows.dsum16[2 * i] = d * (sums[0] + sums[1] + sums[2] + sums[3]) as f32;
+    rows.dsum16[2 * i + 1] = d * (sums[4] + sums[5] + sums[6] + sums[7]) as f32;
+    rows.d_lanes[i * 8..(i + 1) * 8].fill(d);
+    for (n4, s) in rows.nsum4[i * 8..(i + 1) * 8].iter_mut().zip(sums) {
+        *n4 = -s;
+    }
+}
+
+/// Every block of `x` into `rows` as ggml-cpu quantizes to `format` (see `q8_k`): Q8_0 and Q8_1
+/// per 32 values (s exact for Q8_0, so its offset terms equal ggml's signed-integer dots; f16
+/// for Q8_1), Q8_K per 256 (eight 32-value blocks sharing its f32 d).
+#[inline(always)]
+fn quantize_ggml_cpu(mut rows: BlocksMut<'_>, x: &[f32], format: ActFormat) {
+    match format {
+        ActFormat::Q8K => {
+            for (sb, chunk) in x.chunks_exact(QK_K).enumerate() {
+                let chunk: &[f32; QK_K] = chunk.try_into().expect("256 values");
+                // The first largest |x| (ggml keeps the first on ties), found as the first value
+                // whose |x| bits equal the largest (integer maxima vectorize).
+                let abs_bits = |v: &f32| v.to_bits() & 0x7FFF_FFFF;
+                let amax_bits = chunk.iter().fold(0u32, |m, v| m.max(abs_bits(v)));
+                let (d, iscale) = if amax_bits == 0 {
+                    (0.0, 0.0)
+                } else {
+                    let max = chunk[chunk.iter().position(|v| abs_bits(v) == amax_bits).expect("the maximum")];
+                    let iscale = -127.0 / max;
+                    (1.0 / iscale, iscale)
+                };
+                for (j, part) in chunk.chunks_exact(QK8_1).enumerate() {
+                    let qs: [i8; QK8_1] = std::array::from_fn(|l| nearest_int(iscale * part[l]).min(127) as i8);
+                    let qsum: i32 = qs.iter().map(|&q| q as i32).sum();
+                    fill_block(&mut rows, 8 * sb + j, &qs, d, d * qsum as f32);
+                }
+            }
+        }
+        _ => {
+            for (i, chunk) in x.chunks_exact(QK8_1).enumerate() {
+                let (dw, d, qs) = quantize_32_ggml_cpu(chunk.try_into().expect("32 values"));
+                let qsum: i32 = qs.iter().map(|&q| q as i32).sum();
+                let s = if format == ActFormat::Q8_1 {
+                    half::f16::from_f32(qsum as f32 * d).to_f32()
+                } else {
+                    dw * qsum as f32
+                };
+                fill_block(&mut rows, i, &qs, dw, s);
+            }
+        }
+    }
 }
 
 /// Every block of `x` into `rows`: `quantize_block_q8_1` written without branches or calls, so
@@ -417,6 +553,96 @@ unsafe fn quantize_all_avx512(rows: BlocksMut<'_>, x: &[f32]) {
     }
 }
 
+/// [`quantize_ggml_cpu`] with AVX-512 intrinsics: the same scales, the products rounded to
+/// nearest even by `roundscale` (as `nearest_int` and ggml's `_mm256_round_ps`), the same sums.
+///
+/// # Safety
+/// The host must run AVX-512 F/BW/DQ/VL/VNNI and F16C.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn quantize_ggml_cpu_avx512(rows: BlocksMut<'_>, x: &[f32], format: ActFormat) {
+    use std::arch::x86_64::*;
+    let nblocks = x.len() / QK8_1;
+    assert!(rows.qs.len() >= x.len() && rows.nsum4.len() >= 8 * nblocks && rows.d_lanes.len() >= 8 * nblocks);
+    assert!(rows.d.len() >= nblocks && rows.s.len() >= nblocks && rows.dsum16.len() >= 2 * nblocks);
+    /// 16 values times `scale`, rounded to nearest even, at most 127, as bytes.
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma,f16c")]
+    #[inline]
+    unsafe fn quant(v: __m512, scale: __m512) -> __m128i {
+        let r = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(v, scale));
+        _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_cvtps_epi32(r), _mm512_set1_epi32(127)))
+    }
+    let ones = _mm256_set1_epi8(1);
+    // Block i from its two halves' quants and the scale the kernels take; s = d·Σq exactly, or
+    // (Q8_1) the f16 of Σq times `s_d`, ggml's f32 d before rounding.
+    let mut store = |i: usize, q: __m256i, d: f32, s_d: Option<f32>| {
+        _mm256_storeu_si256(rows.qs.as_mut_ptr().add(i * QK8_1).cast(), q);
+        let sum4 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, q);
+        _mm256_storeu_si256(rows.nsum4.as_mut_ptr().add(8 * i).cast(), _mm256_sub_epi32(_mm256_setzero_si256(), sum4));
+        let h = _mm256_add_epi32(sum4, _mm256_shuffle_epi32::<0b01_00_11_10>(sum4));
+        let h = _mm256_add_epi32(h, _mm256_shuffle_epi32::<0b10_11_00_01>(h));
+        let (half0, half1) = (_mm256_cvtsi256_si32(h), _mm_cvtsi128_si32(_mm256_extracti128_si256::<1>(h)));
+        let qsum = half0 + half1;
+        *rows.d.get_unchecked_mut(i) = d;
+        *rows.s.get_unchecked_mut(i) = match s_d {
+            Some(s_d) => half::f16::from_f32(qsum as f32 * s_d).to_f32(),
+            None => d * qsum as f32,
+        };
+        *rows.qsum.get_unchecked_mut(i) = qsum;
+        *rows.dsum.get_unchecked_mut(i) = d * qsum as f32;
+        *rows.dsum16.get_unchecked_mut(2 * i) = d * half0 as f32;
+        *rows.dsum16.get_unchecked_mut(2 * i + 1) = d * half1 as f32;
+        _mm256_storeu_ps(rows.d_lanes.as_mut_ptr().add(8 * i), _mm256_set1_ps(d));
+    };
+    let abs_mask = _mm512_set1_ps(f32::from_bits(0x7FFF_FFFF));
+    if format == ActFormat::Q8K {
+        for sb in 0..x.len() / QK_K {
+            let p = x.as_ptr().add(sb * QK_K);
+            let mut m = _mm512_setzero_ps();
+            for c in 0..16 {
+                m = _mm512_max_ps(m, _mm512_and_ps(_mm512_loadu_ps(p.add(16 * c)), abs_mask));
+            }
+            let amax = _mm512_reduce_max_ps(m);
+            let (d, iscale) = if amax == 0.0 {
+                (0.0, 0.0)
+            } else {
+                // The first value whose |x| is the largest (ggml keeps the first on ties).
+                let mut first = 0;
+                for c in 0..16 {
+                    let hit = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(
+                        _mm512_and_ps(_mm512_loadu_ps(p.add(16 * c)), abs_mask),
+                        _mm512_set1_ps(amax),
+                    );
+                    if hit != 0 {
+                        first = 16 * c + hit.trailing_zeros() as usize;
+                        break;
+                    }
+                }
+                let iscale = -127.0 / *p.add(first);
+                (1.0 / iscale, iscale)
+            };
+            let sc = _mm512_set1_ps(iscale);
+            for j in 0..8 {
+                let b = p.add(32 * j);
+                let q = _mm256_set_m128i(quant(_mm512_loadu_ps(b.add(16)), sc), quant(_mm512_loadu_ps(b), sc));
+                store(8 * sb + j, q, d, None);
+            }
+        }
+        return;
+    }
+    for i in 0..nblocks {
+        let p = x.as_ptr().add(i * QK8_1);
+        let (v0, v1) = (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)));
+        let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_and_ps(v0, abs_mask), _mm512_and_ps(v1, abs_mask)));
+        let d = amax / 127.0;
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        let sc = _mm512_set1_ps(id);
+        let q = _mm256_set_m128i(quant(v1, sc), quant(v0, sc));
+        let dw = half::f16::from_f32(d).to_f32();
+        store(i, q, dw, (format == ActFormat::Q8_1).then_some(d));
+    }
+}
+
 /// Consecutive Q8_1 blocks of one row: what one weight block is dotted with.
 #[derive(Clone, Copy)]
 pub struct Q8Slice<'a> {
@@ -484,6 +710,40 @@ mod tests {
         let again = Q8Rows::from_blocks(&want, 32 * 8);
         assert_eq!((&rows.nsum4, &rows.dsum, &rows.d_lanes), (&again.nsum4, &again.dsum, &again.d_lanes));
         assert_eq!(rows.dsum16, again.dsum16);
+    }
+
+    #[test]
+    fn the_vectorized_ggml_cpu_quantizers_equal_the_scalar_ones_bit_for_bit() {
+        let mut state = 0x2545_F491u32;
+        let mut x: Vec<f32> = (0..256 * 40)
+            .map(|i| {
+                state = state.wrapping_mul(1664525).wrapping_add(1013904223);
+                let u = (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
+                match (i / 256) % 6 {
+                    0 => u * 1e4,
+                    1 => u * 1e-5,
+                    2 => ((u * 254.0).round() / 2.0).max(-127.0),
+                    3 => 0.0,
+                    _ => u,
+                }
+            })
+            .collect();
+        // Ties of the largest |x| with both signs, in both orders.
+        x[256 * 4 + 5] = -3.0;
+        x[256 * 4 + 9] = 3.0;
+        x[256 * 5 + 5] = 3.0;
+        x[256 * 5 + 9] = -3.0;
+        for format in [ActFormat::Q8_0, ActFormat::Q8_1, ActFormat::Q8K] {
+            let mut fast = Q8Rows::new();
+            fast.quantize_as(&x, 512, format);
+            let mut scalar = Q8Rows { format, ..Q8Rows::new() };
+            scalar.reshape(x.len() / 512, 512);
+            quantize_ggml_cpu(scalar.view(), &x, format);
+            let fields =
+                |r: &Q8Rows| (r.qs.clone(), r.d.clone(), r.s.clone(), r.qsum.clone(), r.dsum.clone(), r.dsum16.clone());
+            assert_eq!(fields(&fast), fields(&scalar), "{}", format.name());
+            assert_eq!((&fast.d_lanes, &fast.nsum4), (&scalar.d_lanes, &scalar.nsum4), "{}", format.name());
+        }
     }
 
     #[test]
