@@ -1,20 +1,21 @@
 // mmq (prefill, int8): Y[t, n] = Σ_k W[n, k]·X[t, k] for many tokens, X quantized to q8_1 blocks
 // beforehand (quantize_q8_1.hip), as llama.cpp's MMQ. A block of MMQ_WARPS warps takes BM weight
-// rows and MMQ_BLOCK_TOKENS tokens, BN at a time. Per step of MMQ_KT values it copies the rows' raw blocks and the tokens' q8_1
-// blocks into shared memory as they lie in global memory (16-byte copies, asynchronous where the
-// target has them, MMQ_STAGES steps in flight), so the copy of the next step overlaps the products
-// of this one. Each warp owns 16·MMQ_WM weight rows and unpacks their int8 values straight into its
-// matrix-unit fragments (the format's mmq_w_int and mmq_w_scale, read from shared memory), then
-// multiplies them by every token of the block (mma.h), one 32-value chunk at a time: the chunk's
-// exact int32 sums times (weight scale · activation d), plus the weight's sum coefficient times the
-// activation's sum term, accumulate in f32 (src/quant/vec_dot.rs).
+// rows and MMQ_BLOCK_TOKENS tokens, BN at a time. Per step of MMQ_KT values it copies the rows' raw
+// blocks and the tokens' q8_1 blocks into shared memory as they lie in global memory (16-byte
+// copies, asynchronous where the target has them, MMQ_STAGES steps in flight), so the copy of the
+// next step overlaps the products of this one. Each warp takes 16·MMQ_WM rows by 16·MMQ_WN tokens:
+// it unpacks its rows' int8 values straight into matrix-unit fragments (the format's mmq_w_int,
+// read from shared memory) and multiplies them by its tokens (mma.h), one 32-value chunk at a
+// time: the chunk's exact int32 sums times (weight scale · activation d), plus the weight's sum
+// coefficient times the activation's sum term, accumulate in f32 (src/quant/vec_dot.rs).
 // w: [n_rows] rows of K/QK blocks; a: [n_tokens][K/32] q8_1; y: [n_tokens][n_rows].
 // The renderer (spec.rs, mmq_layout) sizes the shared memory: MMQ_WROW bytes a weight row and
 // MMQ_XROW a token a step (MMQ_WCOPY and MMQ_XCOPY 16-byte copies, and an odd number of 16-byte
 // units between rows, so the 8 rows a fragment load touches fall in distinct banks), MMQ_SMEM in
 // all, passed as the launch's dynamic shared memory.
-constexpr int BM = MMQ_WARPS * 16 * MMQ_WM;   // weight rows per block (128)
-constexpr int BN = 16 * MMQ_WN;               // tokens per pass
+constexpr int BM = MMQ_WARPS_M * 16 * MMQ_WM;   // weight rows per block (128)
+constexpr int BN = MMQ_WARPS_N * 16 * MMQ_WN;   // tokens per pass
+static_assert(MMQ_WARPS_M * MMQ_WARPS_N == MMQ_WARPS, "the warps tile the block");
 constexpr int CH = MMQ_KT / 32;               // chunks per step
 constexpr int NT = MMQ_WARPS * WARP_SIZE;
 constexpr int NSTEPS = K / MMQ_KT;
@@ -65,56 +66,105 @@ __device__ __forceinline__ void mmq_copy_rows(unsigned char* dst, const void* ba
 // One 32-value chunk of the warp's rows (row(r): where the r-th row's blocks of this step start in
 // shared memory) times every token of the block (tok(n), likewise), into acc. sws holds each
 // row's scales of the step ([CH][BM] (d0, d1 or m)), sds each token's ([CH][BN] (d, sum term)).
-template <int HALF, class WR, class XR>
+// Row tiles I0 .. I1 - 1 of the warp take part.
+template <int HALF, int I0, int I1, class WR, class XR>
 __device__ __forceinline__ void mmq_chunk(float (*acc)[MMA_C], WR row, XR tok, const float2* sws, const float2* sds,
-                                          int wm0, int c) {
-    mma_a fa[MMQ_WM];
-    float wd[MMQ_WM][MMA_C], wm[MMQ_WM][MMA_C];
+                                          int wm0, int wn0, int c) {
+    constexpr int NI = I1 - I0;
+    mma_a fa[NI];
+    float wd[NI][MMA_C], wm[NI][MMA_C];
 #pragma unroll
-    for (int i = 0; i < MMQ_WM; ++i) {
-        mma_load_a<HALF>(fa[i], [&](int r, int w) { return mmq_w_int(row(16 * i + r), c, w); });
+    for (int ii = 0; ii < NI; ++ii) {
+        const int i = I0 + ii;
+        mma_load_a<HALF>(fa[ii], [&](int r, int w) { return mmq_w_int(row(16 * i + r), c, w); });
 #pragma unroll
         for (int e = 0; e < MMA_C; ++e) {
             const float2 sc = sws[c * BM + wm0 + 16 * i + mma_row(e)];
-            wd[i][e] = HALF == 1 ? sc.y : sc.x;
-            wm[i][e] = sc.y;
+            wd[ii][e] = HALF == 1 ? sc.y : sc.x;
+            wm[ii][e] = sc.y;
         }
     }
 #pragma unroll
     for (int jn = 0; jn < MMQ_WN; ++jn) {
         mma_b fb;
-        mma_load_b<HALF>(fb, [&](int n, int w) { return q8_int(tok(16 * jn + n) + c, w); });
+        mma_load_b<HALF>(fb, [&](int n, int w) { return q8_int(tok(wn0 + 16 * jn + n) + c, w); });
         float xd[MMA_C], xs[MMA_C];
 #pragma unroll
         for (int e = 0; e < MMA_C; ++e) {
-            const float2 ds = sds[c * BN + 16 * jn + mma_col(e)];
+            const float2 ds = sds[c * BN + wn0 + 16 * jn + mma_col(e)];
             xd[e] = ds.x;
             xs[e] = ds.y;
         }
 #pragma unroll
-        for (int i = 0; i < MMQ_WM; ++i) {
+        for (int ii = 0; ii < NI; ++ii) {
+            const int i = I0 + ii;
             // The sums start at 1.5·2^23 as f32 bits: |sum| < 2^22 (32 products of |int8| ≤ 127),
             // so the result's bits are the f32 1.5·2^23 + sum exactly, and one subtraction gives
             // the sum as f32 (no int-to-float conversion, which runs at a quarter of the rate).
             int ci[MMA_C];
 #pragma unroll
             for (int e = 0; e < MMA_C; ++e) ci[e] = 0x4B400000;
-            mma_run<HALF>(ci, fa[i], fb);
+            mma_run<HALF>(ci, fa[ii], fb);
 #pragma unroll
             for (int e = 0; e < MMA_C; ++e) {
                 const float sum = __int_as_float(ci[e]) - 12582912.0f;
                 float& o = acc[MMQ_WN * i + jn][e];
-                o = fmaf(wd[i][e], xd[e] * sum, o);
-                if (HALF < 0 && MMQ_SUM != 0) o = fmaf(wm[i][e], xs[e], o);
+                o = fmaf(wd[ii][e], xd[e] * sum, o);
+                if (HALF < 0 && MMQ_SUM != 0) o = fmaf(wm[ii][e], xs[e], o);
             }
         }
     }
 }
 
-// Two blocks a multiprocessor on NVIDIA (128 registers a thread): one block's copies and barriers
-// overlap the other's products.
+// Without a matrix unit (mma.h's fallback: lane l takes column l % 16 of a tile and rows l / 16 +
+// e·(WARP_SIZE / 16)): each element's int8 dot products one at a time, the weight ints unpacked as
+// they are used, so no lane holds whole rows of a tile in registers.
+template <int HALF, class WR, class XR>
+__device__ __forceinline__ void mmq_chunk_dots(float (*acc)[MMA_C], WR row, XR tok, const float2* sws,
+                                               const float2* sds, int wm0, int wn0, int c) {
+    constexpr int J0 = HALF == 1 ? 4 : 0, J1 = HALF == 0 ? 4 : 8;
+#pragma unroll
+    for (int i = 0; i < MMQ_WM; ++i)
+#pragma unroll
+        for (int e = 0; e < MMA_C; ++e) {
+            // One weight row's ints, then every token of the lane's column.
+            const int r = 16 * i + mma_row(e);
+            const block_t* wr = row(r);
+            int a[8];
+#pragma unroll
+            for (int j = J0; j < J1; ++j) a[j] = mmq_w_int(wr, c, j);
+            const float2 sc = sws[c * BM + wm0 + r];
+#pragma unroll
+            for (int jn = 0; jn < MMQ_WN; ++jn) {
+                const int n = wn0 + 16 * jn + mma_col(e);
+                const block_q8_1* xb = tok(n) + c;
+                int sum = 0;
+#pragma unroll
+                for (int j = J0; j < J1; ++j) sum = rf_dot4_i8(a[j], q8_int(xb, j), sum);
+                const float2 ds = sds[c * BN + n];
+                float& o = acc[MMQ_WN * i + jn][e];
+                o = fmaf(HALF == 1 ? sc.y : sc.x, ds.x * (float)sum, o);
+                if (HALF < 0 && MMQ_SUM != 0) o = fmaf(sc.y, ds.y, o);
+            }
+        }
+}
+
+// One chunk's halves (formats with a scale per 16 values) or whole, over the warp's row tiles.
+template <int HALF, class WR, class XR>
+__device__ __forceinline__ void mmq_chunk_tiles(float (*acc)[MMA_C], WR row, XR tok, const float2* sws,
+                                                const float2* sds, int wm0, int wn0, int c) {
+#if RF_MATRIX_MMA_SYNC || RF_MATRIX_MFMA || RF_MATRIX_WMMA
+    mmq_chunk<HALF, 0, MMQ_WM>(acc, row, tok, sws, sds, wm0, wn0, c);
+#else
+    mmq_chunk_dots<HALF>(acc, row, tok, sws, sds, wm0, wn0, c);
+#endif
+}
+
+// Two blocks a multiprocessor on NVIDIA (128 registers a thread) where a warp's tile is small: one
+// block's copies and barriers overlap the other's products. Larger tiles take the registers they
+// need (one block, its copies overlapped by its own second stage).
 #if RF_BACKEND_CUDA
-#define MMQ_LAUNCH_BOUNDS __launch_bounds__(NT, MMQ_WN > 4 ? 1 : 2)
+#define MMQ_LAUNCH_BOUNDS __launch_bounds__(NT, MMQ_WM * MMQ_WN > 4 ? 1 : 2)
 #else
 #define MMQ_LAUNCH_BOUNDS __launch_bounds__(NT)
 #endif
@@ -127,7 +177,8 @@ KERNEL_NAME(const block_t* __restrict__ w, const block_q8_1* __restrict__ a, flo
     float2* sds = sws + BM * CH;                                       // [CH][BN] (d, sum term)
     const int warp = threadIdx.x / WARP_SIZE;
     const int row0 = blockIdx.x * BM;
-    const int wm0 = warp * 16 * MMQ_WM;
+    // Warp (m, n) of the MMQ_WARPS_M × MMQ_WARPS_N grid takes rows wm0.. and tokens wn0.. of the tile.
+    const int wm0 = warp % MMQ_WARPS_M * 16 * MMQ_WM, wn0 = warp / MMQ_WARPS_M * 16 * MMQ_WN;
     // The block's MMQ_BLOCK_TOKENS tokens in passes of BN (one pass where shared memory holds them).
     static_assert(MMQ_BLOCK_TOKENS % BN == 0, "whole passes");
 #pragma unroll 1
@@ -209,10 +260,10 @@ KERNEL_NAME(const block_t* __restrict__ w, const block_q8_1* __restrict__ a, flo
 #endif
             for (int c = 0; c < CH; ++c) {
                 if (MMQ_SPLIT16) {
-                    mmq_chunk<0>(acc, row, tok, sws, sds, wm0, c);
-                    mmq_chunk<1>(acc, row, tok, sws, sds, wm0, c);
+                    mmq_chunk_tiles<0>(acc, row, tok, sws, sds, wm0, wn0, c);
+                    mmq_chunk_tiles<1>(acc, row, tok, sws, sds, wm0, wn0, c);
                 } else {
-                    mmq_chunk<-1>(acc, row, tok, sws, sds, wm0, c);
+                    mmq_chunk_tiles<-1>(acc, row, tok, sws, sds, wm0, wn0, c);
                 }
             }
         }
@@ -222,7 +273,7 @@ KERNEL_NAME(const block_t* __restrict__ w, const block_q8_1* __restrict__ a, flo
             for (int jn = 0; jn < MMQ_WN; ++jn)
 #pragma unroll
                 for (int e = 0; e < MMA_C; ++e) {
-                    const int r = row0 + wm0 + 16 * i + mma_row(e), t = tok0 + 16 * jn + mma_col(e);
+                    const int r = row0 + wm0 + 16 * i + mma_row(e), t = tok0 + wn0 + 16 * jn + mma_col(e);
                     if (r < n_rows && t < n_tokens) y[(long long)t * n_rows + r] = acc[MMQ_WN * i + jn][e];
                 }
     }

@@ -361,15 +361,15 @@ pub struct MmqLayout {
 }
 
 /// The layout of the `mmq` kernel for `wtype` rows of `k` values within the `shared_max` bytes a
-/// block may take. In order of preference: all the block's tokens in one pass, then half, a
-/// quarter (down to 16); steps of the largest multiple of the block (and of 32) up to 256 values
-/// that divides the row (SmolLM2's 576 takes 192); two stages where the target copies
-/// asynchronously (`async_copy`: cp.async, NVIDIA sm_80+), else one.
-pub fn mmq_layout(wtype: GgmlType, k: u32, async_copy: bool, shared_max: u32) -> MmqLayout {
+/// block may take. In order of preference: all the block's tokens in one pass (at most
+/// `pass_max`), then half, a quarter (down to 16); steps of the largest multiple of the block (and
+/// of 32) up to 256 values that divides the row (SmolLM2's 576 takes 192); two stages where the
+/// target copies asynchronously (`async_copy`: cp.async, NVIDIA sm_80+), else one.
+pub fn mmq_layout(wtype: GgmlType, k: u32, async_copy: bool, shared_max: u32, pass_max: u32) -> MmqLayout {
     let unit = (wtype.block_elems() as u32).max(32);
     let k_steps: Vec<u32> =
         (1..=unit.max(256) / unit).rev().map(|m| m * unit).filter(|s| k.is_multiple_of(*s)).collect();
-    let passes = [1, 2, 4, 8].map(|p| mmq_tokens(k) / p).into_iter().filter(|t| *t >= 16);
+    let passes = [1, 2, 4, 8].map(|p| mmq_tokens(k) / p).into_iter().filter(|t| *t >= 16 && *t <= pass_max.max(16));
     let stages: &[u32] = if async_copy { &[2, 1] } else { &[1] };
     let mut layouts = passes
         .flat_map(|t| k_steps.iter().flat_map(move |&s| stages.iter().map(move |&st| mmq_layout_of(wtype, s, st, t))));
@@ -794,7 +794,7 @@ mod mmq_layout_tests {
                     continue;
                 }
                 for (async_copy, max) in [(false, 64 * 1024), (true, 99 * 1024), (true, 227 * 1024)] {
-                    let l = mmq_layout(ty, k, async_copy, max);
+                    let l = mmq_layout(ty, k, async_copy, max, 128);
                     assert!(l.shared_bytes <= max, "{ty:?} k {k}: {l:?} past {max}");
                     assert!(k.is_multiple_of(l.k_step) && l.k_step.is_multiple_of(32));
                     assert!(mmq_tokens(k).is_multiple_of(l.pass_tokens) && l.pass_tokens >= 16);
@@ -805,7 +805,7 @@ mod mmq_layout_tests {
         }
         for ty in [GgmlType::Q4_K, GgmlType::Q6_K] {
             for k in [4096, 11008] {
-                let l = mmq_layout(ty, k, true, 227 * 1024);
+                let l = mmq_layout(ty, k, true, 227 * 1024, 128);
                 assert_eq!((l.k_step, l.stages, l.pass_tokens), (256, 2, 128), "{ty:?} k {k}");
             }
         }
