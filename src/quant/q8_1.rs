@@ -683,22 +683,29 @@ mod tests {
         assert_eq!(b.s(), half::f16::from_f32(sum as f32 * d).to_f32());
     }
 
-    #[test]
-    fn the_vectorized_quantizer_equals_the_reference_bit_for_bit() {
-        let mut state = 0x9E37_79B9u32;
-        let mut x: Vec<f32> = (0..32 * 1600)
+    /// `blocks` blocks of `block` pseudo-random values in [-0.5, 0.5), block by block scaled far up
+    /// or down, made of exact ties (integers and halves), all zero (`with_zeros`), or left as they are.
+    fn mixed_blocks(seed: u32, blocks: usize, block: usize, with_zeros: bool) -> Vec<f32> {
+        let mut state = seed;
+        let kinds = if with_zeros { 6 } else { 5 };
+        (0..blocks * block)
             .map(|i| {
                 state = state.wrapping_mul(1664525).wrapping_add(1013904223);
                 let u = (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
-                // Some blocks scaled far up or down, some exact ties (integers and halves).
-                match (i / 32) % 5 {
+                match (i / block) % kinds {
                     0 => u * 1e4,
                     1 => u * 1e-5,
                     2 => ((u * 254.0).round() / 2.0).max(-127.0),
+                    3 if with_zeros => 0.0,
                     _ => u,
                 }
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn the_vectorized_quantizer_equals_the_reference_bit_for_bit() {
+        let mut x = mixed_blocks(0x9E37_79B9, 1600, 32, false);
         x[32 * 7] = 127.0;
         x[32 * 7 + 1..32 * 8].iter_mut().enumerate().for_each(|(j, v)| *v = j as f32 - 15.5);
         let mut rows = Q8Rows::new();
@@ -714,20 +721,7 @@ mod tests {
 
     #[test]
     fn the_vectorized_ggml_cpu_quantizers_equal_the_scalar_ones_bit_for_bit() {
-        let mut state = 0x2545_F491u32;
-        let mut x: Vec<f32> = (0..256 * 40)
-            .map(|i| {
-                state = state.wrapping_mul(1664525).wrapping_add(1013904223);
-                let u = (state >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
-                match (i / 256) % 6 {
-                    0 => u * 1e4,
-                    1 => u * 1e-5,
-                    2 => ((u * 254.0).round() / 2.0).max(-127.0),
-                    3 => 0.0,
-                    _ => u,
-                }
-            })
-            .collect();
+        let mut x = mixed_blocks(0x2545_F491, 40, 256, true);
         // Ties of the largest |x| with both signs, in both orders.
         x[256 * 4 + 5] = -3.0;
         x[256 * 4 + 9] = 3.0;
