@@ -500,6 +500,25 @@ fn quantize_all(rows: BlocksMut<'_>, x: &[f32]) {
     }
 }
 
+/// Stores a block's 32 quants `q` at `qs` and the negated sums of each 4 at `nsum4` (8 ints), and
+/// returns the sums of its two 16-value halves.
+///
+/// # Safety
+/// The host runs AVX-512 VNNI/VL and AVX2; `qs` has room for 32 bytes and `nsum4` for 8 ints.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
+#[inline]
+unsafe fn store_quants_avx512(qs: *mut i8, nsum4: *mut i32, q: std::arch::x86_64::__m256i) -> (i32, i32) {
+    use std::arch::x86_64::*;
+    _mm256_storeu_si256(qs.cast(), q);
+    let sum4 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), q);
+    _mm256_storeu_si256(nsum4.cast(), _mm256_sub_epi32(_mm256_setzero_si256(), sum4));
+    // Both 128-bit halves (the two 16-value halves of the block) reduced at once.
+    let h = _mm256_add_epi32(sum4, _mm256_shuffle_epi32::<0b01_00_11_10>(sum4));
+    let h = _mm256_add_epi32(h, _mm256_shuffle_epi32::<0b10_11_00_01>(h));
+    (_mm256_cvtsi256_si32(h), _mm_cvtsi128_si32(_mm256_extracti128_si256::<1>(h)))
+}
+
 /// [`quantize_all`] with AVX-512 intrinsics (the compiler keeps the block maximum scalar).
 ///
 /// # Safety
@@ -526,7 +545,6 @@ unsafe fn quantize_all_avx512(rows: BlocksMut<'_>, x: &[f32]) {
         let step = _mm512_or_ps(_mm512_and_ps(v, _mm512_set1_ps(-0.0)), _mm512_set1_ps(1.0));
         _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(_mm512_mask_add_ps(t, away, t, step)))
     }
-    let ones = _mm256_set1_epi8(1);
     for i in 0..nblocks {
         let p = x.as_ptr().add(i * QK8_1);
         let (v0, v1) = (_mm512_loadu_ps(p), _mm512_loadu_ps(p.add(16)));
@@ -534,13 +552,8 @@ unsafe fn quantize_all_avx512(rows: BlocksMut<'_>, x: &[f32]) {
         let d = amax / 127.0;
         let id = _mm512_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
         let q = _mm256_set_m128i(quant(v1, id), quant(v0, id));
-        _mm256_storeu_si256(rows.qs.as_mut_ptr().add(i * QK8_1).cast(), q);
-        let sum4 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, q);
-        _mm256_storeu_si256(rows.nsum4.as_mut_ptr().add(8 * i).cast(), _mm256_sub_epi32(_mm256_setzero_si256(), sum4));
-        // Both 128-bit halves (the two 16-value halves of the block) reduced at once.
-        let h = _mm256_add_epi32(sum4, _mm256_shuffle_epi32::<0b01_00_11_10>(sum4));
-        let h = _mm256_add_epi32(h, _mm256_shuffle_epi32::<0b10_11_00_01>(h));
-        let (half0, half1) = (_mm256_cvtsi256_si32(h), _mm_cvtsi128_si32(_mm256_extracti128_si256::<1>(h)));
+        let (half0, half1) =
+            store_quants_avx512(rows.qs.as_mut_ptr().add(i * QK8_1), rows.nsum4.as_mut_ptr().add(8 * i), q);
         let qsum = half0 + half1;
         let dw = f16_round(d);
         rows.d[i] = dw;
@@ -572,16 +585,11 @@ unsafe fn quantize_ggml_cpu_avx512(rows: BlocksMut<'_>, x: &[f32], format: ActFo
         let r = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(v, scale));
         _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_cvtps_epi32(r), _mm512_set1_epi32(127)))
     }
-    let ones = _mm256_set1_epi8(1);
     // Block i from its two halves' quants and the scale the kernels take; s = d·Σq exactly, or
     // (Q8_1) the f16 of Σq times `s_d`, ggml's f32 d before rounding.
     let mut store = |i: usize, q: __m256i, d: f32, s_d: Option<f32>| {
-        _mm256_storeu_si256(rows.qs.as_mut_ptr().add(i * QK8_1).cast(), q);
-        let sum4 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, q);
-        _mm256_storeu_si256(rows.nsum4.as_mut_ptr().add(8 * i).cast(), _mm256_sub_epi32(_mm256_setzero_si256(), sum4));
-        let h = _mm256_add_epi32(sum4, _mm256_shuffle_epi32::<0b01_00_11_10>(sum4));
-        let h = _mm256_add_epi32(h, _mm256_shuffle_epi32::<0b10_11_00_01>(h));
-        let (half0, half1) = (_mm256_cvtsi256_si32(h), _mm_cvtsi128_si32(_mm256_extracti128_si256::<1>(h)));
+        let (half0, half1) =
+            store_quants_avx512(rows.qs.as_mut_ptr().add(i * QK8_1), rows.nsum4.as_mut_ptr().add(8 * i), q);
         let qsum = half0 + half1;
         *rows.d.get_unchecked_mut(i) = d;
         *rows.s.get_unchecked_mut(i) = match s_d {
