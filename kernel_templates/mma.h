@@ -47,16 +47,21 @@ template <int HALF>
 __device__ __forceinline__ void mma_run(int* c, const mma_a& a, const mma_b& b) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
+        // C and D are separate operands, so a C that is the same constant in every call stays
+        // in one set of registers instead of being copied into each D first.
         int* d = c + 4 * h;
+        const int c0 = d[0], c1 = d[1], c2 = d[2], c3 = d[3];
         if (HALF < 0) {
-            asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
-                : "r"(a.x[0]), "r"(a.x[1]), "r"(a.x[2]), "r"(a.x[3]), "r"(b.x[2 * h]), "r"(b.x[2 * h + 1]));
+            asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};"
+                : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+                : "r"(a.x[0]), "r"(a.x[1]), "r"(a.x[2]), "r"(a.x[3]), "r"(b.x[2 * h]), "r"(b.x[2 * h + 1]),
+                  "r"(c0), "r"(c1), "r"(c2), "r"(c3));
         } else {
             // m16n8k16: A rows g, g+8 and B col g over k 4t.. of the half.
-            asm("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};"
-                : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
-                : "r"(a.x[2 * (HALF > 0)]), "r"(a.x[2 * (HALF > 0) + 1]), "r"(b.x[2 * h + (HALF > 0)]));
+            asm("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%8,%9,%10};"
+                : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+                : "r"(a.x[2 * (HALF > 0)]), "r"(a.x[2 * (HALF > 0) + 1]), "r"(b.x[2 * h + (HALF > 0)]),
+                  "r"(c0), "r"(c1), "r"(c2), "r"(c3));
         }
     }
 }

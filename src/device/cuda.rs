@@ -13,6 +13,7 @@ use crate::kernels::Launch;
 pub(super) struct CudaBackend {
     name: String,
     target: Target,
+    multiprocessors: u32,
     dev: sys::CUdevice,
     /// The device's primary context (a CUcontext, as an address: Send + Sync).
     ctx: usize,
@@ -51,10 +52,12 @@ impl CudaBackend {
         };
         let major = attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
         let minor = attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
+        let multiprocessors =
+            attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?.max(1) as u32;
         // SAFETY: the primary context of a valid device; released in Drop.
         let ctx = unsafe { result::primary_ctx::retain(dev) }.map_err(call("cuDevicePrimaryCtxRetain"))?;
         let target = Target::Nvidia { sm: (major * 10 + minor) as u32, suffix: None };
-        let mut backend = CudaBackend { name, target, dev, ctx: ctx as usize, stream: 0 };
+        let mut backend = CudaBackend { name, target, multiprocessors, dev, ctx: ctx as usize, stream: 0 };
         backend.make_current()?;
         // Dropping `backend` on an error below releases the context (a null stream is not destroyed).
         let stream = result::stream::create(result::stream::StreamKind::NonBlocking).map_err(call("cuStreamCreate"))?;
@@ -90,6 +93,10 @@ impl Backend for CudaBackend {
 
     fn target(&self) -> Option<&Target> {
         Some(&self.target)
+    }
+
+    fn multiprocessors(&self) -> Option<u32> {
+        Some(self.multiprocessors)
     }
 
     fn alloc(&self, bytes: usize) -> Result<u64, DeviceError> {

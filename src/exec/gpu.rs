@@ -349,10 +349,12 @@ pub struct GpuSession<'g, 'm> {
     bufs: Vec<DeviceBuffer<f32>>,
     k_cache: Vec<KvBuffer>,
     v_cache: Vec<KvBuffer>,
-    /// Split decode attention's workspace: partial results, and counters kept at 0 between
-    /// launches.
+    /// The workspace of split decode attention and of stream-K prefill products: partial
+    /// results, and counters kept at 0 between launches.
     attn_part: DeviceBuffer<f32>,
     attn_counters: DeviceBuffer<i32>,
+    /// Stream-K workers of the prefill's int8 products (0: none; see `MatMulQ8::workers_for`).
+    mmq_workers: u32,
     ids: DeviceBuffer<i32>,
     positions: DeviceBuffer<i32>,
     /// q8_1 activations of the int8 decode (one byte when the session runs `Exact`).
@@ -424,11 +426,10 @@ fn q8_buffer_bytes(model: &Model, max_batch: usize, precision: GpuPrecision) -> 
 /// Device bytes of a session's activations with passes of `n` tokens, as `with_precision`
 /// allocates them: the f32 buffers, ids and positions, decode attention's partials (`part_len`
 /// floats) and counters, and the q8_1 buffer.
-fn activation_bytes(model: &Model, n: usize, part_len: usize, precision: GpuPrecision) -> u64 {
+fn activation_bytes(model: &Model, n: usize, part_len: usize, counters: usize, precision: GpuPrecision) -> u64 {
     let plan = &model.prefill.buffers;
     let floats: usize = plan.sizes.iter().map(|(b, _)| plan.len(*b, n)).sum();
-    let n_kv = model.config.n_head_kv as usize;
-    (4 * (floats + 2 * n + part_len + n_kv) + q8_buffer_bytes(model, n, precision)) as u64
+    (4 * (floats + 2 * n + part_len + counters) + q8_buffer_bytes(model, n, precision)) as u64
 }
 
 /// The tokens a prefill pass takes: `requested`, or less where its activations would pass
@@ -469,11 +470,33 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         let cfg = &model.config;
         let (n_head, n_kv) = (cfg.n_head as usize, cfg.n_head_kv as usize);
         let uses_split = model.decode.nodes.iter().any(|n| matches!(n.spec, KernelSpec::AttnDecode { .. }));
-        let part_len = if uses_split {
+        let attn_part_len = if uses_split {
             launch::AttnDecode::<()>::part_len(capacity, n_head, n_kv, cfg.head_dim as usize)
         } else {
             0
         };
+        // Stream-K prefill products (the int8 path only) share the partials and counters with
+        // decode attention (never in flight together): a worker a multiprocessor.
+        // `ROCMFORGE_STREAMK=0` keeps a block a tile everywhere (for comparing the two).
+        let stream_k_off = std::env::var("ROCMFORGE_STREAMK").is_ok_and(|v| v.trim() == "0");
+        let mmq_workers = match precision {
+            GpuPrecision::Fast if !stream_k_off => dev.multiprocessors().unwrap_or(0),
+            _ => 0,
+        };
+        let mmq_part_len = model
+            .prefill
+            .nodes
+            .iter()
+            .filter_map(|n| match n.spec.int8_prefill() {
+                Some((_, KernelSpec::MatMulQ8 { k, .. })) if crate::kernels::mmq_may_stream(k) => {
+                    Some(launch::MatMulQ8::<()>::part_len(k, mmq_workers))
+                }
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let part_len = attn_part_len.max(mmq_part_len);
+        let n_counters = n_kv.max(mmq_workers as usize);
         // The KV cache, sized with checked arithmetic (f32 bytes, halved for f16); a refusal names
         // what was asked.
         let need = super::session::kv_cache_bytes(plan, capacity).map(|b| b / 4 * g.kv.size() as u64);
@@ -485,7 +508,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         })?;
         let budget = (g.report.weight_bytes + need) / 10;
         let max_batch = batch_within(max_batch.clamp(1, capacity.max(1)), budget, |n| {
-            activation_bytes(model, n, part_len, precision)
+            activation_bytes(model, n, part_len, n_counters, precision)
         });
         let bufs =
             plan.sizes.iter().map(|(buf, _)| dev.alloc(plan.len(*buf, max_batch))).collect::<Result<Vec<_>, _>>()?;
@@ -502,8 +525,8 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         let v_cache = (0..plan.n_layer).map(|_| kv(plan.v_width)).collect::<Result<Vec<_>, _>>()?;
         let (ids, positions) = (dev.alloc(max_batch)?, dev.alloc(max_batch)?);
         let attn_part = dev.alloc(part_len)?;
-        let mut attn_counters = dev.alloc(n_kv)?;
-        attn_counters.write(0, &vec![0i32; n_kv])?;
+        let mut attn_counters = dev.alloc(n_counters)?;
+        attn_counters.write(0, &vec![0i32; n_counters])?;
         let q8 = dev.alloc(q8_buffer_bytes(model, max_batch, precision))?;
         let allocated = SessionBytes {
             kv_cache: k_cache.iter().chain(&v_cache).map(|b| b.bytes() as u64).sum(),
@@ -514,7 +537,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 .chain([attn_part.bytes(), attn_counters.bytes(), q8.bytes()])
                 .sum::<usize>() as u64,
         };
-        debug_assert_eq!(allocated.activations, activation_bytes(model, max_batch, part_len, precision));
+        debug_assert_eq!(allocated.activations, activation_bytes(model, max_batch, part_len, n_counters, precision));
         let mut s = GpuSession {
             g,
             capacity,
@@ -525,6 +548,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             v_cache,
             attn_part,
             attn_counters,
+            mmq_workers,
             ids,
             positions,
             q8,
@@ -684,19 +708,25 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 let KernelSpec::MatMul { wtype, k } = node.spec else {
                     return Err(mismatch(node));
                 };
+                debug_assert_eq!(mmq, KernelSpec::MatMulQ8 { wtype, k, stream_k: false });
                 if q8_of != Some((*x, 0)) {
                     let q = launch::QuantizeQ8_1 { x: act(*x), out: Slot::Q8, n: n * k as usize };
                     out.push(Planned::new(kernel_for(&quantize)?, q.into(), ni));
                     q8_of = Some((*x, 0));
                 }
+                let workers = launch::MatMulQ8::<Slot>::workers_for(k, *n_out as usize, n, self.mmq_workers);
+                let mmq = KernelSpec::MatMulQ8 { wtype, k, stream_k: workers > 0 };
                 let m = launch::MatMulQ8 {
                     w: linear_weight()?,
                     a: Slot::Q8,
                     y: act(*y),
+                    part: Slot::AttnPart,
+                    counters: Slot::AttnCounters,
                     wtype,
                     k,
                     rows: *n_out as usize,
                     tokens: n,
+                    workers,
                 };
                 out.push(Planned::new(kernel_for(&mmq)?, m.into(), ni));
                 if q8_of.is_some_and(|(b, _)| b == *y) {
