@@ -1910,4 +1910,36 @@ mod tests {
         l.set_pos0(10);
         assert_eq!(l, kv(0));
     }
+
+    #[test]
+    fn stream_k_takes_the_products_whose_last_wave_runs_part_empty() {
+        let workers = |k, rows, tokens| MatMulQ8::<()>::workers_for(k, rows, tokens, 132);
+        // The 7B's gate/up: 86 × 4 = 344 tiles, 2.6 waves of 132 (last wave 61% full).
+        assert_eq!(workers(4096, 11008, 512), 132);
+        // Q/K/V/O and down: 128 tiles, one wave 97% full (measured slower stream-K).
+        assert_eq!(workers(4096, 4096, 512), 0);
+        assert_eq!(workers(11008, 4096, 512), 0);
+        // Short rows (32-token tiles, two blocks a multiprocessor) and a GPU of unknown size.
+        assert_eq!(workers(2048, 11008, 512), 0);
+        assert_eq!(MatMulQ8::<()>::workers_for(4096, 11008, 512, 0), 0);
+        // 264 tiles fill two waves exactly.
+        assert_eq!(workers(4096, 128 * 66, 512), 0);
+        // Two parts a worker of one 128 × 128 tile each; none without workers.
+        assert_eq!(MatMulQ8::<()>::part_len(4096, 132), 132 * 2 * 128 * 128);
+        assert_eq!(MatMulQ8::<()>::part_len(4096, 0), 0);
+        // The kernel counts units times workers in an int.
+        let big = MatMulQ8 {
+            w: (),
+            a: (),
+            y: (),
+            part: (),
+            counters: (),
+            wtype: GgmlType::Q4_K,
+            k: 1 << 20,
+            rows: 1 << 20,
+            tokens: 4096,
+            workers: 132,
+        };
+        assert!(Describe::<()>::validate(&big).is_err());
+    }
 }
