@@ -249,18 +249,18 @@ fn q8_bytes(graph: &Graph) -> usize {
         .unwrap_or(0)
 }
 
+/// The row lengths of the prefill's tiled int8 products (`MatMulQ8`), one per product.
+fn mmq_row_lengths(graph: &Graph) -> impl Iterator<Item = u32> + '_ {
+    graph.nodes.iter().filter_map(|n| match n.spec.int8_prefill() {
+        Some((_, KernelSpec::MatMulQ8 { k, .. })) => Some(k),
+        _ => None,
+    })
+}
+
 /// Bytes of the q8_1 buffer a prefill pass of `max_batch` tokens needs: the widest quantized
 /// matrix product input, for every token.
 fn q8_prefill_bytes(graph: &Graph, max_batch: usize) -> usize {
-    graph
-        .nodes
-        .iter()
-        .filter_map(|n| match n.spec.int8_prefill() {
-            Some((_, KernelSpec::MatMulQ8 { k, .. })) => Some(launch::q8_1_bytes(k as usize * max_batch)),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0)
+    mmq_row_lengths(graph).map(|k| launch::q8_1_bytes(k as usize * max_batch)).max().unwrap_or(0)
 }
 
 /// A buffer a planned launch names; resolved to a view of the session's buffers at each replay.
@@ -483,16 +483,9 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             GpuPrecision::Fast if !stream_k_off => dev.multiprocessors().unwrap_or(0),
             _ => 0,
         };
-        let mmq_part_len = model
-            .prefill
-            .nodes
-            .iter()
-            .filter_map(|n| match n.spec.int8_prefill() {
-                Some((_, KernelSpec::MatMulQ8 { k, .. })) if crate::kernels::mmq_may_stream(k) => {
-                    Some(launch::MatMulQ8::<()>::part_len(k, mmq_workers))
-                }
-                _ => None,
-            })
+        let mmq_part_len = mmq_row_lengths(&model.prefill)
+            .filter(|&k| crate::kernels::mmq_may_stream(k))
+            .map(|k| launch::MatMulQ8::<()>::part_len(k, mmq_workers))
             .max()
             .unwrap_or(0);
         let part_len = attn_part_len.max(mmq_part_len);
@@ -702,21 +695,19 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 continue;
             }
             // The int8 prefill: the pass's rows of x quantized once, then the tiled int8 product.
-            if let (true, Step::Linear { x, out: y, n_out, last_only: false, .. }, Some((quantize, mmq))) =
+            if let (true, Step::Linear { x, out: y, n_out, last_only: false, .. }, Some((quantize, _))) =
                 (int8_prefill, &node.step, node.spec.int8_prefill())
             {
                 let KernelSpec::MatMul { wtype, k } = node.spec else {
                     return Err(mismatch(node));
                 };
-                debug_assert_eq!(mmq, KernelSpec::MatMulQ8 { wtype, k, stream_k: false });
                 if q8_of != Some((*x, 0)) {
                     let q = launch::QuantizeQ8_1 { x: act(*x), out: Slot::Q8, n: n * k as usize };
                     out.push(Planned::new(kernel_for(&quantize)?, q.into(), ni));
                     q8_of = Some((*x, 0));
                 }
-                let workers = launch::MatMulQ8::<Slot>::workers_for(k, *n_out as usize, n, self.mmq_workers);
-                let mmq = KernelSpec::MatMulQ8 { wtype, k, stream_k: workers > 0 };
-                let m = launch::MatMulQ8 {
+                // The launch names its kernel: the stream-K variant where it has workers.
+                let m: Launch<Slot> = launch::MatMulQ8 {
                     w: linear_weight()?,
                     a: Slot::Q8,
                     y: act(*y),
@@ -726,9 +717,10 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     k,
                     rows: *n_out as usize,
                     tokens: n,
-                    workers,
-                };
-                out.push(Planned::new(kernel_for(&mmq)?, m.into(), ni));
+                    workers: launch::MatMulQ8::<Slot>::workers_for(k, *n_out as usize, n, self.mmq_workers),
+                }
+                .into();
+                out.push(Planned::new(kernel_for(&m.spec())?, m, ni));
                 if q8_of.is_some_and(|(b, _)| b == *y) {
                     q8_of = None;
                 }
