@@ -63,25 +63,23 @@ __device__ __forceinline__ void mmq_copy_rows(unsigned char* dst, const void* ba
     }
 }
 
+#if RF_MATRIX_MMA_SYNC || RF_MATRIX_MFMA || RF_MATRIX_WMMA
 // One 32-value chunk of the warp's rows (row(r): where the r-th row's blocks of this step start in
 // shared memory) times every token of the block (tok(n), likewise), into acc. sws holds each
 // row's scales of the step ([CH][BM] (d0, d1 or m)), sds each token's ([CH][BN] (d, sum term)).
-// Row tiles I0 .. I1 - 1 of the warp take part.
-template <int HALF, int I0, int I1, class WR, class XR>
+template <int HALF, class WR, class XR>
 __device__ __forceinline__ void mmq_chunk(float (*acc)[MMA_C], WR row, XR tok, const float2* sws, const float2* sds,
                                           int wm0, int wn0, int c) {
-    constexpr int NI = I1 - I0;
-    mma_a fa[NI];
-    float wd[NI][MMA_C], wm[NI][MMA_C];
+    mma_a fa[MMQ_WM];
+    float wd[MMQ_WM][MMA_C], wm[MMQ_WM][MMA_C];
 #pragma unroll
-    for (int ii = 0; ii < NI; ++ii) {
-        const int i = I0 + ii;
-        mma_load_a<HALF>(fa[ii], [&](int r, int w) { return mmq_w_int(row(16 * i + r), c, w); });
+    for (int i = 0; i < MMQ_WM; ++i) {
+        mma_load_a<HALF>(fa[i], [&](int r, int w) { return mmq_w_int(row(16 * i + r), c, w); });
 #pragma unroll
         for (int e = 0; e < MMA_C; ++e) {
             const float2 sc = sws[c * BM + wm0 + 16 * i + mma_row(e)];
-            wd[ii][e] = HALF == 1 ? sc.y : sc.x;
-            wm[ii][e] = sc.y;
+            wd[i][e] = HALF == 1 ? sc.y : sc.x;
+            wm[i][e] = sc.y;
         }
     }
 #pragma unroll
@@ -97,8 +95,7 @@ __device__ __forceinline__ void mmq_chunk(float (*acc)[MMA_C], WR row, XR tok, c
             xs[e] = ds.y;
         }
 #pragma unroll
-        for (int ii = 0; ii < NI; ++ii) {
-            const int i = I0 + ii;
+        for (int i = 0; i < MMQ_WM; ++i) {
             // The sums start at 1.5·2^23 as f32 bits: |sum| < 2^22 (32 products of |int8| ≤ 127),
             // so the result's bits are the f32 1.5·2^23 + sum exactly (no int-to-float conversion,
             // which runs at a quarter of the rate), and fma(that, d, −1.5·2^23·d) rounds sum·d
@@ -106,24 +103,25 @@ __device__ __forceinline__ void mmq_chunk(float (*acc)[MMA_C], WR row, XR tok, c
             int ci[MMA_C];
 #pragma unroll
             for (int e = 0; e < MMA_C; ++e) ci[e] = 0x4B400000;
-            mma_run<HALF>(ci, fa[ii], fb);
+            mma_run<HALF>(ci, fa[i], fb);
 #pragma unroll
             for (int e = 0; e < MMA_C; ++e) {
                 const float xsum = fmaf(__int_as_float(ci[e]), xd[e], xm[e]);
                 float& o = acc[MMQ_WN * i + jn][e];
-                o = fmaf(wd[ii][e], xsum, o);
-                if (HALF < 0 && MMQ_SUM != 0) o = fmaf(wm[ii][e], xs[e], o);
+                o = fmaf(wd[i][e], xsum, o);
+                if (HALF < 0 && MMQ_SUM != 0) o = fmaf(wm[i][e], xs[e], o);
             }
         }
     }
 }
 
-// Without a matrix unit (mma.h's fallback: lane l takes column l % 16 of a tile and rows l / 16 +
-// e·(WARP_SIZE / 16)): each element's int8 dot products one at a time, the weight ints unpacked as
-// they are used, so no lane holds whole rows of a tile in registers.
+#else
+// Without a matrix unit (mma.h's element layout: lane l takes column l % 16 of a tile and rows
+// l / 16 + e·(WARP_SIZE / 16)): each element's int8 dot products one at a time, the weight ints
+// unpacked as they are used, so no lane holds whole rows of a tile in registers.
 template <int HALF, class WR, class XR>
-__device__ __forceinline__ void mmq_chunk_dots(float (*acc)[MMA_C], WR row, XR tok, const float2* sws,
-                                               const float2* sds, int wm0, int wn0, int c) {
+__device__ __forceinline__ void mmq_chunk(float (*acc)[MMA_C], WR row, XR tok, const float2* sws, const float2* sds,
+                                          int wm0, int wn0, int c) {
     constexpr int J0 = HALF == 1 ? 4 : 0, J1 = HALF == 0 ? 4 : 8;
 #pragma unroll
     for (int i = 0; i < MMQ_WM; ++i)
@@ -151,16 +149,7 @@ __device__ __forceinline__ void mmq_chunk_dots(float (*acc)[MMA_C], WR row, XR t
         }
 }
 
-// One chunk's halves (formats with a scale per 16 values) or whole, over the warp's row tiles.
-template <int HALF, class WR, class XR>
-__device__ __forceinline__ void mmq_chunk_tiles(float (*acc)[MMA_C], WR row, XR tok, const float2* sws,
-                                                const float2* sds, int wm0, int wn0, int c) {
-#if RF_MATRIX_MMA_SYNC || RF_MATRIX_MFMA || RF_MATRIX_WMMA
-    mmq_chunk<HALF, 0, MMQ_WM>(acc, row, tok, sws, sds, wm0, wn0, c);
-#else
-    mmq_chunk_dots<HALF>(acc, row, tok, sws, sds, wm0, wn0, c);
 #endif
-}
 
 // Two blocks a multiprocessor on NVIDIA (128 registers a thread) where a warp's tile is small: one
 // block's copies and barriers overlap the other's products. Larger tiles take the registers they
@@ -287,10 +276,10 @@ __device__ __forceinline__ void mmq_tile(unsigned char* mmq_smem, const block_t*
 #endif
             for (int c = 0; c < CH; ++c) {
                 if (MMQ_SPLIT16) {
-                    mmq_chunk_tiles<0>(acc, row, tok, sws, sds, wm0, wn0, c);
-                    mmq_chunk_tiles<1>(acc, row, tok, sws, sds, wm0, wn0, c);
+                    mmq_chunk<0>(acc, row, tok, sws, sds, wm0, wn0, c);
+                    mmq_chunk<1>(acc, row, tok, sws, sds, wm0, wn0, c);
                 } else {
-                    mmq_chunk_tiles<-1>(acc, row, tok, sws, sds, wm0, wn0, c);
+                    mmq_chunk<-1>(acc, row, tok, sws, sds, wm0, wn0, c);
                 }
             }
         }
