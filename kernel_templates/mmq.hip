@@ -8,11 +8,15 @@
 // read from shared memory) and multiplies them by its tokens (mma.h), one 32-value chunk at a
 // time: the chunk's exact int32 sums times (weight scale · activation d), plus the weight's sum
 // coefficient times the activation's sum term, accumulate in f32 (src/quant/vec_dot.rs).
-// w: [n_rows] rows of K/QK blocks; a: [n_tokens][K/32] q8_1; y: [n_tokens][n_rows].
+// w: [n_rows] rows of K/QK blocks; a: [n_tokens][K/32] q8_1; ds: [n_tokens][K/32] each block's
+// (d, d·Σq) as its quantizer wrote them (quant/q8_1_write.h); y: [n_tokens][n_rows].
 // The renderer (spec.rs, mmq_layout) sizes the shared memory: MMQ_WROW bytes a weight row and
 // MMQ_XROW a token a step (MMQ_WCOPY and MMQ_XCOPY 16-byte copies, and an odd number of 16-byte
 // units between rows, so the 8 rows a fragment load touches fall in distinct banks), MMQ_SMEM in
-// all, passed as the launch's dynamic shared memory.
+// all, passed as the launch's dynamic shared memory. With MMQ_DS, each token's ds of the step come
+// with the copy too (MMQ_DSROW bytes a token, MMQ_DSCOPY copies), so a step's scale phase decodes
+// the weight rows' scales alone; formats whose sum term is q8_1's f16 s (MMQ_SUM 1), and rows
+// whose ds steps do not lie 16-aligned, take the tokens' terms from their blocks instead.
 constexpr int BM = MMQ_WARPS_M * 16 * MMQ_WM;   // weight rows per block (128)
 constexpr int BN = MMQ_WARPS_N * 16 * MMQ_WN;   // tokens per pass
 static_assert(MMQ_WARPS_M * MMQ_WARPS_N == MMQ_WARPS, "the warps tile the block");
@@ -23,11 +27,18 @@ constexpr long long W_ROW_BYTES = (long long)(K / QK) * BLOCK_BYTES;
 constexpr long long X_ROW_BYTES = (long long)(K / 32) * sizeof(block_q8_1);
 constexpr int W_SPAN = MMQ_KT / QK * BLOCK_BYTES;   // a row's bytes of one step
 constexpr int X_SPAN = CH * (int)sizeof(block_q8_1);
-constexpr int STAGE_BYTES = BM * MMQ_WROW + BN * MMQ_XROW;
+constexpr long long DS_ROW_BYTES = (long long)(K / 32) * 8;
+constexpr int DS_SPAN = CH * 8;
+static_assert(!MMQ_DS || (MMQ_SUM != 1 && K % 64 == 0 && MMQ_KT % 64 == 0), "ds steps lie 16-aligned");
+static_assert(!MMQ_DS || (16 * MMQ_DSCOPY >= DS_SPAN && MMQ_DSROW >= 16 * MMQ_DSCOPY && MMQ_DSROW % 32 == 16),
+              "ds row layout");
+constexpr int DS_OFF = BM * MMQ_WROW + BN * MMQ_XROW;   // where a stage's ds rows start
+constexpr int STAGE_BYTES = DS_OFF + (MMQ_DS ? BN * MMQ_DSROW : 0);
 static_assert(K % MMQ_KT == 0 && MMQ_KT % 32 == 0 && MMQ_KT % QK == 0, "a step is whole blocks and chunks");
 static_assert(16 * MMQ_WCOPY >= W_SPAN + 15 && MMQ_WROW >= 16 * MMQ_WCOPY && MMQ_WROW % 32 == 16, "weight row layout");
 static_assert(16 * MMQ_XCOPY >= X_SPAN + 15 && MMQ_XROW >= 16 * MMQ_XCOPY && MMQ_XROW % 32 == 16, "token row layout");
-static_assert(MMQ_SMEM == MMQ_STAGES * STAGE_BYTES + (BM + BN) * CH * 8, "shared memory size differs from spec.rs");
+static_assert(MMQ_SMEM == MMQ_STAGES * STAGE_BYTES + (BM + (MMQ_DS ? 0 : BN)) * CH * 8,
+              "shared memory size differs from spec.rs");
 
 // Where row `row`'s bytes of step `step` start in global memory (rows past the end repeat the last:
 // their results are not stored), and that start's offset within its 16 bytes, which the copy to
@@ -66,10 +77,10 @@ __device__ __forceinline__ void mmq_copy_rows(unsigned char* dst, const void* ba
 #if RF_MATRIX_MMA_SYNC || RF_MATRIX_MFMA || RF_MATRIX_WMMA
 // One 32-value chunk of the warp's rows (row(r): where the r-th row's blocks of this step start in
 // shared memory) times every token of the block (tok(n), likewise), into acc. sws holds each
-// row's scales of the step ([CH][BM] (d0, d1 or m)), sds each token's ([CH][BN] (d, sum term)).
-template <int HALF, class WR, class XR>
-__device__ __forceinline__ void mmq_chunk(float (*acc)[MMA_C], WR row, XR tok, const float2* sws, const float2* sds,
-                                          int wm0, int wn0, int c) {
+// row's scales of the step ([CH][BM] (d0, d1 or m)), xterms(n, c) gives token n's (d, sum term).
+template <int HALF, class WR, class XR, class XS>
+__device__ __forceinline__ void mmq_chunk(float (*acc)[MMA_C], WR row, XR tok, const float2* sws, XS xterms, int wm0,
+                                          int wn0, int c) {
     mma_a fa[MMQ_WM];
     float wd[MMQ_WM][MMA_C], wm[MMQ_WM][MMA_C];
 #pragma unroll
@@ -89,7 +100,7 @@ __device__ __forceinline__ void mmq_chunk(float (*acc)[MMA_C], WR row, XR tok, c
         float xd[MMA_C], xm[MMA_C], xs[MMA_C];
 #pragma unroll
         for (int e = 0; e < MMA_C; ++e) {
-            const float2 ds = sds[c * BN + wn0 + 16 * jn + mma_col(e)];
+            const float2 ds = xterms(wn0 + 16 * jn + mma_col(e), c);
             xd[e] = ds.x;
             xm[e] = -12582912.0f * ds.x;   // exact: d is an f16 (11 bits) and 1.5·2^23 has 2
             xs[e] = ds.y;
@@ -119,9 +130,9 @@ __device__ __forceinline__ void mmq_chunk(float (*acc)[MMA_C], WR row, XR tok, c
 // Without a matrix unit (mma.h's element layout: lane l takes column l % 16 of a tile and rows
 // l / 16 + e·(WARP_SIZE / 16)): each element's int8 dot products one at a time, the weight ints
 // unpacked as they are used, so no lane holds whole rows of a tile in registers.
-template <int HALF, class WR, class XR>
-__device__ __forceinline__ void mmq_chunk(float (*acc)[MMA_C], WR row, XR tok, const float2* sws, const float2* sds,
-                                          int wm0, int wn0, int c) {
+template <int HALF, class WR, class XR, class XS>
+__device__ __forceinline__ void mmq_chunk(float (*acc)[MMA_C], WR row, XR tok, const float2* sws, XS xterms, int wm0,
+                                          int wn0, int c) {
     constexpr int J0 = HALF == 1 ? 4 : 0, J1 = HALF == 0 ? 4 : 8;
 #pragma unroll
     for (int i = 0; i < MMQ_WM; ++i)
@@ -141,7 +152,7 @@ __device__ __forceinline__ void mmq_chunk(float (*acc)[MMA_C], WR row, XR tok, c
                 int sum = 0;
 #pragma unroll
                 for (int j = J0; j < J1; ++j) sum = rf_dot4_i8(a[j], q8_int(xb, j), sum);
-                const float2 ds = sds[c * BN + n];
+                const float2 ds = xterms(n, c);
                 float& o = acc[MMQ_WN * i + jn][e];
                 o = fmaf(HALF == 1 ? sc.y : sc.x, ds.x * (float)sum, o);
                 if (HALF < 0 && MMQ_SUM != 0) o = fmaf(sc.y, ds.y, o);
@@ -185,11 +196,12 @@ __device__ __forceinline__ float4 mmq_load_part(const float* p) {
 // passes of BN). A whole tile (k0 = 0, k1 = NSTEPS) is stored to y; a part of one to `out`, the
 // worker's slot ([MMQ_BLOCK_TOKENS][BM] floats), for the merge.
 __device__ __forceinline__ void mmq_tile(unsigned char* mmq_smem, const block_t* __restrict__ w,
-                                         const block_q8_1* __restrict__ a, float* __restrict__ y,
+                                         const block_q8_1* __restrict__ a, const float2* __restrict__ ds,
+                                         float* __restrict__ y,
                                          float* __restrict__ out, int n_rows, int n_tokens, int rb, int tb, int k0,
                                          int k1) {
     float2* sws = (float2*)(mmq_smem + MMQ_STAGES * STAGE_BYTES);   // [CH][BM] (d0, d1 or m)
-    float2* sds = sws + BM * CH;                                       // [CH][BN] (d, sum term)
+    float2* sds = sws + BM * CH;   // [CH][BN] (d, sum term), without MMQ_DS
     const int warp = threadIdx.x / WARP_SIZE;
     const int row0 = rb * BM;
     const bool whole = k0 == 0 && k1 == NSTEPS;
@@ -212,6 +224,7 @@ __device__ __forceinline__ void mmq_tile(unsigned char* mmq_smem, const block_t*
             unsigned char* st = mmq_smem + (step % MMQ_STAGES) * STAGE_BYTES;
             mmq_copy_rows<BM, MMQ_WCOPY, MMQ_WROW>(st, w, W_ROW_BYTES, W_SPAN, row0, n_rows, step);
             mmq_copy_rows<BN, MMQ_XCOPY, MMQ_XROW>(st + BM * MMQ_WROW, a, X_ROW_BYTES, X_SPAN, tok0, n_tokens, step);
+            if (MMQ_DS) mmq_copy_rows<BN, MMQ_DSCOPY, MMQ_DSROW>(st + DS_OFF, ds, DS_ROW_BYTES, DS_SPAN, tok0, n_tokens, step);
         };
         if (MMQ_STAGES > 1) copy_step(k0);
 #pragma unroll 1
@@ -235,11 +248,26 @@ __device__ __forceinline__ void mmq_tile(unsigned char* mmq_smem, const block_t*
                 return (const block_q8_1*)(st + BM * MMQ_WROW + n * MMQ_XROW +
                                            mmq_shift(a, X_ROW_BYTES, X_SPAN, tok0 + n, n_tokens - 1, step));
             };
-            // Each row's and each token's scales of the step, once for all warps: the first BM
-            // threads take a row each (all its chunks, so a block's scale bytes are read once), the
-            // others the tokens' chunks.
-            static_assert(NT > BM, "threads left for the tokens' scales");
-            if (threadIdx.x < BM) {
+            // Each row's and each token's scales of the step, once for all warps.
+            if (MMQ_DS) {
+                // The tokens' came with the copy: every thread takes chunks of one row (a row's
+                // chunks split among NT / BM threads).
+                constexpr int SPLIT = MMQ_DS ? NT / BM : 1;
+                static_assert(!MMQ_DS || (NT % BM == 0 && CH % SPLIT == 0), "whole threads a row, whole chunks a thread");
+                const int r = threadIdx.x % BM;
+                const block_t* b = (const block_t*)(st + r * MMQ_WROW +
+                                                    mmq_shift(w, W_ROW_BYTES, W_SPAN, row0 + r, n_rows - 1, step));
+#pragma unroll
+                for (int j = 0; j < CH / SPLIT; ++j) {
+                    const int c = j * SPLIT + threadIdx.x / BM;
+                    float d0, d1, m;
+                    mmq_w_scale(b, c, &d0, &d1, &m);
+                    sws[c * BM + r] = make_float2(d0, MMQ_SPLIT16 ? d1 : m);
+                }
+            } else if (threadIdx.x < BM) {
+                // The first BM threads take a row each (all its chunks, so a block's scale bytes
+                // are read once), the others the tokens' chunks.
+                static_assert(NT > BM, "threads left for the tokens' scales");
                 const int r = threadIdx.x;
                 const block_t* b = (const block_t*)(st + r * MMQ_WROW +
                                                     mmq_shift(w, W_ROW_BYTES, W_SPAN, row0 + r, n_rows - 1, step));
@@ -266,6 +294,10 @@ __device__ __forceinline__ void mmq_tile(unsigned char* mmq_smem, const block_t*
                     sds[c * BN + n] = make_float2(d, sum);
                 }
             }
+            // Token n's (d, sum term) of chunk c: from the copied ds rows, or the scale phase's.
+            auto xterms = [&](int n, int c) {
+                return MMQ_DS ? ((const float2*)(st + DS_OFF + n * MMQ_DSROW))[c] : sds[c * BN + n];
+            };
             __syncthreads();
             // Unrolled where the registers allow (mma.sync's fragments are small): the next
             // chunk's loads then overlap this one's products.
@@ -276,10 +308,10 @@ __device__ __forceinline__ void mmq_tile(unsigned char* mmq_smem, const block_t*
 #endif
             for (int c = 0; c < CH; ++c) {
                 if (MMQ_SPLIT16) {
-                    mmq_chunk<0>(acc, row, tok, sws, sds, wm0, wn0, c);
-                    mmq_chunk<1>(acc, row, tok, sws, sds, wm0, wn0, c);
+                    mmq_chunk<0>(acc, row, tok, sws, xterms, wm0, wn0, c);
+                    mmq_chunk<1>(acc, row, tok, sws, xterms, wm0, wn0, c);
                 } else {
-                    mmq_chunk<-1>(acc, row, tok, sws, sds, wm0, wn0, c);
+                    mmq_chunk<-1>(acc, row, tok, sws, xterms, wm0, wn0, c);
                 }
             }
         }
@@ -300,13 +332,14 @@ __device__ __forceinline__ void mmq_tile(unsigned char* mmq_smem, const block_t*
 }
 
 RF_KERNEL void MMQ_LAUNCH_BOUNDS
-KERNEL_NAME(const block_t* __restrict__ w, const block_q8_1* __restrict__ a, float* __restrict__ y,
-            float* __restrict__ part, int* __restrict__ counters, int n_rows, int n_tokens, int workers) {
+KERNEL_NAME(const block_t* __restrict__ w, const block_q8_1* __restrict__ a, const float2* __restrict__ ds,
+            float* __restrict__ y, float* __restrict__ part, int* __restrict__ counters, int n_rows, int n_tokens,
+            int workers) {
     rf_grid_wait();
     extern __shared__ __attribute__((aligned(16))) unsigned char mmq_smem[];
     // Data-parallel (workers = 0): block (x, y) takes tile (x, y) whole.
     if (!MMQ_STREAM_K) {
-        mmq_tile(mmq_smem, w, a, y, nullptr, n_rows, n_tokens, blockIdx.x, blockIdx.y, 0, NSTEPS);
+        mmq_tile(mmq_smem, w, a, ds, y, nullptr, n_rows, n_tokens, blockIdx.x, blockIdx.y, 0, NSTEPS);
         return;
     }
     // Stream-K (where the tiles fill the GPU's multiprocessors unevenly): `workers` blocks share
@@ -329,7 +362,7 @@ KERNEL_NAME(const block_t* __restrict__ w, const block_q8_1* __restrict__ a, flo
         const int rb = tile % row_blocks, tb = tile / row_blocks;
         float* out = part + ((long long)b * 2 + (u == u_begin ? 0 : 1)) * TILE;
         if (u != u_begin) __syncthreads();   // every warp is done with the last tile's shared memory
-        mmq_tile(mmq_smem, w, a, y, out, n_rows, n_tokens, rb, tb, k0, k1);
+        mmq_tile(mmq_smem, w, a, ds, y, out, n_rows, n_tokens, rb, tb, k0, k1);
         u += k1 - k0;
         if (k0 == 0 && k1 == NSTEPS) continue;
         // Publish the part before counting it (CUDA's threadFenceReduction pattern).

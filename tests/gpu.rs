@@ -363,7 +363,8 @@ fn the_int8_decode_kernels_match_the_cpu_on_real_weights() {
                 quant::matvec_q8_1(ty, w, k, &a, &mut want).unwrap();
                 let terms = quant::matvec_q8_1_exact(ty, w, k, &a).unwrap();
                 let (xb, qb, wb, yb) = (h.upload(&x), h.upload(&vec![0u8; k / 32 * 36]), h.upload(w), h.poisoned(rows));
-                h.launch(launch::QuantizeQ8_1 { x: xb.view(), out: qb.view(), n: k });
+                let dsb = h.poisoned(launch::q8_1_ds_len(k));
+                h.launch(launch::QuantizeQ8_1 { x: xb.view(), out: qb.view(), ds: dsb.view(), n: k });
                 let cpu_q8 = op_cases::q8_1_bytes_of(&blocks);
                 let gpu_q8 = h.read(&qb);
                 let q8_same = gpu_q8 == cpu_q8;

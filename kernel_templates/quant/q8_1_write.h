@@ -13,8 +13,11 @@ __device__ __forceinline__ u16 rf_float_to_half_rn(float f) {
 #endif
 }
 
-// Value `lane` (0..31) of block b is v; every lane of the group calls it.
-__device__ __forceinline__ void quantize_q8_1_lane(float v, block_q8_1* b, int lane) {
+// Value `lane` (0..31) of block b is v; every lane of the group calls it. Beside the block, its
+// scale terms as the int8 matrix product takes them (mmq.h), exact in f32: *ds = (d, d·Σq) with d
+// the stored f16 widened (11 bits times |Σq| ≤ 4064 fits 24), so that kernel reads them instead
+// of summing each block's quants again for every tile.
+__device__ __forceinline__ void quantize_q8_1_lane(float v, block_q8_1* b, float2* ds, int lane) {
     float amax = fabsf(v);
 #pragma unroll
     for (int m = 16; m > 0; m >>= 1) amax = fmaxf(amax, rf_shfl_xor(amax, m));
@@ -26,7 +29,10 @@ __device__ __forceinline__ void quantize_q8_1_lane(float v, block_q8_1* b, int l
     for (int m = 16; m > 0; m >>= 1) sum += rf_shfl_xor_int(sum, m);
     b->qs[lane] = (i8)q;
     if (lane == 0) {
-        b->d = rf_float_to_half_rn(d);
+        const u16 d16 = rf_float_to_half_rn(d);
+        b->d = d16;
         b->s = rf_float_to_half_rn((float)sum * d);
+        const float dw = rf_half_to_float(d16);
+        *ds = make_float2(dw, dw * (float)sum);
     }
 }

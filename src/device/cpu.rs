@@ -107,7 +107,8 @@ fn put_f32s(mem: &mut Memory, v: &RawView, at: usize, data: &[f32]) -> Result<()
 }
 
 /// Writes `x` (whole blocks of 32) as q8_1 blocks at a view, as `quantize_row_q8_1` makes them.
-fn put_q8_1(mem: &mut Memory, v: &RawView, x: &[f32]) -> Result<(), DeviceError> {
+/// The q8_1 blocks of `x` into `v`, and their (d, d·Σq) pairs into `ds`, as the GPU's quantizers.
+fn put_q8_1(mem: &mut Memory, v: &RawView, ds: &RawView, x: &[f32]) -> Result<(), DeviceError> {
     let mut blocks = vec![quant::BlockQ8_1 { d: [0; 2], s: [0; 2], qs: [0; 32] }; x.len() / quant::QK8_1];
     quant::quantize_row_q8_1(x, &mut blocks);
     let dst = bytes_at_mut(mem, v.addr(), blocks.len() * launch::Q8_1_BLOCK_BYTES)?;
@@ -116,7 +117,8 @@ fn put_q8_1(mem: &mut Memory, v: &RawView, x: &[f32]) -> Result<(), DeviceError>
         d[2..4].copy_from_slice(&b.s);
         d[4..].iter_mut().zip(&b.qs).for_each(|(o, &q)| *o = q as u8);
     }
-    Ok(())
+    let pairs: Vec<f32> = blocks.iter().flat_map(|b| b.ds()).collect();
+    put_f32s(mem, ds, 0, &pairs)
 }
 
 /// The shape and score options of an attention launch (decode: one query).
@@ -257,7 +259,7 @@ impl CpuBackend {
             }
             Launch::QuantizeQ8_1(l) => {
                 let x = f32s(mem, &l.x, l.n)?;
-                put_q8_1(mem, &l.out, &x)
+                put_q8_1(mem, &l.out, &l.ds, &x)
             }
             Launch::MatVecQ8(l) => {
                 let k = l.k as usize;
@@ -303,7 +305,7 @@ impl CpuBackend {
                 let mut y = vec![0f32; x.len()];
                 reference::rms_norm(&x, &w, n, l.eps, &mut y);
                 put_f32s(mem, &l.y, 0, &y)?;
-                put_q8_1(mem, &l.q, &y)
+                put_q8_1(mem, &l.q, &l.ds, &y)
             }
             // Rope on Q and K as two rope launches, then the KV append of the rotated K and of V.
             Launch::RopeKv(l) => {
@@ -335,7 +337,7 @@ impl CpuBackend {
                 let mut out = vec![0f32; l.n];
                 reference::glu(&g, &u, l.kind, &mut out);
                 put_f32s(mem, &l.out, 0, &out)?;
-                put_q8_1(mem, &l.q, &out)
+                put_q8_1(mem, &l.q, &l.ds, &out)
             }
             Launch::MatMulQ8(l) => {
                 let k = l.k as usize;

@@ -287,6 +287,8 @@ enum Slot {
     Positions,
     /// The q8_1 blocks of the int8 decode's current projection input.
     Q8,
+    /// Their (d, d·Σq) pairs, which the quantizers write beside them.
+    Q8Ds,
 }
 
 fn act(buf: Buf) -> Slot {
@@ -359,6 +361,7 @@ pub struct GpuSession<'g, 'm> {
     positions: DeviceBuffer<i32>,
     /// q8_1 activations of the int8 decode (one byte when the session runs `Exact`).
     q8: DeviceBuffer<u8>,
+    q8_ds: DeviceBuffer<f32>,
     precision: GpuPrecision,
     /// Whether the int8 decode plan is fused ([`fuse`]).
     fuse: bool,
@@ -423,13 +426,19 @@ fn q8_buffer_bytes(model: &Model, max_batch: usize, precision: GpuPrecision) -> 
     }
 }
 
+/// Floats of the (d, d·Σq) pairs beside the q8_1 buffer's blocks.
+fn q8_ds_len(model: &Model, max_batch: usize, precision: GpuPrecision) -> usize {
+    (q8_buffer_bytes(model, max_batch, precision) / launch::Q8_1_BLOCK_BYTES * 2).max(1)
+}
+
 /// Device bytes of a session's activations with passes of `n` tokens, as `with_precision`
 /// allocates them: the f32 buffers, ids and positions, decode attention's partials (`part_len`
-/// floats) and counters, and the q8_1 buffer.
+/// floats) and counters, and the q8_1 buffer with its (d, d·Σq) pairs.
 fn activation_bytes(model: &Model, n: usize, part_len: usize, counters: usize, precision: GpuPrecision) -> u64 {
     let plan = &model.prefill.buffers;
     let floats: usize = plan.sizes.iter().map(|(b, _)| plan.len(*b, n)).sum();
-    (4 * (floats + 2 * n + part_len + counters) + q8_buffer_bytes(model, n, precision)) as u64
+    let q8_ds = q8_ds_len(model, n, precision);
+    (4 * (floats + 2 * n + part_len + counters + q8_ds) + q8_buffer_bytes(model, n, precision)) as u64
 }
 
 /// The tokens a prefill pass takes: `requested`, or less where its activations would pass
@@ -521,13 +530,14 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         let mut attn_counters = dev.alloc(n_counters)?;
         attn_counters.write(0, &vec![0i32; n_counters])?;
         let q8 = dev.alloc(q8_buffer_bytes(model, max_batch, precision))?;
+        let q8_ds = dev.alloc(q8_ds_len(model, max_batch, precision))?;
         let allocated = SessionBytes {
             kv_cache: k_cache.iter().chain(&v_cache).map(|b| b.bytes() as u64).sum(),
             activations: bufs
                 .iter()
                 .map(|b| b.bytes())
                 .chain([&ids, &positions].map(|b| b.bytes()))
-                .chain([attn_part.bytes(), attn_counters.bytes(), q8.bytes()])
+                .chain([attn_part.bytes(), attn_counters.bytes(), q8.bytes(), q8_ds.bytes()])
                 .sum::<usize>() as u64,
         };
         debug_assert_eq!(allocated.activations, activation_bytes(model, max_batch, part_len, n_counters, precision));
@@ -545,6 +555,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             ids,
             positions,
             q8,
+            q8_ds,
             precision,
             fuse: g.fuse,
             decode_plan: Vec::new(),
@@ -674,7 +685,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 };
                 // A decode pass has one token: its row of x starts at 0, logits included.
                 if q8_of != Some((*x, 0)) {
-                    let q = launch::QuantizeQ8_1 { x: act(*x), out: Slot::Q8, n: k as usize };
+                    let q = launch::QuantizeQ8_1 { x: act(*x), out: Slot::Q8, ds: Slot::Q8Ds, n: k as usize };
                     out.push(Planned::new(kernel_for(&quantize)?, q.into(), ni));
                     q8_of = Some((*x, 0));
                 }
@@ -702,7 +713,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     return Err(mismatch(node));
                 };
                 if q8_of != Some((*x, 0)) {
-                    let q = launch::QuantizeQ8_1 { x: act(*x), out: Slot::Q8, n: n * k as usize };
+                    let q = launch::QuantizeQ8_1 { x: act(*x), out: Slot::Q8, ds: Slot::Q8Ds, n: n * k as usize };
                     out.push(Planned::new(kernel_for(&quantize)?, q.into(), ni));
                     q8_of = Some((*x, 0));
                 }
@@ -710,6 +721,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 let m: Launch<Slot> = launch::MatMulQ8 {
                     w: linear_weight()?,
                     a: Slot::Q8,
+                    ds: Slot::Q8Ds,
                     y: act(*y),
                     part: Slot::AttnPart,
                     counters: Slot::AttnCounters,
@@ -927,6 +939,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     w: weight(norm, 0),
                     y: act(y),
                     q: Slot::Q8,
+                    ds: Slot::Q8Ds,
                     n,
                     add_one,
                     residual,
@@ -938,7 +951,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             (FusedKind::MatVecs { x, k, linears }, KernelSpec::MatVecQ8Multi { wtypes, bias, .. }) => {
                 let x = *x;
                 if *q8_of != Some((x, 0)) {
-                    let q = launch::QuantizeQ8_1 { x: act(x), out: Slot::Q8, n: *k as usize };
+                    let q = launch::QuantizeQ8_1 { x: act(x), out: Slot::Q8, ds: Slot::Q8Ds, n: *k as usize };
                     out.push(Planned::new(kernel_for(&KernelSpec::QuantizeQ8_1)?, q.into(), f.first));
                     *q8_of = Some((x, 0));
                 }
@@ -1014,7 +1027,8 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 *q8_of = Some((y, 0));
                 // Every token's row: whole q8_1 blocks (the width is a multiple of 32), back to back.
                 let n = n_tokens * graph.buffers.width(gate);
-                let l = launch::GluQ8_1 { gate: act(gate), up: act(up), out: act(y), q: Slot::Q8, kind, n };
+                let l =
+                    launch::GluQ8_1 { gate: act(gate), up: act(up), out: act(y), q: Slot::Q8, ds: Slot::Q8Ds, kind, n };
                 (l.into(), fused_name(graph, &[glu], true))
             }
             _ => return Err(bad()),
@@ -1042,6 +1056,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             Slot::Ids => self.ids.view(),
             Slot::Positions => self.positions.view(),
             Slot::Q8 => self.q8.view(),
+            Slot::Q8Ds => self.q8_ds.view(),
         })
     }
 

@@ -249,6 +249,11 @@ description! {
 /// Bytes of one q8_1 block (f16 d, f16 s, 32 int8): `crate::quant::BlockQ8_1`.
 pub const Q8_1_BLOCK_BYTES: usize = 36;
 
+/// Floats of the (d, d·Σq) pairs of the q8_1 blocks of `n` values (the quantizers' `ds`).
+pub fn q8_1_ds_len(n: usize) -> usize {
+    n / 32 * 2
+}
+
 /// Bytes of the q8_1 blocks of `n` values (`n` a multiple of 32).
 pub fn q8_1_bytes(n: usize) -> usize {
     mul(n / 32, Q8_1_BLOCK_BYTES)
@@ -262,6 +267,8 @@ description! {
             x,
             /// `[n / 32]` q8_1 blocks of 36 bytes.
             out,
+            /// `[n / 32]` each block's (d, d·Σq), f32 pairs: [`q8_1_ds_len`] floats.
+            ds,
         }
         scalars {
             n: usize,
@@ -332,6 +339,8 @@ description! {
             w,
             /// `[tokens, k / 32]` q8_1 blocks.
             a,
+            /// `[tokens, k / 32]` their (d, d·Σq), as the quantizer wrote them.
+            ds,
             /// `[tokens, rows]`
             y,
             part,
@@ -631,6 +640,8 @@ description! {
             y,
             /// `[rows, n / 32]` q8_1 blocks of y.
             q,
+            /// `[rows, n / 32]` their (d, d·Σq).
+            ds,
         }
         scalars {
             n: u32,
@@ -716,6 +727,8 @@ description! {
             out,
             /// `[n / 32]` q8_1 blocks of out.
             q,
+            /// `[n / 32]` their (d, d·Σq).
+            ds,
         }
         scalars {
             kind: GluKind,
@@ -832,6 +845,7 @@ impl<B> Describe<B> for QuantizeQ8_1<B> {
         vec![
             buf("x", &self.x, Elem::F32, self.n),
             buf("out", &self.out, Elem::U8, q8_1_bytes(self.n)),
+            buf("ds", &self.ds, Elem::F32, q8_1_ds_len(self.n)),
             int("n", self.n),
         ]
     }
@@ -928,6 +942,7 @@ impl<B> Describe<B> for MatMulQ8<B> {
         vec![
             buf("w", &self.w, Elem::U8, weight_bytes(self.wtype, self.k, self.rows)),
             buf("a", &self.a, Elem::U8, q8_1_bytes(mul(self.tokens, self.k as usize))),
+            buf("ds", &self.ds, Elem::F32, q8_1_ds_len(mul(self.tokens, self.k as usize))),
             buf("y", &self.y, Elem::F32, mul(self.tokens, self.rows)),
             buf("part", &self.part, Elem::F32, Self::part_len(self.k, self.workers)),
             buf("counters", &self.counters, Elem::I32, self.workers as usize),
@@ -1236,6 +1251,7 @@ impl<B> Describe<B> for RmsNormQ8_1<B> {
             buf("w", &self.w, Elem::F32, self.n as usize),
             buf("y", &self.y, Elem::F32, len),
             buf("q", &self.q, Elem::U8, q8_1_bytes(len)),
+            buf("ds", &self.ds, Elem::F32, q8_1_ds_len(len)),
             float("eps", self.eps),
         ]
     }
@@ -1349,6 +1365,7 @@ impl<B> Describe<B> for GluQ8_1<B> {
             buf("up", &self.up, Elem::F32, self.n),
             buf("out", &self.out, Elem::F32, self.n),
             buf("q", &self.q, Elem::U8, q8_1_bytes(self.n)),
+            buf("ds", &self.ds, Elem::F32, q8_1_ds_len(self.n)),
             int("n", self.n),
         ]
     }
@@ -1555,11 +1572,23 @@ mod tests {
             ),
             (MatVec { w: (), x: (), y: (), wtype, k: 256, rows: 5 }.into(), t::MATVEC.1),
             (MatMul { w: (), x: (), y: (), wtype, k: 256, rows: 5, tokens: 9 }.into(), t::MATMUL.1),
-            (QuantizeQ8_1 { x: (), out: (), n: 256 }.into(), t::QUANTIZE_Q8_1.1),
+            (QuantizeQ8_1 { x: (), out: (), ds: (), n: 256 }.into(), t::QUANTIZE_Q8_1.1),
             (MatVecQ8::new((), (), (), wtype, 256, 5).into(), t::MMVQ.1),
             (
-                MatMulQ8 { w: (), a: (), y: (), part: (), counters: (), wtype, k: 256, rows: 5, tokens: 9, workers: 0 }
-                    .into(),
+                MatMulQ8 {
+                    w: (),
+                    a: (),
+                    ds: (),
+                    y: (),
+                    part: (),
+                    counters: (),
+                    wtype,
+                    k: 256,
+                    rows: 5,
+                    tokens: 9,
+                    workers: 0,
+                }
+                .into(),
                 t::MMQ.1,
             ),
             // The same launch renders the f32 kernel or the matrix-unit one, by target.
@@ -1632,6 +1661,7 @@ mod tests {
                     w: (),
                     y: (),
                     q: (),
+                    ds: (),
                     n: 64,
                     add_one: false,
                     residual: true,
@@ -1684,7 +1714,7 @@ mod tests {
                 .into(),
                 t::ROPE_KV.1,
             ),
-            (GluQ8_1 { gate: (), up: (), out: (), q: (), kind: GluKind::GeGlu, n: 64 }.into(), t::GLU_Q8_1.1),
+            (GluQ8_1 { gate: (), up: (), out: (), q: (), ds: (), kind: GluKind::GeGlu, n: 64 }.into(), t::GLU_Q8_1.1),
         ]
     }
 
@@ -1700,7 +1730,7 @@ mod tests {
                 let words: Vec<&str> = p.split_whitespace().collect();
                 let (name, ty) = words.split_last().expect("a parameter has a type and a name");
                 let kind = match ty.join(" ").as_str() {
-                    "float*" => "f32 buffer",
+                    "float*" | "float2*" => "f32 buffer",
                     "int*" => "i32 buffer",
                     "block_t*" | "block_q8_1*" | "u8*" => "u8 buffer",
                     "u16*" => "f16 buffer",
@@ -1931,6 +1961,7 @@ mod tests {
         let big = MatMulQ8 {
             w: (),
             a: (),
+            ds: (),
             y: (),
             part: (),
             counters: (),

@@ -220,6 +220,9 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
                 .int("MMQ_WCOPY", l.w_copies)
                 .int("MMQ_XCOPY", l.x_copies)
                 .int("MMQ_SMEM", l.shared_bytes)
+                .flag("MMQ_DS", l.ds_row > 0)
+                .int("MMQ_DSROW", l.ds_row)
+                .int("MMQ_DSCOPY", l.ds_copies)
                 .flag("MMQ_STREAM_K", stream_k);
             t::MMQ
         }

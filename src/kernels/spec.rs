@@ -353,10 +353,22 @@ pub fn mmq_may_stream(k: u32) -> bool {
     mmq_tokens(k) >= 128
 }
 
+/// Whether the `mmq` kernel for `wtype` rows of `k` values copies each token's (d, d·Σq) terms
+/// (the q8_1 quantizers' `ds`) with its blocks instead of working them out in every step: formats
+/// whose sum term is the exact d·Σq or none (not Q4_0, Q4_1, Q5_0, Q5_1, which take q8_1's f16 s,
+/// as ggml), where the terms of a step lie 16-aligned (`k` a multiple of 64).
+pub fn mmq_copies_ds(wtype: GgmlType, k: u32) -> bool {
+    int8_matmul_type(wtype)
+        && !matches!(wtype, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1)
+        && k.is_multiple_of(64)
+}
+
 /// How an `mmq` kernel lays out its shared memory (mmq.hip): per stage, [`MMQ_ROWS`] weight rows of
 /// `w_row` bytes and `pass_tokens` token rows of `x_row` bytes, each row's step copied as
-/// `w_copies` / `x_copies` 16-byte copies from the 16-aligned address at or before its start;
-/// after the stages, each row's and each token's scales of a step (8 bytes a 32-value chunk).
+/// `w_copies` / `x_copies` 16-byte copies from the 16-aligned address at or before its start,
+/// then where [`mmq_copies_ds`] the tokens' ds rows (`ds_row` bytes, `ds_copies` copies; 0
+/// otherwise); after the stages, each row's scales of a step (8 bytes a 32-value chunk), and each
+/// token's where they are not copied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MmqLayout {
     pub k_step: u32,
@@ -366,6 +378,8 @@ pub struct MmqLayout {
     pub x_row: u32,
     pub w_copies: u32,
     pub x_copies: u32,
+    pub ds_row: u32,
+    pub ds_copies: u32,
     pub shared_bytes: u32,
 }
 
@@ -376,18 +390,25 @@ pub struct MmqLayout {
 /// target copies asynchronously (`async_copy`: cp.async, NVIDIA sm_80+), else one.
 pub fn mmq_layout(wtype: GgmlType, k: u32, async_copy: bool, shared_max: u32, pass_max: u32) -> MmqLayout {
     let unit = (wtype.block_elems() as u32).max(32);
-    let k_steps: Vec<u32> =
-        (1..=unit.max(256) / unit).rev().map(|m| m * unit).filter(|s| k.is_multiple_of(*s)).collect();
+    // Copied ds rows need steps of whole 64-value (16-byte) runs.
+    let ds = mmq_copies_ds(wtype, k);
+    let k_steps: Vec<u32> = (1..=unit.max(256) / unit)
+        .rev()
+        .map(|m| m * unit)
+        .filter(|s| k.is_multiple_of(*s) && (!ds || s.is_multiple_of(64)))
+        .collect();
     let passes = [1, 2, 4, 8].map(|p| mmq_tokens(k) / p).into_iter().filter(|t| *t >= 16 && *t <= pass_max.max(16));
     let stages: &[u32] = if async_copy { &[2, 1] } else { &[1] };
-    let mut layouts = passes
-        .flat_map(|t| k_steps.iter().flat_map(move |&s| stages.iter().map(move |&st| mmq_layout_of(wtype, s, st, t))));
+    let mut layouts = passes.flat_map(|t| {
+        k_steps.iter().flat_map(move |&s| stages.iter().map(move |&st| mmq_layout_of(wtype, s, st, t, ds)))
+    });
     // The smallest, 16 tokens and 32 values on one stage, fits every target (a unit test holds
     // the reference models' layouts to each target's limit).
-    layouts.find(|l| l.shared_bytes <= shared_max).unwrap_or_else(|| mmq_layout_of(wtype, unit, 1, 16))
+    let smallest = if ds { 64 } else { unit };
+    layouts.find(|l| l.shared_bytes <= shared_max).unwrap_or_else(|| mmq_layout_of(wtype, smallest, 1, 16, ds))
 }
 
-fn mmq_layout_of(wtype: GgmlType, k_step: u32, stages: u32, pass_tokens: u32) -> MmqLayout {
+fn mmq_layout_of(wtype: GgmlType, k_step: u32, stages: u32, pass_tokens: u32, ds: bool) -> MmqLayout {
     let w_span = k_step / wtype.block_elems() as u32 * wtype.block_bytes() as u32;
     let x_span = k_step / 32 * 36;
     // A span at any 16-byte offset lies within (span + 15) / 16 + 1 aligned copies. Rows lie an
@@ -397,9 +418,13 @@ fn mmq_layout_of(wtype: GgmlType, k_step: u32, stages: u32, pass_tokens: u32) ->
     let row = |copies: u32| if copies % 2 == 1 { 16 * copies } else { 16 * copies + 16 };
     let (w_copies, x_copies) = (copies(w_span), copies(x_span));
     let (w_row, x_row) = (row(w_copies), row(x_copies));
-    let stage = MMQ_ROWS * w_row + pass_tokens * x_row;
-    let scales = (MMQ_ROWS + pass_tokens) * (k_step / 32) * 8;
-    MmqLayout { k_step, stages, pass_tokens, w_row, x_row, w_copies, x_copies, shared_bytes: stages * stage + scales }
+    // A token's ds of a step: 8 bytes a chunk, 16-aligned (whole copies, no offset to keep).
+    let ds_copies = if ds { (k_step / 32 * 8).div_ceil(16) } else { 0 };
+    let ds_row = if ds { row(ds_copies) } else { 0 };
+    let stage = MMQ_ROWS * w_row + pass_tokens * (x_row + ds_row);
+    let scales = (MMQ_ROWS + if ds { 0 } else { pass_tokens }) * (k_step / 32) * 8;
+    let shared_bytes = stages * stage + scales;
+    MmqLayout { k_step, stages, pass_tokens, w_row, x_row, w_copies, x_copies, ds_row, ds_copies, shared_bytes }
 }
 
 /// Warps per block of prefill flash attention: 4 for heads of 96 to 128 dims, whose models have

@@ -35,6 +35,14 @@ impl BlockQ8_1 {
     pub fn s(&self) -> f32 {
         half::f16::from_le_bytes(self.s).to_f32()
     }
+
+    /// The scale terms the GPU's int8 matrix product reads beside the block: (d, d·Σq) with d the
+    /// stored f16 widened, exact in f32 (11 bits times |Σq| ≤ 4064 fit its 24).
+    pub fn ds(&self) -> [f32; 2] {
+        let d = self.d();
+        let sum: i32 = self.qs.iter().map(|&q| q as i32).sum();
+        [d, d * sum as f32]
+    }
 }
 
 /// One block of `quantize_row_q8_1_ref`.

@@ -535,6 +535,13 @@ fn fused_cases(all: &mut Vec<Case>, next_seed: &mut impl FnMut() -> u64, full: b
     }
 }
 
+/// The (d, d·Σq) pairs of the q8_1 blocks of `x`, as the quantizers write them beside the blocks.
+fn ds_of(x: &[f32]) -> Vec<f32> {
+    let mut blocks = vec![quant::BlockQ8_1 { d: [0; 2], s: [0; 2], qs: [0; 32] }; x.len() / 32];
+    quant::quantize_row_q8_1(x, &mut blocks);
+    blocks.iter().flat_map(|b| b.ds()).collect()
+}
+
 /// q8_1 blocks of `x`, as floats for comparison.
 fn quantized_floats(x: &[f32]) -> Vec<f32> {
     let mut blocks = vec![quant::BlockQ8_1 { d: [0; 2], s: [0; 2], qs: [0; 32] }; x.len() / 32];
@@ -564,13 +571,14 @@ fn rms_norm_q8_1(h: &Harness, seed: u64, n: usize, add_one: bool, residual: bool
     }
     let (want, bound, exact) = rms_norm_expect(&summed, &w, n, add_one);
     let (xb, db, wb, yb) = (h.upload(&x), h.upload(&d), h.upload(&w), h.poisoned(n));
-    let qb = h.upload(&vec![0xFFu8; launch::q8_1_bytes(n)]);
+    let (qb, dsb) = (h.upload(&vec![0xFFu8; launch::q8_1_bytes(n)]), h.poisoned(launch::q8_1_ds_len(n)));
     h.launch(launch::RmsNormQ8_1 {
         x: xb.view(),
         d: db.view(),
         w: wb.view(),
         y: yb.view(),
         q: qb.view(),
+        ds: dsb.view(),
         n: n as u32,
         add_one,
         residual,
@@ -581,6 +589,7 @@ fn rms_norm_q8_1(h: &Harness, seed: u64, n: usize, add_one: bool, residual: bool
     let mut m = Measured { got: y.clone(), want, bound: Some(bound), exact: Some(exact) };
     push_exact(&mut m, h.read(&xb), summed);
     push_exact(&mut m, q8_1_as_floats(&h.read(&qb)), quantized_floats(&y));
+    push_exact(&mut m, h.read(&dsb), ds_of(&y));
     m
 }
 
@@ -722,11 +731,12 @@ fn glu_q8_1(h: &Harness, seed: u64, kind: GluKind) -> Measured {
     let (g, u) = (rng.vec(n), rng.vec(n));
     let (want, bound, exact) = glu_expect(&g, &u, kind);
     let (gb, ub, ob) = (h.upload(&g), h.upload(&u), h.poisoned(n));
-    let qb = h.upload(&vec![0xFFu8; launch::q8_1_bytes(n)]);
-    h.launch(launch::GluQ8_1 { gate: gb.view(), up: ub.view(), out: ob.view(), q: qb.view(), kind, n });
+    let (qb, dsb) = (h.upload(&vec![0xFFu8; launch::q8_1_bytes(n)]), h.poisoned(launch::q8_1_ds_len(n)));
+    h.launch(launch::GluQ8_1 { gate: gb.view(), up: ub.view(), out: ob.view(), q: qb.view(), ds: dsb.view(), kind, n });
     let out = h.read(&ob);
     let mut m = Measured { got: out.clone(), want, bound: Some(bound), exact: Some(exact) };
     push_exact(&mut m, q8_1_as_floats(&h.read(&qb)), quantized_floats(&out));
+    push_exact(&mut m, h.read(&dsb), ds_of(&out));
     m
 }
 
@@ -747,6 +757,11 @@ fn mmq_cases(all: &mut Vec<Case>, next_seed: &mut impl FnMut() -> u64, full: boo
             }
         } else {
             shapes.extend([(small_k, 7), (1536, 64)]);
+        }
+        // A row of 32-value blocks that is not whole 64-value runs: the tokens' terms come from
+        // their blocks, not the copied ds rows (`mmq_copies_ds`).
+        if ty.block_elems() == 32 {
+            shapes.push((608, 7));
         }
         // (k, tokens, rows, stream-K workers): a block a tile, then workers that split tiles
         // (fewer and more workers than tiles), with tails of rows and tokens.
@@ -795,10 +810,12 @@ fn quantize_q8_1(h: &Harness, seed: u64, n: usize) -> Measured {
     }
     let mut blocks = vec![quant::BlockQ8_1 { d: [0; 2], s: [0; 2], qs: [0; 32] }; n / 32];
     quant::quantize_row_q8_1(&x, &mut blocks);
-    let want = q8_1_as_floats(&q8_1_bytes_of(&blocks));
+    let want = q8_1_as_floats(&q8_1_bytes_of(&blocks)).into_iter().chain(ds_of(&x)).collect();
     let (xb, ob) = (h.upload(&x), h.upload(&vec![0xFFu8; launch::q8_1_bytes(n)]));
-    h.launch(launch::QuantizeQ8_1 { x: xb.view(), out: ob.view(), n });
-    Measured { got: q8_1_as_floats(&h.read(&ob)), want, bound: None, exact: None }
+    let dsb = h.poisoned(launch::q8_1_ds_len(n));
+    h.launch(launch::QuantizeQ8_1 { x: xb.view(), out: ob.view(), ds: dsb.view(), n });
+    let got = q8_1_as_floats(&h.read(&ob)).into_iter().chain(h.read(&dsb)).collect();
+    Measured { got, want, bound: None, exact: None }
 }
 
 /// Both sides compute the same integer sums (exact) and multiply them by the same f16-widened
@@ -848,11 +865,13 @@ fn mmq(h: &Harness, seed: u64, ty: GgmlType, k: usize, tokens: usize, rows: usiz
     let bound = terms.iter().map(|(_, m)| 2.0 * g * m).collect();
     let exact = terms.iter().map(|(v, _)| *v).collect();
     let (wb, ab, yb) = (h.upload(&w), h.upload(&q8_1_bytes_of(&blocks)), h.poisoned(tokens * rows));
+    let dsb = h.upload(&blocks.iter().flat_map(|b| b.ds()).collect::<Vec<f32>>());
     let part = h.poisoned(launch::MatMulQ8::<()>::part_len(k as u32, workers).max(1));
     let counters = h.upload(&vec![0i32; workers.max(1) as usize]);
     h.launch(launch::MatMulQ8 {
         w: wb.view(),
         a: ab.view(),
+        ds: dsb.view(),
         y: yb.view(),
         part: part.view(),
         counters: counters.view(),
