@@ -250,20 +250,31 @@ __device__ __forceinline__ void mmq_tile(unsigned char* mmq_smem, const block_t*
             };
             // Each row's and each token's scales of the step, once for all warps.
             if (MMQ_DS) {
-                // The tokens' came with the copy: every thread takes chunks of one row (a row's
-                // chunks split among NT / BM threads).
+                // The tokens' came with the copy: every thread takes half the chunks of one row
+                // (warps 0-3 the first half, 4-7 the second, so each chunk index is a constant of
+                // the unrolled code), its scales all read before any is stored (a store to sws
+                // could alias the scale bytes for the compiler, which would then read a block's d
+                // again for every chunk).
                 constexpr int SPLIT = MMQ_DS ? NT / BM : 1;
-                static_assert(!MMQ_DS || (NT % BM == 0 && CH % SPLIT == 0), "whole threads a row, whole chunks a thread");
+                static_assert(!MMQ_DS || (SPLIT == 2 && CH % 2 == 0), "two threads a row, whole chunks each");
                 const int r = threadIdx.x % BM;
                 const block_t* b = (const block_t*)(st + r * MMQ_WROW +
                                                     mmq_shift(w, W_ROW_BYTES, W_SPAN, row0 + r, n_rows - 1, step));
+                auto half = [&](int c0) {
+                    float2 v[CH / SPLIT];
 #pragma unroll
-                for (int j = 0; j < CH / SPLIT; ++j) {
-                    const int c = j * SPLIT + threadIdx.x / BM;
-                    float d0, d1, m;
-                    mmq_w_scale(b, c, &d0, &d1, &m);
-                    sws[c * BM + r] = make_float2(d0, MMQ_SPLIT16 ? d1 : m);
-                }
+                    for (int j = 0; j < CH / SPLIT; ++j) {
+                        float d0, d1, m;
+                        mmq_w_scale(b, c0 + j, &d0, &d1, &m);
+                        v[j] = make_float2(d0, MMQ_SPLIT16 ? d1 : m);
+                    }
+#pragma unroll
+                    for (int j = 0; j < CH / SPLIT; ++j) sws[(c0 + j) * BM + r] = v[j];
+                };
+                if (threadIdx.x < BM)
+                    half(0);
+                else
+                    half(CH / SPLIT);
             } else if (threadIdx.x < BM) {
                 // The first BM threads take a row each (all its chunks, so a block's scale bytes
                 // are read once), the others the tokens' chunks.
