@@ -1528,6 +1528,11 @@ mod tests {
     use super::super::templates as t;
     use super::*;
 
+    /// An int8 matrix product over unit handles (the tests need only its shape).
+    fn unit_mmq(wtype: GgmlType, k: u32, rows: usize, tokens: usize, workers: u32) -> MatMulQ8<()> {
+        MatMulQ8 { w: (), a: (), ds: (), y: (), part: (), counters: (), wtype, k, rows, tokens, workers }
+    }
+
     /// One launch of every op (over unit handles), and the template that kernel comes from.
     fn every_op() -> Vec<(Launch<()>, &'static str)> {
         let wtype = GgmlType::Q4_K;
@@ -1574,23 +1579,7 @@ mod tests {
             (MatMul { w: (), x: (), y: (), wtype, k: 256, rows: 5, tokens: 9 }.into(), t::MATMUL.1),
             (QuantizeQ8_1 { x: (), out: (), ds: (), n: 256 }.into(), t::QUANTIZE_Q8_1.1),
             (MatVecQ8::new((), (), (), wtype, 256, 5).into(), t::MMVQ.1),
-            (
-                MatMulQ8 {
-                    w: (),
-                    a: (),
-                    ds: (),
-                    y: (),
-                    part: (),
-                    counters: (),
-                    wtype,
-                    k: 256,
-                    rows: 5,
-                    tokens: 9,
-                    workers: 0,
-                }
-                .into(),
-                t::MMQ.1,
-            ),
+            (unit_mmq(wtype, 256, 5, 9, 0).into(), t::MMQ.1),
             // The same launch renders the f32 kernel or the matrix-unit one, by target.
             (flash.clone(), t::FLASH_ATTN.1),
             (flash, t::FLASH_ATTN_MMA.1),
@@ -1958,19 +1947,7 @@ mod tests {
         assert_eq!(MatMulQ8::<()>::part_len(4096, 132), 132 * 2 * 128 * 128);
         assert_eq!(MatMulQ8::<()>::part_len(4096, 0), 0);
         // The kernel counts units times workers in an int.
-        let big = MatMulQ8 {
-            w: (),
-            a: (),
-            ds: (),
-            y: (),
-            part: (),
-            counters: (),
-            wtype: GgmlType::Q4_K,
-            k: 1 << 20,
-            rows: 1 << 20,
-            tokens: 4096,
-            workers: 132,
-        };
+        let big = unit_mmq(GgmlType::Q4_K, 1 << 20, 1 << 20, 4096, 132);
         assert!(Describe::<()>::validate(&big).is_err());
     }
 }
