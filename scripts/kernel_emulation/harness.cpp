@@ -67,9 +67,16 @@ int main(int argc, char** argv) {
         for (int j = 0; j < 32; ++j) { int qv = (int)roundf(x[bi * 32 + j] * id); a[bi].qs[j] = (i8)qv; sum += qv; }
         a[bi].d = to_half(d); a[bi].s = to_half(sum * d);
     }
+    // Each block's (d, d·Σq) as the quantizers write them beside it (quant/q8_1_write.h).
+    std::vector<float2> ds(a.size());
+    for (size_t bi = 0; bi < a.size(); ++bi) {
+        int sum = 0; for (int j = 0; j < 32; ++j) sum += a[bi].qs[j];
+        const float dw = rf_half_to_float(a[bi].d);
+        ds[bi] = make_float2(dw, dw * (float)sum);
+    }
     std::vector<float> y((size_t)tokens * rows, NAN);
     const int nt = MMQ_WARPS * WARP_SIZE;
-    run_grid((rows + BM - 1) / BM, (tokens + BN - 1) / BN, nt, [&] { KERNEL_NAME(w.data(), a.data(), y.data(), nullptr, nullptr, rows, tokens, 0); });
+    run_grid((rows + BM - 1) / BM, (tokens + BN - 1) / BN, nt, [&] { KERNEL_NAME(w.data(), a.data(), ds.data(), y.data(), nullptr, nullptr, rows, tokens, 0); });
     // reference: dequantized weights (the f32 path's dequant_part) times d·q, in double
     double worst = 0;
     std::vector<float> wd((size_t)rows * K);
