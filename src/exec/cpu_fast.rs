@@ -496,8 +496,9 @@ struct RopeAngles<'a> {
     p: reference::RopeParams<'a>,
 }
 
-/// Rope as [`reference::rope`] (the same iterated f32 angles), the cos/sin of a pass computed once and
-/// reused by every layer with the same base.
+/// Rope as [`reference::rope`] (the same iterated f32 angles) with ggml-cpu's fma-contracted
+/// rotation ([`vs::rotate`]), the cos/sin of a pass computed once and reused by every layer with
+/// the same base.
 fn rope(state: &mut FastState, x: &mut [f32], a: &RopeAngles, heads: usize, head_dim: usize, neox: bool) {
     let (n, rope_dims) = (a.n, a.rope_dims);
     let half = rope_dims / 2;
@@ -520,21 +521,7 @@ fn rope(state: &mut FastState, x: &mut [f32], a: &RopeAngles, heads: usize, head
     for t in 0..n {
         let cos_sin = &state.rope[t * half..(t + 1) * half];
         for h in 0..heads {
-            let v = &mut x[(t * heads + h) * head_dim..(t * heads + h + 1) * head_dim];
-            if neox {
-                let (a, b) = v[..rope_dims].split_at_mut(half);
-                for ((x0, x1), &(c, s)) in a.iter_mut().zip(b.iter_mut()).zip(cos_sin) {
-                    let (p, q) = (*x0, *x1);
-                    *x0 = p * c - q * s;
-                    *x1 = p * s + q * c;
-                }
-            } else {
-                for (pair, &(c, s)) in v[..rope_dims].chunks_exact_mut(2).zip(cos_sin) {
-                    let (p, q) = (pair[0], pair[1]);
-                    pair[0] = p * c - q * s;
-                    pair[1] = p * s + q * c;
-                }
-            }
+            vs::rotate(&mut x[(t * heads + h) * head_dim..(t * heads + h + 1) * head_dim], cos_sin, neox);
         }
     }
 }

@@ -2,7 +2,9 @@
 //! plain Rust written so LLVM vectorizes it (independent accumulators, no branches), compiled three
 //! times: for AVX-512, for AVX2 + FMA, and for the baseline; the host's best is chosen at run time
 //! from [`Isa::best`]. The exp is a Cephes-style polynomial (relative error about 2e-7), not libm:
-//! it is what lets SiLU, GELU and softmax vectorize.
+//! it is what lets GELU and softmax vectorize. SiLU and rope's rotation compute as ggml-cpu does on
+//! x86-64 (its `ggml_v_expf`, GCC's fma contraction), bit for bit, because the fast path's 8-bit
+//! activations turn any last-bit difference from llama.cpp into a rounding the other way.
 
 #[cfg(target_arch = "x86_64")]
 use crate::quant::Isa;
@@ -97,10 +99,40 @@ fn exp_approx(x: f32) -> f32 {
     e * f32::from_bits(((n as i32 + 127) << 23) as u32)
 }
 
+/// e^x as ggml-cpu's AVX-512 `ggml_v_expf` computes it (the SiLU of its SwiGLU on this host):
+/// n = round(x·log2e) by the 1.5·2²³ shift, b = x − n·ln2 in two fmas, a degree-5 polynomial in
+/// b and b², then j·2ⁿ rounded once (`vscalefps`); |n| > 192 gives ∞ or 0.
+#[inline(always)]
+fn ggml_expf(x: f32) -> f32 {
+    const SHIFT: f32 = 12_582_912.0; // 0x1.8p23
+    let z = x.mul_add(f32::from_bits(0x3fb8_aa3b), SHIFT); // 0x1.715476p+0
+    let n = z - SHIFT;
+    let b = (-n).mul_add(f32::from_bits(0x35bf_be8e), (-n).mul_add(f32::from_bits(0x3f31_7200), x));
+    let u = b * b;
+    let p_hi = f32::from_bits(0x3c07_2010).mul_add(b, f32::from_bits(0x3d2b_9f17)); // 0x1.0e4020p-7, 0x1.573e2ep-5
+    let p_lo = f32::from_bits(0x3e2a_af33).mul_add(b, f32::from_bits(0x3eff_fedb)); // 0x1.555e66p-3, 0x1.fffdb6p-2
+    let p_one = f32::from_bits(0x3f7f_fff6).mul_add(b, 1.0); // 0x1.ffffecp-1
+    let j = p_hi.mul_add(u, p_lo).mul_add(u, p_one);
+    if n.abs() > 192.0 {
+        return if n <= 0.0 { 0.0 } else { f32::INFINITY };
+    }
+    // j·2ⁿ with one rounding: 2ⁿ split where it leaves the normal exponents.
+    let pow2 = |e: i32| f32::from_bits(((e + 127) as u32) << 23);
+    let n = n as i32;
+    if n > 127 {
+        j * pow2(n - 64) * pow2(64)
+    } else if n < -126 {
+        j * pow2(n + 64) * pow2(-64)
+    } else {
+        j * pow2(n)
+    }
+}
+
 #[inline(always)]
 fn silu_mul_impl(out: &mut [f32], gate: &[f32], up: &[f32]) {
+    // ggml's `ggml_vec_swiglu_f32`: x / (1 + e^(0 − x)) times up.
     for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
-        *o = g / (1.0 + exp_approx(-g)) * u;
+        *o = g / (1.0 + ggml_expf(0.0 - g)) * u;
     }
 }
 
@@ -237,6 +269,30 @@ multiversion!(
     /// acc += x.
     fn add(acc: &mut [f32], x: &[f32]) => add_impl
 );
+multiversion!(
+    /// Rope's rotation of one head (see `rotate_impl`).
+    fn rotate(v: &mut [f32], cos_sin: &[(f32, f32)], neox: bool) => rotate_impl
+);
+
+/// The first 2·`cos_sin.len()` values of `v` rotated pair by pair (neox: value i with value
+/// i + half; otherwise 2i with 2i + 1), as ggml-cpu's `rotate_pairs` runs on x86-64: GCC
+/// contracts each of its two expressions into one fma, x0·c − x1·s as fma(x0, c, −(x1·s)) and
+/// x0·s + x1·c as fma(x0, s, x1·c) (checked bit for bit against its tensors).
+#[inline(always)]
+fn rotate_impl(v: &mut [f32], cos_sin: &[(f32, f32)], neox: bool) {
+    let half = cos_sin.len();
+    let turn = |x0: f32, x1: f32, (c, s): (f32, f32)| (x0.mul_add(c, -(x1 * s)), x0.mul_add(s, x1 * c));
+    if neox {
+        let (a, b) = v[..2 * half].split_at_mut(half);
+        for ((x0, x1), &cs) in a.iter_mut().zip(b.iter_mut()).zip(cos_sin) {
+            (*x0, *x1) = turn(*x0, *x1, cs);
+        }
+    } else {
+        for (pair, &cs) in v[..2 * half].chunks_exact_mut(2).zip(cos_sin) {
+            (pair[0], pair[1]) = turn(pair[0], pair[1], cs);
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -25,6 +25,7 @@ mod q5_1;
 mod q5_k;
 mod q6_k;
 mod q8_0;
+pub mod q8_0_lanes;
 mod q8_1;
 mod q8_k;
 pub mod simd;
