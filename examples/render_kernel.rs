@@ -1,5 +1,5 @@
 //! Prints one kernel's rendered source for a target, for the host emulation in
-//! scripts/kernel_emulation: `render_kernel TARGET mmq TYPE K` or
+//! scripts/kernel_emulation: `render_kernel TARGET mmq TYPE K [streamk]` or
 //! `render_kernel TARGET flash HEAD_DIM GQA WINDOW(0|1) SOFTCAP(0|1)`.
 use rocmforge::dtype::GgmlType;
 use rocmforge::jit::Target;
@@ -24,7 +24,7 @@ fn main() -> Result<(), String> {
                 .copied()
                 .find(|t: &GgmlType| t.name().eq_ignore_ascii_case(&ty))
                 .ok_or_else(|| format!("no weight type {ty}"))?;
-            KernelSpec::MatMulQ8 { wtype, k: num(4)? }
+            KernelSpec::MatMulQ8 { wtype, k: num(4)?, stream_k: a.get(5).is_some_and(|s| s == "streamk") }
         }
         other => return Err(format!("no kernel kind {other}: mmq or flash")),
     };

@@ -2,8 +2,8 @@
 // on the target's matrix unit (the RF_MATRIX_* defines), with the fragment layouts of each:
 //   mma.sync m16n8k32 / m16n8k16 .s8 (sm_80+, PTX ISA "Matrix Fragments for mma.m16n8k32"),
 //   MFMA v_mfma_i32_16x16x16i8 (CDNA 1-2) and v_mfma_i32_16x16x32_i8 (CDNA 3-4), wave64,
-//   WMMA v_wmma_i32_16x16x16_iu8 (RDNA 3: whole K-run a lane; RDNA 4: half of it), wave32,
-//   and, without a matrix unit, the int8 dot instruction (rf_dot4_i8) lane by lane.
+//   WMMA v_wmma_i32_16x16x16_iu8 (RDNA 3: whole K-run a lane; RDNA 4: half of it), wave32;
+//   without a matrix unit only C's element layout (mmq.hip takes the dot products itself).
 // A lane fetches the operand ints its fragment holds through f(r, w): the int of 4 int8 at word
 // w (0..7, values 4w..4w+3 of the chunk) of row r (0..15) of A (a weight row) or column r of B (a
 // token), so the caller decides where they live (mmq.hip unpacks raw blocks in shared memory).
@@ -47,16 +47,21 @@ template <int HALF>
 __device__ __forceinline__ void mma_run(int* c, const mma_a& a, const mma_b& b) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
+        // C and D are separate operands, so a C that is the same constant in every call stays
+        // in one set of registers instead of being copied into each D first.
         int* d = c + 4 * h;
+        const int c0 = d[0], c1 = d[1], c2 = d[2], c3 = d[3];
         if (HALF < 0) {
-            asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
-                : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
-                : "r"(a.x[0]), "r"(a.x[1]), "r"(a.x[2]), "r"(a.x[3]), "r"(b.x[2 * h]), "r"(b.x[2 * h + 1]));
+            asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%11,%12,%13};"
+                : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+                : "r"(a.x[0]), "r"(a.x[1]), "r"(a.x[2]), "r"(a.x[3]), "r"(b.x[2 * h]), "r"(b.x[2 * h + 1]),
+                  "r"(c0), "r"(c1), "r"(c2), "r"(c3));
         } else {
             // m16n8k16: A rows g, g+8 and B col g over k 4t.. of the half.
-            asm("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%0,%1,%2,%3};"
-                : "+r"(d[0]), "+r"(d[1]), "+r"(d[2]), "+r"(d[3])
-                : "r"(a.x[2 * (HALF > 0)]), "r"(a.x[2 * (HALF > 0) + 1]), "r"(b.x[2 * h + (HALF > 0)]));
+            asm("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%8,%9,%10};"
+                : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+                : "r"(a.x[2 * (HALF > 0)]), "r"(a.x[2 * (HALF > 0) + 1]), "r"(b.x[2 * h + (HALF > 0)]),
+                  "r"(c0), "r"(c1), "r"(c2), "r"(c3));
         }
     }
 }
@@ -175,31 +180,9 @@ __device__ __forceinline__ void mma_run(int* c, const mma_a& a, const mma_b& b) 
 #endif
 
 #else
-// No matrix unit: lane l takes column l%16 and rows l/16 + i·(WARP_SIZE/16), each by 8 (or 4)
-// int8 dot instructions over its B column and its A rows, all held in registers.
+// No matrix unit: only the element layout (mmq.hip takes each element's int8 dot products itself):
+// lane l takes column l%16 and rows l/16 + i·(WARP_SIZE/16).
 constexpr int MMA_C = 256 / WARP_SIZE;
 __device__ __forceinline__ int mma_row(int i) { return (mma_lane() >> 4) + i * (WARP_SIZE / 16); }
 __device__ __forceinline__ int mma_col(int) { return mma_lane() & 15; }
-struct mma_a { int x[MMA_C][8]; };
-struct mma_b { int x[8]; };
-template <int HALF, class F>
-__device__ __forceinline__ void mma_load_a(mma_a& a, F f) {
-#pragma unroll
-    for (int i = 0; i < MMA_C; ++i)
-#pragma unroll
-        for (int j = 0; j < 8; ++j) a.x[i][j] = (HALF < 0 || (j >> 2) == HALF) ? f(mma_row(i), j) : 0;
-}
-template <int HALF, class F>
-__device__ __forceinline__ void mma_load_b(mma_b& b, F f) {
-#pragma unroll
-    for (int j = 0; j < 8; ++j) b.x[j] = (HALF < 0 || (j >> 2) == HALF) ? f(mma_lane() & 15, j) : 0;
-}
-template <int HALF>
-__device__ __forceinline__ void mma_run(int* c, const mma_a& a, const mma_b& b) {
-    constexpr int J0 = HALF == 1 ? 4 : 0, J1 = HALF == 0 ? 4 : 8;
-#pragma unroll
-    for (int i = 0; i < MMA_C; ++i)
-#pragma unroll
-        for (int j = J0; j < J1; ++j) c[i] = rf_dot4_i8(a.x[i][j], b.x[j], c[i]);
-}
 #endif

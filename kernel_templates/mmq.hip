@@ -63,65 +63,65 @@ __device__ __forceinline__ void mmq_copy_rows(unsigned char* dst, const void* ba
     }
 }
 
+#if RF_MATRIX_MMA_SYNC || RF_MATRIX_MFMA || RF_MATRIX_WMMA
 // One 32-value chunk of the warp's rows (row(r): where the r-th row's blocks of this step start in
 // shared memory) times every token of the block (tok(n), likewise), into acc. sws holds each
 // row's scales of the step ([CH][BM] (d0, d1 or m)), sds each token's ([CH][BN] (d, sum term)).
-// Row tiles I0 .. I1 - 1 of the warp take part.
-template <int HALF, int I0, int I1, class WR, class XR>
+template <int HALF, class WR, class XR>
 __device__ __forceinline__ void mmq_chunk(float (*acc)[MMA_C], WR row, XR tok, const float2* sws, const float2* sds,
                                           int wm0, int wn0, int c) {
-    constexpr int NI = I1 - I0;
-    mma_a fa[NI];
-    float wd[NI][MMA_C], wm[NI][MMA_C];
+    mma_a fa[MMQ_WM];
+    float wd[MMQ_WM][MMA_C], wm[MMQ_WM][MMA_C];
 #pragma unroll
-    for (int ii = 0; ii < NI; ++ii) {
-        const int i = I0 + ii;
-        mma_load_a<HALF>(fa[ii], [&](int r, int w) { return mmq_w_int(row(16 * i + r), c, w); });
+    for (int i = 0; i < MMQ_WM; ++i) {
+        mma_load_a<HALF>(fa[i], [&](int r, int w) { return mmq_w_int(row(16 * i + r), c, w); });
 #pragma unroll
         for (int e = 0; e < MMA_C; ++e) {
             const float2 sc = sws[c * BM + wm0 + 16 * i + mma_row(e)];
-            wd[ii][e] = HALF == 1 ? sc.y : sc.x;
-            wm[ii][e] = sc.y;
+            wd[i][e] = HALF == 1 ? sc.y : sc.x;
+            wm[i][e] = sc.y;
         }
     }
 #pragma unroll
     for (int jn = 0; jn < MMQ_WN; ++jn) {
         mma_b fb;
         mma_load_b<HALF>(fb, [&](int n, int w) { return q8_int(tok(wn0 + 16 * jn + n) + c, w); });
-        float xd[MMA_C], xs[MMA_C];
+        float xd[MMA_C], xm[MMA_C], xs[MMA_C];
 #pragma unroll
         for (int e = 0; e < MMA_C; ++e) {
             const float2 ds = sds[c * BN + wn0 + 16 * jn + mma_col(e)];
             xd[e] = ds.x;
+            xm[e] = -12582912.0f * ds.x;   // exact: d is an f16 (11 bits) and 1.5·2^23 has 2
             xs[e] = ds.y;
         }
 #pragma unroll
-        for (int ii = 0; ii < NI; ++ii) {
-            const int i = I0 + ii;
+        for (int i = 0; i < MMQ_WM; ++i) {
             // The sums start at 1.5·2^23 as f32 bits: |sum| < 2^22 (32 products of |int8| ≤ 127),
-            // so the result's bits are the f32 1.5·2^23 + sum exactly, and one subtraction gives
-            // the sum as f32 (no int-to-float conversion, which runs at a quarter of the rate).
+            // so the result's bits are the f32 1.5·2^23 + sum exactly (no int-to-float conversion,
+            // which runs at a quarter of the rate), and fma(that, d, −1.5·2^23·d) rounds sum·d
+            // once, as d·(float)sum would.
             int ci[MMA_C];
 #pragma unroll
             for (int e = 0; e < MMA_C; ++e) ci[e] = 0x4B400000;
-            mma_run<HALF>(ci, fa[ii], fb);
+            mma_run<HALF>(ci, fa[i], fb);
 #pragma unroll
             for (int e = 0; e < MMA_C; ++e) {
-                const float sum = __int_as_float(ci[e]) - 12582912.0f;
+                const float xsum = fmaf(__int_as_float(ci[e]), xd[e], xm[e]);
                 float& o = acc[MMQ_WN * i + jn][e];
-                o = fmaf(wd[ii][e], xd[e] * sum, o);
-                if (HALF < 0 && MMQ_SUM != 0) o = fmaf(wm[ii][e], xs[e], o);
+                o = fmaf(wd[i][e], xsum, o);
+                if (HALF < 0 && MMQ_SUM != 0) o = fmaf(wm[i][e], xs[e], o);
             }
         }
     }
 }
 
-// Without a matrix unit (mma.h's fallback: lane l takes column l % 16 of a tile and rows l / 16 +
-// e·(WARP_SIZE / 16)): each element's int8 dot products one at a time, the weight ints unpacked as
-// they are used, so no lane holds whole rows of a tile in registers.
+#else
+// Without a matrix unit (mma.h's element layout: lane l takes column l % 16 of a tile and rows
+// l / 16 + e·(WARP_SIZE / 16)): each element's int8 dot products one at a time, the weight ints
+// unpacked as they are used, so no lane holds whole rows of a tile in registers.
 template <int HALF, class WR, class XR>
-__device__ __forceinline__ void mmq_chunk_dots(float (*acc)[MMA_C], WR row, XR tok, const float2* sws,
-                                               const float2* sds, int wm0, int wn0, int c) {
+__device__ __forceinline__ void mmq_chunk(float (*acc)[MMA_C], WR row, XR tok, const float2* sws, const float2* sds,
+                                          int wm0, int wn0, int c) {
     constexpr int J0 = HALF == 1 ? 4 : 0, J1 = HALF == 0 ? 4 : 8;
 #pragma unroll
     for (int i = 0; i < MMQ_WM; ++i)
@@ -149,16 +149,7 @@ __device__ __forceinline__ void mmq_chunk_dots(float (*acc)[MMA_C], WR row, XR t
         }
 }
 
-// One chunk's halves (formats with a scale per 16 values) or whole, over the warp's row tiles.
-template <int HALF, class WR, class XR>
-__device__ __forceinline__ void mmq_chunk_tiles(float (*acc)[MMA_C], WR row, XR tok, const float2* sws,
-                                                const float2* sds, int wm0, int wn0, int c) {
-#if RF_MATRIX_MMA_SYNC || RF_MATRIX_MFMA || RF_MATRIX_WMMA
-    mmq_chunk<HALF, 0, MMQ_WM>(acc, row, tok, sws, sds, wm0, wn0, c);
-#else
-    mmq_chunk_dots<HALF>(acc, row, tok, sws, sds, wm0, wn0, c);
 #endif
-}
 
 // Two blocks a multiprocessor on NVIDIA (128 registers a thread) where a warp's tile is small: one
 // block's copies and barriers overlap the other's products. Larger tiles take the registers they
@@ -168,22 +159,47 @@ __device__ __forceinline__ void mmq_chunk_tiles(float (*acc)[MMA_C], WR row, XR 
 #else
 #define MMQ_LAUNCH_BOUNDS __launch_bounds__(NT)
 #endif
-RF_KERNEL void MMQ_LAUNCH_BOUNDS
-KERNEL_NAME(const block_t* __restrict__ w, const block_q8_1* __restrict__ a, float* __restrict__ y, int n_rows,
-            int n_tokens) {
-    rf_grid_wait();
-    extern __shared__ __attribute__((aligned(16))) unsigned char mmq_smem[];
+// The units of work of a stream-K launch: every tile's NSTEPS steps, tile after tile (row blocks
+// fastest). Worker b takes units [units·b / workers, units·(b + 1) / workers). The launch checks
+// that units · (workers + 1) fits an int.
+__device__ __forceinline__ int mmq_unit_start(int units, int workers, int b) { return units * b / workers; }
+// The worker whose units hold unit u.
+__device__ __forceinline__ int mmq_worker_of(int units, int workers, int u) {
+    return ((u + 1) * workers + units - 1) / units - 1;
+}
+
+// Four floats of another block's part of a stream-K tile (16-aligned), read where that block's
+// stores are visible after the fences: L2 on NVIDIA (ld.global.cg), volatile reads elsewhere.
+__device__ __forceinline__ float4 mmq_load_part(const float* p) {
+#if RF_BACKEND_CUDA
+    float4 v;
+    asm volatile("ld.global.cg.v4.f32 {%0,%1,%2,%3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(p));
+    return v;
+#else
+    const volatile float* q = p;
+    return make_float4(q[0], q[1], q[2], q[3]);
+#endif
+}
+
+// Steps k0 .. k1 - 1 of tile (rb, tb): weight rows rb·BM.., tokens tb·MMQ_BLOCK_TOKENS.. (in
+// passes of BN). A whole tile (k0 = 0, k1 = NSTEPS) is stored to y; a part of one to `out`, the
+// worker's slot ([MMQ_BLOCK_TOKENS][BM] floats), for the merge.
+__device__ __forceinline__ void mmq_tile(unsigned char* mmq_smem, const block_t* __restrict__ w,
+                                         const block_q8_1* __restrict__ a, float* __restrict__ y,
+                                         float* __restrict__ out, int n_rows, int n_tokens, int rb, int tb, int k0,
+                                         int k1) {
     float2* sws = (float2*)(mmq_smem + MMQ_STAGES * STAGE_BYTES);   // [CH][BM] (d0, d1 or m)
     float2* sds = sws + BM * CH;                                       // [CH][BN] (d, sum term)
     const int warp = threadIdx.x / WARP_SIZE;
-    const int row0 = blockIdx.x * BM;
+    const int row0 = rb * BM;
+    const bool whole = k0 == 0 && k1 == NSTEPS;
     // Warp (m, n) of the MMQ_WARPS_M × MMQ_WARPS_N grid takes rows wm0.. and tokens wn0.. of the tile.
     const int wm0 = warp % MMQ_WARPS_M * 16 * MMQ_WM, wn0 = warp / MMQ_WARPS_M * 16 * MMQ_WN;
     // The block's MMQ_BLOCK_TOKENS tokens in passes of BN (one pass where shared memory holds them).
     static_assert(MMQ_BLOCK_TOKENS % BN == 0, "whole passes");
 #pragma unroll 1
     for (int pass = 0; pass < MMQ_BLOCK_TOKENS / BN; ++pass) {
-        const int tok0 = blockIdx.y * MMQ_BLOCK_TOKENS + pass * BN;
+        const int tok0 = tb * MMQ_BLOCK_TOKENS + pass * BN;
         if (tok0 >= n_tokens) break;
         if (pass > 0) __syncthreads();   // every warp is done with the last pass's tiles
         float acc[MMQ_WM * MMQ_WN][MMA_C];
@@ -197,13 +213,13 @@ KERNEL_NAME(const block_t* __restrict__ w, const block_q8_1* __restrict__ a, flo
             mmq_copy_rows<BM, MMQ_WCOPY, MMQ_WROW>(st, w, W_ROW_BYTES, W_SPAN, row0, n_rows, step);
             mmq_copy_rows<BN, MMQ_XCOPY, MMQ_XROW>(st + BM * MMQ_WROW, a, X_ROW_BYTES, X_SPAN, tok0, n_tokens, step);
         };
-        if (MMQ_STAGES > 1) copy_step(0);
+        if (MMQ_STAGES > 1) copy_step(k0);
 #pragma unroll 1
-        for (int step = 0; step < NSTEPS; ++step) {
+        for (int step = k0; step < k1; ++step) {
             if (MMQ_STAGES > 1) {
                 rf_copy_wait();
                 __syncthreads();   // this step's tiles are in; every warp is done with the last step's
-                if (step + 1 < NSTEPS) copy_step(step + 1);
+                if (step + 1 < k1) copy_step(step + 1);
             } else {
                 __syncthreads();   // every warp is done with the last step's tiles
                 copy_step(step);
@@ -260,10 +276,10 @@ KERNEL_NAME(const block_t* __restrict__ w, const block_q8_1* __restrict__ a, flo
 #endif
             for (int c = 0; c < CH; ++c) {
                 if (MMQ_SPLIT16) {
-                    mmq_chunk_tiles<0>(acc, row, tok, sws, sds, wm0, wn0, c);
-                    mmq_chunk_tiles<1>(acc, row, tok, sws, sds, wm0, wn0, c);
+                    mmq_chunk<0>(acc, row, tok, sws, sds, wm0, wn0, c);
+                    mmq_chunk<1>(acc, row, tok, sws, sds, wm0, wn0, c);
                 } else {
-                    mmq_chunk_tiles<-1>(acc, row, tok, sws, sds, wm0, wn0, c);
+                    mmq_chunk<-1>(acc, row, tok, sws, sds, wm0, wn0, c);
                 }
             }
         }
@@ -273,8 +289,89 @@ KERNEL_NAME(const block_t* __restrict__ w, const block_q8_1* __restrict__ a, flo
             for (int jn = 0; jn < MMQ_WN; ++jn)
 #pragma unroll
                 for (int e = 0; e < MMA_C; ++e) {
-                    const int r = row0 + wm0 + 16 * i + mma_row(e), t = tok0 + wn0 + 16 * jn + mma_col(e);
-                    if (r < n_rows && t < n_tokens) y[(long long)t * n_rows + r] = acc[MMQ_WN * i + jn][e];
+                    const int r = wm0 + 16 * i + mma_row(e), tl = pass * BN + wn0 + 16 * jn + mma_col(e);
+                    const int t = tb * MMQ_BLOCK_TOKENS + tl;
+                    if (!whole)
+                        out[tl * BM + r] = acc[MMQ_WN * i + jn][e];
+                    else if (row0 + r < n_rows && t < n_tokens)
+                        y[(long long)t * n_rows + row0 + r] = acc[MMQ_WN * i + jn][e];
                 }
+    }
+}
+
+RF_KERNEL void MMQ_LAUNCH_BOUNDS
+KERNEL_NAME(const block_t* __restrict__ w, const block_q8_1* __restrict__ a, float* __restrict__ y,
+            float* __restrict__ part, int* __restrict__ counters, int n_rows, int n_tokens, int workers) {
+    rf_grid_wait();
+    extern __shared__ __attribute__((aligned(16))) unsigned char mmq_smem[];
+    // Data-parallel (workers = 0): block (x, y) takes tile (x, y) whole.
+    if (!MMQ_STREAM_K) {
+        mmq_tile(mmq_smem, w, a, y, nullptr, n_rows, n_tokens, blockIdx.x, blockIdx.y, 0, NSTEPS);
+        return;
+    }
+    // Stream-K (where the tiles fill the GPU's multiprocessors unevenly): `workers` blocks share
+    // the steps of all tiles evenly, so a tile may be split between consecutive workers. Each
+    // stores its part of such a tile in its slot of `part` (slot 0: the part its units begin with;
+    // 1: the one they end with), and the last of a tile's workers to finish (an atomic count a
+    // tile, at the counter of its first worker) adds the parts in worker order, so the result does
+    // not depend on which finished last, and resets the count.
+    constexpr int TILE = BM * MMQ_BLOCK_TOKENS;
+    static_assert(BM % 4 == 0 && TILE % (4 * NT) == 0, "the merge takes rows 4 at a time");
+    __shared__ int sm_last;
+    const int row_blocks = (n_rows + BM - 1) / BM;
+    const int units = row_blocks * ((n_tokens + MMQ_BLOCK_TOKENS - 1) / MMQ_BLOCK_TOKENS) * NSTEPS;
+    const int b = blockIdx.x;
+    const int u_begin = mmq_unit_start(units, workers, b), u_end = mmq_unit_start(units, workers, b + 1);
+#pragma unroll 1
+    for (int u = u_begin; u < u_end;) {
+        const int tile = u / NSTEPS;
+        const int k0 = u % NSTEPS, k1 = min(NSTEPS, k0 + (u_end - u));
+        const int rb = tile % row_blocks, tb = tile / row_blocks;
+        float* out = part + ((long long)b * 2 + (u == u_begin ? 0 : 1)) * TILE;
+        if (u != u_begin) __syncthreads();   // every warp is done with the last tile's shared memory
+        mmq_tile(mmq_smem, w, a, y, out, n_rows, n_tokens, rb, tb, k0, k1);
+        u += k1 - k0;
+        if (k0 == 0 && k1 == NSTEPS) continue;
+        // Publish the part before counting it (CUDA's threadFenceReduction pattern).
+        const int b_lo = mmq_worker_of(units, workers, tile * NSTEPS);
+        const int b_hi = mmq_worker_of(units, workers, tile * NSTEPS + NSTEPS - 1);
+        __threadfence();
+        __syncthreads();
+        if (threadIdx.x == 0) sm_last = atomicAdd(counters + b_lo, 1) == b_hi - b_lo;
+        __syncthreads();
+        if (!sm_last) continue;
+        __threadfence();
+        // Four rows at a time (16-byte loads, a thread's all in flight together), read through L2,
+        // where the other workers' stores are.
+        constexpr int PER = TILE / (4 * NT);
+        float4 sum[PER];
+#pragma unroll
+        for (int i = 0; i < PER; ++i) sum[i] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        for (int bb = b_lo; bb <= b_hi; ++bb) {
+            // Worker bb's part of this tile is its first (slot 0) unless it began before it.
+            const int slot = mmq_unit_start(units, workers, bb) >= tile * NSTEPS ? 0 : 1;
+            const float* p = part + ((long long)bb * 2 + slot) * TILE;
+#pragma unroll
+            for (int i = 0; i < PER; ++i) {
+                const float4 v = mmq_load_part(p + 4 * (threadIdx.x + i * NT));
+                sum[i].x += v.x;
+                sum[i].y += v.y;
+                sum[i].z += v.z;
+                sum[i].w += v.w;
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < PER; ++i) {
+            const int e = 4 * (threadIdx.x + i * NT);
+            const int r = rb * BM + e % BM, t = tb * MMQ_BLOCK_TOKENS + e / BM;
+            float* yr = y + (long long)t * n_rows + r;
+            if (t < n_tokens) {
+                if (r < n_rows) yr[0] = sum[i].x;
+                if (r + 1 < n_rows) yr[1] = sum[i].y;
+                if (r + 2 < n_rows) yr[2] = sum[i].z;
+                if (r + 3 < n_rows) yr[3] = sum[i].w;
+            }
+        }
+        if (threadIdx.x == 0) counters[b_lo] = 0;
     }
 }

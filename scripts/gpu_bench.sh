@@ -2,7 +2,8 @@
 # The speed comparison of the issues, on the GPU machine after `scripts/gpu_prepare.sh models`:
 # rocmforge bench and llama-bench in the same call, on the same GPU, for the synthetic 7B Q4_K_M
 # and SmolLM2-135M Q4_K_M. rocmforge runs its exact decode, its int8 decode fused (the default
-# plan; also without programmatic launch, ROCMFORGE_PDL=0) and unfused (ROCMFORGE_FUSE=0);
+# plan; also without programmatic launch, ROCMFORGE_PDL=0) and unfused (ROCMFORGE_FUSE=0), its
+# prefill also without stream-K products (ROCMFORGE_STREAMK=0);
 # llama.cpp `-p 512 -n 128 -fa 0,1 -d 0,512`.
 #
 #   gpu_bench.sh [MODEL ...]   default: $ROCMFORGE_SYN7B and $ROCMFORGE_MODELS/variants/smol-Q4_K_M.gguf
@@ -21,6 +22,8 @@ for m in "${models[@]}"; do
   "${bench[@]}" "$m" --gpu-precision fast --profile
   echo "## rocmforge, int8 decode, fused, without programmatic launch (ROCMFORGE_PDL=0)"
   ROCMFORGE_PDL=0 "${bench[@]}" "$m" --gpu-precision fast
+  echo "## rocmforge, prefill with a block a tile everywhere (ROCMFORGE_STREAMK=0)"
+  ROCMFORGE_STREAMK=0 device-bin/rocmforge bench --prompt 512 --gen 4 --depth 0,512 "$m" --gpu-precision fast
   echo "## rocmforge, int8 decode, unfused (ROCMFORGE_FUSE=0)"
   ROCMFORGE_FUSE=0 "${bench[@]}" "$m" --gpu-precision fast
   echo "## rocmforge, exact decode"

@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
     }
     std::vector<float> y((size_t)tokens * rows, NAN);
     const int nt = MMQ_WARPS * WARP_SIZE;
-    run_grid((rows + BM - 1) / BM, (tokens + BN - 1) / BN, nt, [&] { KERNEL_NAME(w.data(), a.data(), y.data(), rows, tokens); });
+    run_grid((rows + BM - 1) / BM, (tokens + BN - 1) / BN, nt, [&] { KERNEL_NAME(w.data(), a.data(), y.data(), nullptr, nullptr, rows, tokens, 0); });
     // reference: dequantized weights (the f32 path's dequant_part) times d·q, in double
     double worst = 0;
     std::vector<float> wd((size_t)rows * K);

@@ -28,6 +28,9 @@ for d in ('SDOT4', 'SUDOT4'):
     s = s.replace('#define RF_DOT_I8_%s 1' % d, '#define RF_DOT_I8_%s 0' % d)
 for n, b in ((2, 8), (4, 16), (8, 32)):
     s = s.replace('__attribute__((ext_vector_type(%d)))' % n, '__attribute__((vector_size(%d)))' % b)
+# mmq's dynamic shared memory: a block-wide static array of the rendered size.
+s = s.replace('extern __shared__ __attribute__((aligned(16))) unsigned char mmq_smem[];',
+              'alignas(16) static unsigned char mmq_smem[MMQ_SMEM];')
 if mode == 'mma':  # the CUDA mma.sync path, its inline PTX replaced by the emulation
     s = s.replace('#define RF_MATRIX_MMA_SYNC 0', '#define RF_MATRIX_MMA_SYNC 1')
     s = re.sub(r'asm\("mma\.sync\.aligned\.m16n8k32.*?\);',

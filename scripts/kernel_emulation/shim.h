@@ -21,6 +21,12 @@ struct Dim3 { unsigned x, y, z; };
 thread_local Dim3 threadIdx, blockIdx;
 struct uint4 { unsigned x, y, z, w; };
 struct float2 { float x, y; };
+struct float4 { float x, y, z, w; };
+static inline float2 make_float2(float x, float y) { return {x, y}; }
+static inline float4 make_float4(float x, float y, float z, float w) { return {x, y, z, w}; }
+// The stream-K merge's fence and count (compiled, not run: the harness launches a block a tile).
+static inline void __threadfence() { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+static inline int atomicAdd(int* p, int v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
 static std::barrier<>* g_block_bar;
 static std::barrier<>* g_warp_bar[64];
 static int g_ws;

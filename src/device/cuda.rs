@@ -13,6 +13,9 @@ use crate::kernels::Launch;
 pub(super) struct CudaBackend {
     name: String,
     target: Target,
+    multiprocessors: u32,
+    /// Plain launches chain by programmatic dependent launch (see `programmatic_launch`).
+    stream_pdl: bool,
     dev: sys::CUdevice,
     /// The device's primary context (a CUcontext, as an address: Send + Sync).
     ctx: usize,
@@ -51,10 +54,14 @@ impl CudaBackend {
         };
         let major = attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR)?;
         let minor = attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR)?;
+        let multiprocessors =
+            attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?.max(1) as u32;
         // SAFETY: the primary context of a valid device; released in Drop.
         let ctx = unsafe { result::primary_ctx::retain(dev) }.map_err(call("cuDevicePrimaryCtxRetain"))?;
         let target = Target::Nvidia { sm: (major * 10 + minor) as u32, suffix: None };
-        let mut backend = CudaBackend { name, target, dev, ctx: ctx as usize, stream: 0 };
+        let mut backend =
+            CudaBackend { name, target, multiprocessors, stream_pdl: false, dev, ctx: ctx as usize, stream: 0 };
+        backend.stream_pdl = backend.programmatic_launch();
         backend.make_current()?;
         // Dropping `backend` on an error below releases the context (a null stream is not destroyed).
         let stream = result::stream::create(result::stream::StreamKind::NonBlocking).map_err(call("cuStreamCreate"))?;
@@ -90,6 +97,10 @@ impl Backend for CudaBackend {
 
     fn target(&self) -> Option<&Target> {
         Some(&self.target)
+    }
+
+    fn multiprocessors(&self) -> Option<u32> {
+        Some(self.multiprocessors)
     }
 
     fn alloc(&self, bytes: usize) -> Result<u64, DeviceError> {
@@ -170,6 +181,35 @@ impl Backend for CudaBackend {
         let mut slots = arg_slots(launch);
         let mut ptrs: Vec<*mut c_void> = slots.iter_mut().map(|v| v as *mut u64 as *mut c_void).collect();
         let (grid, block) = (launch.grid(), shape.block(launch));
+        let failed = |call: &'static str| {
+            move |e| DeviceError::Call { backend: "cuda", call, message: format!("{}: {e:?}", launch.spec()) }
+        };
+        if self.stream_pdl {
+            // Programmatic stream serialization: the kernel may be launched while the one before
+            // it drains; it waits for it (rf_grid_wait, its first statement) before touching memory.
+            // SAFETY: a plain-old-data attribute; the union member set is the one its id names.
+            let mut attr: sys::CUlaunchAttribute = unsafe { std::mem::zeroed() };
+            attr.id = sys::CUlaunchAttributeID::CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+            attr.value.programmaticStreamSerializationAllowed = 1;
+            let config = sys::CUlaunchConfig {
+                gridDimX: grid[0],
+                gridDimY: grid[1],
+                gridDimZ: grid[2],
+                blockDimX: block[0],
+                blockDimY: block[1],
+                blockDimZ: block[2],
+                sharedMemBytes: shape.shared_bytes,
+                hStream: self.stream(),
+                attrs: &mut attr,
+                numAttrs: 1,
+            };
+            // SAFETY: as below; `config` and `attr` outlive the call.
+            return unsafe {
+                sys::cuLaunchKernelEx(&config, function as sys::CUfunction, ptrs.as_mut_ptr(), std::ptr::null_mut())
+            }
+            .result()
+            .map_err(failed("cuLaunchKernelEx"));
+        }
         // SAFETY: the caller's contract: `function` is live and is the kernel of `launch.spec()`,
         // whose template takes exactly `launch.args()` (arg_slots keeps their order), and every
         // buffer holds what the launch touches. `slots` outlives the call.
@@ -183,11 +223,7 @@ impl Backend for CudaBackend {
                 &mut ptrs,
             )
         }
-        .map_err(|e| DeviceError::Call {
-            backend: "cuda",
-            call: "cuLaunchKernel",
-            message: format!("{}: {e:?}", launch.spec()),
-        })
+        .map_err(failed("cuLaunchKernel"))
     }
 
     fn synchronize(&self) -> Result<(), DeviceError> {
@@ -287,7 +323,8 @@ impl Backend for CudaBackend {
 }
 
 impl CudaBackend {
-    /// Whether decode graphs chain their kernels by programmatic dependent launch: the target's
+    /// Whether decode graphs and plain launches chain their kernels by programmatic dependent
+    /// launch: the target's
     /// kernels are rendered with it (`RF_PDL`, sm_90+: each calls `rf_grid_wait` first), the
     /// driver has programmatic edges (CUDA 12.3+), and `ROCMFORGE_PDL=0` does not turn it off.
     fn programmatic_launch(&self) -> bool {

@@ -83,6 +83,10 @@ trait Backend: Send + Sync {
     fn kind(&self) -> &'static str;
     fn name(&self) -> &str;
     fn target(&self) -> Option<&Target>;
+    /// The GPU's multiprocessors (streaming multiprocessors, compute units), where known.
+    fn multiprocessors(&self) -> Option<u32> {
+        None
+    }
     /// Allocates `bytes` (at least 1) of device memory; its contents are unspecified.
     fn alloc(&self, bytes: usize) -> Result<u64, DeviceError>;
     /// # Safety
@@ -289,6 +293,12 @@ impl Device {
     /// compiled for any other target are never loaded. `None`: the device runs no compiled code.
     pub fn target(&self) -> Option<&Target> {
         self.backend.target()
+    }
+
+    /// The GPU's multiprocessors (NVIDIA's SMs), for work split evenly over them; `None` where
+    /// the backend does not say (HIP, the CPU).
+    pub fn multiprocessors(&self) -> Option<u32> {
+        self.backend.multiprocessors()
     }
 
     /// Lanes per warp of the device's kernels (32 where there is no target).

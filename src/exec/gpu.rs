@@ -249,18 +249,18 @@ fn q8_bytes(graph: &Graph) -> usize {
         .unwrap_or(0)
 }
 
+/// The row lengths of the prefill's tiled int8 products (`MatMulQ8`), one per product.
+fn mmq_row_lengths(graph: &Graph) -> impl Iterator<Item = u32> + '_ {
+    graph.nodes.iter().filter_map(|n| match n.spec.int8_prefill() {
+        Some((_, KernelSpec::MatMulQ8 { k, .. })) => Some(k),
+        _ => None,
+    })
+}
+
 /// Bytes of the q8_1 buffer a prefill pass of `max_batch` tokens needs: the widest quantized
 /// matrix product input, for every token.
 fn q8_prefill_bytes(graph: &Graph, max_batch: usize) -> usize {
-    graph
-        .nodes
-        .iter()
-        .filter_map(|n| match n.spec.int8_prefill() {
-            Some((_, KernelSpec::MatMulQ8 { k, .. })) => Some(launch::q8_1_bytes(k as usize * max_batch)),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0)
+    mmq_row_lengths(graph).map(|k| launch::q8_1_bytes(k as usize * max_batch)).max().unwrap_or(0)
 }
 
 /// A buffer a planned launch names; resolved to a view of the session's buffers at each replay.
@@ -349,10 +349,12 @@ pub struct GpuSession<'g, 'm> {
     bufs: Vec<DeviceBuffer<f32>>,
     k_cache: Vec<KvBuffer>,
     v_cache: Vec<KvBuffer>,
-    /// Split decode attention's workspace: partial results, and counters kept at 0 between
-    /// launches.
+    /// The workspace of split decode attention and of stream-K prefill products: partial
+    /// results, and counters kept at 0 between launches.
     attn_part: DeviceBuffer<f32>,
     attn_counters: DeviceBuffer<i32>,
+    /// Stream-K workers of the prefill's int8 products (0: none; see `MatMulQ8::workers_for`).
+    mmq_workers: u32,
     ids: DeviceBuffer<i32>,
     positions: DeviceBuffer<i32>,
     /// q8_1 activations of the int8 decode (one byte when the session runs `Exact`).
@@ -424,11 +426,10 @@ fn q8_buffer_bytes(model: &Model, max_batch: usize, precision: GpuPrecision) -> 
 /// Device bytes of a session's activations with passes of `n` tokens, as `with_precision`
 /// allocates them: the f32 buffers, ids and positions, decode attention's partials (`part_len`
 /// floats) and counters, and the q8_1 buffer.
-fn activation_bytes(model: &Model, n: usize, part_len: usize, precision: GpuPrecision) -> u64 {
+fn activation_bytes(model: &Model, n: usize, part_len: usize, counters: usize, precision: GpuPrecision) -> u64 {
     let plan = &model.prefill.buffers;
     let floats: usize = plan.sizes.iter().map(|(b, _)| plan.len(*b, n)).sum();
-    let n_kv = model.config.n_head_kv as usize;
-    (4 * (floats + 2 * n + part_len + n_kv) + q8_buffer_bytes(model, n, precision)) as u64
+    (4 * (floats + 2 * n + part_len + counters) + q8_buffer_bytes(model, n, precision)) as u64
 }
 
 /// The tokens a prefill pass takes: `requested`, or less where its activations would pass
@@ -469,11 +470,26 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         let cfg = &model.config;
         let (n_head, n_kv) = (cfg.n_head as usize, cfg.n_head_kv as usize);
         let uses_split = model.decode.nodes.iter().any(|n| matches!(n.spec, KernelSpec::AttnDecode { .. }));
-        let part_len = if uses_split {
+        let attn_part_len = if uses_split {
             launch::AttnDecode::<()>::part_len(capacity, n_head, n_kv, cfg.head_dim as usize)
         } else {
             0
         };
+        // Stream-K prefill products (the int8 path only) share the partials and counters with
+        // decode attention (never in flight together): a worker a multiprocessor.
+        // `ROCMFORGE_STREAMK=0` keeps a block a tile everywhere (for comparing the two).
+        let stream_k_off = std::env::var("ROCMFORGE_STREAMK").is_ok_and(|v| v.trim() == "0");
+        let mmq_workers = match precision {
+            GpuPrecision::Fast if !stream_k_off => dev.multiprocessors().unwrap_or(0),
+            _ => 0,
+        };
+        let mmq_part_len = mmq_row_lengths(&model.prefill)
+            .filter(|&k| crate::kernels::mmq_may_stream(k))
+            .map(|k| launch::MatMulQ8::<()>::part_len(k, mmq_workers))
+            .max()
+            .unwrap_or(0);
+        let part_len = attn_part_len.max(mmq_part_len);
+        let n_counters = n_kv.max(mmq_workers as usize);
         // The KV cache, sized with checked arithmetic (f32 bytes, halved for f16); a refusal names
         // what was asked.
         let need = super::session::kv_cache_bytes(plan, capacity).map(|b| b / 4 * g.kv.size() as u64);
@@ -485,7 +501,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         })?;
         let budget = (g.report.weight_bytes + need) / 10;
         let max_batch = batch_within(max_batch.clamp(1, capacity.max(1)), budget, |n| {
-            activation_bytes(model, n, part_len, precision)
+            activation_bytes(model, n, part_len, n_counters, precision)
         });
         let bufs =
             plan.sizes.iter().map(|(buf, _)| dev.alloc(plan.len(*buf, max_batch))).collect::<Result<Vec<_>, _>>()?;
@@ -502,8 +518,8 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         let v_cache = (0..plan.n_layer).map(|_| kv(plan.v_width)).collect::<Result<Vec<_>, _>>()?;
         let (ids, positions) = (dev.alloc(max_batch)?, dev.alloc(max_batch)?);
         let attn_part = dev.alloc(part_len)?;
-        let mut attn_counters = dev.alloc(n_kv)?;
-        attn_counters.write(0, &vec![0i32; n_kv])?;
+        let mut attn_counters = dev.alloc(n_counters)?;
+        attn_counters.write(0, &vec![0i32; n_counters])?;
         let q8 = dev.alloc(q8_buffer_bytes(model, max_batch, precision))?;
         let allocated = SessionBytes {
             kv_cache: k_cache.iter().chain(&v_cache).map(|b| b.bytes() as u64).sum(),
@@ -514,7 +530,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 .chain([attn_part.bytes(), attn_counters.bytes(), q8.bytes()])
                 .sum::<usize>() as u64,
         };
-        debug_assert_eq!(allocated.activations, activation_bytes(model, max_batch, part_len, precision));
+        debug_assert_eq!(allocated.activations, activation_bytes(model, max_batch, part_len, n_counters, precision));
         let mut s = GpuSession {
             g,
             capacity,
@@ -525,6 +541,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             v_cache,
             attn_part,
             attn_counters,
+            mmq_workers,
             ids,
             positions,
             q8,
@@ -678,7 +695,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 continue;
             }
             // The int8 prefill: the pass's rows of x quantized once, then the tiled int8 product.
-            if let (true, Step::Linear { x, out: y, n_out, last_only: false, .. }, Some((quantize, mmq))) =
+            if let (true, Step::Linear { x, out: y, n_out, last_only: false, .. }, Some((quantize, _))) =
                 (int8_prefill, &node.step, node.spec.int8_prefill())
             {
                 let KernelSpec::MatMul { wtype, k } = node.spec else {
@@ -689,16 +706,21 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     out.push(Planned::new(kernel_for(&quantize)?, q.into(), ni));
                     q8_of = Some((*x, 0));
                 }
-                let m = launch::MatMulQ8 {
+                // The launch names its kernel: the stream-K variant where it has workers.
+                let m: Launch<Slot> = launch::MatMulQ8 {
                     w: linear_weight()?,
                     a: Slot::Q8,
                     y: act(*y),
+                    part: Slot::AttnPart,
+                    counters: Slot::AttnCounters,
                     wtype,
                     k,
                     rows: *n_out as usize,
                     tokens: n,
-                };
-                out.push(Planned::new(kernel_for(&mmq)?, m.into(), ni));
+                    workers: launch::MatMulQ8::<Slot>::workers_for(k, *n_out as usize, n, self.mmq_workers),
+                }
+                .into();
+                out.push(Planned::new(kernel_for(&m.spec())?, m, ni));
                 if q8_of.is_some_and(|(b, _)| b == *y) {
                     q8_of = None;
                 }

@@ -362,9 +362,19 @@ pub fn kernel_specs(cfg: &ModelConfig, tensors: &dyn TensorTypes) -> Result<BTre
     specs.extend(int8);
     // Its prefill runs each quantized matrix product as a q8_1 quantize and the tiled int8 product,
     // and attention as flash attention where that applies.
+    // Products of long rows also have the stream-K variant (chosen per launch by the tile count).
     let prefill: Vec<KernelSpec> = specs
         .iter()
         .flat_map(|s| s.int8_prefill().map(|(q, m)| [q, m]).into_iter().flatten().chain(s.flash_prefill()))
+        .flat_map(|s| {
+            let stream = match s {
+                KernelSpec::MatMulQ8 { wtype, k, stream_k: false } if crate::kernels::mmq_may_stream(k) => {
+                    Some(KernelSpec::MatMulQ8 { wtype, k, stream_k: true })
+                }
+                _ => None,
+            };
+            std::iter::once(s).chain(stream)
+        })
         .collect();
     specs.extend(prefill);
     Ok(specs)

@@ -10,7 +10,7 @@
 
 use std::fmt;
 
-use super::spec::{mmq_tokens, FLASH_QUERIES, MMQ_ROWS};
+use super::spec::{flash_queries, mmq_may_stream, mmq_tokens, MMQ_ROWS};
 use super::spec::{
     ElementwiseOp, GluKind, KernelSpec, MmvqLayout, RopeExt, RopeKind, SpecError, QUANTIZE_THREADS, ROWS_PER_BLOCK,
     TOKENS_PER_WARP,
@@ -320,6 +320,12 @@ description! {
 description! {
     /// Y = X · Wᵀ for many tokens (prefill) with int8 products: X already in q8_1 blocks (`tokens`
     /// rows of `k / 32`), `rows` weight rows of `k` elements of a quantized `wtype`.
+    ///
+    /// `workers` 0: a block a tile (data-parallel). Otherwise `workers` blocks share the tiles'
+    /// steps evenly (stream-K, for tile counts that fill the GPU's multiprocessors unevenly): a
+    /// tile split between workers is merged by the last of them from their parts in `part`
+    /// ([`MatMulQ8::part_len`] floats), counted in `counters` (`workers` ints, zero before the
+    /// launch and after it).
     MatMulQ8 {
         buffers {
             /// `[rows]` rows of `wtype` blocks.
@@ -328,12 +334,15 @@ description! {
             a,
             /// `[tokens, rows]`
             y,
+            part,
+            counters,
         }
         scalars {
             wtype: GgmlType,
             k: u32,
             rows: usize,
             tokens: usize,
+            workers: u32,
         }
     }
 }
@@ -874,25 +883,71 @@ impl<B> Describe<B> for MatMul<B> {
     }
 }
 
+impl<B> MatMulQ8<B> {
+    /// Floats of a stream-K launch's parts: two tiles a worker (the one its steps begin in and the
+    /// one they end in).
+    pub fn part_len(k: u32, workers: u32) -> usize {
+        workers as usize * 2 * (MMQ_ROWS * mmq_tokens(k)) as usize
+    }
+
+    /// Blocks of a data-parallel launch (a tile each).
+    pub fn tiles(k: u32, rows: usize, tokens: usize) -> usize {
+        rows.div_ceil(MMQ_ROWS as usize) * tokens.div_ceil(mmq_tokens(k) as usize)
+    }
+
+    /// The workers for `rows` × `tokens` on a GPU of `multiprocessors`: stream-K, one worker a
+    /// multiprocessor, where [`mmq_may_stream`] and the tiles outnumber the multiprocessors
+    /// with their last wave under 90% full (the synthetic 7B's 11008-row products over 512
+    /// tokens: 344 tiles, 2.6 waves of 132); else 0, a block a tile.
+    pub fn workers_for(k: u32, rows: usize, tokens: usize, multiprocessors: u32) -> u32 {
+        let (tiles, sms) = (Self::tiles(k, rows, tokens), multiprocessors as usize);
+        if !mmq_may_stream(k) || sms == 0 || tiles <= sms {
+            return 0;
+        }
+        let waves = tiles.div_ceil(sms);
+        if tiles * 10 >= waves * sms * 9 {
+            0
+        } else {
+            multiprocessors
+        }
+    }
+}
+
 impl<B> Describe<B> for MatMulQ8<B> {
     fn spec(&self) -> KernelSpec {
-        KernelSpec::MatMulQ8 { wtype: self.wtype, k: self.k }
+        KernelSpec::MatMulQ8 { wtype: self.wtype, k: self.k, stream_k: self.workers > 0 }
     }
     fn grid(&self) -> [u32; 3] {
-        [blocks(self.rows, MMQ_ROWS), blocks(self.tokens, mmq_tokens(self.k)), 1]
+        if self.workers > 0 {
+            [self.workers, 1, 1]
+        } else {
+            [blocks(self.rows, MMQ_ROWS), blocks(self.tokens, mmq_tokens(self.k)), 1]
+        }
     }
     fn args(&self) -> Vec<Arg<'_, B>> {
         vec![
             buf("w", &self.w, Elem::U8, weight_bytes(self.wtype, self.k, self.rows)),
             buf("a", &self.a, Elem::U8, q8_1_bytes(mul(self.tokens, self.k as usize))),
             buf("y", &self.y, Elem::F32, mul(self.tokens, self.rows)),
+            buf("part", &self.part, Elem::F32, Self::part_len(self.k, self.workers)),
+            buf("counters", &self.counters, Elem::I32, self.workers as usize),
             int("n_rows", self.rows),
             int("n_tokens", self.tokens),
+            int("workers", self.workers as usize),
         ]
     }
     fn validate(&self) -> Result<(), String> {
         if self.rows == 0 || self.tokens == 0 {
             return Err(format!("{} rows by {} tokens is an empty product", self.rows, self.tokens));
+        }
+        // The kernel counts units of work (a tile's steps, at most k / 32 of them) times workers
+        // in an int.
+        let units = Self::tiles(self.k, self.rows, self.tokens).saturating_mul(self.k as usize / 32);
+        if units.saturating_mul(self.workers as usize + 1) > i32::MAX as usize {
+            return Err(format!(
+                "{} rows by {} tokens of {} values over {} workers counts past an int",
+                self.rows, self.tokens, self.k, self.workers
+            ));
         }
         Ok(())
     }
@@ -908,7 +963,7 @@ impl<B> Describe<B> for FlashAttn<B> {
         }
     }
     fn grid(&self) -> [u32; 3] {
-        [dim(self.n_head), blocks(self.n_q, FLASH_QUERIES), 1]
+        [dim(self.n_head), blocks(self.n_q, flash_queries(self.head_dim)), 1]
     }
     fn args(&self) -> Vec<Arg<'_, B>> {
         let hd = self.head_dim as usize;
@@ -1233,12 +1288,25 @@ impl<B> Describe<B> for MatVecQ8Multi<B> {
     }
 }
 
+impl<B> RopeKv<B> {
+    /// Heads a block rotates: one at decode (a block per head, all in parallel); eight in a prefill
+    /// pass, whose tokens give blocks enough, so each pair's angle is computed once for eight heads.
+    fn heads_per_block(&self) -> usize {
+        if self.n_tokens >= 16 {
+            8
+        } else {
+            1
+        }
+    }
+}
+
 impl<B> Describe<B> for RopeKv<B> {
     fn spec(&self) -> KernelSpec {
         KernelSpec::RopeKv { head_dim: self.head_dim, rope_dims: self.rope_dims, kind: self.kind, kv: self.kv }
     }
     fn grid(&self) -> [u32; 3] {
-        [dim(self.n_tokens), dim(self.n_head.saturating_add(self.n_head_kv)), 1]
+        let heads = self.n_head.saturating_add(self.n_head_kv);
+        [dim(self.n_tokens), dim(heads.div_ceil(self.heads_per_block())), 1]
     }
     fn args(&self) -> Vec<Arg<'_, B>> {
         let hd = self.head_dim as usize;
@@ -1257,6 +1325,7 @@ impl<B> Describe<B> for RopeKv<B> {
             float("freq_scale", self.freq_scale),
             buf("freq_factors", &self.freq_factors, Elem::F32, self.rope_dims as usize / 2),
             int("max_pos0", self.max_pos0),
+            int("heads_per_block", self.heads_per_block()),
         ]
     }
     fn validate(&self) -> Result<(), String> {
@@ -1488,7 +1557,11 @@ mod tests {
             (MatMul { w: (), x: (), y: (), wtype, k: 256, rows: 5, tokens: 9 }.into(), t::MATMUL.1),
             (QuantizeQ8_1 { x: (), out: (), n: 256 }.into(), t::QUANTIZE_Q8_1.1),
             (MatVecQ8::new((), (), (), wtype, 256, 5).into(), t::MMVQ.1),
-            (MatMulQ8 { w: (), a: (), y: (), wtype, k: 256, rows: 5, tokens: 9 }.into(), t::MMQ.1),
+            (
+                MatMulQ8 { w: (), a: (), y: (), part: (), counters: (), wtype, k: 256, rows: 5, tokens: 9, workers: 0 }
+                    .into(),
+                t::MMQ.1,
+            ),
             // The same launch renders the f32 kernel or the matrix-unit one, by target.
             (flash.clone(), t::FLASH_ATTN.1),
             (flash, t::FLASH_ATTN_MMA.1),
@@ -1836,5 +1909,37 @@ mod tests {
         // The position itself comes from the device: a replay at another position is the same launch.
         l.set_pos0(10);
         assert_eq!(l, kv(0));
+    }
+
+    #[test]
+    fn stream_k_takes_the_products_whose_last_wave_runs_part_empty() {
+        let workers = |k, rows, tokens| MatMulQ8::<()>::workers_for(k, rows, tokens, 132);
+        // The 7B's gate/up: 86 × 4 = 344 tiles, 2.6 waves of 132 (last wave 61% full).
+        assert_eq!(workers(4096, 11008, 512), 132);
+        // Q/K/V/O and down: 128 tiles, one wave 97% full (measured slower stream-K).
+        assert_eq!(workers(4096, 4096, 512), 0);
+        assert_eq!(workers(11008, 4096, 512), 0);
+        // Short rows (32-token tiles, two blocks a multiprocessor) and a GPU of unknown size.
+        assert_eq!(workers(2048, 11008, 512), 0);
+        assert_eq!(MatMulQ8::<()>::workers_for(4096, 11008, 512, 0), 0);
+        // 264 tiles fill two waves exactly.
+        assert_eq!(workers(4096, 128 * 66, 512), 0);
+        // Two parts a worker of one 128 × 128 tile each; none without workers.
+        assert_eq!(MatMulQ8::<()>::part_len(4096, 132), 132 * 2 * 128 * 128);
+        assert_eq!(MatMulQ8::<()>::part_len(4096, 0), 0);
+        // The kernel counts units times workers in an int.
+        let big = MatMulQ8 {
+            w: (),
+            a: (),
+            y: (),
+            part: (),
+            counters: (),
+            wtype: GgmlType::Q4_K,
+            k: 1 << 20,
+            rows: 1 << 20,
+            tokens: 4096,
+            workers: 132,
+        };
+        assert!(Describe::<()>::validate(&big).is_err());
     }
 }

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::launch::{ATTN_DECODE_MAX_SPLIT, ATTN_DECODE_MIN_CHUNK, ATTN_DECODE_TARGET_BLOCKS};
-use super::spec::{flash_kv_tile, flash_on_matrix_unit, flash_queries_per_warp, FLASH_QUERIES, FLASH_WARPS};
+use super::spec::{flash_kv_tile, flash_on_matrix_unit, flash_queries, flash_queries_per_warp, flash_warps};
 use super::spec::{mmq_layout, mmq_tokens, MmqLayout, MMQ_ROWS, MMQ_THREADS};
 use super::spec::{
     Dialect, ElementwiseOp, GluKind, KernelSpec, MmvqLayout, RopeKind, SpecError, ATTN_WARPS, BLOCK_THREADS,
@@ -76,7 +76,7 @@ impl RenderTarget {
     /// Bytes of dynamic shared memory a launch of `spec` takes on this target.
     pub fn dynamic_shared_bytes(&self, spec: &KernelSpec) -> u32 {
         match *spec {
-            KernelSpec::MatMulQ8 { wtype, k } => self.mmq_layout(wtype, k).shared_bytes,
+            KernelSpec::MatMulQ8 { wtype, k, .. } => self.mmq_layout(wtype, k).shared_bytes,
             _ => 0,
         }
     }
@@ -195,7 +195,7 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
                 .kv(kv);
             t::ATTN_DECODE
         }
-        KernelSpec::MatMulQ8 { wtype, k } => {
+        KernelSpec::MatMulQ8 { wtype, k, stream_k } => {
             let l = target.mmq_layout(wtype, k);
             // Warps of 32 rows (two 16-row tiles) by the pass's tokens split among the rest: on
             // 8 warps a 4 × 2 grid, which halves each warp's activation loads against 16-row warps
@@ -219,7 +219,8 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
                 .int("MMQ_XROW", l.x_row)
                 .int("MMQ_WCOPY", l.w_copies)
                 .int("MMQ_XCOPY", l.x_copies)
-                .int("MMQ_SMEM", l.shared_bytes);
+                .int("MMQ_SMEM", l.shared_bytes)
+                .flag("MMQ_STREAM_K", stream_k);
             t::MMQ
         }
         KernelSpec::FlashAttn { head_dim, gqa, sliding_window, softcap } => {
@@ -227,7 +228,7 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
                 .int("GQA", gqa)
                 .flag("SLIDING_WINDOW", sliding_window)
                 .flag("SOFTCAP", softcap)
-                .int("NWARPS", FLASH_WARPS);
+                .int("NWARPS", flash_warps(head_dim));
             if flash_on_matrix_unit(head_dim, target.matrix != MatrixUnit::None) {
                 // RDNA 3's operands repeat over the two half-waves (twice the registers): tiles
                 // of 64 positions spill its soft-capped kernels at head_dim 96 and 128.
@@ -235,7 +236,7 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
                 c.int("BKV", flash_kv_tile(head_dim, largest));
                 t::FLASH_ATTN_MMA
             } else {
-                c.int("QW", flash_queries_per_warp(head_dim)).int("BLOCK_Q", FLASH_QUERIES);
+                c.int("QW", flash_queries_per_warp(head_dim)).int("BLOCK_Q", flash_queries(head_dim));
                 t::FLASH_ATTN
             }
         }

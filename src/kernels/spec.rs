@@ -177,10 +177,13 @@ pub enum KernelSpec {
         kv: KvPrecision,
     },
     /// Y = X·Wᵀ for many tokens (prefill) with X in q8_1 blocks: weights unpacked to int8 tile by
-    /// tile in shared memory and multiplied on the target's matrix unit (`mmq.hip`).
+    /// tile in shared memory and multiplied on the target's matrix unit (`mmq.hip`). `stream_k`:
+    /// the variant whose blocks share the tiles' steps evenly (see `launch::MatMulQ8`), for rows
+    /// that [`mmq_may_stream`].
     MatMulQ8 {
         wtype: GgmlType,
         k: u32,
+        stream_k: bool,
     },
     /// Causal attention of many queries (prefill) over an f16 KV cache, tiled with an online
     /// softmax (flash attention, `flash_attn.hip`).
@@ -344,6 +347,12 @@ pub fn mmq_tokens(k: u32) -> u32 {
     }
 }
 
+/// Whether products of rows of `k` may run stream-K (`KernelSpec::MatMulQ8::stream_k`): the
+/// long-row kernel, 128-token tiles (one block a multiprocessor on the H100).
+pub fn mmq_may_stream(k: u32) -> bool {
+    mmq_tokens(k) >= 128
+}
+
 /// How an `mmq` kernel lays out its shared memory (mmq.hip): per stage, [`MMQ_ROWS`] weight rows of
 /// `w_row` bytes and `pass_tokens` token rows of `x_row` bytes, each row's step copied as
 /// `w_copies` / `x_copies` 16-byte copies from the 16-aligned address at or before its start;
@@ -393,12 +402,24 @@ fn mmq_layout_of(wtype: GgmlType, k_step: u32, stages: u32, pass_tokens: u32) ->
     MmqLayout { k_step, stages, pass_tokens, w_row, x_row, w_copies, x_copies, shared_bytes: stages * stage + scales }
 }
 
-/// Warps per block of prefill flash attention.
-pub const FLASH_WARPS: u32 = 2;
+/// Warps per block of prefill flash attention: 4 for heads of 96 to 128 dims, whose models have
+/// many heads (the 7B's 32 × 512 queries still make 256 blocks), so each K/V tile copied to shared
+/// memory serves 64 queries; else 2 (small heads come with few: SmolLM2's 9 heads × 512 queries
+/// make 144 blocks of 32; heads of 256 would not fit 64 queries beside a tile).
+pub fn flash_warps(head_dim: u32) -> u32 {
+    if (96..=128).contains(&head_dim) {
+        4
+    } else {
+        2
+    }
+}
+
 /// Queries per block of flash attention: one 16-row tile per warp on the matrix units; the f32
-/// kernel takes them in steps of [`FLASH_WARPS`] · [`flash_queries_per_warp`]. The same on every
-/// target (the grid depends on it): 512 queries of SmolLM2's 9 heads make 144 blocks.
-pub const FLASH_QUERIES: u32 = 16 * FLASH_WARPS;
+/// kernel takes them in steps of [`flash_warps`] · [`flash_queries_per_warp`]. The same on every
+/// target (the grid depends on it).
+pub fn flash_queries(head_dim: u32) -> u32 {
+    16 * flash_warps(head_dim)
+}
 /// The largest head flash attention takes (its K/V tile and queries sit in shared memory).
 pub const FLASH_MAX_HEAD_DIM: u32 = 256;
 /// The static shared memory a block may take (48 KiB on every target).
@@ -424,7 +445,7 @@ pub fn flash_on_matrix_unit(head_dim: u32, has_matrix_unit: bool) -> bool {
 /// `largest`, for which the block's f16 queries and the tile's K and V rows (each row padded by 8
 /// halves) fit [`FLASH_SHARED_BYTES`]: 64 up to head_dim 128, 16 at 256.
 pub fn flash_kv_tile(head_dim: u32, largest: u32) -> u32 {
-    let bytes = |bkv: u32| (FLASH_QUERIES + 2 * bkv) * (head_dim + 8) * 2;
+    let bytes = |bkv: u32| (flash_queries(head_dim) + 2 * bkv) * (head_dim + 8) * 2;
     [64, 32, 16].into_iter().find(|&b| b <= largest && bytes(b) <= FLASH_SHARED_BYTES).unwrap_or(16)
 }
 
@@ -513,7 +534,9 @@ impl KernelSpec {
                 if softcap { "_softcap" } else { "" },
                 kv.name()
             ),
-            KernelSpec::MatMulQ8 { wtype, k } => format!("mmq_{}_k{k}", ty(wtype)),
+            KernelSpec::MatMulQ8 { wtype, k, stream_k } => {
+                format!("mmq_{}_k{k}{}", ty(wtype), if stream_k { "_streamk" } else { "" })
+            }
             KernelSpec::FlashAttn { head_dim, gqa, sliding_window, softcap } => format!(
                 "flash_attn_hd{head_dim}_gqa{gqa}{}{}",
                 if sliding_window { "_swa" } else { "" },
@@ -556,7 +579,7 @@ impl KernelSpec {
             KernelSpec::AttnDecode { .. } => ATTN_DECODE_WARPS * warp_size,
             KernelSpec::MatVecQ8 { .. } | KernelSpec::MatVecQ8Multi { .. } => MMVQ_THREADS,
             KernelSpec::MatMulQ8 { .. } => MMQ_THREADS,
-            KernelSpec::FlashAttn { .. } => FLASH_WARPS * warp_size,
+            KernelSpec::FlashAttn { head_dim, .. } => flash_warps(head_dim) * warp_size,
             KernelSpec::QuantizeQ8_1 => QUANTIZE_THREADS,
             KernelSpec::Embedding { .. }
             | KernelSpec::RmsNorm { .. }
@@ -702,7 +725,7 @@ impl KernelSpec {
     pub fn int8_prefill(&self) -> Option<(KernelSpec, KernelSpec)> {
         match *self {
             KernelSpec::MatMul { wtype, k } if int8_matmul_type(wtype) && k.is_multiple_of(32) => {
-                Some((KernelSpec::QuantizeQ8_1, KernelSpec::MatMulQ8 { wtype, k }))
+                Some((KernelSpec::QuantizeQ8_1, KernelSpec::MatMulQ8 { wtype, k, stream_k: false }))
             }
             _ => None,
         }
@@ -734,14 +757,14 @@ mod tests {
 
     #[test]
     fn flash_attention_tiles_fit_shared_memory_at_every_head_size() {
-        for (hd, bkv) in [(64, 64), (80, 64), (96, 64), (128, 64), (256, 16)] {
+        for (hd, bkv) in [(64, 64), (80, 64), (96, 64), (128, 32), (256, 16)] {
             assert_eq!(flash_kv_tile(hd, 64), bkv, "head_dim {hd}");
             assert_eq!(flash_kv_tile(hd, 32), bkv.min(32), "head_dim {hd}");
-            assert!((FLASH_QUERIES + 2 * bkv) * (hd + 8) * 2 <= FLASH_SHARED_BYTES);
+            assert!((flash_queries(hd) + 2 * bkv) * (hd + 8) * 2 <= FLASH_SHARED_BYTES);
         }
         // The f32 kernel's steps divide the block's queries.
-        for hd in [2, 64, 128, 130, 256] {
-            assert_eq!(FLASH_QUERIES % (FLASH_WARPS * flash_queries_per_warp(hd)), 0, "head_dim {hd}");
+        for hd in [2, 64, 96, 128, 130, 256] {
+            assert_eq!(flash_queries(hd) % (flash_warps(hd) * flash_queries_per_warp(hd)), 0, "head_dim {hd}");
         }
         assert!(flash_on_matrix_unit(80, true) && !flash_on_matrix_unit(72, true) && !flash_on_matrix_unit(64, false));
     }

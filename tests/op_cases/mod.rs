@@ -495,29 +495,38 @@ fn fused_cases(all: &mut Vec<Case>, next_seed: &mut impl FnMut() -> u64, full: b
         let rule = "2γ(2·K/32 + 4)·Σ|terms| (+ 2U·(|y| + that) with the bias) per output";
         all.push(case(name, rule, move |h| mmvq_multi(h, s, k, &types, &rows, bias)));
     }
-    let ropes: &[(RopeKind, usize, usize, bool, KvPrecision, usize)] = if full {
+    // (kind, head_dim, rope dims, Llama 3 divisors, cache, first position, tokens, query heads, key
+    // heads): one token is decode's launch (a block a head); 16 tokens or more, prefill's (several
+    // heads a block, the last block part-full where the heads do not divide evenly).
+    type RopeCase = (RopeKind, usize, usize, bool, KvPrecision, usize, usize, usize, usize);
+    let ropes: &[RopeCase] = if full {
         &[
-            (RopeKind::Normal, 128, 128, true, KvPrecision::F16, 517),
-            (RopeKind::Neox, 64, 64, false, KvPrecision::F16, 0),
-            (RopeKind::Neox, 256, 256, false, KvPrecision::F32, 4095),
-            (RopeKind::Neox, 128, 64, false, KvPrecision::F16, 33),
-            (RopeKind::Normal, 80, 32, true, KvPrecision::F32, 1000),
+            (RopeKind::Normal, 128, 128, true, KvPrecision::F16, 517, 1, 4, 2),
+            (RopeKind::Neox, 64, 64, false, KvPrecision::F16, 0, 1, 4, 2),
+            (RopeKind::Neox, 256, 256, false, KvPrecision::F32, 4095, 1, 4, 2),
+            (RopeKind::Neox, 128, 64, false, KvPrecision::F16, 33, 1, 4, 2),
+            (RopeKind::Normal, 80, 32, true, KvPrecision::F32, 1000, 1, 4, 2),
+            (RopeKind::Normal, 128, 128, true, KvPrecision::F16, 0, 37, 9, 3),
+            (RopeKind::Neox, 64, 64, false, KvPrecision::F16, 300, 16, 9, 3),
+            (RopeKind::Neox, 128, 64, false, KvPrecision::F32, 5, 23, 8, 8),
         ]
     } else {
         &[
-            (RopeKind::Normal, 128, 128, true, KvPrecision::F16, 517),
-            (RopeKind::Neox, 128, 64, false, KvPrecision::F32, 33),
+            (RopeKind::Normal, 128, 128, true, KvPrecision::F16, 517, 1, 4, 2),
+            (RopeKind::Neox, 128, 64, false, KvPrecision::F32, 33, 1, 4, 2),
+            (RopeKind::Normal, 128, 128, true, KvPrecision::F16, 0, 37, 9, 3),
         ]
     };
-    for &(kind, hd, rd, llama3, kv, pos) in ropes {
+    for &(kind, hd, rd, llama3, kv, pos, n_tokens, n_head, n_kv) in ropes {
         let s = next_seed();
         let name = format!(
-            "rope_kv {kind:?} hd {hd} dims {rd}{} at {pos} {} cache",
+            "rope_kv {kind:?} hd {hd} dims {rd}{} at {pos} {} cache, {n_tokens} tokens {n_head}/{n_kv} heads",
             if llama3 { " Llama 3 divisors" } else { "" },
             kv.name()
         );
         let rule = "q, k: rope's bound; caches: K as written and V, rounded, bit-exact, the rest untouched";
-        all.push(case(name, rule, move |h| rope_kv(h, s, kind, hd, rd, llama3, kv, pos)));
+        let shape = RopeKvShape { kind, hd, rd, llama3, kv, pos, n_tokens, n_head, n_kv };
+        all.push(case(name, rule, move |h| rope_kv(h, s, shape)));
     }
     for kind in [GluKind::SwiGlu, GluKind::GeGlu] {
         let s = next_seed();
@@ -637,36 +646,40 @@ fn mmvq_multi(h: &Harness, seed: u64, k: usize, types: &[GgmlType], rows: &[usiz
     m
 }
 
-/// Decode's rope and KV append of one token at position `pos` (4 query heads, 2 key heads): Q and
-/// K against the reference rope within its bound, then the caches bit-exact against the rotated K
-/// the kernel wrote and the V it was given, rounded as the cache holds them, and the positions
-/// around them left as they were.
-#[allow(clippy::too_many_arguments)]
-fn rope_kv(
-    h: &Harness,
-    seed: u64,
+#[derive(Clone, Copy)]
+struct RopeKvShape {
     kind: RopeKind,
     hd: usize,
     rd: usize,
     llama3: bool,
     kv: KvPrecision,
     pos: usize,
-) -> Measured {
+    n_tokens: usize,
+    n_head: usize,
+    n_kv: usize,
+}
+
+/// Rope and KV append of `n_tokens` tokens at positions `pos..`: Q and K against the reference
+/// rope within its bound, then the caches bit-exact against the rotated K the kernel wrote and the
+/// V it was given, rounded as the cache holds them, and the positions around them left as they were.
+fn rope_kv(h: &Harness, seed: u64, c: RopeKvShape) -> Measured {
+    let RopeKvShape { kind, hd, rd, llama3, kv, pos, n_tokens, n_head, n_kv } = c;
     let mut rng = Rng(seed);
-    let (n_head, n_kv, base, fs) = (4usize, 2usize, 1e4f32, 1.0f32);
-    let (q, k, v) = (rng.vec(n_head * hd), rng.vec(n_kv * hd), rng.vec(n_kv * hd));
+    let (base, fs) = (1e4f32, 1.0f32);
+    let (q, k, v) = (rng.vec(n_tokens * n_head * hd), rng.vec(n_tokens * n_kv * hd), rng.vec(n_tokens * n_kv * hd));
     let ff = freq_divisors(rd, llama3);
-    let positions = [pos as u32];
+    let positions: Vec<u32> = (pos..pos + n_tokens).map(|p| p as u32).collect();
     let run = |heads| RopeRun { heads, hd, rd, neox: kind == RopeKind::Neox, base, fs, llama3, ext: RopeExt::NONE };
     let (want_q, bound_q, exact_q) = run(n_head).expect(&q, &positions, &ff);
     let (want_k, bound_k, exact_k) = run(n_kv).expect(&k, &positions, &ff);
     let row = n_kv * hd;
-    let capacity = pos + 2;
+    let capacity = pos + n_tokens + 1;
     // A finite stand-in for poison (exact in f16), since these elements sit beside bounded ones.
     let poison = vec![-777.0f32; row * capacity];
     let (qb, kb, vb) = (h.upload(&q), h.upload(&k), h.upload(&v));
     let (kc, vc) = (KvCache::upload(h, &poison, kv), KvCache::upload(h, &poison, kv));
-    let (pb, fb) = (h.upload(&[pos as i32]), h.upload(&ff));
+    let device_positions: Vec<i32> = positions.iter().map(|&p| p as i32).collect();
+    let (pb, fb) = (h.upload(&device_positions), h.upload(&ff));
     h.launch(launch::RopeKv {
         q: qb.view(),
         k: kb.view(),
@@ -678,13 +691,13 @@ fn rope_kv(
         head_dim: hd as u32,
         rope_dims: rd as u32,
         kind,
-        n_tokens: 1,
+        n_tokens,
         n_head,
         n_head_kv: n_kv,
         base,
         freq_scale: fs,
-        // The position comes from the device; the launch is bounded by the cache's last row.
-        max_pos0: capacity - 1,
+        // The positions come from the device; the launch is bounded by the cache's last row.
+        max_pos0: capacity - n_tokens,
         kv,
     });
     let got_k = h.read(&kb);
@@ -696,7 +709,7 @@ fn rope_kv(
     };
     for (cache, new) in [(&kc, &got_k), (&vc, &v)] {
         let mut want = poison.clone();
-        want[pos * row..(pos + 1) * row].copy_from_slice(new);
+        want[pos * row..(pos + n_tokens) * row].copy_from_slice(new);
         let want: Vec<f32> = want.iter().map(|&x| round_kv(x, kv)).collect();
         push_exact(&mut m, cache.read(h), want);
     }
@@ -735,12 +748,22 @@ fn mmq_cases(all: &mut Vec<Case>, next_seed: &mut impl FnMut() -> u64, full: boo
         } else {
             shapes.extend([(small_k, 7), (1536, 64)]);
         }
-        for (k, tokens) in shapes {
+        // (k, tokens, rows, stream-K workers): a block a tile, then workers that split tiles
+        // (fewer and more workers than tiles), with tails of rows and tokens.
+        let mut shapes: Vec<(usize, usize, usize, u32)> = shapes
+            .into_iter()
             // Fewer rows for the largest products keep the CPU's side of the GPU run short.
-            let rows = if k * tokens > 1 << 21 { 67 } else { 133 };
+            .map(|(k, tokens)| (k, tokens, if k * tokens > 1 << 21 { 67 } else { 133 }, 0))
+            .collect();
+        shapes.push((4096, 130, 133, 3));
+        if full {
+            shapes.extend([(4096, 300, 300, 5), (4096, 130, 133, 7), (11008, 64, 200, 3)]);
+        }
+        for (k, tokens, rows, workers) in shapes {
             let s = next_seed();
-            let name = format!("mmq {ty} k {k} tokens {tokens} rows {rows}");
-            all.push(case(name, rule, move |h| mmq(h, s, ty, k, tokens, rows)));
+            let stream = if workers > 0 { format!(" stream-K {workers} workers") } else { String::new() };
+            let name = format!("mmq {ty} k {k} tokens {tokens} rows {rows}{stream}");
+            all.push(case(name, rule, move |h| mmq(h, s, ty, k, tokens, rows, workers)));
         }
     }
 }
@@ -801,7 +824,9 @@ fn mmvq(h: &Harness, seed: u64, ty: GgmlType, k: usize, rows: usize, layout: Mmv
 }
 
 /// As [`mmvq`], for every token: each output is one token's row dotted with one weight row.
-fn mmq(h: &Harness, seed: u64, ty: GgmlType, k: usize, tokens: usize, rows: usize) -> Measured {
+/// With `workers`, stream-K: the parts start as poison, the counters at 0, and the counters must
+/// be back at 0 afterwards (exactly).
+fn mmq(h: &Harness, seed: u64, ty: GgmlType, k: usize, tokens: usize, rows: usize, workers: u32) -> Measured {
     use rayon::prelude::*;
     let mut rng = Rng(seed);
     let w = random_weights(&mut rng, ty, rows, k);
@@ -823,8 +848,24 @@ fn mmq(h: &Harness, seed: u64, ty: GgmlType, k: usize, tokens: usize, rows: usiz
     let bound = terms.iter().map(|(_, m)| 2.0 * g * m).collect();
     let exact = terms.iter().map(|(v, _)| *v).collect();
     let (wb, ab, yb) = (h.upload(&w), h.upload(&q8_1_bytes_of(&blocks)), h.poisoned(tokens * rows));
-    h.launch(launch::MatMulQ8 { w: wb.view(), a: ab.view(), y: yb.view(), wtype: ty, k: k as u32, rows, tokens });
-    Measured { got: h.read(&yb), want, bound: Some(bound), exact: Some(exact) }
+    let part = h.poisoned(launch::MatMulQ8::<()>::part_len(k as u32, workers).max(1));
+    let counters = h.upload(&vec![0i32; workers.max(1) as usize]);
+    h.launch(launch::MatMulQ8 {
+        w: wb.view(),
+        a: ab.view(),
+        y: yb.view(),
+        part: part.view(),
+        counters: counters.view(),
+        wtype: ty,
+        k: k as u32,
+        rows,
+        tokens,
+        workers,
+    });
+    let mut m = Measured { got: h.read(&yb), want, bound: Some(bound), exact: Some(exact) };
+    let counts: Vec<f32> = h.read(&counters).iter().map(|&c| c as f32).collect();
+    push_exact(&mut m, counts, vec![0.0; workers.max(1) as usize]);
+    m
 }
 
 fn matrix(h: &Harness, seed: u64, ty: GgmlType, k: usize, tokens: usize) -> Measured {
