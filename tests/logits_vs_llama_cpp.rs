@@ -176,14 +176,15 @@ fn smollm2_iq4_xs_matches_llama_cpp() {
 /// activations the other way, shows at the 1e-2 scale here. Held: llama.cpp's top-1 and NMSE ≤
 /// 1e-2 on both prompts.
 ///
-/// Where it stands (tests/fixtures/dump_llama_tensors.sh, 2026-11-26, 13 tokens): the Q4_0
-/// products now take llama.cpp's own order (`quant::q8_0_lanes`: eight f32 lanes of four int8
-/// products, one fma per block and lane, ggml's hsum), rope its fma-contracted rotation and SiLU
-/// its `ggml_v_expf`: in layer 0 every tensor but the attention output and ffn_down (Q2_K·Q8_K,
-/// our order) equals llama.cpp's bit for bit. Measured: NMSE 8.55e-3 (13 tokens; 1.11e-2 before)
-/// and 4.8e-4 (77 tokens). llama.cpp's two best logits at 13 tokens are 0.00065 apart (17.1221,
-/// 17.1215) and ours still pick the second: the attention and the Q2_K sums, whose last bits
-/// flip 13 quants of layer 1's gate, are what is left to match.
+/// Where it stands (tests/fixtures/dump_llama_tensors.sh, 2026-11-26): the fast path follows
+/// llama.cpp's float order on this host's AVX-512 build wherever it reaches these logits: the
+/// Q4_0 products (`quant::q8_0_lanes`), rope's fma-contracted rotation, SiLU's `ggml_v_expf`,
+/// the attention (`cpu_simd::attend_ggml`: `ggml_vec_dot_f32` scores, its softmax, tinyBLAS's
+/// 16 lanes for the values) and the Q2_K products (`quant::q2_k_ggml`: ggml's tiled product
+/// at 8+ tokens). Measured: both prompts' logits equal llama.cpp's bit for bit (NMSE 0; they
+/// were 8.55e-3 and 4.8e-4 before the attention and Q2_K orders). llama.cpp's two best logits
+/// at 13 tokens are 0.00065 apart (17.1221, 17.1215): only its own order is sure to pick its
+/// top-1 there.
 #[test]
 fn fast_smollm2_pure_q2_k_tracks_llama_cpp() {
     use rocmforge::exec::CpuPrecision;

@@ -267,7 +267,9 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
                 };
                 let l = layer as usize;
                 let [q, o] = bufs.get_disjoint_mut([Buf::Q as usize, Buf::AttnOut as usize]).expect("distinct");
-                attention(q, &k_cache[l], &v_cache[l], pos0, &shape, o);
+                // llama.cpp's order where it is the reference (its soft-capped KQ takes other ops).
+                let ggml_order = state.activations == Activations::LlamaCpp && softcap.is_none();
+                attention(q, &k_cache[l], &v_cache[l], pos0, &shape, ggml_order, o);
             }
             Step::Add { a, b, out } => {
                 assert_eq!(a, out, "{}: an add must write its first operand", node.name);
@@ -542,11 +544,21 @@ fn glu(gate: &[f32], up: &[f32], kind: GluKind, out: &mut [f32]) {
 
 thread_local! {
     static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static LANES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Causal attention as [`reference::attention`], one (token, head) per task, with vector dots, exps and
-/// axpys and a per-thread scores buffer.
-fn attention(q: &[f32], k_cache: &[f32], v_cache: &[f32], pos0: usize, s: &reference::AttnShape, out: &mut [f32]) {
+/// axpys and a per-thread scores buffer; with `ggml_order`, in llama.cpp's CPU float order
+/// ([`vs::attend_ggml`]).
+fn attention(
+    q: &[f32],
+    k_cache: &[f32],
+    v_cache: &[f32],
+    pos0: usize,
+    s: &reference::AttnShape,
+    ggml_order: bool,
+    out: &mut [f32],
+) {
     let n_tok = q.len() / (s.n_head * s.head_dim);
     let gqa = s.n_head / s.n_head_kv;
     let (kw, vw) = (s.n_head_kv * s.head_dim, s.n_head_kv * s.head_dim_v);
@@ -567,7 +579,18 @@ fn attention(q: &[f32], k_cache: &[f32], v_cache: &[f32], pos0: usize, s: &refer
             scores.resize(pos + 1 - lo, 0.0);
             let keys = &k_cache[lo * kw + hk * s.head_dim..pos * kw + (hk + 1) * s.head_dim];
             let values = &v_cache[lo * vw + hk * s.head_dim_v..pos * vw + (hk + 1) * s.head_dim_v];
-            vs::attend(qv, keys, kw, values, vw, s.scale, s.softcap.unwrap_or(0.0), &mut scores, o);
+            if ggml_order {
+                LANES.with(|lanes| {
+                    let mut lanes = lanes.borrow_mut();
+                    if lanes.len() < 64 * s.head_dim_v {
+                        lanes.resize(64 * s.head_dim_v, 0.0);
+                    }
+                    let one = n_tok == 1;
+                    vs::attend_ggml(qv, keys, kw, values, vw, lo, s.scale, one, &mut scores, &mut lanes, o);
+                });
+            } else {
+                vs::attend(qv, keys, kw, values, vw, s.scale, s.softcap.unwrap_or(0.0), &mut scores, o);
+            }
         });
     };
     let items = n_tok * s.n_head;

@@ -235,6 +235,127 @@ fn attend_impl(
     weighted_rows_impl(scores, values, vstride, out);
 }
 
+/// `_mm512_reduce_add_ps` as GCC and clang expand it (ggml's `hsum` of 16 lanes): the 256-bit
+/// halves added, then the 128-bit halves, then lanes (0, 2) and (1, 3), then those two.
+#[inline(always)]
+pub fn reduce16(v: &[f32; 16]) -> f32 {
+    let h8: [f32; 8] = std::array::from_fn(|i| v[i] + v[i + 8]);
+    let h4: [f32; 4] = std::array::from_fn(|i| h8[i] + h8[i + 4]);
+    (h4[0] + h4[2]) + (h4[1] + h4[3])
+}
+
+/// ggml-cpu's `ggml_vec_dot_f32` on AVX-512 (what its KQ product runs, the queries being a
+/// permuted, non-contiguous view): four 16-lane fma accumulators over steps of 64, folded as
+/// (0 + 2) + (1 + 3), reduced as [`reduce16`], the last n mod 64 products fma'd in order.
+#[inline(always)]
+fn dot_ggml_impl(x: &[f32], y: &[f32]) -> f32 {
+    let n = x.len().min(y.len());
+    let np = n & !63;
+    let mut acc = [[0f32; 16]; 4];
+    for (xs, ys) in x[..np].chunks_exact(64).zip(y[..np].chunks_exact(64)) {
+        for (j, a) in acc.iter_mut().enumerate() {
+            for (l, v) in a.iter_mut().enumerate() {
+                *v = xs[16 * j + l].mul_add(ys[16 * j + l], *v);
+            }
+        }
+    }
+    let folded: [f32; 16] = std::array::from_fn(|l| (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]));
+    let mut sum = reduce16(&folded);
+    for i in np..n {
+        sum = x[i].mul_add(y[i], sum);
+    }
+    sum
+}
+
+/// One query's attention in llama.cpp's CPU order (flash attention off, f32 cache), over the
+/// cache cells `first..first + scores.len()` (every other cell masked):
+/// - scores: [`dot_ggml_impl`] times `scale` (`ggml_soft_max_ext`'s scale, one rounding);
+/// - softmax: `ggml_v_expf(s − max)` cell by cell, summed per aligned chunk of 16 cells as
+///   [`reduce16`] (masked cells 0) and the chunk sums added in f64; each weight times
+///   (1/Σ) rounded to f32;
+/// - values: with `one_token` (a pass of one query: `ggml_vec_dot_f32` over the cells) 64
+///   lanes by cell mod 64 folded as [`dot_ggml_impl`]; otherwise (tinyBLAS, two or more
+///   queries) 16 lanes by cell mod 16 then [`reduce16`]; each lane an fma chain in cell order.
+///
+/// `lanes` is scratch of at least 64·`out.len()` values.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn attend_ggml_impl(
+    q: &[f32],
+    keys: &[f32],
+    kstride: usize,
+    values: &[f32],
+    vstride: usize,
+    first: usize,
+    scale: f32,
+    one_token: bool,
+    scores: &mut [f32],
+    lanes: &mut [f32],
+    out: &mut [f32],
+) {
+    let d = q.len();
+    for (i, s) in scores.iter_mut().enumerate() {
+        *s = dot_ggml_impl(&keys[i * kstride..i * kstride + d], q) * scale;
+    }
+    let max = max_impl(scores);
+    let mut sum = 0f64;
+    let mut chunk = [0f32; 16];
+    let mut cell = first;
+    for s in scores.iter_mut() {
+        *s = ggml_expf(*s - max);
+        chunk[cell % 16] = *s;
+        cell += 1;
+        if cell.is_multiple_of(16) {
+            sum += reduce16(&chunk) as f64;
+            chunk = [0.0; 16];
+        }
+    }
+    if !cell.is_multiple_of(16) {
+        sum += reduce16(&chunk) as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    for s in scores.iter_mut() {
+        *s *= inv;
+    }
+    let dv = out.len();
+    let n_lanes = if one_token { 64 } else { 16 };
+    let lanes = &mut lanes[..n_lanes * dv];
+    lanes.fill(0.0);
+    for (i, &w) in scores.iter().enumerate() {
+        let lane = &mut lanes[((first + i) % n_lanes) * dv..][..dv];
+        for (a, &v) in lane.iter_mut().zip(&values[i * vstride..i * vstride + dv]) {
+            *a = v.mul_add(w, *a);
+        }
+    }
+    for (c, o) in out.iter_mut().enumerate() {
+        let lane16: [f32; 16] = if one_token {
+            std::array::from_fn(|l| {
+                let at = |j: usize| lanes[(16 * j + l) * dv + c];
+                (at(0) + at(2)) + (at(1) + at(3))
+            })
+        } else {
+            std::array::from_fn(|l| lanes[l * dv + c])
+        };
+        *o = reduce16(&lane16);
+    }
+}
+
+multiversion!(
+    /// One query's attention in llama.cpp's CPU order (see `attend_ggml_impl`).
+    fn attend_ggml(
+        q: &[f32],
+        keys: &[f32],
+        kstride: usize,
+        values: &[f32],
+        vstride: usize,
+        first: usize,
+        scale: f32,
+        one_token: bool,
+        scores: &mut [f32],
+        lanes: &mut [f32],
+        out: &mut [f32]
+    ) => attend_ggml_impl
+);
 multiversion!(
     /// One query's attention (see `attend_impl`).
     fn attend(
@@ -333,6 +454,64 @@ mod tests {
         assert_eq!(sum_squares(&a) as f64 as f32, sum_squares(&a));
         let want: f64 = a.iter().map(|&v| v as f64 * v as f64).sum();
         assert!((sum_squares(&a) as f64 - want).abs() < 1e-3);
+    }
+
+    #[test]
+    fn ggml_order_attention_equals_a_plain_softmax_attention() {
+        // 70 cells of 2 interleaved heads of 80 (a head dim with a tail past 64), attended from
+        // cells 3.. (a window) to the last; one-token and several-token orders.
+        let (n, d, heads, first) = (70, 80, 2, 3);
+        let keys: Vec<f32> = (0..n * heads * d).map(|i| ((i * 29) % 97) as f32 / 30.0 - 1.5).collect();
+        let values: Vec<f32> = (0..n * heads * d).map(|i| ((i * 13) % 83) as f32 / 20.0 - 2.0).collect();
+        let q: Vec<f32> = (0..d).map(|i| i as f32 / 40.0 - 1.0).collect();
+        let (k1, v1) = (&keys[first * heads * d + d..], &values[first * heads * d + d..]);
+        let cells = n - first;
+        let mut s: Vec<f64> = (0..cells)
+            .map(|p| (0..d).map(|j| q[j] as f64 * k1[p * heads * d + j] as f64).sum::<f64>() * 0.125)
+            .collect();
+        let m = s.iter().cloned().fold(f64::MIN, f64::max);
+        s.iter_mut().for_each(|v| *v = (*v - m).exp());
+        let z: f64 = s.iter().sum();
+        for one_token in [false, true] {
+            let (mut scores, mut lanes, mut out) = (vec![0f32; cells], vec![0f32; 64 * d], vec![0f32; d]);
+            let (k, v) = (&k1[..(cells - 1) * heads * d + d], &v1[..(cells - 1) * heads * d + d]);
+            attend_ggml(&q, k, heads * d, v, heads * d, first, 0.125, one_token, &mut scores, &mut lanes, &mut out);
+            let mut portable = vec![0f32; d];
+            attend_ggml_impl(
+                &q,
+                k,
+                heads * d,
+                v,
+                heads * d,
+                first,
+                0.125,
+                one_token,
+                &mut scores,
+                &mut lanes,
+                &mut portable,
+            );
+            assert_eq!(out, portable, "one_token {one_token}: the SIMD build is the portable one bit for bit");
+            for j in 0..d {
+                let want: f64 = (0..cells).map(|p| s[p] / z * v1[p * heads * d + j] as f64).sum();
+                assert!((out[j] as f64 - want).abs() < 1e-5, "one_token {one_token}, dim {j}: {} vs {want}", out[j]);
+            }
+        }
+    }
+
+    #[test]
+    fn reduce16_and_the_ggml_dot_add_in_ggml_order() {
+        // 1 and fifteen quarter-ulps: in order each quarter-ulp rounds away (1); GCC's
+        // `_mm512_reduce_add_ps` tree pairs lane 0 with 8 (1), lanes 1..8 with 9..16 (ε/2 each),
+        // then h4[0] = 1 + ε/2 (a tie, to even: 1), h4[1..4] = ε; then (1 + ε) + 2ε = 1 + 3ε.
+        let eps = f32::EPSILON;
+        let mut v = [eps / 4.0; 16];
+        v[0] = 1.0;
+        assert_eq!(v.iter().sum::<f32>(), 1.0);
+        assert_eq!(reduce16(&v), 1.0 + 3.0 * eps);
+        let x: Vec<f32> = (0..100).map(|i| (i as f32 * 0.37).sin()).collect();
+        let y: Vec<f32> = (0..100).map(|i| (i as f32 * 0.11).cos()).collect();
+        let want: f64 = x.iter().zip(&y).map(|(&a, &b)| a as f64 * b as f64).sum();
+        assert!((dot_ggml_impl(&x, &y) as f64 - want).abs() < 1e-5);
     }
 
     #[test]

@@ -16,6 +16,7 @@ mod f16;
 mod f32;
 mod iq4;
 mod q2_k;
+pub mod q2_k_ggml;
 mod q3_k;
 mod q4_0;
 mod q4_1;

@@ -415,6 +415,12 @@ fn gemm_q8_1_as<B: VecDotQ8_1>(
         }
         return Ok(());
     }
+    if B::TYPE == GgmlType::Q2_K && super::q2_k_ggml::applies(a.format()) {
+        // llama.cpp's own f32 order (its tiled product or its vec_dot by the pass's tokens).
+        let rows = blocks::<BlockQ2K>(w)?;
+        super::q2_k_ggml::gemm(rows, k / crate::dtype::QK_K, a, |r, t, v| out.set(r, t, v));
+        return Ok(());
+    }
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx512Vnni && kernel != Kernel::Unpacked {
         let rows = out.rows();
