@@ -327,16 +327,28 @@ fn attend_ggml_impl(
             *a = v.mul_add(w, *a);
         }
     }
-    for (c, o) in out.iter_mut().enumerate() {
-        let lane16: [f32; 16] = if one_token {
-            std::array::from_fn(|l| {
-                let at = |j: usize| lanes[(16 * j + l) * dv + c];
-                (at(0) + at(2)) + (at(1) + at(3))
-            })
-        } else {
-            std::array::from_fn(|l| lanes[l * dv + c])
-        };
-        *o = reduce16(&lane16);
+    // The lanes are rows of `dv`: every fold below adds whole rows, so it runs along the values.
+    if one_token {
+        // ggml_vec_dot_f32's (0 + 2) + (1 + 3) of its four 16-lane accumulators.
+        let (front, back) = lanes.split_at_mut(32 * dv);
+        let (a0, a1) = front.split_at_mut(16 * dv);
+        let (a2, a3) = back.split_at(16 * dv);
+        for (((x0, &x1), &x2), &x3) in a0.iter_mut().zip(a1.iter()).zip(a2).zip(a3) {
+            *x0 = (*x0 + x2) + (x1 + x3);
+        }
+    }
+    // reduce16 row-wise: lanes i + (i + 8), then i + (i + 4), then (0 + 2) + (1 + 3).
+    for half in [8, 4] {
+        let (lo, hi) = lanes.split_at_mut(half * dv);
+        for (a, &b) in lo.iter_mut().zip(&hi[..half * dv]) {
+            *a += b;
+        }
+    }
+    let (r0, rest) = lanes.split_at(dv);
+    let (r1, rest) = rest.split_at(dv);
+    let (r2, rest) = rest.split_at(dv);
+    for ((((o, &x0), &x1), &x2), &x3) in out.iter_mut().zip(r0).zip(r1).zip(r2).zip(&rest[..dv]) {
+        *o = (x0 + x2) + (x1 + x3);
     }
 }
 

@@ -56,6 +56,25 @@ unsafe fn f16_at(p: *const u8) -> f32 {
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
 }
 
+/// How far ahead of the weights being read the kernels ask for cache lines (as the fused
+/// kernels: the hardware prefetchers restart at every matrix and 4 KiB page).
+const PREFETCH_BYTES: usize = 4096;
+
+#[inline(always)]
+unsafe fn prefetch_ahead(p: *const u8) {
+    // A prefetch never faults, even past the end of the mapping.
+    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_BYTES).cast());
+}
+
+/// The f16 scale at the start of each of the first blocks of `block` bytes from `p` that `mask`
+/// selects (at most 16), widened to f32 (0 where not selected).
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
+#[inline]
+unsafe fn gather_f16(p: *const u8, block_offsets: __m512i, mask: __mmask16) -> __m512 {
+    let g = _mm512_mask_i32gather_epi32::<1>(_mm512_setzero_si512(), mask, block_offsets, p.cast());
+    _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g))
+}
+
 /// ggml's `hsum` of eight lanes: 128-bit halves added, the upper pair onto the lower, the two left.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
@@ -190,25 +209,48 @@ unsafe fn tile512<const TY: u8, const NT: usize, const RP: usize>(
     let p: [*const u8; 4] = std::array::from_fn(|i| w.as_ptr().add(r[i] * row_bytes));
     let (qs, nsum4, d8) = (a.qs.as_ptr(), a.nsum4.as_ptr(), a.d.as_ptr());
     let mut acc = [[_mm512_setzero_ps(); NT]; RP];
-    for b in 0..nb {
-        let mut wv = [_mm512_setzero_si512(); RP];
-        let mut dw = [_mm512_setzero_ps(); RP];
-        for q in 0..RP {
-            let (pa, pb) = (p[2 * q].add(b * bb), p[2 * q + 1].add(b * bb));
-            wv[q] = pair_weights::<TY>(pa, pb);
-            dw[q] = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(f16_at(pa)), _mm512_set1_ps(f16_at(pb)));
+    let block_offsets = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(bb as i32),
+    );
+    // Block c of the 16 gathered: its scale from row A's vector in the low half, B's in the high.
+    let pair = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 16, 16, 16, 16, 16, 16, 16, 16);
+    let mut g = 0;
+    while g < nb {
+        let m = (nb - g).min(16);
+        let mask: __mmask16 = if m == 16 { 0xFFFF } else { (1u16 << m) - 1 };
+        // The f16 scales of these 16 blocks of every row, widened (one gather a row).
+        let mut dws = [_mm512_setzero_ps(); 4];
+        for i in 0..2 * RP {
+            dws[i] = gather_f16(p[i].add(g * bb), block_offsets, mask);
         }
-        for j in 0..NT {
-            let t = t0 + j;
-            let av = _mm512_broadcast_i64x4(_mm256_loadu_si256(qs.add(t * k + 32 * b).cast()));
-            let ns = _mm512_broadcast_i64x4(_mm256_loadu_si256(nsum4.add(t * k / 4 + 8 * b).cast()));
-            let init = _mm512_sll_epi32(ns, shift);
-            let da = _mm512_set1_ps(*d8.add(t * nb + b));
+        for c in 0..m {
+            let b = g + c;
+            let idx = _mm512_add_epi32(pair, _mm512_set1_epi32(c as i32));
+            let mut wv = [_mm512_setzero_si512(); RP];
+            let mut dw = [_mm512_setzero_ps(); RP];
             for q in 0..RP {
-                let lanes = _mm512_dpbusd_epi32(init, wv[q], av);
-                acc[q][j] = _mm512_fmadd_ps(_mm512_mul_ps(dw[q], da), _mm512_cvtepi32_ps(lanes), acc[q][j]);
+                let (pa, pb) = (p[2 * q].add(b * bb), p[2 * q + 1].add(b * bb));
+                // Every block (two of them would skip lines of Q8_0 rows): four rows are read
+                // side by side, so the hardware prefetchers see four short streams.
+                prefetch_ahead(pa);
+                prefetch_ahead(pb);
+                wv[q] = pair_weights::<TY>(pa, pb);
+                dw[q] = _mm512_permutex2var_ps(dws[2 * q], idx, dws[2 * q + 1]);
+            }
+            for j in 0..NT {
+                let t = t0 + j;
+                let av = _mm512_broadcast_i64x4(_mm256_loadu_si256(qs.add(t * k + 32 * b).cast()));
+                let ns = _mm512_broadcast_i64x4(_mm256_loadu_si256(nsum4.add(t * k / 4 + 8 * b).cast()));
+                let init = _mm512_sll_epi32(ns, shift);
+                let da = _mm512_set1_ps(*d8.add(t * nb + b));
+                for q in 0..RP {
+                    let lanes = _mm512_dpbusd_epi32(init, wv[q], av);
+                    acc[q][j] = _mm512_fmadd_ps(_mm512_mul_ps(dw[q], da), _mm512_cvtepi32_ps(lanes), acc[q][j]);
+                }
             }
         }
+        g += 16;
     }
     for q in 0..RP {
         for j in 0..NT {
