@@ -402,6 +402,11 @@ fn gemm_q8_1_as<B: VecDotQ8_1>(
             }
             // SAFETY: `gemm_q8_1_into` asserted the instruction set runs here and checked shapes.
             #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni if n >= x86_q8_0_lanes::PANEL_MIN_TOKENS && kernel != Kernel::Fused => unsafe {
+                x86_q8_0_lanes::gemm_panels_avx512(B::TYPE, w, k, a, out, 0..n)
+            },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => unsafe { x86_q8_0_lanes::gemm_avx512(B::TYPE, w, k, a, out, 0..n) },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => unsafe { x86_q8_0_lanes::gemm_avx2(B::TYPE, w, k, a, out, 0..n) },

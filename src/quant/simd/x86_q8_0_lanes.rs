@@ -7,6 +7,9 @@
 //!   in the low and high 256 bits, the activation block broadcast to both), two such pairs and up
 //!   to eight tokens a pass; the integer lanes come from `vpdpbusd` of the biased unsigned weights
 //!   started at −bias·Σ4a (exactly the signed sums).
+//! - AVX-512 VNNI, passes of 16+ tokens ([`gemm_panels_avx512`]): 16 rows unpacked once into
+//!   lane-major vectors (lane l of a block for all 16 rows in one register), so one `vpdpbusd`
+//!   gives one of ggml's lanes for 16 outputs and one multiply scales a block for all of them.
 //! - AVX2: one row per 256-bit accumulator and up to four tokens a pass; ggml's own `maddubs` of
 //!   |w| with sign(a, w) (no 16-bit pair can saturate: |w| ≤ 128, |a| ≤ 127).
 //!
@@ -149,6 +152,158 @@ pub(super) unsafe fn gemm_avx512(
             Q4_0 => by_nt!(Q4_0),
             Q5_0 => by_nt!(Q5_0),
             _ => by_nt!(IQ4_NL),
+        }
+    }
+}
+
+/// Passes of at least this many tokens take [`gemm_panels_avx512`]: its unpacking of 16 rows
+/// at a time pays for itself over this many tokens.
+pub(super) const PANEL_MIN_TOKENS: usize = 16;
+
+thread_local! {
+    /// A panel's weights (per block: 8 lanes × 16 rows × 4 biased bytes) and scales (16 per
+    /// block), and the activations' lane starts −bias·Σ4a per token and group of 4.
+    static PANEL: std::cell::RefCell<(Vec<__m512i>, Vec<f32>, Vec<i32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
+}
+
+/// As [`gemm_avx512`], for passes of many tokens: 16 weight rows at a time, unpacked once into
+/// lane-major vectors (lane l of block b of all 16 rows in one register, row i in int32 lane
+/// i), so each `vpdpbusd` yields one of ggml's eight lanes for 16 outputs and the block scale is
+/// one multiply for all of them. The arithmetic of every output is [`tile512`]'s, in the same
+/// order: the same bits.
+///
+/// # Safety
+/// As [`gemm_avx512`].
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
+pub(super) unsafe fn gemm_panels_avx512(
+    ty: GgmlType,
+    w: &[u8],
+    k: usize,
+    a: &Q8Rows,
+    out: &mut OutMatrix<'_>,
+    toks: std::ops::Range<usize>,
+) {
+    let row_bytes = k / 32 * ty.block_bytes();
+    let rows = w.len() / row_bytes;
+    assert!(a.k() == k && out.rows() == rows && out.toks() == a.n() && rows * row_bytes == w.len());
+    assert!(toks.end <= a.n());
+    match code(ty) {
+        Q8_0 => panels::<Q8_0>(w, row_bytes, rows, k, a, out, toks),
+        Q4_0 => panels::<Q4_0>(w, row_bytes, rows, k, a, out, toks),
+        Q5_0 => panels::<Q5_0>(w, row_bytes, rows, k, a, out, toks),
+        _ => panels::<IQ4_NL>(w, row_bytes, rows, k, a, out, toks),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn panels<const TY: u8>(
+    w: &[u8],
+    row_bytes: usize,
+    rows: usize,
+    k: usize,
+    a: &Q8Rows,
+    out: &mut OutMatrix<'_>,
+    toks: std::ops::Range<usize>,
+) {
+    let (bb, _, _, shift) = layout(TY);
+    let nb = k / 32;
+    PANEL.with(|cell| {
+        let (wv, dw, init) = &mut *cell.borrow_mut();
+        wv.resize(nb * 8, _mm512_setzero_si512());
+        dw.resize(nb * 16, 0.0);
+        // −bias·Σ4a per token and group, as the vectors' starting values read it.
+        init.clear();
+        init.extend(a.nsum4[toks.start * k / 4..toks.end * k / 4].iter().map(|&v| v << shift));
+        let mut bytes = [[0u8; 32]; 16];
+        // Lane l of the 16 rows: u32 l of each row's 32 bytes.
+        let lane_index = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(8),
+        );
+        let row_offsets = _mm512_mullo_epi32(
+            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+            _mm512_set1_epi32(row_bytes as i32),
+        );
+        for r0 in (0..rows).step_by(16) {
+            let live = (rows - r0).min(16);
+            let mask: __mmask16 = if live == 16 { 0xFFFF } else { (1u16 << live) - 1 };
+            let base = w.as_ptr().add(r0 * row_bytes);
+            for b in 0..nb {
+                let row = |i: usize| base.add(i.min(live - 1) * row_bytes + b * bb);
+                for i in (0..16).step_by(2) {
+                    _mm512_storeu_si512(bytes[i..].as_mut_ptr().cast(), pair_weights::<TY>(row(i), row(i + 1)));
+                }
+                for l in 0..8 {
+                    let idx = _mm512_add_epi32(lane_index, _mm512_set1_epi32(l as i32));
+                    wv[8 * b + l] = _mm512_i32gather_epi32::<4>(idx, bytes.as_ptr().cast());
+                }
+                // The 16 rows' f16 scales (0 past the last row).
+                let g = _mm512_mask_i32gather_epi32::<1>(
+                    _mm512_setzero_si512(),
+                    mask,
+                    row_offsets,
+                    base.add(b * bb).cast(),
+                );
+                _mm512_storeu_ps(dw.as_mut_ptr().add(16 * b), _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g)));
+            }
+            let mut t = toks.start;
+            while t < toks.end {
+                if t + 2 <= toks.end {
+                    panel_tokens::<2>(wv, dw, init, k, a, toks.start, t, r0, live, out);
+                    t += 2;
+                } else {
+                    panel_tokens::<1>(wv, dw, init, k, a, toks.start, t, r0, live, out);
+                    t += 1;
+                }
+            }
+        }
+    });
+}
+
+/// Tokens t0..t0+NT against one unpacked panel (rows r0..r0+live).
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
+#[inline]
+unsafe fn panel_tokens<const NT: usize>(
+    wv: &[__m512i],
+    dw: &[f32],
+    init: &[i32],
+    k: usize,
+    a: &Q8Rows,
+    first_tok: usize,
+    t0: usize,
+    r0: usize,
+    live: usize,
+    out: &mut OutMatrix<'_>,
+) {
+    let nb = k / 32;
+    let mut acc = [[_mm512_setzero_ps(); 8]; NT];
+    let qs = a.qs.as_ptr();
+    for b in 0..nb {
+        let dwb = _mm512_loadu_ps(dw.as_ptr().add(16 * b));
+        for j in 0..NT {
+            let t = t0 + j;
+            let dd = _mm512_mul_ps(dwb, _mm512_set1_ps(a.d[t * nb + b]));
+            let aq = qs.add(t * k + 32 * b).cast::<i32>();
+            let st = init.as_ptr().add((t - first_tok) * k / 4 + 8 * b);
+            for l in 0..8 {
+                let av = _mm512_set1_epi32(std::ptr::read_unaligned(aq.add(l)));
+                let lanes = _mm512_dpbusd_epi32(_mm512_set1_epi32(*st.add(l)), wv[8 * b + l], av);
+                acc[j][l] = _mm512_fmadd_ps(dd, _mm512_cvtepi32_ps(lanes), acc[j][l]);
+            }
+        }
+    }
+    for j in 0..NT {
+        let l = &acc[j];
+        // ggml's hsum of each row's eight lanes, 16 rows at once.
+        let h: [__m512; 4] = std::array::from_fn(|i| _mm512_add_ps(l[i], l[i + 4]));
+        let sum = _mm512_add_ps(_mm512_add_ps(h[0], h[2]), _mm512_add_ps(h[1], h[3]));
+        let mut v = [0f32; 16];
+        _mm512_storeu_ps(v.as_mut_ptr(), sum);
+        for (i, &x) in v[..live].iter().enumerate() {
+            out.set(r0 + i, t0 + j, x);
         }
     }
 }
