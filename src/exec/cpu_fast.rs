@@ -278,7 +278,7 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
             }
             Step::Glu { gate, up, out, kind } => {
                 let [g, u, o] = bufs.get_disjoint_mut([gate as usize, up as usize, out as usize]).expect("distinct");
-                glu(g, u, kind, o);
+                glu(g, u, kind, state.activations == Activations::LlamaCpp, o);
             }
             Step::Softcap { x, cap } => reference::softcap(&mut bufs[x as usize], cap),
             Step::Argmax => {}
@@ -498,9 +498,9 @@ struct RopeAngles<'a> {
     p: reference::RopeParams<'a>,
 }
 
-/// Rope as [`reference::rope`] (the same iterated f32 angles) with ggml-cpu's fma-contracted
-/// rotation ([`vs::rotate`]), the cos/sin of a pass computed once and reused by every layer with
-/// the same base.
+/// Rope as [`reference::rope`] (the same iterated f32 angles), the cos/sin of a pass computed once
+/// and reused by every layer with the same base; with llama.cpp's activations, ggml-cpu's
+/// fma-contracted rotation ([`vs::rotate`]).
 fn rope(state: &mut FastState, x: &mut [f32], a: &RopeAngles, heads: usize, head_dim: usize, neox: bool) {
     let (n, rope_dims) = (a.n, a.rope_dims);
     let half = rope_dims / 2;
@@ -520,18 +520,37 @@ fn rope(state: &mut FastState, x: &mut [f32], a: &RopeAngles, heads: usize, head
         }
         state.rope_key = Some(key);
     }
+    let ggml = state.activations == Activations::LlamaCpp;
     for t in 0..n {
         let cos_sin = &state.rope[t * half..(t + 1) * half];
         for h in 0..heads {
-            vs::rotate(&mut x[(t * heads + h) * head_dim..(t * heads + h + 1) * head_dim], cos_sin, neox);
+            let v = &mut x[(t * heads + h) * head_dim..(t * heads + h + 1) * head_dim];
+            if ggml {
+                vs::rotate(v, cos_sin, neox);
+            } else if neox {
+                let (a, b) = v[..rope_dims].split_at_mut(half);
+                for ((x0, x1), &(c, s)) in a.iter_mut().zip(b.iter_mut()).zip(cos_sin) {
+                    let (p, q) = (*x0, *x1);
+                    *x0 = p * c - q * s;
+                    *x1 = p * s + q * c;
+                }
+            } else {
+                for (pair, &(c, s)) in v[..rope_dims].chunks_exact_mut(2).zip(cos_sin) {
+                    let (p, q) = (pair[0], pair[1]);
+                    pair[0] = p * c - q * s;
+                    pair[1] = p * s + q * c;
+                }
+            }
         }
     }
 }
 
-fn glu(gate: &[f32], up: &[f32], kind: GluKind, out: &mut [f32]) {
+/// The GLU of `gate` and `up`; SiLU as llama.cpp's CPU backend computes it if `ggml`.
+fn glu(gate: &[f32], up: &[f32], kind: GluKind, ggml: bool, out: &mut [f32]) {
     // Split so both cores take a share of the exps when there are many.
     const CHUNK: usize = 4096;
     let run = |(o, (g, u)): (&mut [f32], (&[f32], &[f32]))| match kind {
+        GluKind::SwiGlu if ggml => vs::silu_mul_ggml(o, g, u),
         GluKind::SwiGlu => vs::silu_mul(o, g, u),
         GluKind::GeGlu => vs::gelu_mul(o, g, u),
     };

@@ -2,9 +2,10 @@
 //! plain Rust written so LLVM vectorizes it (independent accumulators, no branches), compiled three
 //! times: for AVX-512, for AVX2 + FMA, and for the baseline; the host's best is chosen at run time
 //! from [`Isa::best`]. The exp is a Cephes-style polynomial (relative error about 2e-7), not libm:
-//! it is what lets GELU and softmax vectorize. SiLU and rope's rotation compute as ggml-cpu does on
-//! x86-64 (its `ggml_v_expf`, GCC's fma contraction), bit for bit, because the fast path's 8-bit
-//! activations turn any last-bit difference from llama.cpp into a rounding the other way.
+//! it is what lets SiLU, GELU and softmax vectorize. The `_ggml` variants (SiLU, rope's rotation,
+//! attention) compute as ggml-cpu does on x86-64 (its `ggml_v_expf`, GCC's fma contraction, its
+//! reduction trees), bit for bit, because the fast path's 8-bit activations turn any last-bit
+//! difference from llama.cpp into a rounding the other way.
 
 #[cfg(target_arch = "x86_64")]
 use crate::quant::Isa;
@@ -130,6 +131,13 @@ fn ggml_expf(x: f32) -> f32 {
 
 #[inline(always)]
 fn silu_mul_impl(out: &mut [f32], gate: &[f32], up: &[f32]) {
+    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        *o = g / (1.0 + exp_approx(-g)) * u;
+    }
+}
+
+#[inline(always)]
+fn silu_mul_ggml_impl(out: &mut [f32], gate: &[f32], up: &[f32]) {
     // ggml's `ggml_vec_swiglu_f32`: x / (1 + e^(0 − x)) times up.
     for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
         *o = g / (1.0 + ggml_expf(0.0 - g)) * u;
@@ -395,6 +403,10 @@ multiversion!(
     fn silu_mul(out: &mut [f32], gate: &[f32], up: &[f32]) => silu_mul_impl
 );
 multiversion!(
+    /// out = silu(gate) · up as ggml-cpu computes it on x86-64 (its `ggml_v_expf`).
+    fn silu_mul_ggml(out: &mut [f32], gate: &[f32], up: &[f32]) => silu_mul_ggml_impl
+);
+multiversion!(
     /// out = gelu_tanh(gate) · up.
     fn gelu_mul(out: &mut [f32], gate: &[f32], up: &[f32]) => gelu_mul_impl
 );
@@ -452,10 +464,16 @@ mod tests {
         let a: Vec<f32> = (0..1000).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
         let b: Vec<f32> = (0..1000).map(|i| ((i * 53) % 89) as f32 / 40.0 - 1.1).collect();
         let mut out = vec![0f32; 1000];
-        silu_mul(&mut out, &a, &b);
-        for i in 0..1000 {
-            let want = a[i] / (1.0 + (-a[i]).exp()) * b[i];
-            assert!((out[i] - want).abs() <= 1e-6 * (1.0 + want.abs()), "silu {i}");
+        for ggml in [false, true] {
+            if ggml {
+                silu_mul_ggml(&mut out, &a, &b);
+            } else {
+                silu_mul(&mut out, &a, &b);
+            }
+            for i in 0..1000 {
+                let want = a[i] / (1.0 + (-a[i]).exp()) * b[i];
+                assert!((out[i] - want).abs() <= 1e-6 * (1.0 + want.abs()), "silu {i} (ggml {ggml})");
+            }
         }
         gelu_mul(&mut out, &a, &b);
         for i in 0..1000 {
