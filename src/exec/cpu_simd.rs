@@ -114,18 +114,22 @@ fn ggml_expf(x: f32) -> f32 {
     let p_lo = f32::from_bits(0x3e2a_af33).mul_add(b, f32::from_bits(0x3eff_fedb)); // 0x1.555e66p-3, 0x1.fffdb6p-2
     let p_one = f32::from_bits(0x3f7f_fff6).mul_add(b, 1.0); // 0x1.ffffecp-1
     let j = p_hi.mul_add(u, p_lo).mul_add(u, p_one);
-    if n.abs() > 192.0 {
-        return if n <= 0.0 { 0.0 } else { f32::INFINITY };
-    }
-    // j·2ⁿ with one rounding: 2ⁿ split where it leaves the normal exponents.
-    let pow2 = |e: i32| f32::from_bits(((e + 127) as u32) << 23);
-    let n = n as i32;
-    if n > 127 {
-        j * pow2(n - 64) * pow2(64)
-    } else if n < -126 {
-        j * pow2(n + 64) * pow2(-64)
+    // j·2ⁿ with one rounding: 2ⁿ split where it leaves the normal exponents (by 2¹⁰⁰, so the
+    // first product stays normal down to n = −192). Branch-free, so loops of it vectorize.
+    let pow2 = |e: i32| f32::from_bits(((e.clamp(-126, 127) + 127) as u32) << 23);
+    let e = n as i32;
+    let scaled = if e > 127 {
+        j * pow2(e - 100) * pow2(100)
+    } else if e < -126 {
+        j * pow2(e + 100) * pow2(-100)
     } else {
-        j * pow2(n)
+        j * pow2(e)
+    };
+    let out_of_range = if n <= 0.0 { 0.0 } else { f32::INFINITY };
+    if n.abs() > 192.0 {
+        out_of_range
+    } else {
+        scaled
     }
 }
 
@@ -306,19 +310,26 @@ fn attend_ggml_impl(
         *s = dot_ggml_impl(&keys[i * kstride..i * kstride + d], q) * scale;
     }
     let max = max_impl(scores);
-    let mut sum = 0f64;
-    let mut chunk = [0f32; 16];
-    let mut cell = first;
     for s in scores.iter_mut() {
         *s = ggml_expf(*s - max);
-        chunk[cell % 16] = *s;
-        cell += 1;
-        if cell.is_multiple_of(16) {
-            sum += reduce16(&chunk) as f64;
-            chunk = [0.0; 16];
-        }
     }
-    if !cell.is_multiple_of(16) {
+    // The chunks of 16 cells from cell 0, masked cells 0.
+    let lead = (16 - first % 16) % 16;
+    let (head, rest) = scores.split_at(lead.min(scores.len()));
+    let mut sum = 0f64;
+    if !head.is_empty() {
+        let mut chunk = [0f32; 16];
+        chunk[first % 16..first % 16 + head.len()].copy_from_slice(head);
+        sum += reduce16(&chunk) as f64;
+    }
+    let whole = rest.chunks_exact(16);
+    let tail = whole.remainder();
+    for c in whole {
+        sum += reduce16(c.try_into().expect("16 cells")) as f64;
+    }
+    if !tail.is_empty() {
+        let mut chunk = [0f32; 16];
+        chunk[..tail.len()].copy_from_slice(tail);
         sum += reduce16(&chunk) as f64;
     }
     let inv = (1.0 / sum) as f32;
@@ -526,6 +537,20 @@ mod tests {
                 assert!((out[j] as f64 - want).abs() < 1e-5, "one_token {one_token}, dim {j}: {} vs {want}", out[j]);
             }
         }
+    }
+
+    #[test]
+    fn ggml_expf_is_exp_down_into_the_subnormals() {
+        // Every x·log2e from −192 (the last n ggml scales, where j·2ⁿ is subnormal or 0) to 88.
+        let mut x = -133.0f32;
+        while x < 88.0 {
+            let (got, want) = (ggml_expf(x) as f64, (x as f64).exp());
+            let ulp = (f32::MIN_POSITIVE as f64 * f32::EPSILON as f64).max(want * f32::EPSILON as f64);
+            assert!((got - want).abs() <= 2.0 * ulp, "e^{x}: {got:e} vs {want:e}");
+            x += 0.037;
+        }
+        assert_eq!(ggml_expf(-200.0), 0.0);
+        assert_eq!(ggml_expf(200.0), f32::INFINITY);
     }
 
     #[test]
