@@ -691,3 +691,77 @@ fn every_instruction_set_matches_the_reference_on_ggml_cpu_q8_0_and_q8_1_rows() 
         eprintln!("{ty} × {}: worst |Δ|/magnitude {worst:.2e}", format.name());
     }
 }
+
+/// The weights ggml-cpu dots with Q8_0 activations (Q4_0, Q5_0, Q8_0, IQ4_NL) meet ggml-cpu's Q8_0
+/// rows in llama.cpp's own f32 order (`quant::q8_0_lanes`: eight lanes of four products, one
+/// fma per block and lane, ggml's `hsum`): every instruction set and kernel shape equals that
+/// scalar reference bit for bit, over row lengths with tails, 1 to 35 tokens and row counts that
+/// leave lone rows and pairs; and the reference is within f32 rounding of the f64 product of the
+/// dequantized operands ((k/32 + 8)·2⁻²⁴ of its terms' magnitude: one rounding per block and lane,
+/// three in the final sum).
+#[test]
+fn q8_0_rows_take_llama_cpp_lane_order_bit_for_bit_on_every_instruction_set() {
+    use rocmforge::quant::{q8_0_lanes, ActFormat};
+    fn reference<B: VecDotQ8_1>(row: &[u8], a: &Q8Rows, t: usize) -> (f32, f32) {
+        q8_0_lanes::dot_row_terms(blocks::<B>(row).unwrap(), a, t)
+    }
+    let mut rng = Rng(0x3C6E_F372_FE94_F82B);
+    for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::IQ4_NL] {
+        let mut worst = 0f64;
+        for (k, rows, n_tok) in
+            [(32, 1, 1), (64, 2, 2), (96, 3, 3), (576, 5, 13), (1056, 7, 35), (4192, 6, 9), (11008, 3, 2)]
+        {
+            let w = random_blocks(ty, rows * k / 32, &mut rng);
+            let x: Vec<f32> = (0..n_tok * k).map(|_| rng.activation()).collect();
+            let mut a = Q8Rows::new();
+            a.quantize_as(&x, k, ActFormat::Q8_0);
+            let row_bytes = k / 32 * ty.block_bytes();
+            let refs: Vec<(f32, f32)> = w
+                .chunks_exact(row_bytes)
+                .flat_map(|row| {
+                    (0..n_tok)
+                        .map(|t| match ty {
+                            GgmlType::Q8_0 => reference::<BlockQ8_0>(row, &a, t),
+                            GgmlType::Q4_0 => reference::<BlockQ4_0>(row, &a, t),
+                            GgmlType::Q5_0 => reference::<BlockQ5_0>(row, &a, t),
+                            _ => reference::<BlockIQ4NL>(row, &a, t),
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            for (r, row) in w.chunks_exact(row_bytes).enumerate() {
+                let wf = quant::dequantize_to_vec(ty, row).unwrap();
+                for t in 0..n_tok {
+                    let x = a.dequantize_row(t);
+                    let want: f64 = wf.iter().zip(&x).map(|(&p, &q)| p as f64 * q as f64).sum();
+                    let (got, magnitude) = refs[r * n_tok + t];
+                    let bound = ((k / 32) as f64 + 8.0) * 2f64.powi(-24) * magnitude as f64 + 1e-30;
+                    let err = (got as f64 - want).abs();
+                    assert!(
+                        err <= bound,
+                        "{ty}, k {k}, row {r}, token {t}: {got} vs float {want}: {err:.3e} > {bound:.3e}"
+                    );
+                    worst = worst.max(err / bound);
+                }
+            }
+            for (isa, kernel) in kernels() {
+                let mut out = vec![0f32; rows * n_tok];
+                gemm_q8_1_with(isa, kernel, ty, &w, k, &a, &mut out).unwrap();
+                for (i, (&got, &(want, _))) in out.iter().zip(&refs).enumerate() {
+                    assert_eq!(
+                        got.to_bits(),
+                        want.to_bits(),
+                        "{ty} on {}: k {k}, row {}, token {}: {got} vs {want}",
+                        label(isa, kernel),
+                        i / n_tok,
+                        i % n_tok
+                    );
+                }
+            }
+        }
+        eprintln!(
+            "{ty} × q8_0: bit for bit on {:?}; the reference within {worst:.3} of its bound from floats",
+            Isa::available().iter().map(|i| i.name()).collect::<Vec<_>>()
+        );
+    }
+}

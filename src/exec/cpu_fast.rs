@@ -267,7 +267,9 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
                 };
                 let l = layer as usize;
                 let [q, o] = bufs.get_disjoint_mut([Buf::Q as usize, Buf::AttnOut as usize]).expect("distinct");
-                attention(q, &k_cache[l], &v_cache[l], pos0, &shape, o);
+                // llama.cpp's order where it is the reference (its soft-capped KQ takes other ops).
+                let ggml_order = state.activations == Activations::LlamaCpp && softcap.is_none();
+                attention(q, &k_cache[l], &v_cache[l], pos0, &shape, ggml_order, o);
             }
             Step::Add { a, b, out } => {
                 assert_eq!(a, out, "{}: an add must write its first operand", node.name);
@@ -276,7 +278,7 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
             }
             Step::Glu { gate, up, out, kind } => {
                 let [g, u, o] = bufs.get_disjoint_mut([gate as usize, up as usize, out as usize]).expect("distinct");
-                glu(g, u, kind, o);
+                glu(g, u, kind, state.activations == Activations::LlamaCpp, o);
             }
             Step::Softcap { x, cap } => reference::softcap(&mut bufs[x as usize], cap),
             Step::Argmax => {}
@@ -496,8 +498,9 @@ struct RopeAngles<'a> {
     p: reference::RopeParams<'a>,
 }
 
-/// Rope as [`reference::rope`] (the same iterated f32 angles), the cos/sin of a pass computed once and
-/// reused by every layer with the same base.
+/// Rope as [`reference::rope`] (the same iterated f32 angles), the cos/sin of a pass computed once
+/// and reused by every layer with the same base; with llama.cpp's activations, ggml-cpu's
+/// fma-contracted rotation ([`vs::rotate`]).
 fn rope(state: &mut FastState, x: &mut [f32], a: &RopeAngles, heads: usize, head_dim: usize, neox: bool) {
     let (n, rope_dims) = (a.n, a.rope_dims);
     let half = rope_dims / 2;
@@ -517,11 +520,14 @@ fn rope(state: &mut FastState, x: &mut [f32], a: &RopeAngles, heads: usize, head
         }
         state.rope_key = Some(key);
     }
+    let ggml = state.activations == Activations::LlamaCpp;
     for t in 0..n {
         let cos_sin = &state.rope[t * half..(t + 1) * half];
         for h in 0..heads {
             let v = &mut x[(t * heads + h) * head_dim..(t * heads + h + 1) * head_dim];
-            if neox {
+            if ggml {
+                vs::rotate(v, cos_sin, neox);
+            } else if neox {
                 let (a, b) = v[..rope_dims].split_at_mut(half);
                 for ((x0, x1), &(c, s)) in a.iter_mut().zip(b.iter_mut()).zip(cos_sin) {
                     let (p, q) = (*x0, *x1);
@@ -539,10 +545,12 @@ fn rope(state: &mut FastState, x: &mut [f32], a: &RopeAngles, heads: usize, head
     }
 }
 
-fn glu(gate: &[f32], up: &[f32], kind: GluKind, out: &mut [f32]) {
+/// The GLU of `gate` and `up`; SiLU as llama.cpp's CPU backend computes it if `ggml`.
+fn glu(gate: &[f32], up: &[f32], kind: GluKind, ggml: bool, out: &mut [f32]) {
     // Split so both cores take a share of the exps when there are many.
     const CHUNK: usize = 4096;
     let run = |(o, (g, u)): (&mut [f32], (&[f32], &[f32]))| match kind {
+        GluKind::SwiGlu if ggml => vs::silu_mul_ggml(o, g, u),
         GluKind::SwiGlu => vs::silu_mul(o, g, u),
         GluKind::GeGlu => vs::gelu_mul(o, g, u),
     };
@@ -555,11 +563,21 @@ fn glu(gate: &[f32], up: &[f32], kind: GluKind, out: &mut [f32]) {
 
 thread_local! {
     static SCORES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static LANES: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Causal attention as [`reference::attention`], one (token, head) per task, with vector dots, exps and
-/// axpys and a per-thread scores buffer.
-fn attention(q: &[f32], k_cache: &[f32], v_cache: &[f32], pos0: usize, s: &reference::AttnShape, out: &mut [f32]) {
+/// axpys and a per-thread scores buffer; with `ggml_order`, in llama.cpp's CPU float order
+/// ([`vs::attend_ggml`]).
+fn attention(
+    q: &[f32],
+    k_cache: &[f32],
+    v_cache: &[f32],
+    pos0: usize,
+    s: &reference::AttnShape,
+    ggml_order: bool,
+    out: &mut [f32],
+) {
     let n_tok = q.len() / (s.n_head * s.head_dim);
     let gqa = s.n_head / s.n_head_kv;
     let (kw, vw) = (s.n_head_kv * s.head_dim, s.n_head_kv * s.head_dim_v);
@@ -580,7 +598,18 @@ fn attention(q: &[f32], k_cache: &[f32], v_cache: &[f32], pos0: usize, s: &refer
             scores.resize(pos + 1 - lo, 0.0);
             let keys = &k_cache[lo * kw + hk * s.head_dim..pos * kw + (hk + 1) * s.head_dim];
             let values = &v_cache[lo * vw + hk * s.head_dim_v..pos * vw + (hk + 1) * s.head_dim_v];
-            vs::attend(qv, keys, kw, values, vw, s.scale, s.softcap.unwrap_or(0.0), &mut scores, o);
+            if ggml_order {
+                LANES.with(|lanes| {
+                    let mut lanes = lanes.borrow_mut();
+                    if lanes.len() < 64 * s.head_dim_v {
+                        lanes.resize(64 * s.head_dim_v, 0.0);
+                    }
+                    let one = n_tok == 1;
+                    vs::attend_ggml(qv, keys, kw, values, vw, lo, s.scale, one, &mut scores, &mut lanes, o);
+                });
+            } else {
+                vs::attend(qv, keys, kw, values, vw, s.scale, s.softcap.unwrap_or(0.0), &mut scores, o);
+            }
         });
     };
     let items = n_tok * s.n_head;

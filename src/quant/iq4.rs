@@ -60,6 +60,11 @@ impl VecDotQ8_1 for BlockIQ4NL {
         lane_scale[..8].fill(f16_le(self.d));
         offset[0] = 0.0;
     }
+
+    fn scale_and_signed(&self) -> Option<(f32, [i8; 32])> {
+        let v = iq4_values(&self.qs);
+        Some((f16_le(self.d), std::array::from_fn(|j| v[j] as i8)))
+    }
 }
 
 #[repr(C)]

@@ -55,4 +55,9 @@ impl VecDotQ8_1 for BlockQ4_0 {
         lane_scale[..8].fill(d);
         offset[0] = -8.0 * d;
     }
+
+    fn scale_and_signed(&self) -> Option<(f32, [i8; 32])> {
+        let u = self.nibbles();
+        Some((f16_le(self.d), std::array::from_fn(|j| (u[j] - 8) as i8)))
+    }
 }

@@ -61,4 +61,9 @@ impl VecDotQ8_1 for BlockQ5_0 {
         lane_scale[..8].fill(d);
         offset[0] = -16.0 * d;
     }
+
+    fn scale_and_signed(&self) -> Option<(f32, [i8; 32])> {
+        let u = five_bit(&self.qs, self.qh);
+        Some((f16_le(self.d), std::array::from_fn(|j| (u[j] - 16) as i8)))
+    }
 }

@@ -47,4 +47,8 @@ impl VecDotQ8_1 for BlockQ8_0 {
         lane_scale[..8].fill(f16_le(self.d));
         offset[0] = 0.0;
     }
+
+    fn scale_and_signed(&self) -> Option<(f32, [i8; 32])> {
+        Some((f16_le(self.d), self.qs.map(|q| q as i8)))
+    }
 }

@@ -87,6 +87,13 @@ pub trait VecDotQ8_1: Block {
     /// Σ_{j in b} (u_j − BIAS)·a_j·lane_scale[j/4]·d8_b + Σ offset·sum over its groups equals the
     /// reference combine up to f32 rounding.
     fn unpack(&self, u: &mut [u8], lane_scale: &mut [f32], offset: &mut [f32]);
+
+    /// The block's scale and its 32 signed integer weights in element order, for the formats
+    /// ggml-cpu dots with Q8_0 activations in eight lanes of four (Q4_0, Q5_0, Q8_0, IQ4_NL;
+    /// see [`super::q8_0_lanes`]); `None` for the others.
+    fn scale_and_signed(&self) -> Option<(f32, [i8; QK8_1])> {
+        None
+    }
 }
 
 /// Σ |u_j · a_j| over 32 integers (the magnitude helpers' integer part).

@@ -7,6 +7,9 @@
 //! with every activation row it is asked for, so a row is unpacked once per matrix product
 //! however many tokens it meets. Their integer sums are those of the reference, exactly; their
 //! f32 combine adds the same terms in another order.
+//!
+//! Q4_0, Q5_0, Q8_0 and IQ4_NL weights meeting ggml-cpu's Q8_0 rows take llama.cpp's own f32
+//! order instead ([`super::q8_0_lanes`]), on every instruction set and kernel shape, bit for bit.
 
 use std::sync::OnceLock;
 
@@ -26,6 +29,8 @@ mod x86;
 mod x86_amx;
 #[cfg(target_arch = "x86_64")]
 mod x86_fused;
+#[cfg(target_arch = "x86_64")]
+mod x86_q8_0_lanes;
 
 /// Which SIMD kernel shape a product uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -385,6 +390,42 @@ fn gemm_q8_1_as<B: VecDotQ8_1>(
 ) -> Result<(), QuantError> {
     let row_blocks = blocks::<B>(w)?;
     let n = a.n();
+    if super::q8_0_lanes::applies(B::TYPE, a.format()) {
+        // llama.cpp's own f32 order, on every kernel shape (AMX tiles sum whole blocks in one
+        // integer, not its lanes of four, so they do not take these rows).
+        let iq4_nl_one = B::TYPE == GgmlType::IQ4_NL && n == 1;
+        match isa {
+            _ if iq4_nl_one => {
+                for (r, row) in row_blocks.chunks_exact(k / QK8_1).enumerate() {
+                    out.set(r, 0, super::q8_0_lanes::dot_row(row, a, 0));
+                }
+            }
+            // SAFETY: `gemm_q8_1_into` asserted the instruction set runs here and checked shapes.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni if n >= x86_q8_0_lanes::PANEL_MIN_TOKENS && kernel != Kernel::Fused => unsafe {
+                x86_q8_0_lanes::gemm_panels_avx512(B::TYPE, w, k, a, out, 0..n)
+            },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => unsafe { x86_q8_0_lanes::gemm_avx512(B::TYPE, w, k, a, out, 0..n) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { x86_q8_0_lanes::gemm_avx2(B::TYPE, w, k, a, out, 0..n) },
+            _ => {
+                for (r, row) in row_blocks.chunks_exact(k / QK8_1).enumerate() {
+                    for t in 0..n {
+                        out.set(r, t, super::q8_0_lanes::dot_row(row, a, t));
+                    }
+                }
+            }
+        }
+        return Ok(());
+    }
+    if B::TYPE == GgmlType::Q2_K && super::q2_k_ggml::applies(a.format()) {
+        // llama.cpp's own f32 order (its tiled product or its vec_dot by the pass's tokens).
+        let rows = blocks::<BlockQ2K>(w)?;
+        super::q2_k_ggml::gemm(rows, k / crate::dtype::QK_K, a, |r, t, v| out.set(r, t, v));
+        return Ok(());
+    }
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx512Vnni && kernel != Kernel::Unpacked {
         let rows = out.rows();
