@@ -7,7 +7,7 @@
 //!   the kernel's add of a product), super-block after super-block from 0.
 //! - Shorter passes take `ggml_vec_dot_q2_K_q8_K` (its AVX2 branch): eight f32 lanes, lane l
 //!   holding the integer Σ of products 4l..4l+4 of each 32 quants times their scale and
-//!   m[2l]·bsum[2l] + m[2l+1]·bsum[2l+1]; per super-block lane = fma(−d8·dmin, mins, lane)
+//!   `m[2l]·bsum[2l] + m[2l+1]·bsum[2l+1]`; per super-block lane = fma(−d8·dmin, mins, lane)
 //!   then fma(d8·d, sums, lane); then ggml's `hsum_float_8`.
 //!
 //! Every integer here is exact in i32 and in f32 (at most 16·15·16·3·127 < 2^24).
