@@ -66,7 +66,7 @@ pub(super) fn row_f32(isa: Isa, ty: GgmlType, row: &[u8], x: &[f32], out: &mut [
 /// The f16 at `p`, widened.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn f16_at(p: *const u8) -> f32 {
+pub(super) unsafe fn f16_at(p: *const u8) -> f32 {
     let bits = std::ptr::read_unaligned(p.cast::<u16>());
     _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
 }
@@ -363,9 +363,11 @@ unsafe fn offset_dot_avx2(un: &Unpacked, a: &Q8Rows, t: usize) -> f32 {
     hsum_avx2(acc) + tail
 }
 
+/// The sum of eight lanes in ggml's `hsum_float_8` order: 128-bit halves added, the upper pair onto
+/// the lower, the two left.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn hsum_avx2(v: __m256) -> f32 {
+pub(super) unsafe fn hsum_avx2(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))

@@ -16,6 +16,7 @@
 
 use std::arch::x86_64::*;
 
+use super::x86::f16_at;
 use super::OutMatrix;
 use crate::dtype::GgmlType;
 use crate::quant::q8_1::Q8Rows;
@@ -155,7 +156,7 @@ unsafe fn store_sums<const NT: usize>(acc: &[__m512; NT], out: &mut [f32]) {
 const PREFETCH_BYTES: usize = 4096;
 
 #[inline(always)]
-unsafe fn prefetch_ahead(p: *const u8) {
+pub(super) unsafe fn prefetch_ahead(p: *const u8) {
     // A prefetch never faults, even past the end of the mapping.
     _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_BYTES).cast());
 }
@@ -175,7 +176,7 @@ const fn layout32(ty: u8) -> (usize, usize, usize, usize) {
 /// (at most 16), widened to f32 (0 where not selected).
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
 #[inline]
-unsafe fn gather_f16(p: *const u8, block_offsets: __m512i, mask: __mmask16, off: usize) -> __m512 {
+pub(super) unsafe fn gather_f16(p: *const u8, block_offsets: __m512i, mask: __mmask16, off: usize) -> __m512 {
     let g = _mm512_mask_i32gather_epi32::<1>(_mm512_setzero_si512(), mask, block_offsets, p.add(off).cast());
     _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g))
 }
@@ -323,13 +324,6 @@ fn scales_mins_k4(s: &[u8; 12]) -> (u64, u64) {
 #[inline]
 unsafe fn bytes8_f32(b: u64) -> __m256 {
     _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(b as i64)))
-}
-
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-#[inline]
-unsafe fn f16_at(p: *const u8) -> f32 {
-    let bits = std::ptr::read_unaligned(p.cast::<u16>());
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
 }
 
 /// Rows of Q4_K (code Q4_K) or Q5_K against activation rows t0..t0+NT.

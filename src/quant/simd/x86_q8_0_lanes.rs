@@ -21,6 +21,10 @@
 
 use std::arch::x86_64::*;
 
+// The f16 scale, the 8-lane sum in ggml's order, the prefetch and the f16 gathers are the other
+// x86 kernels'.
+use super::x86::{f16_at, hsum_avx2};
+use super::x86_fused::{gather_f16, prefetch_ahead};
 use super::OutMatrix;
 use crate::dtype::GgmlType;
 use crate::quant::q8_1::Q8Rows;
@@ -51,40 +55,21 @@ const fn layout(ty: u8) -> (usize, usize, usize, i32) {
     }
 }
 
-/// The f16 at `p`, widened.
-#[target_feature(enable = "avx2,fma,f16c")]
-#[inline]
-unsafe fn f16_at(p: *const u8) -> f32 {
-    let bits = std::ptr::read_unaligned(p.cast::<u16>());
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
-}
-
-/// How far ahead of the weights being read the kernels ask for cache lines (as the fused
-/// kernels: the hardware prefetchers restart at every matrix and 4 KiB page).
-const PREFETCH_BYTES: usize = 4096;
-
-#[inline(always)]
-unsafe fn prefetch_ahead(p: *const u8) {
-    // A prefetch never faults, even past the end of the mapping.
-    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_BYTES).cast());
-}
-
-/// The f16 scale at the start of each of the first blocks of `block` bytes from `p` that `mask`
-/// selects (at most 16), widened to f32 (0 where not selected).
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c")]
-#[inline]
-unsafe fn gather_f16(p: *const u8, block_offsets: __m512i, mask: __mmask16) -> __m512 {
-    let g = _mm512_mask_i32gather_epi32::<1>(_mm512_setzero_si512(), mask, block_offsets, p.cast());
-    _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g))
-}
-
-/// ggml's `hsum` of eight lanes: 128-bit halves added, the upper pair onto the lower, the two left.
-#[target_feature(enable = "avx2,fma,f16c")]
-#[inline]
-unsafe fn hsum8(v: __m256) -> f32 {
-    let h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
-    let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)))
+/// Bytes a weight row and weight rows of a product, after the shape checks every entry makes (the
+/// kernels read by raw pointer within these bounds).
+fn checked_shape(
+    ty: GgmlType,
+    w: &[u8],
+    k: usize,
+    a: &Q8Rows,
+    out: &OutMatrix<'_>,
+    toks: &std::ops::Range<usize>,
+) -> (usize, usize) {
+    let row_bytes = k / 32 * ty.block_bytes();
+    let rows = w.len() / row_bytes;
+    assert!(a.k() == k && out.rows() == rows && out.toks() == a.n() && rows * row_bytes == w.len());
+    assert!(toks.end <= a.n());
+    (row_bytes, rows)
 }
 
 /// Token tiles: the largest of 8, 4, 2, 1 (at most `max`) that fits what is left.
@@ -115,10 +100,7 @@ pub(super) unsafe fn gemm_avx512(
     out: &mut OutMatrix<'_>,
     toks: std::ops::Range<usize>,
 ) {
-    let row_bytes = k / 32 * ty.block_bytes();
-    let rows = w.len() / row_bytes;
-    assert!(a.k() == k && out.rows() == rows && out.toks() == a.n() && rows * row_bytes == w.len());
-    assert!(toks.end <= a.n());
+    let (row_bytes, rows) = checked_shape(ty, w, k, a, out, &toks);
     for (t0, nt) in tiles(toks, 8) {
         macro_rules! go {
             ($ty:ident, $nt:literal) => {{
@@ -184,10 +166,7 @@ pub(super) unsafe fn gemm_panels_avx512(
     out: &mut OutMatrix<'_>,
     toks: std::ops::Range<usize>,
 ) {
-    let row_bytes = k / 32 * ty.block_bytes();
-    let rows = w.len() / row_bytes;
-    assert!(a.k() == k && out.rows() == rows && out.toks() == a.n() && rows * row_bytes == w.len());
-    assert!(toks.end <= a.n());
+    let (row_bytes, rows) = checked_shape(ty, w, k, a, out, &toks);
     match code(ty) {
         Q8_0 => panels::<Q8_0>(w, row_bytes, rows, k, a, out, toks),
         Q4_0 => panels::<Q4_0>(w, row_bytes, rows, k, a, out, toks),
@@ -377,7 +356,7 @@ unsafe fn tile512<const TY: u8, const NT: usize, const RP: usize>(
         // The f16 scales of these 16 blocks of every row, widened (one gather a row).
         let mut dws = [_mm512_setzero_ps(); 4];
         for i in 0..2 * RP {
-            dws[i] = gather_f16(p[i].add(g * bb), block_offsets, mask);
+            dws[i] = gather_f16(p[i].add(g * bb), block_offsets, mask, 0);
         }
         for c in 0..m {
             let b = g + c;
@@ -410,9 +389,9 @@ unsafe fn tile512<const TY: u8, const NT: usize, const RP: usize>(
     for q in 0..RP {
         for j in 0..NT {
             let v = acc[q][j];
-            out.set(r[2 * q], t0 + j, hsum8(_mm512_castps512_ps256(v)));
+            out.set(r[2 * q], t0 + j, hsum_avx2(_mm512_castps512_ps256(v)));
             if 2 * q + 1 < store {
-                out.set(r[2 * q + 1], t0 + j, hsum8(_mm512_extractf32x8_ps::<1>(v)));
+                out.set(r[2 * q + 1], t0 + j, hsum_avx2(_mm512_extractf32x8_ps::<1>(v)));
             }
         }
     }
@@ -431,10 +410,7 @@ pub(super) unsafe fn gemm_avx2(
     out: &mut OutMatrix<'_>,
     toks: std::ops::Range<usize>,
 ) {
-    let row_bytes = k / 32 * ty.block_bytes();
-    let rows = w.len() / row_bytes;
-    assert!(a.k() == k && out.rows() == rows && out.toks() == a.n() && rows * row_bytes == w.len());
-    assert!(toks.end <= a.n());
+    let (row_bytes, rows) = checked_shape(ty, w, k, a, out, &toks);
     for (t0, nt) in tiles(toks, 4) {
         macro_rules! by_nt {
             ($ty:ident) => {
@@ -516,6 +492,6 @@ unsafe fn row256<const TY: u8, const NT: usize>(
         }
     }
     for j in 0..NT {
-        out.set(r, t0 + j, hsum8(acc[j]));
+        out.set(r, t0 + j, hsum_avx2(acc[j]));
     }
 }
