@@ -148,17 +148,6 @@ impl FastState {
     }
 }
 
-/// The buffer a step writes, if any.
-fn written(step: &Step) -> Option<Buf> {
-    match *step {
-        Step::Embed { out, .. } | Step::Norm { out, .. } | Step::Linear { out, .. } => Some(out),
-        Step::Add { out, .. } | Step::Glu { out, .. } => Some(out),
-        Step::BiasAdd { x, .. } | Step::Rope { x, .. } | Step::Softcap { x, .. } => Some(x),
-        Step::Attention { .. } => Some(Buf::AttnOut),
-        Step::KvAppend { .. } | Step::Argmax => None,
-    }
-}
-
 /// The session's caches and buffers, lent to one fast pass.
 pub(crate) struct Pass<'a> {
     pub model: &'a Model,
@@ -193,7 +182,7 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
         if run > 1 {
             linear_group(state, model, &nodes[i..i + run], bufs, n)?;
             for node in &nodes[i..i + run] {
-                if let Some(b) = written(&node.step) {
+                if let Some(b) = node.step.written() {
                     state.q8.written(b);
                 }
             }
@@ -283,7 +272,7 @@ fn walk(state: &mut FastState, pass: Pass<'_>, tokens: &[u32]) -> Result<(), Exe
             Step::Softcap { x, cap } => reference::softcap(&mut bufs[x as usize], cap),
             Step::Argmax => {}
         }
-        if let Some(b) = written(&node.step) {
+        if let Some(b) = node.step.written() {
             state.q8.written(b);
         }
     }

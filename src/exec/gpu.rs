@@ -225,17 +225,6 @@ impl GpuPrecision {
     }
 }
 
-/// The buffer a step writes, if any (a quantized copy of it is stale afterwards).
-fn written(step: &Step) -> Option<Buf> {
-    match *step {
-        Step::Embed { out, .. } | Step::Norm { out, .. } | Step::Linear { out, .. } => Some(out),
-        Step::Add { out, .. } | Step::Glu { out, .. } => Some(out),
-        Step::BiasAdd { x, .. } | Step::Rope { x, .. } | Step::Softcap { x, .. } => Some(x),
-        Step::Attention { .. } => Some(Buf::AttnOut),
-        Step::KvAppend { .. } | Step::Argmax => None,
-    }
-}
-
 /// Bytes of the q8_1 buffer a decode pass needs: the widest quantized projection input.
 fn q8_bytes(graph: &Graph) -> usize {
     graph
@@ -738,7 +727,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 }
                 continue;
             }
-            if q8_of.is_some_and(|(b, _)| written(&node.step) == Some(b)) {
+            if q8_of.is_some_and(|(b, _)| node.step.written() == Some(b)) {
                 q8_of = None;
             }
             // Flash attention where it applies (f16 cache, head_dim up to 256).

@@ -91,6 +91,18 @@ pub struct RowRange {
 }
 
 impl Step {
+    /// The buffer the step writes (in place or not); the KV append (the cache) and argmax (the
+    /// ids) write none.
+    pub fn written(&self) -> Option<Buf> {
+        match *self {
+            Step::Embed { out, .. } | Step::Norm { out, .. } | Step::Linear { out, .. } => Some(out),
+            Step::Add { out, .. } | Step::Glu { out, .. } => Some(out),
+            Step::BiasAdd { x, .. } | Step::Rope { x, .. } | Step::Softcap { x, .. } => Some(x),
+            Step::Attention { .. } => Some(Buf::AttnOut),
+            Step::KvAppend { .. } | Step::Argmax => None,
+        }
+    }
+
     /// The bytes of a projection's weight (all `data` of its tensor) that it reads: the whole
     /// tensor, or its row range of a fused one. `data` holds whole rows (its shape was checked).
     pub fn weight_bytes<'a>(&self, data: &'a [u8]) -> &'a [u8] {
