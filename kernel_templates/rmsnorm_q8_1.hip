@@ -3,10 +3,10 @@
 // then y[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * (w (+ 1 when ADD_ONE)), each step as
 // elementwise.hip and rmsnorm.hip compute it (same sums in the same order), written as floats
 // and as q8_1 blocks of those same floats, with their scale terms `ds` (quant/q8_1_write.h). One
-// block per row; rows of N floats, N a multiple of 32. The sum of squares runs on the first SUM_THREADS threads, rmsnorm's
-// block size, so it adds in rmsnorm's order (the other threads add exact zeros at the end); the
-// norm and the quantize then spread over all BLOCK_THREADS (a single block per row: on a 4096-wide
-// row a 256-thread block spent most of the launch quantizing).
+// block per row; rows of N floats, N a multiple of 32. The sum of squares runs on the first
+// SUM_THREADS threads, rmsnorm's block size, so it adds in rmsnorm's order (the other threads add
+// exact zeros at the end); the norm and the quantize then spread over all BLOCK_THREADS (a single
+// block per row: on a 4096-wide row a 256-thread block spent most of the launch quantizing).
 RF_KERNEL void __launch_bounds__(BLOCK_THREADS)
 KERNEL_NAME(float* __restrict__ x, const float* __restrict__ d, const float* __restrict__ w, float* __restrict__ y,
             block_q8_1* __restrict__ q, float2* __restrict__ ds, float eps) {
