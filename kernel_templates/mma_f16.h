@@ -14,18 +14,8 @@
 //     (RDNA 3 swaps half of them with the other half-wave, which holds the query's other keys).
 __device__ __forceinline__ int fa_lane() { return (int)(threadIdx.x % WARP_SIZE); }
 
-// f32 to f16 bits, rounded to nearest, ties to even.
-#ifdef RF_BACKEND_CUDA
-__device__ __forceinline__ u16 fa_half(float f) {
-    u16 h;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
-    return h;
-}
-#else
-__device__ __forceinline__ u16 fa_half(float f) { return __builtin_bit_cast(u16, (_Float16)f); }
-#endif
 // Two f32 as f16 bits in one word, `lo` in the low half.
-__device__ __forceinline__ u32 fa_pack(float lo, float hi) { return (u32)fa_half(lo) | ((u32)fa_half(hi) << 16); }
+__device__ __forceinline__ u32 fa_pack(float lo, float hi) { return (u32)rf_float_to_half(lo) | ((u32)rf_float_to_half(hi) << 16); }
 
 #if RF_MATRIX_MMA_SYNC
 constexpr int FA_C = 8;     // two m16n8 tiles: cols 0-7, then 8-15

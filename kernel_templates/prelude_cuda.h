@@ -15,6 +15,12 @@ __device__ __forceinline__ float rf_half_to_float(unsigned short h) {
     asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
     return f;
 }
+// f32 to f16 bits, rounded to nearest, ties to even (as __float2half; the CPU device's half::f16).
+__device__ __forceinline__ unsigned short rf_float_to_half(float f) {
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
 
 // Programmatic dependent launch (RF_PDL, sm_90+): in a decode graph a kernel may be launched while
 // the one before it still runs. Every kernel calls rf_grid_wait() first, before it touches memory:

@@ -21,6 +21,8 @@ __device__ __forceinline__ float rf_shfl_xor(float v, int mask) { return __shfl_
 __device__ __forceinline__ int rf_shfl_xor_int(int v, int mask) { return __shfl_xor(v, mask, WARP_SIZE); }
 // f16 bits to f32: exact, via clang's native _Float16.
 __device__ __forceinline__ float rf_half_to_float(unsigned short h) { return (float)__builtin_bit_cast(_Float16, h); }
+// f32 to f16 bits, rounded to nearest, ties to even.
+__device__ __forceinline__ unsigned short rf_float_to_half(float f) { return __builtin_bit_cast(unsigned short, (_Float16)f); }
 
 // Programmatic dependent launch is NVIDIA's (prelude_cuda.h); HIP kernels run in stream order.
 __device__ __forceinline__ void rf_grid_wait() {}

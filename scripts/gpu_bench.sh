@@ -3,7 +3,8 @@
 # rocmforge bench and llama-bench in the same call, on the same GPU, for the synthetic 7B Q4_K_M
 # and SmolLM2-135M Q4_K_M. rocmforge runs its exact decode, its int8 decode fused (the default
 # plan; also without programmatic launch, ROCMFORGE_PDL=0) and unfused (ROCMFORGE_FUSE=0), its
-# prefill also without stream-K products (ROCMFORGE_STREAMK=0);
+# prefill also without stream-K products (ROCMFORGE_STREAMK=0); its exact row prefills with f16
+# products (PrefillProducts::F16Exact), the others with int8;
 # llama.cpp `-p 512 -n 128 -fa 0,1 -d 0,512`.
 #
 #   gpu_bench.sh [MODEL ...]   default: $ROCMFORGE_SYN7B and $ROCMFORGE_MODELS/variants/smol-Q4_K_M.gguf

@@ -6,7 +6,7 @@ mod common;
 mod op_cases;
 
 use rocmforge::device::{Device, DeviceError};
-use rocmforge::exec::gpu::{GpuModel, GpuPrecision, GpuSession, DEFAULT_MAX_BATCH};
+use rocmforge::exec::gpu::{GpuModel, GpuPrecision, GpuSession, PrefillProducts, DEFAULT_MAX_BATCH};
 use rocmforge::exec::{ExecError, Model, Session};
 use rocmforge::jit::Engine;
 use rocmforge::kernels::launch::{self, Launch};
@@ -76,6 +76,46 @@ fn the_executor_on_the_cpu_device_matches_the_cpu_session() {
             assert_eq!(dev.pos(), n + 3);
             assert!(matches!(dev.forward(&[1, 2]), Err(ExecError::ContextFull { .. })));
         }
+    }
+}
+
+/// The f16 prefill plan (what a GPU with a matrix unit runs in `Exact`, and in `Fast` with
+/// `ROCMFORGE_PREFILL=f16`: weights dequantized to f16, inputs rounded to f16, the f16 product) on
+/// the CPU device, in both precisions: every f16 rounding is
+/// relative 2⁻¹¹, which the whole model must carry within the GPU's whole-model bound against the
+/// CPU session, NMSE ≤ 1e-3 (measured far below it), with the products run as `gemm_f16`.
+#[test]
+fn the_f16_prefill_plan_runs_on_the_cpu_device() {
+    for file in [
+        "variants/smol-Q4_K_M.gguf",
+        "gemma-3-270m-q4_k_m.gguf",
+        // F32 weights dequantized (rounded) to f16 too.
+        "variants/llama3-synth-F32.gguf",
+        // Fused attn_qkv / ffn_up: the dequantization reads row ranges of quantized blocks.
+        "variants/phi3-synth-Q4_K_M.gguf",
+    ] {
+        let Some(path) = common::model(file) else { continue };
+        let model = Model::load(&path).unwrap();
+        let engine = Engine::builder().memory_only().build().unwrap();
+        let mut g = GpuModel::with_kv(&model, Device::cpu(), &engine, KvPrecision::F32).unwrap();
+        assert_eq!(g.prefill, PrefillProducts::Legacy, "the CPU device runs the f32 references unless asked");
+        g.prefill = PrefillProducts::F16;
+        let n = DEFAULT_MAX_BATCH + 44;
+        let prompt: Vec<u32> = (0..n as u32).map(|i| (i * 7919 + 11) % model.config.n_vocab).collect();
+        let want = Session::new(&model, n + 1).unwrap().forward(&prompt).unwrap().to_vec();
+        for precision in [GpuPrecision::Exact, GpuPrecision::Fast] {
+            let mut s = GpuSession::with_precision(&g, n + 1, DEFAULT_MAX_BATCH, precision).unwrap();
+            let e = nmse(s.forward(&prompt).unwrap(), &want);
+            println!(
+                "{file} [{}]: f16 prefill of {n} tokens in 2 passes, NMSE {e:.2e} against the CPU session",
+                precision.name()
+            );
+            assert!(e > 0.0 && e < 1e-3, "{file}: f16 prefill NMSE {e:.2e}");
+        }
+        let mut s = GpuSession::with_precision(&g, 16, DEFAULT_MAX_BATCH, GpuPrecision::Exact).unwrap();
+        let ops = s.profile_prefill(&prompt[..8], 1).unwrap();
+        let gemms = ops.iter().filter(|o| o.kernel.starts_with("gemm_f16_")).count();
+        assert!(gemms > 0 && ops.iter().all(|o| !o.kernel.starts_with("mmm_")), "{file}: {ops:?}");
     }
 }
 

@@ -102,8 +102,8 @@ fn launches_that_do_not_fit_their_buffers_never_reach_the_gpu() {
 
 /// GPU against CPU on a whole model, in both GPU decode precisions, each against the CPU session of
 /// the same arithmetic (f32 reference; int8 fast path), after a prefill of `prompt_len` tokens (in passes of `DEFAULT_MAX_BATCH`; prefill's
-/// products are f32 in `Exact` and int8 on the matrix units in `Fast`, its attention flash attention
-/// in both over an f16 cache) and over 32 decode steps:
+/// products are f16 on the matrix units in `Exact` (`PrefillProducts::F16Exact`) and int8 on them in
+/// `Fast`, its attention flash attention in both over an f16 cache) and over 32 decode steps:
 /// - `Exact` (f32 decode, the default): logits NMSE ≤ 1e-3 and the same 32 greedy tokens.
 /// - `Fast` (int8 prefill and decode, opt-in): against the CPU's int8 path (`CpuPrecision::Fast`
 ///   with [`Activations::Gpu`]: the same q8_1 activations, int8 where the GPU runs int8, and the

@@ -122,12 +122,16 @@ fn compile_checked(rtc: &HipRtc, specs: &BTreeSet<KernelSpec>, gfx906_too: bool)
             if (gfx906_too || t != "gfx906") && r.spills() {
                 spills.push(format!("{t} {}: {r:?}", k.entry));
             }
-            if let KernelSpec::FlashAttn { head_dim, .. } = *spec {
-                // Flash attention's products run on the matrix unit (f16 MFMA on gfx90a); the
-                // targets without one take the f32 kernel.
+            // Flash attention's and the f16 GEMM's products run on the matrix unit (f16 MFMA on
+            // gfx90a); the targets without one take the f32 or FMA kernel.
+            let want_matrix = match *spec {
+                KernelSpec::FlashAttn { head_dim, .. } => Some(t == "gfx90a" && head_dim % 16 == 0),
+                KernelSpec::GemmF16 { .. } => Some(t == "gfx90a"),
+                _ => None,
+            };
+            if let Some(want_matrix) = want_matrix {
                 let (_, count) = rocmforge::jit::amd_f16_matrix_instructions(&code).expect("a readable code object");
                 println!("{t} {}: {count} f16 matrix instructions", k.entry);
-                let want_matrix = t == "gfx90a" && head_dim % 16 == 0;
                 assert_eq!(count > 0, want_matrix, "{t} {}: {count} f16 MFMA instructions", k.entry);
             }
         }

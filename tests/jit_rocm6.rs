@@ -247,15 +247,15 @@ fn prefill_products_use_the_matrix_units(stage: &Stage, matrix: &[&str], plain: 
     }
 }
 
-/// Prefill flash attention (`flash_attn_*`) in the stage's cache runs its two products on the
-/// matrix units: every code object for a processor in `matrix` holds f16 MFMA or WMMA
-/// instructions, every one for a processor in `plain` (no matrix unit: the f32 kernel) none.
-/// Prints the counts.
-fn flash_attention_uses_the_matrix_units(stage: &Stage, matrix: &[&str], plain: &[&str]) {
+/// The f16 products of prefill in the stage's cache, the kernels named `prefix*` (flash
+/// attention's `flash_attn_`, the f16 GEMM's `gemm_f16_`), run on the matrix units: every code
+/// object for a processor in `matrix` holds f16 MFMA or WMMA instructions, every one for a
+/// processor in `plain` (no matrix unit: the f32 or FMA kernel) none. Prints the counts.
+fn f16_products_use_the_matrix_units(stage: &Stage, prefix: &str, matrix: &[&str], plain: &[&str]) {
     let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for elf in cached_code_objects(stage) {
         let Ok(res) = rocmforge::jit::amd_kernel_resources(&elf) else { continue };
-        let Some(name) = res.iter().map(|r| r.name.clone()).find(|n| n.starts_with("flash_attn_")) else { continue };
+        let Some(name) = res.iter().map(|r| r.name.clone()).find(|n| n.starts_with(prefix)) else { continue };
         let (processor, count) = rocmforge::jit::amd_f16_matrix_instructions(&elf).expect("a readable code object");
         println!("{processor} {name}: {count} f16 matrix instructions");
         if matrix.contains(&processor.as_str()) {
@@ -266,7 +266,7 @@ fn flash_attention_uses_the_matrix_units(stage: &Stage, matrix: &[&str], plain: 
         seen.entry(processor).or_default().push(name);
     }
     for p in matrix.iter().chain(plain) {
-        assert!(seen.get(*p).is_some_and(|v| !v.is_empty()), "no flash attention kernel compiled for {p}: {seen:?}");
+        assert!(seen.get(*p).is_some_and(|v| !v.is_empty()), "no {prefix}* kernel compiled for {p}: {seen:?}");
     }
 }
 
@@ -277,7 +277,8 @@ fn rocm_6_4_compiles_every_reference_kernel_for_the_modern_targets_without_spill
     warm_reference_models(&stage, ROCM6_TARGETS);
     let matrix: Vec<&str> = ROCM6_TARGETS.split(',').collect();
     prefill_products_use_the_matrix_units(&stage.host_view(), &matrix, &[]);
-    flash_attention_uses_the_matrix_units(&stage.host_view(), &matrix, &[]);
+    f16_products_use_the_matrix_units(&stage.host_view(), "flash_attn_", &matrix, &[]);
+    f16_products_use_the_matrix_units(&stage.host_view(), "gemm_f16_", &matrix, &[]);
 }
 
 #[test]
@@ -288,7 +289,8 @@ fn rocm_5_2_compiles_every_reference_kernel_for_its_targets_without_spills() {
     let stage = Stage::new(Toolchain::Host, "rocm5");
     warm_reference_models(&stage, ROCM5_TARGETS);
     prefill_products_use_the_matrix_units(&stage, &["gfx90a"], &["gfx906", "gfx1030"]);
-    flash_attention_uses_the_matrix_units(&stage, &["gfx90a"], &["gfx906", "gfx1030"]);
+    f16_products_use_the_matrix_units(&stage, "flash_attn_", &["gfx90a"], &["gfx906", "gfx1030"]);
+    f16_products_use_the_matrix_units(&stage, "gemm_f16_", &["gfx90a"], &["gfx906", "gfx1030"]);
 }
 
 #[test]

@@ -385,10 +385,11 @@ fn bench(a: &BenchArgs, precision: CpuPrecision) -> Result<ExitCode> {
     let warm_s = t.elapsed().as_secs_f64();
     let mut s = GpuSession::new(&gpu, capacity, DEFAULT_MAX_BATCH)?;
     out.line(format!(
-        "device     {backend} {name} ({target}); copy bandwidth {:.0} GB/s; KV cache {}; decode {}",
+        "device     {backend} {name} ({target}); copy bandwidth {:.0} GB/s; KV cache {}; decode {}; prefill products {}",
         bandwidth / 1e9,
         kv.name(),
-        a.device.gpu_precision.name()
+        a.device.gpu_precision.name(),
+        gpu.prefill.name(a.device.gpu_precision)
     ));
     out.line(format!(
         "jit        cold {cold_s:.2} s ({} compiled, {:.2} s compiling + {:.2} s upload) | warm {warm_s:.2} s ({} cached)",

@@ -257,6 +257,42 @@ impl CpuBackend {
                 reference::linear(*wtype, view(mem, w, rows * row_bytes)?, k, *rows, &xs, &mut out).map_err(q)?;
                 put_f32s(mem, y, 0, &out)
             }
+            // The weights rounded to f16 once from the reference's f32 value.
+            Launch::DequantF16(l) => {
+                let k = l.k as usize;
+                let bytes = view(mem, &l.w, l.rows * row_bytes(l.wtype, k)?)?;
+                let mut w = vec![0f32; l.rows * k];
+                quant::dequantize(l.wtype, bytes, &mut w).map_err(q)?;
+                put_kv(mem, &l.out, 0, &w)
+            }
+            Launch::ConvertF16(l) => {
+                let k = l.k as usize;
+                let mut x = f32s(mem, &l.x, l.rows * k)?;
+                let mut inv = Vec::with_capacity(l.rows);
+                for row in x.chunks_exact_mut(k) {
+                    let p = launch::f16_row_exponent(row.iter().fold(0f32, |m, v| m.max(v.abs())));
+                    let scale = 2f32.powi(p);
+                    row.iter_mut().for_each(|v| *v *= scale);
+                    inv.push(2f32.powi(-p));
+                }
+                put_kv(mem, &l.out, 0, &x)?;
+                put_f32s(mem, &l.inv_scale, 0, &inv)
+            }
+            // f16 operands widened exactly; each sum in f32, in k order.
+            Launch::GemmF16(l) => {
+                let k = l.k as usize;
+                let (w, x) = (kv_f32s(mem, &l.w, l.rows * k)?, kv_f32s(mem, &l.x, l.tokens * k)?);
+                let scale = f32s(mem, &l.x_scale, l.tokens)?;
+                let mut y = vec![0f32; l.tokens * l.rows];
+                for (t, yt) in y.chunks_exact_mut(l.rows).enumerate() {
+                    let xt = &x[t * k..(t + 1) * k];
+                    for (r, v) in yt.iter_mut().enumerate() {
+                        let sum = w[r * k..(r + 1) * k].iter().zip(xt).fold(0f32, |s, (a, b)| a.mul_add(*b, s));
+                        *v = sum * scale[t];
+                    }
+                }
+                put_f32s(mem, &l.y, 0, &y)
+            }
             Launch::QuantizeQ8_1(l) => {
                 let x = f32s(mem, &l.x, l.n)?;
                 put_q8_1(mem, &l.out, &l.ds, &x)

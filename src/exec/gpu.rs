@@ -81,7 +81,54 @@ pub struct GpuModel<'m> {
     /// Whether sessions opened from now on fuse their int8 decode plan ([`fuse`]): on unless
     /// `ROCMFORGE_FUSE=0`.
     pub fuse: bool,
+    /// Which products prefill passes run (sessions opened from now on).
+    pub prefill: PrefillProducts,
     pub report: LoadReport,
+}
+
+/// Which products a prefill pass runs its matrix products as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrefillProducts {
+    /// f32 products in `Exact`, int8 in `Fast`: devices without a matrix unit, the CPU device
+    /// (which runs the references), and `ROCMFORGE_PREFILL=legacy`.
+    Legacy,
+    /// f16 products on the matrix unit in `Exact` (weights dequantized to f16, inputs rounded to
+    /// f16, f32 sums: [`KernelSpec::f16_prefill`]), int8 in `Fast`: the default where the device
+    /// has a matrix unit.
+    F16Exact,
+    /// f16 products in both precisions (`ROCMFORGE_PREFILL=f16`).
+    F16,
+}
+
+impl PrefillProducts {
+    /// What a session of `precision` runs its prefill products in: `f16`, `int8` or `f32`.
+    pub fn name(self, precision: GpuPrecision) -> &'static str {
+        match (self.f16(precision), precision) {
+            (true, _) => "f16",
+            (false, GpuPrecision::Fast) => "int8",
+            (false, GpuPrecision::Exact) => "f32",
+        }
+    }
+
+    /// The default for `device`, as `ROCMFORGE_PREFILL` (`legacy`, `f16`) overrides it.
+    fn for_device(device: &Device) -> PrefillProducts {
+        let matrix = device.target().is_some_and(|t| t.render_target().matrix != crate::kernels::MatrixUnit::None);
+        match std::env::var("ROCMFORGE_PREFILL").as_deref().map(str::trim) {
+            Ok("legacy") => PrefillProducts::Legacy,
+            Ok("f16") if matrix => PrefillProducts::F16,
+            _ if matrix => PrefillProducts::F16Exact,
+            _ => PrefillProducts::Legacy,
+        }
+    }
+
+    /// Whether a session of `precision` runs its prefill products in f16.
+    pub fn f16(self, precision: GpuPrecision) -> bool {
+        match self {
+            PrefillProducts::Legacy => false,
+            PrefillProducts::F16Exact => precision == GpuPrecision::Exact,
+            PrefillProducts::F16 => true,
+        }
+    }
 }
 
 impl<'m> GpuModel<'m> {
@@ -179,6 +226,7 @@ impl<'m> GpuModel<'m> {
         report.upload_seconds = start.elapsed().as_secs_f64();
         Ok(GpuModel {
             model,
+            prefill: PrefillProducts::for_device(&device),
             device,
             weights,
             weight_index,
@@ -200,7 +248,8 @@ pub enum GpuPrecision {
     /// SmolLM2 and Gemma 3 (greedy text can part after a few dozen tokens). Opt-in until held to
     /// issue 9's bound.
     Fast,
-    /// f32 activations and the float matvec: the CPU reference's arithmetic (the default).
+    /// f32 activations and the float matvec in decode: the CPU reference's arithmetic (the
+    /// default). Prefill products are f16 on a matrix unit ([`PrefillProducts`]), f32 elsewhere.
     #[default]
     Exact,
 }
@@ -278,6 +327,12 @@ enum Slot {
     Q8,
     /// Their (d, d·Σq) pairs, which the quantizers write beside them.
     Q8Ds,
+    /// The f16 weights of the prefill product running ([`KernelSpec::DequantF16`]).
+    F16W,
+    /// The f16 rows of the input of the prefill products running ([`KernelSpec::ConvertF16`]).
+    F16X,
+    /// Their rows' scales.
+    F16Scale,
 }
 
 fn act(buf: Buf) -> Slot {
@@ -351,6 +406,10 @@ pub struct GpuSession<'g, 'm> {
     /// q8_1 activations of the int8 decode (one byte when the session runs `Exact`).
     q8: DeviceBuffer<u8>,
     q8_ds: DeviceBuffer<f32>,
+    /// The f16 operands of the prefill products (one element each where prefill is not f16).
+    f16_w: DeviceBuffer<half::f16>,
+    f16_x: DeviceBuffer<half::f16>,
+    f16_scale: DeviceBuffer<f32>,
     precision: GpuPrecision,
     /// Whether the int8 decode plan is fused ([`fuse`]).
     fuse: bool,
@@ -420,14 +479,40 @@ fn q8_ds_len(model: &Model, max_batch: usize, precision: GpuPrecision) -> usize 
     (q8_buffer_bytes(model, max_batch, precision) / launch::Q8_1_BLOCK_BYTES * 2).max(1)
 }
 
+/// The f16 prefill's operand lengths for passes of `n` tokens: (the largest product's weights,
+/// its widest input), one element each where prefill is not f16.
+fn f16_lens(model: &Model, n: usize, f16_prefill: bool) -> (usize, usize) {
+    let products =
+        model.prefill.nodes.iter().filter(|_| f16_prefill).filter_map(|node| match (&node.step, node.spec) {
+            (Step::Linear { n_out, last_only: false, .. }, KernelSpec::MatMul { k, .. })
+                if node.spec.f16_prefill().is_some() =>
+            {
+                Some((*n_out as usize * k as usize, n * k as usize))
+            }
+            _ => None,
+        });
+    products.fold((1, 1), |(w, x), (pw, px)| (w.max(pw), x.max(px)))
+}
+
 /// Device bytes of a session's activations with passes of `n` tokens, as `with_precision`
 /// allocates them: the f32 buffers, ids and positions, decode attention's partials (`part_len`
-/// floats) and counters, and the q8_1 buffer with its (d, d·Σq) pairs.
-fn activation_bytes(model: &Model, n: usize, part_len: usize, counters: usize, precision: GpuPrecision) -> u64 {
+/// floats) and counters, the q8_1 buffer with its (d, d·Σq) pairs, and the f16 prefill's operands.
+fn activation_bytes(
+    model: &Model,
+    n: usize,
+    part_len: usize,
+    counters: usize,
+    precision: GpuPrecision,
+    f16_prefill: bool,
+) -> u64 {
     let plan = &model.prefill.buffers;
     let floats: usize = plan.sizes.iter().map(|(b, _)| plan.len(*b, n)).sum();
     let q8_ds = q8_ds_len(model, n, precision);
-    (4 * (floats + 2 * n + part_len + counters + q8_ds) + q8_buffer_bytes(model, n, precision)) as u64
+    let (f16_w, f16_x) = f16_lens(model, n, f16_prefill);
+    let f16_scale = if f16_prefill { n } else { 1 };
+    (4 * (floats + 2 * n + part_len + counters + q8_ds + f16_scale)
+        + q8_buffer_bytes(model, n, precision)
+        + 2 * (f16_w + f16_x)) as u64
 }
 
 /// The tokens a prefill pass takes: `requested`, or less where its activations would pass
@@ -499,7 +584,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         })?;
         let budget = (g.report.weight_bytes + need) / 10;
         let max_batch = batch_within(max_batch.clamp(1, capacity.max(1)), budget, |n| {
-            activation_bytes(model, n, part_len, n_counters, precision)
+            activation_bytes(model, n, part_len, n_counters, precision, g.prefill.f16(precision))
         });
         let bufs =
             plan.sizes.iter().map(|(buf, _)| dev.alloc(plan.len(*buf, max_batch))).collect::<Result<Vec<_>, _>>()?;
@@ -520,16 +605,30 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         attn_counters.write(0, &vec![0i32; n_counters])?;
         let q8 = dev.alloc(q8_buffer_bytes(model, max_batch, precision))?;
         let q8_ds = dev.alloc(q8_ds_len(model, max_batch, precision))?;
+        let (f16_w_len, f16_x_len) = f16_lens(model, max_batch, g.prefill.f16(precision));
+        let (f16_w, f16_x) = (dev.alloc(f16_w_len)?, dev.alloc(f16_x_len)?);
+        let f16_scale = dev.alloc(if g.prefill.f16(precision) { max_batch } else { 1 })?;
         let allocated = SessionBytes {
             kv_cache: k_cache.iter().chain(&v_cache).map(|b| b.bytes() as u64).sum(),
             activations: bufs
                 .iter()
                 .map(|b| b.bytes())
                 .chain([&ids, &positions].map(|b| b.bytes()))
-                .chain([attn_part.bytes(), attn_counters.bytes(), q8.bytes(), q8_ds.bytes()])
+                .chain([
+                    attn_part.bytes(),
+                    attn_counters.bytes(),
+                    q8.bytes(),
+                    q8_ds.bytes(),
+                    f16_w.bytes(),
+                    f16_x.bytes(),
+                    f16_scale.bytes(),
+                ])
                 .sum::<usize>() as u64,
         };
-        debug_assert_eq!(allocated.activations, activation_bytes(model, max_batch, part_len, n_counters, precision));
+        debug_assert_eq!(
+            allocated.activations,
+            activation_bytes(model, max_batch, part_len, n_counters, precision, g.prefill.f16(precision))
+        );
         let mut s = GpuSession {
             g,
             capacity,
@@ -545,6 +644,9 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             positions,
             q8,
             q8_ds,
+            f16_w,
+            f16_x,
+            f16_scale,
             precision,
             fuse: g.fuse,
             decode_plan: Vec::new(),
@@ -649,8 +751,11 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         };
         // The int8 decode: which activation rows the q8_1 buffer holds now.
         let int8 = n == 1 && self.precision == GpuPrecision::Fast;
-        let int8_prefill = n > 1 && self.precision == GpuPrecision::Fast;
+        let f16_prefill = n > 1 && g.prefill.f16(self.precision);
+        let int8_prefill = n > 1 && self.precision == GpuPrecision::Fast && !f16_prefill;
         let mut q8_of: Option<(Buf, usize)> = None;
+        // The f16 prefill: which activation buffer the f16 input holds now.
+        let mut f16_of: Option<Buf> = None;
         let mut fused_until = 0;
         for (ni, node) in graph.nodes.iter().enumerate() {
             if ni < fused_until {
@@ -693,6 +798,40 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     q8_of = None;
                 }
                 continue;
+            }
+            // The f16 prefill: the pass's rows of x rounded to f16 once, the weights dequantized to
+            // f16, then the f16 product.
+            if let (true, Step::Linear { x, out: y, n_out, last_only: false, .. }, Some([dequant, convert, gemm])) =
+                (f16_prefill, &node.step, node.spec.f16_prefill())
+            {
+                let KernelSpec::MatMul { wtype, k } = node.spec else {
+                    return Err(mismatch(node));
+                };
+                let rows = *n_out as usize;
+                if f16_of != Some(*x) {
+                    let c = launch::ConvertF16 { x: act(*x), out: Slot::F16X, inv_scale: Slot::F16Scale, k, rows: n };
+                    out.push(Planned::new(kernel_for(&convert)?, c.into(), ni));
+                    f16_of = Some(*x);
+                }
+                let d = launch::DequantF16 { w: linear_weight()?, out: Slot::F16W, wtype, k, rows };
+                out.push(Planned::new(kernel_for(&dequant)?, d.into(), ni));
+                let m = launch::GemmF16 {
+                    w: Slot::F16W,
+                    x: Slot::F16X,
+                    x_scale: Slot::F16Scale,
+                    y: act(*y),
+                    k,
+                    rows,
+                    tokens: n,
+                };
+                out.push(Planned::new(kernel_for(&gemm)?, m.into(), ni));
+                if f16_of == Some(*y) {
+                    f16_of = None;
+                }
+                continue;
+            }
+            if f16_of.is_some_and(|b| node.step.written() == Some(b)) {
+                f16_of = None;
             }
             // The int8 prefill: the pass's rows of x quantized once, then the tiled int8 product.
             if let (true, Step::Linear { x, out: y, n_out, last_only: false, .. }, Some((quantize, _))) =
@@ -1046,6 +1185,9 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             Slot::Positions => self.positions.view(),
             Slot::Q8 => self.q8.view(),
             Slot::Q8Ds => self.q8_ds.view(),
+            Slot::F16W => self.f16_w.view(),
+            Slot::F16X => self.f16_x.view(),
+            Slot::F16Scale => self.f16_scale.view(),
         })
     }
 

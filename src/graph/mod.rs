@@ -389,5 +389,8 @@ pub fn kernel_specs(cfg: &ModelConfig, tensors: &dyn TensorTypes) -> Result<BTre
         })
         .collect();
     specs.extend(prefill);
+    // On a target with a matrix unit, prefill's float products run as f16 products instead.
+    let f16: Vec<KernelSpec> = specs.iter().filter_map(|s| s.f16_prefill()).flatten().collect();
+    specs.extend(f16);
     Ok(specs)
 }

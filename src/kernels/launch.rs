@@ -15,7 +15,7 @@ use super::spec::{
     ElementwiseOp, GluKind, KernelSpec, MmvqLayout, RopeExt, RopeKind, SpecError, QUANTIZE_THREADS, ROWS_PER_BLOCK,
     TOKENS_PER_WARP,
 };
-use super::spec::{KvPrecision, ATTN_DECODE_MAX_CHUNK};
+use super::spec::{KvPrecision, ATTN_DECODE_MAX_CHUNK, BLOCK_THREADS, GEMM_F16_ROWS, GEMM_F16_TOKENS};
 use crate::dtype::GgmlType;
 
 /// The element type of a buffer argument.
@@ -352,6 +352,79 @@ description! {
             rows: usize,
             tokens: usize,
             workers: u32,
+        }
+    }
+}
+
+description! {
+    /// `out = W` as f16: `rows` weight rows of `k` elements of `wtype`, each value rounded to f16
+    /// once (the weights of a [`GemmF16`]).
+    DequantF16 {
+        buffers {
+            /// `[rows]` rows of `wtype` blocks.
+            w,
+            /// `[rows, k]` f16
+            out,
+        }
+        scalars {
+            wtype: GgmlType,
+            k: u32,
+            rows: usize,
+        }
+    }
+}
+
+description! {
+    /// `out = x · 2^p` rounded to f16 (nearest, ties to even) and `inv_scale = 2^-p`, row by row:
+    /// `rows` rows of `k`, each scaled by the power of two that brings its largest |x| into
+    /// [2^14, 2^15) (the activations of a [`GemmF16`]; see [`f16_row_exponent`]).
+    ConvertF16 {
+        buffers {
+            /// `[rows, k]` f32
+            x,
+            /// `[rows, k]` f16
+            out,
+            /// `[rows]` f32
+            inv_scale,
+        }
+        scalars {
+            k: u32,
+            rows: usize,
+        }
+    }
+}
+
+/// The exponent p of the power of two `convert_f16` scales a row whose largest |x| is `max` by:
+/// `max · 2^p` lies in [2^14, 2^15) (C's frexp: max = f·2^e, f in [0.5, 1), p = 15 − e), within
+/// ±100; 0 for a row of zeros, infinities or NaN.
+pub fn f16_row_exponent(max: f32) -> i32 {
+    if !(max > 0.0 && max.is_finite()) {
+        return 0;
+    }
+    // frexp's e: the biased exponent − 126 for a normal max; a subnormal one scaled up first.
+    let (m, shift) = if max < f32::MIN_POSITIVE { (max * 2f32.powi(64), 64) } else { (max, 0) };
+    let e = ((m.to_bits() >> 23) & 0xff) as i32 - 126 - shift;
+    (15 - e).clamp(-100, 100)
+}
+
+description! {
+    /// Y = X · Wᵀ for many tokens (prefill) with W and X in f16 and f32 sums, each token's row of
+    /// X scaled back by its `x_scale` (a power of two, as [`ConvertF16`] wrote it).
+    GemmF16 {
+        buffers {
+            /// `[rows, k]` f16
+            w,
+            /// `[tokens, k]` f16
+            x,
+            /// `[tokens]` f32
+            x_scale,
+            /// `[tokens, rows]` f32
+            y,
+        }
+        scalars {
+            k: u32,
+            rows: usize,
+            tokens: usize,
         }
     }
 }
@@ -897,6 +970,77 @@ impl<B> Describe<B> for MatMul<B> {
     }
 }
 
+impl<B> Describe<B> for DequantF16<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::DequantF16 { wtype: self.wtype, k: self.k }
+    }
+    fn grid(&self) -> [u32; 3] {
+        // A thread a dequantized run (`dequant_part`'s PART values).
+        let runs = mul(self.rows, self.k as usize / dequant_run(self.wtype));
+        [blocks(runs, BLOCK_THREADS), 1, 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        vec![
+            buf("w", &self.w, Elem::U8, weight_bytes(self.wtype, self.k, self.rows)),
+            buf("out", &self.out, Elem::F16, mul(self.rows, self.k as usize)),
+            int("n_rows", self.rows),
+        ]
+    }
+}
+
+/// Values of one `dequant_part` run of `wtype` (the templates' PART; the rendered dequant_f16
+/// asserts the two agree). 1 for types no template takes (the spec refuses them).
+pub fn dequant_run(wtype: GgmlType) -> usize {
+    match wtype {
+        GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::IQ4_NL => 8,
+        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K | GgmlType::IQ4_XS => 16,
+        _ => 1,
+    }
+}
+
+impl<B> Describe<B> for ConvertF16<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::ConvertF16
+    }
+    fn grid(&self) -> [u32; 3] {
+        [dim(self.rows), 1, 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        let n = mul(self.rows, self.k as usize);
+        vec![
+            buf("x", &self.x, Elem::F32, n),
+            buf("out", &self.out, Elem::F16, n),
+            buf("inv_scale", &self.inv_scale, Elem::F32, self.rows),
+            int("k", self.k as usize),
+        ]
+    }
+}
+
+impl<B> Describe<B> for GemmF16<B> {
+    fn spec(&self) -> KernelSpec {
+        KernelSpec::GemmF16 { k: self.k }
+    }
+    fn grid(&self) -> [u32; 3] {
+        [blocks(self.rows, GEMM_F16_ROWS), blocks(self.tokens, GEMM_F16_TOKENS), 1]
+    }
+    fn args(&self) -> Vec<Arg<'_, B>> {
+        vec![
+            buf("w", &self.w, Elem::F16, mul(self.rows, self.k as usize)),
+            buf("x", &self.x, Elem::F16, mul(self.tokens, self.k as usize)),
+            buf("x_scale", &self.x_scale, Elem::F32, self.tokens),
+            buf("y", &self.y, Elem::F32, mul(self.tokens, self.rows)),
+            int("n_rows", self.rows),
+            int("n_tokens", self.tokens),
+        ]
+    }
+    fn validate(&self) -> Result<(), String> {
+        if self.rows == 0 || self.tokens == 0 {
+            return Err(format!("{} rows by {} tokens is an empty product", self.rows, self.tokens));
+        }
+        Ok(())
+    }
+}
+
 impl<B> MatMulQ8<B> {
     /// Floats of a stream-K launch's parts: two tiles a worker (the one its steps begin in and the
     /// one they end in).
@@ -1401,6 +1545,9 @@ pub enum Launch<B> {
     MatVecQ8Multi(MatVecQ8Multi<B>),
     RopeKv(RopeKv<B>),
     GluQ8_1(GluQ8_1<B>),
+    DequantF16(DequantF16<B>),
+    ConvertF16(ConvertF16<B>),
+    GemmF16(GemmF16<B>),
 }
 
 /// `$body` with `$op` bound to the description inside `$launch`, whichever op it is.
@@ -1428,6 +1575,9 @@ macro_rules! each_op {
             Launch::MatVecQ8Multi($op) => $body,
             Launch::RopeKv($op) => $body,
             Launch::GluQ8_1($op) => $body,
+            Launch::DequantF16($op) => $body,
+            Launch::ConvertF16($op) => $body,
+            Launch::GemmF16($op) => $body,
         }
     };
 }

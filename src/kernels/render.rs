@@ -5,12 +5,13 @@ use std::fmt::Write;
 
 use super::launch::{ATTN_DECODE_MAX_SPLIT, ATTN_DECODE_MIN_CHUNK, ATTN_DECODE_TARGET_BLOCKS};
 use super::spec::{flash_kv_tile, flash_on_matrix_unit, flash_queries, flash_queries_per_warp, flash_warps};
-use super::spec::{mmq_layout, mmq_tokens, MmqLayout, MMQ_ROWS, MMQ_THREADS};
+use super::spec::{mmq_layout, mmq_tokens, GemmF16Layout, MmqLayout, MMQ_ROWS, MMQ_THREADS};
 use super::spec::{
     Dialect, ElementwiseOp, GluKind, KernelSpec, MmvqLayout, RopeKind, SpecError, ATTN_WARPS, BLOCK_THREADS,
     MMVQ_THREADS, QUANTIZE_THREADS, ROWS_PER_BLOCK, TOKENS_PER_WARP,
 };
 use super::spec::{KvPrecision, ATTN_DECODE_MAX_CHUNK, ATTN_DECODE_WARPS, RMSNORM_Q8_1_THREADS};
+use super::spec::{GEMM_F16_LD, GEMM_F16_ROWS, GEMM_F16_TOKENS};
 use super::templates::{self as t, Template};
 use crate::dtype::GgmlType;
 
@@ -73,10 +74,16 @@ impl RenderTarget {
         mmq_layout(wtype, k, self.matrix == MatrixUnit::MmaSync, self.shared_max, pass_max)
     }
 
+    /// The block shape of this target's `gemm_f16` kernels.
+    pub fn gemm_f16_layout(&self) -> GemmF16Layout {
+        GemmF16Layout::new(self.warp_size, self.shared_max)
+    }
+
     /// Bytes of dynamic shared memory a launch of `spec` takes on this target.
     pub fn dynamic_shared_bytes(&self, spec: &KernelSpec) -> u32 {
         match *spec {
             KernelSpec::MatMulQ8 { wtype, k, .. } => self.mmq_layout(wtype, k).shared_bytes,
+            KernelSpec::GemmF16 { .. } => self.gemm_f16_layout().shared_bytes,
             _ => 0,
         }
     }
@@ -284,6 +291,29 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
             c.flag("GELU", kind == GluKind::GeGlu);
             t::GLU_Q8_1
         }
+        KernelSpec::DequantF16 { k, .. } => {
+            c.int("K", k).int("DQ_THREADS", BLOCK_THREADS);
+            t::DEQUANT_F16
+        }
+        KernelSpec::ConvertF16 => {
+            c.int("BLOCK_THREADS", BLOCK_THREADS);
+            t::CONVERT_F16
+        }
+        KernelSpec::GemmF16 { k } => {
+            let l = target.gemm_f16_layout();
+            c.int("K", k)
+                .int("GF_WARPS", l.warps_m * l.warps_n)
+                .int("GF_WARPS_M", l.warps_m)
+                .int("GF_WARPS_N", l.warps_n)
+                .int("GF_BM", GEMM_F16_ROWS)
+                .int("GF_BN", GEMM_F16_TOKENS)
+                .int("GF_TM", GEMM_F16_ROWS / 16 / l.warps_m)
+                .int("GF_TN", GEMM_F16_TOKENS / 16 / l.warps_n)
+                .int("GF_STAGES", l.stages)
+                .int("GF_LD", GEMM_F16_LD)
+                .int("GF_SMEM", l.shared_bytes);
+            t::GEMM_F16
+        }
     };
     let mut fragments = match spec.weight_type() {
         Some(ty) => {
@@ -305,6 +335,12 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
         KernelSpec::KvAppend { .. } | KernelSpec::RopeKv { .. } => fragments.push(t::KV_STORE),
         KernelSpec::FlashAttn { head_dim, .. } if flash_on_matrix_unit(head_dim, target.matrix != MatrixUnit::None) => {
             fragments.push(t::MMA_F16)
+        }
+        KernelSpec::GemmF16 { .. } => {
+            if target.matrix != MatrixUnit::None {
+                fragments.push(t::MMA_F16);
+            }
+            fragments.push(t::ASYNC_COPY);
         }
         KernelSpec::MatMulQ8 { wtype, .. } => {
             fragments.push(t::Q_Q8_1);
@@ -360,6 +396,14 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
             src,
             "static_assert(VDQ_UNITS == {}, \"VDQ_UNITS differs from mmvq_units_per_block\");",
             super::spec::mmvq_units_per_block(wtype)
+        );
+    }
+    if let KernelSpec::DequantF16 { wtype, .. } = *spec {
+        // The launch's grid counts the runs dequant_part writes.
+        let _ = writeln!(
+            src,
+            "static_assert(PART == {}, \"PART differs from launch::dequant_run\");",
+            super::launch::dequant_run(wtype)
         );
     }
     if let KernelSpec::MatVecQ8Multi { k, wtypes, .. } = *spec {

@@ -230,6 +230,21 @@ pub enum KernelSpec {
     GluQ8_1 {
         kind: GluKind,
     },
+    /// Weight rows of `k` elements of `wtype` as f16 rows (`dequant_f16.hip`): the weights of a
+    /// [`KernelSpec::GemmF16`].
+    DequantF16 {
+        wtype: GgmlType,
+        k: u32,
+    },
+    /// Rows of f32 values scaled by a power of two each and rounded to f16 (`convert_f16.hip`):
+    /// the activations of a [`KernelSpec::GemmF16`].
+    ConvertF16,
+    /// Y = X·Wᵀ for many tokens (prefill) with W and X in f16 and f32 sums, on the target's
+    /// matrix unit (`gemm_f16.hip`; FMA where it has none); rows of `k`, a multiple of
+    /// 64 (`GEMM_F16_STEP`).
+    GemmF16 {
+        k: u32,
+    },
 }
 
 #[derive(Clone, Debug, thiserror::Error, PartialEq)]
@@ -330,6 +345,40 @@ impl MmvqLayout {
 
 /// Threads per block of the int8 matrix product (`mmq`): 8 warps of 32 or 4 wavefronts of 64.
 pub const MMQ_THREADS: u32 = 256;
+
+/// Threads of a `gemm_f16` block (8 warps of 32, 4 of 64).
+pub const GEMM_F16_THREADS: u32 = 256;
+/// Values of K a `gemm_f16` step copies and multiplies: its rows are whole steps.
+pub const GEMM_F16_STEP: u32 = 64;
+/// Weight rows of a `gemm_f16` block.
+pub const GEMM_F16_ROWS: u32 = 128;
+/// Halves between two rows of a `gemm_f16` tile in shared memory: a step's 64 and 8 more, an odd
+/// number of 16-byte units, so the 8 rows a fragment load reads fall in distinct banks.
+pub const GEMM_F16_LD: u32 = GEMM_F16_STEP + 8;
+
+/// Tokens of a `gemm_f16` block.
+pub const GEMM_F16_TOKENS: u32 = 128;
+
+/// A `gemm_f16` block's shape on one target: `stages` steps' tiles in shared memory (up to three,
+/// as many as it holds, so the next steps' copies overlap this one's products) and a grid of `warps_m` ×
+/// `warps_n` warps over its [`GEMM_F16_ROWS`] rows and [`GEMM_F16_TOKENS`] tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GemmF16Layout {
+    pub stages: u32,
+    pub warps_m: u32,
+    pub warps_n: u32,
+    pub shared_bytes: u32,
+}
+
+impl GemmF16Layout {
+    /// Two warps down the rows (64 rows, four 16-row tiles each), the rest across the tokens.
+    pub fn new(warp_size: u32, shared_max: u32) -> GemmF16Layout {
+        let stage = (GEMM_F16_ROWS + GEMM_F16_TOKENS) * GEMM_F16_LD * 2;
+        let stages = (1..=3).rev().find(|s| s * stage <= shared_max).unwrap_or(1);
+        let warps = GEMM_F16_THREADS / warp_size;
+        GemmF16Layout { stages, warps_m: 2, warps_n: warps / 2, shared_bytes: stages * stage }
+    }
+}
 /// Weight rows per `mmq` block: 16-row tiles, one per warp of 32 or two per wavefront of 64 (the
 /// accumulators a lane holds stay the same on both).
 pub const MMQ_ROWS: u32 = 128;
@@ -590,6 +639,9 @@ impl KernelSpec {
             }
             KernelSpec::GluQ8_1 { kind: GluKind::SwiGlu } => "swiglu_q8_1".into(),
             KernelSpec::GluQ8_1 { kind: GluKind::GeGlu } => "geglu_q8_1".into(),
+            KernelSpec::DequantF16 { wtype, k } => format!("dequant_f16_{}_k{k}", ty(wtype)),
+            KernelSpec::ConvertF16 => "convert_f16".into(),
+            KernelSpec::GemmF16 { k } => format!("gemm_f16_k{k}"),
         }
     }
 
@@ -606,13 +658,16 @@ impl KernelSpec {
             KernelSpec::MatMulQ8 { .. } => MMQ_THREADS,
             KernelSpec::FlashAttn { head_dim, .. } => flash_warps(head_dim) * warp_size,
             KernelSpec::QuantizeQ8_1 => QUANTIZE_THREADS,
+            KernelSpec::GemmF16 { .. } => GEMM_F16_THREADS,
             KernelSpec::Embedding { .. }
             | KernelSpec::RmsNorm { .. }
             | KernelSpec::Glu { .. }
             | KernelSpec::Elementwise { .. }
             | KernelSpec::KvAppend { .. }
             | KernelSpec::Argmax
-            | KernelSpec::GluQ8_1 { .. } => BLOCK_THREADS,
+            | KernelSpec::GluQ8_1 { .. }
+            | KernelSpec::DequantF16 { .. }
+            | KernelSpec::ConvertF16 => BLOCK_THREADS,
             KernelSpec::RmsNormQ8_1 { .. } => RMSNORM_Q8_1_THREADS,
         }
     }
@@ -624,7 +679,8 @@ impl KernelSpec {
             | KernelSpec::MatVec { wtype, .. }
             | KernelSpec::MatMul { wtype, .. }
             | KernelSpec::MatVecQ8 { wtype, .. }
-            | KernelSpec::MatMulQ8 { wtype, .. } => Some(wtype),
+            | KernelSpec::MatMulQ8 { wtype, .. }
+            | KernelSpec::DequantF16 { wtype, .. } => Some(wtype),
             _ => None,
         }
     }
@@ -643,7 +699,8 @@ impl KernelSpec {
                 KernelSpec::MatVec { k, .. }
                 | KernelSpec::MatMul { k, .. }
                 | KernelSpec::MatVecQ8 { k, .. }
-                | KernelSpec::MatMulQ8 { k, .. } => k,
+                | KernelSpec::MatMulQ8 { k, .. }
+                | KernelSpec::DequantF16 { k, .. } => k,
                 _ => unreachable!("weight_type is Some only for these"),
             };
             if k == 0 || !(k as usize).is_multiple_of(ty.block_elems()) {
@@ -688,6 +745,9 @@ impl KernelSpec {
                 invalid(format!(
                     "flash attention takes an even head_dim up to {FLASH_MAX_HEAD_DIM} and a GQA ratio of at least 1"
                 ))
+            }
+            KernelSpec::GemmF16 { k } if k == 0 || !k.is_multiple_of(GEMM_F16_STEP) => {
+                invalid(format!("rows of {k} are not whole steps of {GEMM_F16_STEP}"))
             }
             KernelSpec::MatVecQ8 { wtype, .. } if !int8_matvec_type(wtype) => {
                 invalid(format!("no int8 matvec for {wtype} weights (they keep the float matvec)"))
@@ -751,6 +811,18 @@ impl KernelSpec {
         match *self {
             KernelSpec::MatMul { wtype, k } if int8_matmul_type(wtype) && k.is_multiple_of(32) => {
                 Some((KernelSpec::QuantizeQ8_1, KernelSpec::MatMulQ8 { wtype, k, stream_k: false }))
+            }
+            _ => None,
+        }
+    }
+
+    /// The f16 prefill trio standing in for a float matrix product (prefill on a target with a
+    /// matrix unit): the weights' dequantization to f16, the input's rounding to f16 and the f16
+    /// product. `None` for other specs and for rows that are not whole steps of the product.
+    pub fn f16_prefill(&self) -> Option<[KernelSpec; 3]> {
+        match *self {
+            KernelSpec::MatMul { wtype, k } if k.is_multiple_of(GEMM_F16_STEP) => {
+                Some([KernelSpec::DequantF16 { wtype, k }, KernelSpec::ConvertF16, KernelSpec::GemmF16 { k }])
             }
             _ => None,
         }

@@ -34,6 +34,9 @@ pub const GLU_Q8_1: Template = template!("glu_q8_1.hip");
 pub const GLU_ACT: Template = template!("glu_act.h");
 pub const KV_STORE: Template = template!("kv_store.h");
 pub const MMQ: Template = template!("mmq.hip");
+pub const DEQUANT_F16: Template = template!("dequant_f16.hip");
+pub const CONVERT_F16: Template = template!("convert_f16.hip");
+pub const GEMM_F16: Template = template!("gemm_f16.hip");
 pub const FLASH_ATTN: Template = template!("flash_attn.hip");
 /// Flash attention on the matrix units (f16 products), over [`MMA_F16`].
 pub const FLASH_ATTN_MMA: Template = template!("flash_attn_mma.hip");

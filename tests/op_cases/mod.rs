@@ -421,6 +421,7 @@ pub fn cases(full: bool) -> Vec<Case> {
         let rule = "bit-exact (f16: rounded to nearest even), the rest untouched";
         all.push(case(format!("kv_append row 192 at 40+9 {} cache", kv.name()), rule, move |h| kv_append(h, s, kv)));
     }
+    f16_prefill_cases(&mut all, &mut next_seed, full);
     all
 }
 
@@ -738,6 +739,112 @@ fn glu_q8_1(h: &Harness, seed: u64, kind: GluKind) -> Measured {
     push_exact(&mut m, q8_1_as_floats(&h.read(&qb)), quantized_floats(&out));
     push_exact(&mut m, h.read(&dsb), ds_of(&out));
     m
+}
+
+/// The f16 prefill: weights dequantized to f16, activations rounded to f16, and the f16 product
+/// at the shapes (K = 576, 1536, 4096, 11008; 1 to 512 tokens; rows past a block's 128).
+fn f16_prefill_cases(all: &mut Vec<Case>, next_seed: &mut impl FnMut() -> u64, full: bool) {
+    for &ty in quant::SUPPORTED {
+        for k in [576usize, 4096].into_iter().filter(|k| k % ty.block_elems() == 0) {
+            let s = next_seed();
+            all.push(case(format!("dequant_f16 {ty} k {k}"), "bit-exact", move |h| dequant_f16(h, s, ty, k)));
+        }
+    }
+    let s = next_seed();
+    all.push(case("convert_f16 rows 6 k 4096".into(), "bit-exact", move |h| convert_f16(h, s, 6, 4096)));
+    let shapes: Vec<(usize, usize)> = if full {
+        [576, 1536, 4096, 11008].into_iter().flat_map(|k| [1, 7, 64, 256, 512].map(|t| (k, t))).collect()
+    } else {
+        vec![(576, 7), (1536, 64), (4096, 130)]
+    };
+    for (k, tokens) in shapes {
+        let rows = if k * tokens > 1 << 21 { 67 } else { 133 };
+        let s = next_seed();
+        let name = format!("gemm_f16 k {k} tokens {tokens} rows {rows}");
+        all.push(case(name, "2γ(K)·Σ|w·x| per output (f16 products exact in f32)", move |h| {
+            gemm_f16(h, s, k, tokens, rows)
+        }));
+    }
+}
+
+/// f16 bits widened, for comparison.
+fn widen(v: &[half::f16]) -> Vec<f32> {
+    v.iter().map(|h| h.to_f32()).collect()
+}
+
+/// Both sides dequantize to the same f32 values (see [`matrix`]) and round each to f16 once.
+fn dequant_f16(h: &Harness, seed: u64, ty: GgmlType, k: usize) -> Measured {
+    let mut rng = Rng(seed);
+    let rows = 37;
+    let w = random_weights(&mut rng, ty, rows, k);
+    let want = quant::dequantize_to_vec(ty, &w).expect("weights dequantize");
+    let want: Vec<f32> = want.iter().map(|v| half::f16::from_f32(*v).to_f32()).collect();
+    let (wb, ob) = (h.upload(&w), h.upload(&vec![half::f16::NAN; rows * k]));
+    h.launch(launch::DequantF16 { w: wb.view(), out: ob.view(), wtype: ty, k: k as u32, rows });
+    Measured { got: widen(&h.read(&ob)), want, bound: None, exact: None }
+}
+
+/// Each row scaled by its power of two and rounded to nearest, ties to even: rows far apart in
+/// scale (one past f16's range, whose values would overflow unscaled, one of zeros), and exact
+/// ties between two f16s after the scaling; the inverse scales bit-exact too.
+fn convert_f16(h: &Harness, seed: u64, rows: usize, k: usize) -> Measured {
+    let mut rng = Rng(seed);
+    let mut x: Vec<f32> = (0..rows * k).map(|i| rng.f() * [1.0, 7e5, 1e-6, 300.0, 0.0, 3e-30][(i / k) % 6]).collect();
+    // Row 0's largest is 1 (scale 2^14): 1 + 2^-25 lies halfway between two f16s after it.
+    x[0] = 1.0;
+    x[1] = 1.0 + 2f32.powi(-25);
+    x[2] = 1.0 + 3.0 * 2f32.powi(-25);
+    let mut want = Vec::with_capacity(rows * (k + 1));
+    let mut inv = Vec::with_capacity(rows);
+    for row in x.chunks_exact(k) {
+        let p = launch::f16_row_exponent(row.iter().fold(0f32, |m, v| m.max(v.abs())));
+        want.extend(row.iter().map(|v| half::f16::from_f32(v * 2f32.powi(p)).to_f32()));
+        inv.push(2f32.powi(-p));
+    }
+    want.extend(inv);
+    let (xb, ob, sb) = (h.upload(&x), h.upload(&vec![half::f16::NAN; rows * k]), h.poisoned(rows));
+    h.launch(launch::ConvertF16 { x: xb.view(), out: ob.view(), inv_scale: sb.view(), k: k as u32, rows });
+    let got = widen(&h.read(&ob)).into_iter().chain(h.read(&sb)).collect();
+    Measured { got, want, bound: None, exact: None }
+}
+
+/// Each output sums K products of two f16 values, each exact in f32, and multiplies the sum by
+/// its token's power of two (exact): either side's sum, in any order, lies within
+/// γ(K)·Σ|products| of the exact one, twice that between them.
+fn gemm_f16(h: &Harness, seed: u64, k: usize, tokens: usize, rows: usize) -> Measured {
+    use rayon::prelude::*;
+    let mut rng = Rng(seed);
+    let mut halves =
+        |n: usize, scale: f32| -> Vec<half::f16> { (0..n).map(|_| half::f16::from_f32(rng.f() * scale)).collect() };
+    let (w, x) = (halves(rows * k, 0.05), halves(tokens * k, 4.0));
+    let (wf, xf) = (widen(&w), widen(&x));
+    let scales: Vec<f32> = (0..tokens).map(|t| 2f32.powi(t as i32 % 7 - 3)).collect();
+    let per_out: Vec<(f32, f64, f64)> = (0..tokens * rows)
+        .into_par_iter()
+        .map(|i| {
+            let (t, r) = (i / rows, i % rows);
+            let (wr, xt) = (&wf[r * k..(r + 1) * k], &xf[t * k..(t + 1) * k]);
+            let sum = wr.iter().zip(xt).fold(0f32, |s, (a, b)| a.mul_add(*b, s)) * scales[t];
+            let exact: f64 = wr.iter().zip(xt).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>() * scales[t] as f64;
+            let mag: f64 =
+                wr.iter().zip(xt).map(|(a, b)| (*a as f64 * *b as f64).abs()).sum::<f64>() * scales[t] as f64;
+            (sum, exact, 2.0 * gamma(k) * mag)
+        })
+        .collect();
+    let want = per_out.iter().map(|p| p.0).collect();
+    let exact = per_out.iter().map(|p| p.1).collect();
+    let bound = per_out.iter().map(|p| p.2).collect();
+    let (wb, xb, sb, yb) = (h.upload(&w), h.upload(&x), h.upload(&scales), h.poisoned(tokens * rows));
+    h.launch(launch::GemmF16 {
+        w: wb.view(),
+        x: xb.view(),
+        x_scale: sb.view(),
+        y: yb.view(),
+        k: k as u32,
+        rows,
+        tokens,
+    });
+    Measured { got: h.read(&yb), want, bound: Some(bound), exact: Some(exact) }
 }
 
 /// The prefill's tiled int8 product (`mmq`) of every weight type it takes against the CPU's
