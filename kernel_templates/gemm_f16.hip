@@ -1,12 +1,14 @@
 // gemm_f16 (prefill, f16 matrix units): Y[t, n] = Σ_k W[n, k]·X[t, k] with W and X in f16
 // (dequant_f16.hip and convert_f16.hip wrote them) and f32 sums: f16 × f16 products are exact in
 // f32, so the only roundings are the operands' to f16 and the sums'. A block of GF_WARPS warps
-// takes GF_BM weight rows by GF_BN tokens; per step of 64 values it copies both tiles into shared
-// memory (16-byte copies, asynchronous where the target has them; with GF_STAGES of them the
-// copies of the next GF_STAGES - 1 steps overlap this one's products), rows GF_LD halves apart (an odd number of 16-byte units, so
-// the 8 rows a fragment load touches fall in distinct banks). Each warp takes 16·GF_TM rows by
-// 16·GF_TN tokens as 16 × 16 tiles on the matrix unit (mma_f16.h: a weight row is a query row, a
-// token a key), or, without one, as FMA dot products over the same tiles.
+// takes GF_BM weight rows by GF_BN tokens (a tile of F16Tile in spec.rs, picked per launch); per
+// step of 64 values it copies both tiles into shared memory (16-byte copies, asynchronous where
+// the target has them; with GF_STAGES of them the copies of the next steps overlap this one's
+// products), rows GF_LD halves apart (an odd number of 16-byte units, so the 8 rows a fragment
+// load touches fall in distinct banks). Each warp takes 16·GF_TM rows by 16·GF_TN tokens as
+// 16 × 16 tiles on the matrix unit (mma_f16.h: a weight row is a query row, a token a key), or,
+// without one, as FMA dot products over the same tiles. On Hopper the 128 × 128 tile runs on
+// wgmma instead (wgmma.h), two warpgroups of 64 rows.
 // w: [n_rows][K] f16; x: [n_tokens][K] f16, token t's row scaled by 1 / x_scale[t] (a power of
 // two, which the product multiplies back exactly); y: [n_tokens][n_rows] f32.
 constexpr int BK = 64;
@@ -16,7 +18,13 @@ static_assert(GF_WARPS_M * GF_WARPS_N == GF_WARPS && GF_BM == GF_WARPS_M * 16 * 
               "the warps tile the block");
 static_assert(GF_LD % 8 == 0 && (GF_LD / 8) % 2 == 1 && GF_LD >= BK, "row layout");
 constexpr int STAGE_HALVES = (GF_BM + GF_BN) * GF_LD;
-static_assert(GF_STAGES >= 1 && GF_STAGES <= 4 && GF_SMEM == GF_STAGES * STAGE_HALVES * 2, "shared memory size differs from spec.rs");
+// On Hopper (RF_WGMMA) the 128 × 128 tile's stages hold unpadded rows in the 128-byte swizzle,
+// with 1024 bytes more to align them to the swizzle's period.
+constexpr bool GF_WG = RF_WGMMA && GF_BM == 128 && GF_BN == 128 && GF_WARPS == 8;
+constexpr int WG_STAGE_BYTES = (GF_BM + GF_BN) * BK * 2;
+static_assert(GF_STAGES >= 1 && GF_STAGES <= (GF_WG ? 6 : 4) && (!GF_WG || GF_STAGES >= 3), "stages");
+static_assert(GF_SMEM == (GF_WG ? GF_STAGES * WG_STAGE_BYTES + 1024 : GF_STAGES * STAGE_HALVES * 2),
+              "shared memory size differs from spec.rs");
 
 // Queues one step's copies of ROWS rows of `src` (rows past `n` repeat the last: their results are
 // not stored) into `dst`.
@@ -32,9 +40,9 @@ __device__ __forceinline__ void gf_copy(u16* dst, const u16* __restrict__ src, i
 }
 
 // Two blocks a multiprocessor on NVIDIA (128 registers a thread): one block's barriers and
-// copies overlap the other's products.
+// copies overlap the other's products. With wgmma one block, whose products are asynchronous.
 #if RF_BACKEND_CUDA
-#define GF_LAUNCH_BOUNDS __launch_bounds__(NT, 2)
+#define GF_LAUNCH_BOUNDS __launch_bounds__(NT, GF_WG ? 1 : 2)
 #else
 #define GF_LAUNCH_BOUNDS __launch_bounds__(NT)
 #endif
@@ -46,6 +54,58 @@ KERNEL_NAME(const u16* __restrict__ w, const u16* __restrict__ x, const float* _
     u16* sm = (u16*)gf_smem;
     const int warp = threadIdx.x / WARP_SIZE;
     const int row0 = blockIdx.x * GF_BM, tok0 = blockIdx.y * GF_BN;
+    constexpr int NSTEPS = K / BK;
+#if RF_WGMMA
+    if constexpr (GF_WG) {
+        unsigned char* base = gf_smem + ((1024 - ((unsigned)__cvta_generic_to_shared(gf_smem) & 1023)) & 1023);
+        const int wg = warp / 4, lane = threadIdx.x % WARP_SIZE;
+        // Rows and tokens past the ends repeat the last (their results are not stored).
+        auto copy_step = [&](int step) {
+            unsigned char* sa = base + (step % GF_STAGES) * WG_STAGE_BYTES;
+            unsigned char* sb = sa + GF_BM * 128;
+#pragma unroll
+            for (int i = threadIdx.x; i < GF_BM * 8; i += NT)
+                rf_copy16(sa + wg_swizzle(i / 8, i % 8), w + (long long)min(row0 + i / 8, n_rows - 1) * K + step * BK + 8 * (i % 8), 16);
+#pragma unroll
+            for (int i = threadIdx.x; i < GF_BN * 8; i += NT)
+                rf_copy16(sb + wg_swizzle(i / 8, i % 8), x + (long long)min(tok0 + i / 8, n_tokens - 1) * K + step * BK + 8 * (i % 8), 16);
+        };
+        float d[64];
+#pragma unroll
+        for (int i = 0; i < 64; ++i) d[i] = 0.0f;
+        // Copies run GF_STAGES - 2 steps ahead, and one step's products overlap the next step's
+        // issue: the stage a copy takes was last read by the products of two steps back, which
+        // every warpgroup has waited for before the barrier.
+#pragma unroll
+        for (int s = 0; s < GF_STAGES - 2; ++s) {
+            if (s < NSTEPS) copy_step(s);
+            rf_copy_commit();
+        }
+#pragma unroll 1
+        for (int step = 0; step < NSTEPS; ++step) {
+            rf_copy_wait_groups<GF_STAGES - 3>();
+            wg_proxy_fence();
+            __syncthreads();
+            if (step + GF_STAGES - 2 < NSTEPS) copy_step(step + GF_STAGES - 2);
+            rf_copy_commit();
+            const unsigned char* sa = base + (step % GF_STAGES) * WG_STAGE_BYTES + wg * 64 * 128;
+            const unsigned char* sb = base + (step % GF_STAGES) * WG_STAGE_BYTES + GF_BM * 128;
+            wg_fence();
+#pragma unroll
+            for (int kk = 0; kk < BK / 16; ++kk) wg_mma_64x128(d, wg_desc(sa) + 2 * kk, wg_desc(sb) + 2 * kk);
+            wg_commit();
+            wg_wait<1>();
+        }
+        wg_wait<0>();
+        const int r = row0 + wg * 64 + (warp % 4) * 16 + lane / 4;
+#pragma unroll
+        for (int i = 0; i < 64; ++i) {
+            const int ri = r + 8 * ((i / 2) % 2), t = tok0 + 8 * (i / 4) + 2 * (lane % 4) + i % 2;
+            if (ri < n_rows && t < n_tokens) y[(long long)t * n_rows + ri] = d[i] * x_scale[t];
+        }
+        return;
+    }
+#endif
     const int wm0 = warp % GF_WARPS_M * 16 * GF_TM, wn0 = warp / GF_WARPS_M * 16 * GF_TN;
 #if RF_MATRIX_MMA_SYNC || RF_MATRIX_MFMA || RF_MATRIX_WMMA
     constexpr int C = FA_C;
@@ -66,7 +126,6 @@ KERNEL_NAME(const u16* __restrict__ w, const u16* __restrict__ x, const float* _
         gf_copy<GF_BM>(st, w, row0, n_rows, step);
         gf_copy<GF_BN>(st + GF_BM * GF_LD, x, tok0, n_tokens, step);
     };
-    constexpr int NSTEPS = K / BK;
     if (GF_STAGES > 1) {
 #pragma unroll
         for (int s = 0; s < GF_STAGES - 1; ++s) {

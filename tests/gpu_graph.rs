@@ -92,6 +92,40 @@ fn graph_matches_plain(g: &GpuModel<'_>, label: &str, prompt_len: usize, steps: 
     );
 }
 
+/// Prefill passes as graphs against plain passes, in passes of 8 tokens: a prompt of 20 (full
+/// passes build and reuse one graph at positions 0 and 8, the last pass of 4 runs plainly), the
+/// same prompt again after a reset (the graph of 8 updated back to position 0, the pass of 4 now
+/// a graph), then 4 more tokens (the graph of 4 at position 20). The logits must be bit-identical
+/// to the plain session's after each prompt.
+fn prefill_graphs_match_plain(g: &GpuModel<'_>, label: &str) {
+    let n_vocab = g.model.config.n_vocab;
+    let prompt: Vec<u32> = (0..20u32).map(|i| (i * 7919 + 11) % n_vocab).collect();
+    let more: Vec<u32> = (0..4u32).map(|i| (i * 104729 + 5) % n_vocab).collect();
+    let mut plain = GpuSession::new(g, 32, 8).unwrap();
+    plain.set_replay(Replay::Plain);
+    let mut graph = GpuSession::new(g, 32, 8).unwrap();
+    graph.set_replay(Replay::Graph);
+    assert_eq!(graph.max_batch(), 8, "{label}: passes of 8 tokens");
+    let check = |plain: &mut GpuSession<'_, '_>, graph: &mut GpuSession<'_, '_>, what: &str, tokens: &[u32]| {
+        let want = plain.forward(tokens).unwrap().to_vec();
+        let got = graph.forward(tokens).unwrap().to_vec();
+        let (n, max) = differences(&want, &got);
+        assert_eq!(n, 0, "{label}: {what}: {n} logits differ, by up to {max:e}");
+    };
+    check(&mut plain, &mut graph, "the first prompt", &prompt);
+    assert_eq!(graph.prefill_graphs(), 1, "{label}: {}", graph.prefill_replay_summary());
+    plain.reset();
+    graph.reset();
+    check(&mut plain, &mut graph, "the prompt again after a reset", &prompt);
+    assert_eq!(graph.prefill_graphs(), 2, "{label}: {}", graph.prefill_replay_summary());
+    check(&mut plain, &mut graph, "4 more tokens", &more);
+    assert_eq!(plain.prefill_graphs(), 0, "{label}: the plain session built a prefill graph");
+    let summary = graph.prefill_replay_summary();
+    assert!(summary.contains("passes of 8, 4 tokens"), "{label}: {summary}");
+    assert_eq!(graph.graph_built(), None, "{label}: a prefill pass built the decode graph");
+    println!("{label}: prefill passes as graphs, logits bit-identical ({summary})");
+}
+
 #[test]
 fn graph_replay_on_the_cpu_device_matches_plain_replay() {
     let Some(path) = common::model("variants/smol-Q4_K_M.gguf") else { return };
@@ -101,6 +135,7 @@ fn graph_replay_on_the_cpu_device_matches_plain_replay() {
     // The CPU device runs no graphs, so plain replay is its default.
     assert_eq!(GpuSession::new(&g, 8, DEFAULT_MAX_BATCH).unwrap().replay_mode(), Replay::Plain);
     graph_matches_plain(&g, "smol-Q4_K_M on the CPU device", 12, 6, false);
+    prefill_graphs_match_plain(&g, "smol-Q4_K_M on the CPU device");
     g.precision = GpuPrecision::Fast;
     g.fuse = true;
     graph_matches_plain(&g, "smol-Q4_K_M on the CPU device, int8 fused decode", 12, 6, false);
@@ -159,6 +194,7 @@ fn on_the_gpu(path: &Path, label: &str, prompt_len: usize, steps: usize) {
     let model = Model::load(path).unwrap();
     let mut g = GpuModel::new(&model, dev, &engine).unwrap();
     graph_matches_plain(&g, label, prompt_len, steps, true);
+    prefill_graphs_match_plain(&g, label);
     // The int8 decode, fused (its rope + KV append launch is updated with the position).
     g.precision = GpuPrecision::Fast;
     g.fuse = true;

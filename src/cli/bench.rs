@@ -397,7 +397,8 @@ fn bench(a: &BenchArgs, precision: CpuPrecision) -> Result<ExitCode> {
     ));
     let m = measure(&mut s, &ids, a, &out)?;
     decode_lines(&m, a.gen, weight_bytes, bandwidth, "copy", &out);
-    out.line(format!("replay     {}", s.replay_summary()));
+    out.line(format!("replay     decode: {}", s.replay_summary()));
+    out.line(format!("           prefill: {}", s.prefill_replay_summary()));
     let profiled = match a.profile {
         true => Some(profile(&mut s, &ids, max_depth, &out)?),
         false => None,

@@ -7,7 +7,8 @@
 //! graph) built at the first step; before each later step only the fill that writes the position
 //! is updated: rope, the KV append and decode attention read the position from the device (their
 //! launches are bounded once by the cache's capacity, decode attention's grid sized for it), so the
-//! host changes no launch between steps. On sm_90+ the graph's kernels are chained by programmatic
+//! host changes no launch between steps. Prefill passes run as graphs too, one per pass size
+//! (`prefill_pass`), their attention launches updated with the pass's first position. On sm_90+ the graph's kernels are chained by programmatic
 //! dependent launch (each kernel's launch overlaps the end of the one before; see
 //! `rf_grid_wait` in the CUDA prelude). The argmax writes the next token id in place into the ids
 //! buffer, so greedy decode copies nothing to the device and 4 bytes back. `Plain` replay queues the same launches
@@ -36,7 +37,7 @@ use crate::device::{BufView, Device, DeviceBuffer, DeviceError, GraphNode, Kerne
 use crate::graph::{Buf, Graph, Node, Step};
 use crate::jit::{Engine, Origin};
 use crate::kernels::launch::{self, Launch};
-use crate::kernels::{KernelSpec, KvPrecision};
+use crate::kernels::{F16Tile, KernelSpec, KvPrecision};
 
 /// What loading a model onto the device took.
 #[derive(Clone, Debug, Default)]
@@ -384,6 +385,20 @@ const N_BUFS: usize = Buf::Logits as usize + 1;
 /// 128 rows × 64 tokens at 512: 256 blocks for 132 SMs, where 256 tokens left 4 SMs idle).
 pub const DEFAULT_MAX_BATCH: usize = 512;
 
+/// Prefill graphs a session keeps (a prompt's full passes and its last, shorter one, and a
+/// third size), and the pass sizes it remembers having run.
+const PREFILL_GRAPHS: usize = 3;
+const PREFILL_SIZES_KEPT: usize = 64;
+
+/// A prefill pass of `n` tokens as one graph: its plan, and the nodes that change with the
+/// pass's first position.
+struct PrefillGraph<'g> {
+    n: usize,
+    plan: Vec<Planned<'g>>,
+    position_dependent: Vec<usize>,
+    graph: LaunchGraph<'g>,
+}
+
 /// A GPU session: device-resident KV cache and activation buffers for passes of up to
 /// `max_batch` tokens (longer prompts are prefilled in chunks).
 pub struct GpuSession<'g, 'm> {
@@ -425,6 +440,13 @@ pub struct GpuSession<'g, 'm> {
     id_on_device: Option<u32>,
     /// Graph steps that updated the graph, and the host time those updates took.
     graph_updates: (u64, f64),
+    /// Prefill passes as graphs, one per pass size, the latest used last ([`PREFILL_GRAPHS`] at
+    /// most).
+    prefill_graphs: Vec<PrefillGraph<'g>>,
+    /// Pass sizes run before (a size's second pass builds its graph; a full pass's first does).
+    prefill_sizes: Vec<usize>,
+    /// Why prefill passes run plainly, where the device refused a graph.
+    prefill_graph_off: Option<String>,
     logits: Vec<f32>,
     /// Bytes this session allocated on the device (KV cache, activations, ids, positions).
     pub allocated: SessionBytes,
@@ -656,6 +678,9 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             graph_off: None,
             id_on_device: None,
             graph_updates: (0, 0.0),
+            prefill_graphs: Vec::new(),
+            prefill_sizes: Vec::new(),
+            prefill_graph_off: None,
             logits: vec![0.0; model.config.n_vocab as usize],
             allocated,
         };
@@ -674,8 +699,10 @@ impl<'g, 'm> GpuSession<'g, 'm> {
     pub fn set_replay(&mut self, replay: Replay) {
         self.replay = replay;
         self.graph_off = None;
+        self.prefill_graph_off = None;
         if replay == Replay::Plain {
             self.graph = None;
+            self.prefill_graphs.clear();
         }
     }
 
@@ -815,6 +842,11 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                 }
                 let d = launch::DequantF16 { w: linear_weight()?, out: Slot::F16W, wtype, k, rows };
                 out.push(Planned::new(kernel_for(&dequant)?, d.into(), ni));
+                let KernelSpec::GemmF16 { .. } = gemm else {
+                    return Err(mismatch(node));
+                };
+                let tile = F16Tile::for_product(rows, n, self.g.device.multiprocessors());
+                let gemm = KernelSpec::GemmF16 { k, tile };
                 let m = launch::GemmF16 {
                     w: Slot::F16W,
                     x: Slot::F16X,
@@ -823,6 +855,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     k,
                     rows,
                     tokens: n,
+                    tile,
                 };
                 out.push(Planned::new(kernel_for(&gemm)?, m.into(), ni));
                 if f16_of == Some(*y) {
@@ -1220,12 +1253,84 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             if n == 1 {
                 self.replay(&self.decode_plan, self.pos)?;
             } else {
-                let plan = self.plan(&self.g.model.prefill, n)?;
-                self.replay(&plan, self.pos)?;
+                self.prefill_pass(n)?;
             }
             self.pos += n;
         }
         Ok(())
+    }
+
+    /// One prefill pass of `n` tokens at `self.pos` (ids and positions written). With graph replay,
+    /// a pass size run before (or a full pass, which long prompts repeat) runs as one graph, built
+    /// at its first such pass; later passes of that size update only the launches that take the
+    /// position as a scalar (prefill attention). Small models' passes are bound by the host's
+    /// launch rate otherwise (about 4 µs a launch, hundreds of launches a pass).
+    fn prefill_pass(&mut self, n: usize) -> Result<(), ExecError> {
+        let pos0 = self.pos;
+        let seen = self.prefill_sizes.contains(&n);
+        if !seen && self.prefill_sizes.len() < PREFILL_SIZES_KEPT {
+            self.prefill_sizes.push(n);
+        }
+        let graphed = self.replay == Replay::Graph && self.prefill_graph_off.is_none() && (seen || n == self.max_batch);
+        if !graphed {
+            let plan = self.plan(&self.g.model.prefill, n)?;
+            return self.replay(&plan, pos0);
+        }
+        if let Some(i) = self.prefill_graphs.iter().position(|p| p.n == n) {
+            // A failed update leaves the graph dropped: the next pass of this size builds it afresh.
+            let mut pg = self.prefill_graphs.remove(i);
+            for &j in &pg.position_dependent {
+                pg.graph.set(j, self.launch_node(&pg.plan[j], pos0)?)?;
+            }
+            pg.graph.launch()?;
+            self.prefill_graphs.push(pg);
+            return Ok(());
+        }
+        let plan = self.plan(&self.g.model.prefill, n)?;
+        let nodes = plan.iter().map(|p| self.launch_node(p, pos0)).collect::<Result<_, _>>()?;
+        match self.g.device.graph(nodes) {
+            Ok(graph) => {
+                graph.launch()?;
+                let position_dependent = (0..plan.len()).filter(|&i| depends_on_position(&plan[i])).collect();
+                if self.prefill_graphs.len() == PREFILL_GRAPHS {
+                    self.prefill_graphs.remove(0);
+                }
+                self.prefill_graphs.push(PrefillGraph { n, plan, position_dependent, graph });
+                Ok(())
+            }
+            Err(e) => {
+                self.prefill_graph_off = Some(format!("the device built no graph: {e}"));
+                self.replay(&plan, pos0)
+            }
+        }
+    }
+
+    /// A planned launch as a graph node, at the pass's first position `pos0`.
+    fn launch_node(&self, p: &Planned<'g>, pos0: usize) -> Result<GraphNode<'_, 'g>, ExecError> {
+        let mut launch = p.launch.try_map(|slot| self.view(slot))?;
+        launch.set_pos0(pos0);
+        Ok(GraphNode::Launch(p.kernel, launch))
+    }
+
+    /// How many prefill graphs the session holds (the sizes of passes run as graphs).
+    pub fn prefill_graphs(&self) -> usize {
+        self.prefill_graphs.len()
+    }
+
+    /// One line on prefill replay, for `bench`: the pass sizes that run as graphs, or why none do.
+    pub fn prefill_replay_summary(&self) -> String {
+        match (&self.prefill_graph_off, self.replay) {
+            (Some(why), _) => format!("plain, launch by launch ({why})"),
+            (None, Replay::Plain) => "plain, launch by launch".into(),
+            (None, Replay::Graph) => {
+                let sizes: Vec<String> = self.prefill_graphs.iter().map(|p| p.n.to_string()).collect();
+                format!(
+                    "graphs for passes of {} tokens (a size's first pass runs plainly unless it is a full pass of {})",
+                    if sizes.is_empty() { "no size yet".into() } else { sizes.join(", ") },
+                    self.max_batch
+                )
+            }
+        }
     }
 
     /// Times each launch of one decode step of `token` at the current position: every planned
@@ -1319,10 +1424,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
         let Some(j) = i.checked_sub(1) else {
             return Ok(GraphNode::Fill(self.positions.slice(0, 1)?, pos as i32));
         };
-        let p = &self.decode_plan[j];
-        let mut launch = p.launch.try_map(|slot| self.view(slot))?;
-        launch.set_pos0(pos);
-        Ok(GraphNode::Launch(p.kernel, launch))
+        self.launch_node(&self.decode_plan[j], pos)
     }
 
     /// Runs the decode step as a graph: built at the first step; later, only the position's fill

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 
 use crate::dtype::GgmlType;
 use crate::gguf::GgufFile;
-use crate::kernels::{AttnPhase, ElementwiseOp, GluKind, KernelSpec, KvPrecision, RopeExt, RopeKind};
+use crate::kernels::{AttnPhase, ElementwiseOp, F16Tile, GluKind, KernelSpec, KvPrecision, RopeExt, RopeKind};
 use crate::model::{Activation, Arch, ModelConfig, RopeStyle, ROPE_FACTORS_LONG, ROPE_FACTORS_SHORT, ROPE_FREQS};
 
 pub use plan::{BufferPlan, BufferSize};
@@ -390,7 +390,16 @@ pub fn kernel_specs(cfg: &ModelConfig, tensors: &dyn TensorTypes) -> Result<BTre
         .collect();
     specs.extend(prefill);
     // On a target with a matrix unit, prefill's float products run as f16 products instead.
-    let f16: Vec<KernelSpec> = specs.iter().filter_map(|s| s.f16_prefill()).flatten().collect();
+    // Each product's tile is picked per launch (`F16Tile::for_product`): every tile is compiled.
+    let f16: Vec<KernelSpec> = specs
+        .iter()
+        .filter_map(|s| s.f16_prefill())
+        .flatten()
+        .flat_map(|s| match s {
+            KernelSpec::GemmF16 { k, .. } => F16Tile::ALL.map(|tile| KernelSpec::GemmF16 { k, tile }).to_vec(),
+            s => vec![s],
+        })
+        .collect();
     specs.extend(f16);
     Ok(specs)
 }

@@ -65,7 +65,13 @@ impl Compiler for Nvrtc {
     }
 
     fn options(&self, target: &Target) -> Vec<String> {
-        vec![format!("--gpu-architecture={target}"), "--std=c++17".into()]
+        // sm_90's architecture-specific features (wgmma) need sm_90a, whose code runs on sm_90
+        // only: the JIT compiles for the GPU it runs on.
+        let arch = match target {
+            Target::Nvidia { sm: 90, .. } => format!("{target}a"),
+            _ => target.to_string(),
+        };
+        vec![format!("--gpu-architecture={arch}"), "--std=c++17".into()]
     }
 
     fn compile(&self, source: &str, entry: &str, target: &Target, options: &[String]) -> Result<Vec<u8>, JitError> {

@@ -151,7 +151,15 @@ impl Target {
                     None => (if processor.len() == 6 { 64 } else { 32 }, DotI8::None, MatrixUnit::None),
                 };
                 // 64 KiB of LDS a workgroup on every AMD GPU in the table (gfx950 has more; not used).
-                RenderTarget { dialect: Dialect::Hip, warp_size, dot_i8, matrix, pdl: false, shared_max: 64 * 1024 }
+                RenderTarget {
+                    dialect: Dialect::Hip,
+                    warp_size,
+                    dot_i8,
+                    matrix,
+                    pdl: false,
+                    shared_max: 64 * 1024,
+                    wgmma: false,
+                }
             }
             Target::Nvidia { sm, .. } => {
                 let (dot_i8, matrix, pdl) = nvidia_caps(*sm);
@@ -162,6 +170,7 @@ impl Target {
                     matrix,
                     pdl,
                     shared_max: nvidia_shared_max(*sm),
+                    wgmma: *sm == 90,
                 }
             }
         }

@@ -15,7 +15,7 @@ use super::spec::{
     ElementwiseOp, GluKind, KernelSpec, MmvqLayout, RopeExt, RopeKind, SpecError, QUANTIZE_THREADS, ROWS_PER_BLOCK,
     TOKENS_PER_WARP,
 };
-use super::spec::{KvPrecision, ATTN_DECODE_MAX_CHUNK, BLOCK_THREADS, GEMM_F16_ROWS, GEMM_F16_TOKENS};
+use super::spec::{F16Tile, KvPrecision, ATTN_DECODE_MAX_CHUNK, BLOCK_THREADS};
 use crate::dtype::GgmlType;
 
 /// The element type of a buffer argument.
@@ -425,6 +425,7 @@ description! {
             k: u32,
             rows: usize,
             tokens: usize,
+            tile: F16Tile,
         }
     }
 }
@@ -1018,10 +1019,10 @@ impl<B> Describe<B> for ConvertF16<B> {
 
 impl<B> Describe<B> for GemmF16<B> {
     fn spec(&self) -> KernelSpec {
-        KernelSpec::GemmF16 { k: self.k }
+        KernelSpec::GemmF16 { k: self.k, tile: self.tile }
     }
     fn grid(&self) -> [u32; 3] {
-        [blocks(self.rows, GEMM_F16_ROWS), blocks(self.tokens, GEMM_F16_TOKENS), 1]
+        [blocks(self.rows, self.tile.rows()), blocks(self.tokens, self.tile.tokens()), 1]
     }
     fn args(&self) -> Vec<Arg<'_, B>> {
         vec![

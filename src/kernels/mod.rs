@@ -16,7 +16,7 @@ pub use launch::{Arg, BufferRef, Elem, Launch, LaunchError};
 pub use render::{render, DotI8, MatrixUnit, RenderTarget, RenderedKernel};
 pub use spec::{
     int8_matmul_type, int8_matvec_type, mmq_may_stream, mmvq_units_per_block, AttnPhase, Dialect, ElementwiseOp,
-    GluKind, KernelSpec, MmvqLayout, RopeExt, RopeKind, SpecError, ATTN_WARPS, BLOCK_THREADS, MAX_HEAD_DIM,
+    F16Tile, GluKind, KernelSpec, MmvqLayout, RopeExt, RopeKind, SpecError, ATTN_WARPS, BLOCK_THREADS, MAX_HEAD_DIM,
     MMVQ_THREADS, QUANTIZE_THREADS, ROWS_PER_BLOCK, TOKENS_PER_WARP,
 };
 pub use spec::{KvPrecision, ATTN_DECODE_MAX_CHUNK, ATTN_DECODE_MAX_GQA, ATTN_DECODE_MAX_HEAD_DIM, ATTN_DECODE_WARPS};

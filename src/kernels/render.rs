@@ -10,8 +10,8 @@ use super::spec::{
     Dialect, ElementwiseOp, GluKind, KernelSpec, MmvqLayout, RopeKind, SpecError, ATTN_WARPS, BLOCK_THREADS,
     MMVQ_THREADS, QUANTIZE_THREADS, ROWS_PER_BLOCK, TOKENS_PER_WARP,
 };
+use super::spec::{F16Tile, GEMM_F16_LD};
 use super::spec::{KvPrecision, ATTN_DECODE_MAX_CHUNK, ATTN_DECODE_WARPS, RMSNORM_Q8_1_THREADS};
-use super::spec::{GEMM_F16_LD, GEMM_F16_ROWS, GEMM_F16_TOKENS};
 use super::templates::{self as t, Template};
 use crate::dtype::GgmlType;
 
@@ -32,6 +32,8 @@ pub struct RenderTarget {
     pub pdl: bool,
     /// Bytes of shared memory (LDS) one block may take, dynamic included.
     pub shared_max: u32,
+    /// Hopper's warpgroup matrix products (`wgmma`, sm_90 compiled as sm_90a).
+    pub wgmma: bool,
 }
 
 /// The int8 dot-product instruction a target has.
@@ -74,16 +76,16 @@ impl RenderTarget {
         mmq_layout(wtype, k, self.matrix == MatrixUnit::MmaSync, self.shared_max, pass_max)
     }
 
-    /// The block shape of this target's `gemm_f16` kernels.
-    pub fn gemm_f16_layout(&self) -> GemmF16Layout {
-        GemmF16Layout::new(self.warp_size, self.shared_max)
+    /// The block shape of this target's `gemm_f16` kernels of `tile`.
+    pub fn gemm_f16_layout(&self, tile: F16Tile) -> GemmF16Layout {
+        GemmF16Layout::new(tile, self.warp_size, self.shared_max, self.wgmma)
     }
 
     /// Bytes of dynamic shared memory a launch of `spec` takes on this target.
     pub fn dynamic_shared_bytes(&self, spec: &KernelSpec) -> u32 {
         match *spec {
             KernelSpec::MatMulQ8 { wtype, k, .. } => self.mmq_layout(wtype, k).shared_bytes,
-            KernelSpec::GemmF16 { .. } => self.gemm_f16_layout().shared_bytes,
+            KernelSpec::GemmF16 { tile, .. } => self.gemm_f16_layout(tile).shared_bytes,
             _ => 0,
         }
     }
@@ -106,6 +108,7 @@ impl RenderTarget {
             ("RF_MATRIX_MFMA", mfma),
             ("RF_MATRIX_WMMA", wmma),
             ("RF_PDL", u32::from(self.pdl)),
+            ("RF_WGMMA", u32::from(self.wgmma)),
         ]
     }
 }
@@ -299,16 +302,16 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
             c.int("BLOCK_THREADS", BLOCK_THREADS);
             t::CONVERT_F16
         }
-        KernelSpec::GemmF16 { k } => {
-            let l = target.gemm_f16_layout();
+        KernelSpec::GemmF16 { k, tile } => {
+            let l = target.gemm_f16_layout(tile);
             c.int("K", k)
                 .int("GF_WARPS", l.warps_m * l.warps_n)
                 .int("GF_WARPS_M", l.warps_m)
                 .int("GF_WARPS_N", l.warps_n)
-                .int("GF_BM", GEMM_F16_ROWS)
-                .int("GF_BN", GEMM_F16_TOKENS)
-                .int("GF_TM", GEMM_F16_ROWS / 16 / l.warps_m)
-                .int("GF_TN", GEMM_F16_TOKENS / 16 / l.warps_n)
+                .int("GF_BM", tile.rows())
+                .int("GF_BN", tile.tokens())
+                .int("GF_TM", tile.rows() / 16 / l.warps_m)
+                .int("GF_TN", tile.tokens() / 16 / l.warps_n)
                 .int("GF_STAGES", l.stages)
                 .int("GF_LD", GEMM_F16_LD)
                 .int("GF_SMEM", l.shared_bytes);
@@ -339,6 +342,9 @@ pub fn render(spec: &KernelSpec, target: RenderTarget) -> Result<RenderedKernel,
         KernelSpec::GemmF16 { .. } => {
             if target.matrix != MatrixUnit::None {
                 fragments.push(t::MMA_F16);
+            }
+            if target.wgmma {
+                fragments.push(t::WGMMA);
             }
             fragments.push(t::ASYNC_COPY);
         }

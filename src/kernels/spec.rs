@@ -244,6 +244,7 @@ pub enum KernelSpec {
     /// 64 (`GEMM_F16_STEP`).
     GemmF16 {
         k: u32,
+        tile: F16Tile,
     },
 }
 
@@ -346,22 +347,62 @@ impl MmvqLayout {
 /// Threads per block of the int8 matrix product (`mmq`): 8 warps of 32 or 4 wavefronts of 64.
 pub const MMQ_THREADS: u32 = 256;
 
-/// Threads of a `gemm_f16` block (8 warps of 32, 4 of 64).
-pub const GEMM_F16_THREADS: u32 = 256;
 /// Values of K a `gemm_f16` step copies and multiplies: its rows are whole steps.
 pub const GEMM_F16_STEP: u32 = 64;
-/// Weight rows of a `gemm_f16` block.
-pub const GEMM_F16_ROWS: u32 = 128;
 /// Halves between two rows of a `gemm_f16` tile in shared memory: a step's 64 and 8 more, an odd
 /// number of 16-byte units, so the 8 rows a fragment load reads fall in distinct banks.
 pub const GEMM_F16_LD: u32 = GEMM_F16_STEP + 8;
 
-/// Tokens of a `gemm_f16` block.
-pub const GEMM_F16_TOKENS: u32 = 128;
+/// The block tile of a `gemm_f16` kernel: weight rows × tokens, and the threads that take it.
+/// Large tiles reuse each copied value most; smaller ones give a small product (SmolLM2's
+/// 576-row products over a few hundred tokens are 20 large tiles for 132 multiprocessors) enough
+/// blocks to fill the GPU. [`F16Tile::for_product`] picks one per launch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum F16Tile {
+    /// 128 rows × 128 tokens, 256 threads.
+    Large,
+    /// 64 × 64, 128 threads.
+    Medium,
+    /// 32 × 32, 128 threads.
+    Small,
+}
+
+impl F16Tile {
+    pub const ALL: [F16Tile; 3] = [F16Tile::Large, F16Tile::Medium, F16Tile::Small];
+
+    pub fn rows(self) -> u32 {
+        match self {
+            F16Tile::Large => 128,
+            F16Tile::Medium => 64,
+            F16Tile::Small => 32,
+        }
+    }
+
+    pub fn tokens(self) -> u32 {
+        self.rows()
+    }
+
+    pub fn threads(self) -> u32 {
+        match self {
+            F16Tile::Large => 256,
+            F16Tile::Medium | F16Tile::Small => 128,
+        }
+    }
+
+    /// The largest tile whose blocks for `rows` × `tokens` number at least half the GPU's
+    /// `multiprocessors` (two blocks fit one), else the smallest; the large tile where the count
+    /// is unknown (the CPU device). A 7B's 4096-row products over 512 tokens keep 128 large
+    /// tiles; SmolLM2's 576-row ones take 64 × 64 (72 blocks), its 192-row ones 32 × 32.
+    pub fn for_product(rows: usize, tokens: usize, multiprocessors: Option<u32>) -> F16Tile {
+        let Some(sms) = multiprocessors else { return F16Tile::Large };
+        let blocks = |t: F16Tile| rows.div_ceil(t.rows() as usize) * tokens.div_ceil(t.tokens() as usize);
+        F16Tile::ALL.into_iter().find(|&t| 2 * blocks(t) >= sms as usize).unwrap_or(F16Tile::Small)
+    }
+}
 
 /// A `gemm_f16` block's shape on one target: `stages` steps' tiles in shared memory (up to three,
-/// as many as it holds, so the next steps' copies overlap this one's products) and a grid of `warps_m` ×
-/// `warps_n` warps over its [`GEMM_F16_ROWS`] rows and [`GEMM_F16_TOKENS`] tokens.
+/// as many as it holds, so the next steps' copies overlap this one's products) and a grid of
+/// `warps_m` × `warps_n` warps over its tile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GemmF16Layout {
     pub stages: u32,
@@ -371,14 +412,22 @@ pub struct GemmF16Layout {
 }
 
 impl GemmF16Layout {
-    /// Two warps down the rows (64 rows, four 16-row tiles each), the rest across the tokens.
-    pub fn new(warp_size: u32, shared_max: u32) -> GemmF16Layout {
-        let stage = (GEMM_F16_ROWS + GEMM_F16_TOKENS) * GEMM_F16_LD * 2;
+    /// Two warps down the rows, the rest across the tokens (each warp takes whole 16 × 16 tiles).
+    /// With `wgmma` the large tile's warps form two warpgroups of 64 rows each, over stages of
+    /// unpadded 128-byte rows (3 to 5, 1024 bytes more to align them; gemm_f16.hip).
+    pub fn new(tile: F16Tile, warp_size: u32, shared_max: u32, wgmma: bool) -> GemmF16Layout {
+        if wgmma && tile == F16Tile::Large {
+            let stage = (tile.rows() + tile.tokens()) * GEMM_F16_STEP * 2;
+            let stages = (3..=5).rev().find(|s| s * stage + 1024 <= shared_max).unwrap_or(3);
+            return GemmF16Layout { stages, warps_m: 2, warps_n: 4, shared_bytes: stages * stage + 1024 };
+        }
+        let stage = (tile.rows() + tile.tokens()) * GEMM_F16_LD * 2;
         let stages = (1..=3).rev().find(|s| s * stage <= shared_max).unwrap_or(1);
-        let warps = GEMM_F16_THREADS / warp_size;
+        let warps = tile.threads() / warp_size;
         GemmF16Layout { stages, warps_m: 2, warps_n: warps / 2, shared_bytes: stages * stage }
     }
 }
+
 /// Weight rows per `mmq` block: 16-row tiles, one per warp of 32 or two per wavefront of 64 (the
 /// accumulators a lane holds stay the same on both).
 pub const MMQ_ROWS: u32 = 128;
@@ -641,7 +690,8 @@ impl KernelSpec {
             KernelSpec::GluQ8_1 { kind: GluKind::GeGlu } => "geglu_q8_1".into(),
             KernelSpec::DequantF16 { wtype, k } => format!("dequant_f16_{}_k{k}", ty(wtype)),
             KernelSpec::ConvertF16 => "convert_f16".into(),
-            KernelSpec::GemmF16 { k } => format!("gemm_f16_k{k}"),
+            KernelSpec::GemmF16 { k, tile: F16Tile::Large } => format!("gemm_f16_k{k}"),
+            KernelSpec::GemmF16 { k, tile } => format!("gemm_f16_k{k}_t{}", tile.rows()),
         }
     }
 
@@ -658,7 +708,7 @@ impl KernelSpec {
             KernelSpec::MatMulQ8 { .. } => MMQ_THREADS,
             KernelSpec::FlashAttn { head_dim, .. } => flash_warps(head_dim) * warp_size,
             KernelSpec::QuantizeQ8_1 => QUANTIZE_THREADS,
-            KernelSpec::GemmF16 { .. } => GEMM_F16_THREADS,
+            KernelSpec::GemmF16 { tile, .. } => tile.threads(),
             KernelSpec::Embedding { .. }
             | KernelSpec::RmsNorm { .. }
             | KernelSpec::Glu { .. }
@@ -746,7 +796,7 @@ impl KernelSpec {
                     "flash attention takes an even head_dim up to {FLASH_MAX_HEAD_DIM} and a GQA ratio of at least 1"
                 ))
             }
-            KernelSpec::GemmF16 { k } if k == 0 || !k.is_multiple_of(GEMM_F16_STEP) => {
+            KernelSpec::GemmF16 { k, .. } if k == 0 || !k.is_multiple_of(GEMM_F16_STEP) => {
                 invalid(format!("rows of {k} are not whole steps of {GEMM_F16_STEP}"))
             }
             KernelSpec::MatVecQ8 { wtype, .. } if !int8_matvec_type(wtype) => {
@@ -821,9 +871,11 @@ impl KernelSpec {
     /// product. `None` for other specs and for rows that are not whole steps of the product.
     pub fn f16_prefill(&self) -> Option<[KernelSpec; 3]> {
         match *self {
-            KernelSpec::MatMul { wtype, k } if k.is_multiple_of(GEMM_F16_STEP) => {
-                Some([KernelSpec::DequantF16 { wtype, k }, KernelSpec::ConvertF16, KernelSpec::GemmF16 { k }])
-            }
+            KernelSpec::MatMul { wtype, k } if k.is_multiple_of(GEMM_F16_STEP) => Some([
+                KernelSpec::DequantF16 { wtype, k },
+                KernelSpec::ConvertF16,
+                KernelSpec::GemmF16 { k, tile: F16Tile::Large },
+            ]),
             _ => None,
         }
     }
@@ -864,6 +916,37 @@ mod tests {
             assert_eq!(flash_queries(hd) % (flash_warps(hd) * flash_queries_per_warp(hd)), 0, "head_dim {hd}");
         }
         assert!(flash_on_matrix_unit(80, true) && !flash_on_matrix_unit(72, true) && !flash_on_matrix_unit(64, false));
+    }
+
+    #[test]
+    fn f16_products_take_the_largest_tile_that_half_fills_the_gpu() {
+        let h100 = Some(132);
+        // The 7B's products over 512 tokens: 128, 344 and 128 large tiles.
+        assert_eq!(F16Tile::for_product(4096, 512, h100), F16Tile::Large);
+        assert_eq!(F16Tile::for_product(11008, 512, h100), F16Tile::Large);
+        // SmolLM2's: 576 rows (5 × 4 large tiles) and 192 rows (2 × 4, then 3 × 8 medium).
+        assert_eq!(F16Tile::for_product(576, 512, h100), F16Tile::Medium);
+        assert_eq!(F16Tile::for_product(192, 512, h100), F16Tile::Small);
+        // Nothing reaches half the GPU: the smallest; no multiprocessor count: the largest.
+        assert_eq!(F16Tile::for_product(32, 7, h100), F16Tile::Small);
+        assert_eq!(F16Tile::for_product(192, 512, None), F16Tile::Large);
+        for tile in F16Tile::ALL {
+            for warp in [32, 64] {
+                let l = GemmF16Layout::new(tile, warp, 64 * 1024, false);
+                assert_eq!(l.warps_m * l.warps_n * warp, tile.threads(), "{tile:?} warp {warp}");
+                assert_eq!(tile.rows() % (16 * l.warps_m), 0, "{tile:?} warp {warp}: whole 16-row tiles a warp");
+                assert_eq!(tile.tokens() % (16 * l.warps_n), 0, "{tile:?} warp {warp}: whole 16-token tiles a warp");
+                // 64 KiB (AMD's LDS) holds one large stage, and three of the smaller tiles.
+                let stages = if tile == F16Tile::Large { 1 } else { 3 };
+                assert!(l.shared_bytes <= 64 * 1024 && l.stages == stages, "{tile:?}: {l:?}");
+            }
+        }
+        // The H100's 227 KiB hold five wgmma stages of 32 KiB.
+        let l = GemmF16Layout::new(F16Tile::Large, 32, 227 * 1024, true);
+        assert_eq!((l.stages, l.shared_bytes), (5, 5 * 32768 + 1024));
+        for tile in [F16Tile::Medium, F16Tile::Small] {
+            assert_eq!(GemmF16Layout::new(tile, 32, 227 * 1024, true), GemmF16Layout::new(tile, 32, 227 * 1024, false));
+        }
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub const MMA: Template = template!("mma.h");
 pub const ASYNC_COPY: Template = template!("async_copy.h");
 /// The matrix units' f16 tile products of flash attention (mma.sync, MFMA, WMMA).
 pub const MMA_F16: Template = template!("mma_f16.h");
+/// Hopper's warpgroup products (wgmma, sm_90a) of `gemm_f16`'s large tile.
+pub const WGMMA: Template = template!("wgmma.h");
 
 pub const Q_F32: Template = template!("quant/f32.h");
 pub const Q_F16: Template = template!("quant/f16.h");

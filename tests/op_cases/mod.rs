@@ -14,7 +14,7 @@
 use rocmforge::device::{BufView, Device, DeviceBuffer, DeviceElem, Kernel};
 use rocmforge::dtype::GgmlType;
 use rocmforge::kernels::launch::{self, Launch};
-use rocmforge::kernels::{GluKind, KernelSpec, KvPrecision, MmvqLayout, RopeExt, RopeKind};
+use rocmforge::kernels::{F16Tile, GluKind, KernelSpec, KvPrecision, MmvqLayout, RopeExt, RopeKind};
 use rocmforge::{quant, reference};
 
 /// The unit roundoff of f32: a correctly rounded operation is within a factor (1 ± U) of exact.
@@ -759,11 +759,13 @@ fn f16_prefill_cases(all: &mut Vec<Case>, next_seed: &mut impl FnMut() -> u64, f
     };
     for (k, tokens) in shapes {
         let rows = if k * tokens > 1 << 21 { 67 } else { 133 };
-        let s = next_seed();
-        let name = format!("gemm_f16 k {k} tokens {tokens} rows {rows}");
-        all.push(case(name, "2γ(K)·Σ|w·x| per output (f16 products exact in f32)", move |h| {
-            gemm_f16(h, s, k, tokens, rows)
-        }));
+        for tile in F16Tile::ALL {
+            let s = next_seed();
+            let name = format!("gemm_f16 k {k} tokens {tokens} rows {rows} tile {}", tile.rows());
+            all.push(case(name, "2γ(K)·Σ|w·x| per output (f16 products exact in f32)", move |h| {
+                gemm_f16(h, s, k, tokens, rows, tile)
+            }));
+        }
     }
 }
 
@@ -811,7 +813,7 @@ fn convert_f16(h: &Harness, seed: u64, rows: usize, k: usize) -> Measured {
 /// Each output sums K products of two f16 values, each exact in f32, and multiplies the sum by
 /// its token's power of two (exact): either side's sum, in any order, lies within
 /// γ(K)·Σ|products| of the exact one, twice that between them.
-fn gemm_f16(h: &Harness, seed: u64, k: usize, tokens: usize, rows: usize) -> Measured {
+fn gemm_f16(h: &Harness, seed: u64, k: usize, tokens: usize, rows: usize, tile: F16Tile) -> Measured {
     use rayon::prelude::*;
     let mut rng = Rng(seed);
     let mut halves =
@@ -843,6 +845,7 @@ fn gemm_f16(h: &Harness, seed: u64, k: usize, tokens: usize, rows: usize) -> Mea
         k: k as u32,
         rows,
         tokens,
+        tile,
     });
     Measured { got: h.read(&yb), want, bound: Some(bound), exact: Some(exact) }
 }
