@@ -788,7 +788,14 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             if ni < fused_until {
                 continue;
             }
-            if let Some(f) = ((int8 || int8_prefill) && self.fuse).then(|| fuse::at(graph, ni)).flatten() {
+            // The f16 prefill keeps its float norms and GLU, and takes rope and the KV append in
+            // one launch (the same rotation, as rope.hip computes it without YaRN).
+            let fused = match (int8 || int8_prefill, f16_prefill) {
+                (true, _) => fuse::at(graph, ni),
+                (false, true) => fuse::at(graph, ni).filter(|f| matches!(f.kind, fuse::FusedKind::RopeKv { .. })),
+                (false, false) => None,
+            };
+            if let Some(f) = fused.filter(|_| self.fuse) {
                 fused_until = ni + f.len;
                 self.plan_fused(graph, &f, n, &mut q8_of, &mut out)?;
                 continue;
