@@ -31,7 +31,7 @@ pub struct BenchArgs {
     /// value (comma-separated: 0,512,4096), as llama-bench's `-d`.
     #[arg(long, value_delimiter = ',', default_value = "0")]
     pub depth: Vec<usize>,
-    /// Prefill repetitions at each depth (the median is reported).
+    /// Prefill repetitions at each depth, after one untimed warm-up run as llama-bench's (the median is reported).
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
     /// Print the results as one JSON object on stdout (model, device, pp and tg tokens/s per
@@ -80,14 +80,17 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// `context`, prefilled untimed; the prompt is the `prompt` tokens after them), median of `reps`.
 fn time_prefill(s: &mut dyn Forward, context: &[u32], depth: usize, prompt: usize, reps: usize) -> Result<f64> {
     let mut prefill = Vec::new();
-    for _ in 0..reps.max(1) {
+    // One untimed run first, as llama-bench's warm-up: it also builds the passes' graphs.
+    for rep in 0..=reps.max(1) {
         s.reset();
         if depth > 0 {
             s.forward_argmax(&context[..depth])?;
         }
         let t = Instant::now();
         s.forward_argmax(&context[depth..depth + prompt])?;
-        prefill.push(t.elapsed().as_secs_f64());
+        if rep > 0 {
+            prefill.push(t.elapsed().as_secs_f64());
+        }
     }
     Ok(median(prefill))
 }

@@ -447,6 +447,8 @@ pub struct GpuSession<'g, 'm> {
     prefill_sizes: Vec<usize>,
     /// Why prefill passes run plainly, where the device refused a graph.
     prefill_graph_off: Option<String>,
+    /// Prefill graphs built, and the host time building them took.
+    prefill_graph_builds: (u64, f64),
     logits: Vec<f32>,
     /// Bytes this session allocated on the device (KV cache, activations, ids, positions).
     pub allocated: SessionBytes,
@@ -681,6 +683,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             prefill_graphs: Vec::new(),
             prefill_sizes: Vec::new(),
             prefill_graph_off: None,
+            prefill_graph_builds: (0, 0.0),
             logits: vec![0.0; model.config.n_vocab as usize],
             allocated,
         };
@@ -835,7 +838,7 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             }
             // The f16 prefill: the pass's rows of x rounded to f16 once, the weights dequantized to
             // f16, then the f16 product.
-            if let (true, Step::Linear { x, out: y, n_out, last_only: false, .. }, Some([dequant, convert, gemm])) =
+            if let (true, Step::Linear { x, out: y, n_out, last_only: false, .. }, Some([dequant, convert, _])) =
                 (f16_prefill, &node.step, node.spec.f16_prefill())
             {
                 let KernelSpec::MatMul { wtype, k } = node.spec else {
@@ -847,12 +850,10 @@ impl<'g, 'm> GpuSession<'g, 'm> {
                     out.push(Planned::new(kernel_for(&convert)?, c.into(), ni));
                     f16_of = Some(*x);
                 }
+                let tile = forced_f16_tile()?
+                    .unwrap_or_else(|| F16Tile::for_product(rows, n, self.g.device.multiprocessors()));
                 let d = launch::DequantF16 { w: linear_weight()?, out: Slot::F16W, wtype, k, rows };
                 out.push(Planned::new(kernel_for(&dequant)?, d.into(), ni));
-                let KernelSpec::GemmF16 { .. } = gemm else {
-                    return Err(mismatch(node));
-                };
-                let tile = F16Tile::for_product(rows, n, self.g.device.multiprocessors());
                 let gemm = KernelSpec::GemmF16 { k, tile };
                 let m = launch::GemmF16 {
                     w: Slot::F16W,
@@ -1293,10 +1294,13 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             self.prefill_graphs.push(pg);
             return Ok(());
         }
+        let start = Instant::now();
         let plan = self.plan(&self.g.model.prefill, n)?;
         let nodes = plan.iter().map(|p| self.launch_node(p, pos0)).collect::<Result<_, _>>()?;
         match self.g.device.graph(nodes) {
             Ok(graph) => {
+                self.prefill_graph_builds.0 += 1;
+                self.prefill_graph_builds.1 += start.elapsed().as_secs_f64();
                 graph.launch()?;
                 let position_dependent = (0..plan.len()).filter(|&i| depends_on_position(&plan[i])).collect();
                 if self.prefill_graphs.len() == PREFILL_GRAPHS {
@@ -1331,9 +1335,12 @@ impl<'g, 'm> GpuSession<'g, 'm> {
             (None, Replay::Plain) => "plain, launch by launch".into(),
             (None, Replay::Graph) => {
                 let sizes: Vec<String> = self.prefill_graphs.iter().map(|p| p.n.to_string()).collect();
+                let (built, seconds) = self.prefill_graph_builds;
                 format!(
-                    "graphs for passes of {} tokens (a size's first pass runs plainly unless it is a full pass of {})",
+                    "graphs for passes of {} tokens ({built} built in {:.1} ms on the host; a size's first pass runs \
+                     plainly unless it is a full pass of {})",
                     if sizes.is_empty() { "no size yet".into() } else { sizes.join(", ") },
+                    1e3 * seconds,
                     self.max_batch
                 )
             }
@@ -1518,6 +1525,15 @@ impl Replay {
 
 /// Whether a planned launch changes with the decode position (the ops that take `pos0`: whatever
 /// `set_pos0` touches).
+/// The `gemm_f16` tile `ROCMFORGE_F16_TILE=128|64|32` forces on every product (tests run whole
+/// models through each tile, Hopper's wgmma one included); `None` unset, an error for another value.
+fn forced_f16_tile() -> Result<Option<F16Tile>, ExecError> {
+    let Ok(v) = std::env::var("ROCMFORGE_F16_TILE") else { return Ok(None) };
+    let tile = v.trim().parse::<u32>().ok().and_then(|rows| F16Tile::ALL.into_iter().find(|t| t.rows() == rows));
+    tile.map(Some)
+        .ok_or_else(|| ExecError::Unsupported(format!("ROCMFORGE_F16_TILE={v}: the tiles are 128, 64 and 32")))
+}
+
 fn depends_on_position(p: &Planned<'_>) -> bool {
     let (mut a, mut b) = (p.launch.clone(), p.launch.clone());
     a.set_pos0(0);
